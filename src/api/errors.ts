@@ -1,0 +1,66 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { ErrorCode } from '../domain/errors.js';
+import { OrchestratorError } from '../domain/errors.js';
+import type { Logger } from '../util/logger.js';
+
+export interface ErrorBody {
+  error: string;
+  code: ErrorCode;
+}
+
+/** Fastify's own error codes that are the client's fault, mapped to ours. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'ORCH_PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'ORCH_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'ORCH_VALIDATION',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'ORCH_EMPTY_PAYLOAD',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'ORCH_INVALID_JSON',
+  FST_ERR_INVALID_URL: 'ORCH_VALIDATION',
+  FST_ERR_BAD_URL: 'ORCH_VALIDATION',
+  FST_ERR_ASYNC_CONSTRAINT: 'ORCH_VALIDATION',
+};
+
+function validationMessage(err: FastifyError): string {
+  const first = err.validation?.[0];
+  if (!first) return err.message;
+  const where = `${err.validationContext ?? 'request'}${first.instancePath.replace(/\//g, '.')}`;
+  if (first.keyword === 'additionalProperties') {
+    const extra = (first.params as { additionalProperty?: string }).additionalProperty;
+    return `${where} has an unknown field "${extra ?? '?'}"`;
+  }
+  if (first.keyword === 'required') {
+    const missing = (first.params as { missingProperty?: string }).missingProperty;
+    return `${where} is missing the required field "${missing ?? '?'}"`;
+  }
+  return `${where} ${first.message ?? 'is invalid'}`;
+}
+
+/** The one place errors become responses. Anything unplanned is a 500 without internals, and is logged. */
+export function errorHandler(log: Logger) {
+  return (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    if (err instanceof OrchestratorError) {
+      return reply.status(err.status).send({ error: err.message, code: err.code } satisfies ErrorBody);
+    }
+    if (err.validation) {
+      return reply.status(400).send({ error: validationMessage(err), code: 'ORCH_VALIDATION' } satisfies ErrorBody);
+    }
+    const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
+    if (mapped) {
+      const status = mapped === 'ORCH_PAYLOAD_TOO_LARGE' ? 413 : mapped === 'ORCH_UNSUPPORTED_MEDIA_TYPE' ? 415 : 400;
+      const message =
+        mapped === 'ORCH_PAYLOAD_TOO_LARGE'
+          ? 'request body is larger than the 1 MiB limit'
+          : mapped === 'ORCH_INVALID_JSON'
+            ? 'invalid json'
+            : mapped === 'ORCH_EMPTY_PAYLOAD'
+              ? 'empty payload'
+              : err.message;
+      return reply.status(status).send({ error: message, code: mapped } satisfies ErrorBody);
+    }
+    if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.status(err.statusCode).send({ error: err.message, code: 'ORCH_VALIDATION' } satisfies ErrorBody);
+    }
+    log.error({ err, method: request.method, url: request.url }, 'unhandled error');
+    return reply.status(500).send({ error: 'internal error', code: 'ORCH_INTERNAL' } satisfies ErrorBody);
+  };
+}

@@ -1,0 +1,116 @@
+import { isHealthy } from '../domain/health.js';
+import type { Asset, Deployment, DeviceInfo, Task } from '../domain/types.js';
+import type { AgentView, ClusterSnapshot } from '../core/orchestrator.js';
+import type { TaskAttempt } from '../store/store.js';
+
+/** Renders domain objects in the seed's wire format (snake_case, ISO timestamps). */
+
+export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function taskJson(task: Task, attempts: TaskAttempt[] = []) {
+  return {
+    task_id: task.id,
+    task_type: task.type,
+    parameters: task.parameters,
+    priority: task.priority,
+    status: task.status,
+    assigned_to: task.assignedTo,
+    created_at: iso(task.createdAt),
+    started_at: iso(task.startedAt),
+    completed_at: iso(task.completedAt),
+    result: task.result ?? null,
+    error: task.error,
+    attempts: task.attempts,
+    max_attempts: task.maxAttempts,
+    attempt_history: attempts.map((a) => ({
+      attempt: a.attempt,
+      agent_id: a.agentId,
+      started_at: iso(a.startedAt),
+      ended_at: iso(a.endedAt),
+      outcome: a.outcome,
+      error: a.error,
+    })),
+  };
+}
+
+export function deviceJson(d: DeviceInfo | null) {
+  if (d === null) return null;
+  return {
+    name: d.name,
+    battery_level: d.battery_level,
+    battery_charging: d.battery_charging,
+    cpu_usage: d.cpu_usage,
+    memory_usage: d.memory_usage,
+    disk_usage: d.disk_usage,
+    os_version: d.os_version,
+    is_healthy: isHealthy(d),
+  };
+}
+
+export function agentJson(v: AgentView) {
+  return {
+    slave_id: v.agent.id,
+    status: v.status,
+    connectivity: v.agent.connectivity,
+    capabilities: v.agent.capabilities,
+    registered_at: iso(v.agent.registeredAt),
+    last_heartbeat: iso(v.agent.lastHeartbeatAt),
+    assigned_tasks: v.runningTasks,
+    completed_tasks: v.succeeded,
+    failed_tasks: v.failed,
+    device_info: deviceJson(v.agent.device),
+    ring_assignment: v.agent.ring,
+    asset: v.asset,
+  };
+}
+
+export function clusterJson(c: ClusterSnapshot) {
+  const t = c.taskCounts;
+  const online = c.agents.filter((a) => a.status !== 'offline');
+  return {
+    master_id: c.masterId,
+    running: c.running,
+    total_slaves: c.agents.length,
+    active_slaves: c.agents.filter((a) => a.status === 'busy').length,
+    idle_slaves: c.agents.filter((a) => a.status === 'idle').length,
+    offline_slaves: c.agents.length - online.length,
+    healthy_devices: online.filter((a) => a.healthy === true).length,
+    total_tasks: t.pending + t.in_progress + t.completed + t.failed + t.cancelled,
+    pending_tasks: t.pending,
+    in_progress_tasks: t.in_progress,
+    completed_tasks: t.completed,
+    failed_tasks: t.failed,
+    cancelled_tasks: t.cancelled,
+    ring_distribution: c.ringCounts,
+    queue_stats: Object.fromEntries(
+      Object.entries(c.queueStats).map(([id, s]) => [id, { sent: s.sent, received: s.received, dropped: s.dropped }]),
+    ),
+  };
+}
+
+export function deploymentJson(d: Deployment, c: ClusterSnapshot) {
+  const cluster = clusterJson(c);
+  return {
+    deployment_id: d.id,
+    status: d.status,
+    start_time: iso(d.startedAt),
+    completed_at: iso(d.completedAt),
+    total_agents: cluster.total_slaves,
+    active_agents: cluster.active_slaves,
+    idle_agents: cluster.idle_slaves,
+    healthy_devices: cluster.healthy_devices,
+    affected_agents: d.affectedAgents,
+    recovered_agents: d.recoveredAgents,
+    agents: c.agents.map(agentJson),
+    assets: c.agents
+      .filter((a) => a.asset !== null)
+      .map((a) => ({ agent_id: a.agent.id, asset_data: a.asset as Asset, agent_status: a.status })),
+    ring_distribution: cluster.ring_distribution,
+    spawned_agents: c.agents.filter((a) => a.agent.kind === 'simulated').length,
+    registered_slaves: c.agents.filter((a) => a.agent.registeredAt !== null).length,
+  };
+}
+
+export function metricsSummary(d: DeviceInfo) {
+  return { cpu: d.cpu_usage, battery: d.battery_level, memory: d.memory_usage };
+}

@@ -1,0 +1,106 @@
+/**
+ * Every setting in one table: its environment variable, its CLI flag, how to
+ * parse it and its default. `loadConfig` compiles environment and flags (flags
+ * win) into one frozen object with units applied (durations in milliseconds),
+ * or throws a ConfigError naming the setting and the reason.
+ */
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly heartbeatIntervalMs: number;
+  readonly agentTimeoutMs: number;
+  readonly taskTimeoutMs: number;
+  readonly taskRetryLimit: number;
+  readonly defaultAgents: number;
+  readonly logLevel: LogLevel;
+  readonly rebalanceIntervalMs: number;
+}
+
+export class ConfigError extends Error {
+  readonly setting: string;
+  constructor(setting: string, reason: string) {
+    super(`${setting}: ${reason}`);
+    this.name = 'ConfigError';
+    this.setting = setting;
+  }
+}
+
+type Parser<T> = (raw: string) => T | { error: string };
+
+interface Setting<K extends keyof Config> {
+  key: K;
+  env: string;
+  flag: string;
+  description: string;
+  default: string;
+  parse: Parser<Config[K]>;
+}
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/;
+
+/** A duration: a plain number is seconds; `ms`, `s` and `m` suffixes are accepted. */
+function duration(minMs: number, maxMs: number): Parser<number> {
+  return (raw) => {
+    const m = DURATION.exec(raw.trim());
+    if (!m) return { error: `must be a duration such as 5, 5s, 500ms or 2m (got "${raw}")` };
+    const n = Number(m[1]);
+    const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+    if (ms < minMs || ms > maxMs) return { error: `must be between ${minMs} ms and ${maxMs} ms (got "${raw}")` };
+    return Math.round(ms);
+  };
+}
+
+function integer(min: number, max: number): Parser<number> {
+  return (raw) => {
+    const t = raw.trim();
+    if (!/^-?\d+$/.test(t)) return { error: `must be an integer from ${min} to ${max} (got "${raw}")` };
+    const n = Number(t);
+    if (n < min || n > max) return { error: `must be an integer from ${min} to ${max} (got "${raw}")` };
+    return n;
+  };
+}
+
+const nonEmpty: Parser<string> = (raw) => (raw.trim().length > 0 ? raw.trim() : { error: 'must not be empty' });
+
+export const SETTINGS = [
+  { key: 'host', env: 'HOST', flag: '--host', description: 'address to listen on; 0.0.0.0 exposes the API', default: '127.0.0.1', parse: nonEmpty },
+  { key: 'port', env: 'PORT', flag: '--port', description: 'HTTP port (0 picks a free one)', default: '8000', parse: integer(0, 65535) },
+  { key: 'dataDir', env: 'DATA_DIR', flag: '--data-dir', description: 'folder of the SQLite database', default: './data', parse: nonEmpty },
+  { key: 'heartbeatIntervalMs', env: 'HEARTBEAT_INTERVAL', flag: '--heartbeat-interval', description: 'how often agents send heartbeats', default: '5s', parse: duration(50, 3_600_000) },
+  { key: 'agentTimeoutMs', env: 'AGENT_TIMEOUT', flag: '--agent-timeout', description: 'silence after which an agent is offline', default: '20s', parse: duration(100, 86_400_000) },
+  { key: 'taskTimeoutMs', env: 'TASK_TIMEOUT', flag: '--task-timeout', description: 'how long one attempt of a task may run', default: '60s', parse: duration(100, 86_400_000) },
+  { key: 'taskRetryLimit', env: 'TASK_RETRY_LIMIT', flag: '--task-retry-limit', description: 'retries after a failed or timed-out attempt', default: '3', parse: integer(0, 100) },
+  { key: 'defaultAgents', env: 'DEFAULT_AGENTS', flag: '--default-agents', description: 'simulated agents spawned on first start', default: '2', parse: integer(0, 10_000) },
+  { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', description: LOG_LEVELS.join(', '), default: 'info', parse: (raw: string) => ((LOG_LEVELS as readonly string[]).includes(raw.trim()) ? (raw.trim() as LogLevel) : { error: `must be one of ${LOG_LEVELS.join(', ')} (got "${raw}")` }) },
+  { key: 'rebalanceIntervalMs', env: 'REBALANCE_INTERVAL', flag: '--rebalance-interval', description: 'how often unhealthy devices are moved out of prod', default: '30s', parse: duration(100, 86_400_000) },
+] as const satisfies readonly Setting<keyof Config>[];
+
+export type ConfigFlags = Partial<Record<keyof Config, string>>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: ConfigFlags = {}): Config {
+  const out: Record<string, unknown> = {};
+  const names: Partial<Record<keyof Config, string>> = {};
+  for (const s of SETTINGS as readonly Setting<keyof Config>[]) {
+    const fromFlag = flags[s.key];
+    const fromEnv = env[s.env];
+    const raw = fromFlag ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : s.default);
+    const name = fromFlag !== undefined ? s.flag : s.env;
+    names[s.key] = name;
+    const parsed = s.parse(raw);
+    if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) throw new ConfigError(name, parsed.error);
+    out[s.key] = parsed;
+  }
+  const config = out as unknown as Config;
+  if (config.agentTimeoutMs <= config.heartbeatIntervalMs) {
+    throw new ConfigError(
+      names.agentTimeoutMs ?? 'AGENT_TIMEOUT',
+      `must be longer than ${names.heartbeatIntervalMs ?? 'HEARTBEAT_INTERVAL'} (${config.agentTimeoutMs} ms <= ${config.heartbeatIntervalMs} ms), or every agent would flap offline`,
+    );
+  }
+  return Object.freeze(config);
+}

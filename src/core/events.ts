@@ -1,0 +1,37 @@
+import { EventEmitter } from 'node:events';
+import type { RingMove, Task } from '../domain/types.js';
+
+/** Everything the core announces. Logs, metrics and streams subscribe; the core imports none of them. */
+export interface OrchestratorEvents {
+  'agent.spawned': { agentId: string; assetId: string | null };
+  'agent.registered': { agentId: string };
+  'agent.online': { agentId: string };
+  'agent.offline': { agentId: string; silentMs: number };
+  'agent.removed': { agentId: string };
+  'task.submitted': { task: Task };
+  'task.started': { task: Task; agentId: string };
+  'task.completed': { task: Task };
+  'task.requeued': { task: Task; reason: string };
+  'task.failed': { task: Task };
+  'task.stale_result': { taskId: string; attempt: number; agentId: string };
+  'ring.moved': { move: RingMove };
+  'deployment.started': { deploymentId: string; affected: string[] };
+  'deployment.completed': { deploymentId: string; recovered: string[] };
+}
+
+export class EventBus {
+  private readonly emitter = new EventEmitter();
+
+  constructor() {
+    this.emitter.setMaxListeners(100);
+  }
+
+  on<K extends keyof OrchestratorEvents>(event: K, listener: (payload: OrchestratorEvents[K]) => void): () => void {
+    this.emitter.on(event, listener);
+    return () => this.emitter.off(event, listener);
+  }
+
+  emit<K extends keyof OrchestratorEvents>(event: K, payload: OrchestratorEvents[K]): void {
+    this.emitter.emit(event, payload);
+  }
+}

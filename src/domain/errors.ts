@@ -1,0 +1,39 @@
+/**
+ * Every error the orchestrator reports on purpose, with a stable code and the
+ * HTTP status it maps to. The API's error handler is the only place that turns
+ * these into responses; anything else that escapes is a bug (500).
+ */
+export const ERROR_CODES = {
+  ORCH_VALIDATION: 400,
+  ORCH_INVALID_JSON: 400,
+  ORCH_EMPTY_PAYLOAD: 400,
+  ORCH_UNKNOWN_TASK_TYPE: 400,
+  ORCH_NOT_FOUND: 404,
+  ORCH_TASK_NOT_FOUND: 404,
+  ORCH_AGENT_NOT_FOUND: 404,
+  ORCH_ASSET_NOT_FOUND: 404,
+  ORCH_DEPLOYMENT_NOT_FOUND: 404,
+  ORCH_DEPLOYMENT_EXISTS: 409,
+  ORCH_DEPLOYMENT_NOT_ACTIVE: 409,
+  ORCH_PAYLOAD_TOO_LARGE: 413,
+  ORCH_UNSUPPORTED_MEDIA_TYPE: 415,
+  ORCH_SHUTTING_DOWN: 503,
+  ORCH_INTERNAL: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class OrchestratorError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'OrchestratorError';
+    this.code = code;
+    this.status = ERROR_CODES[code];
+  }
+}
+
+export const notFound = (code: ErrorCode & `ORCH_${string}_NOT_FOUND`, message: string): OrchestratorError =>
+  new OrchestratorError(code, message);

@@ -1,0 +1,81 @@
+import type { MetricAdjustment } from '../domain/metrics.js';
+import type { DeviceInfo, DeviceMetrics, Ring, TaskType } from '../domain/types.js';
+import { newMessageId } from '../util/ids.js';
+
+/**
+ * The one message envelope, with the seed's field names and message types.
+ * Simulated agents use it in-process today; networked agents carry the same
+ * envelopes over HTTP.
+ */
+export const MESSAGE_TYPES = [
+  'task_assignment',
+  'task_result',
+  'task_status',
+  'heartbeat',
+  'shutdown',
+  'error',
+  'registration',
+  'acknowledgement',
+  'ring_assignment',
+  'device_status_update',
+  'modify_metrics',
+] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+export interface PayloadMap {
+  registration: { capabilities: TaskType[]; device_info: DeviceInfo };
+  heartbeat: { seq: number; metrics: DeviceMetrics; running_tasks: string[] };
+  task_assignment: {
+    task_id: string;
+    task_type: TaskType;
+    parameters: Record<string, unknown>;
+    attempt: number;
+    timeout_ms: number;
+  };
+  /** Cancels a task's attempt on the agent (it was reassigned or timed out). */
+  task_status: { task_id: string; attempt: number; status: 'started' | 'cancel' };
+  task_result: {
+    task_id: string;
+    attempt: number;
+    success: boolean;
+    result?: unknown;
+    error?: string;
+    /** false: the failure will not go away on retry (bad parameters). */
+    retryable?: boolean;
+  };
+  acknowledgement: { ack_of: string };
+  ring_assignment: { ring: Ring; reason: string };
+  modify_metrics: { reason: string; deployment_id?: string; adjustments: MetricAdjustment[] };
+  device_status_update: { in_reply_to?: string; device_info: DeviceInfo };
+  shutdown: { reason: string };
+  error: { in_reply_to?: string; code: string; message: string };
+}
+
+export interface Envelope<T extends MessageType = MessageType> {
+  message_type: T;
+  sender_id: string;
+  receiver_id: string;
+  /** ISO 8601. */
+  timestamp: string;
+  payload: PayloadMap[T];
+  message_id: string;
+}
+
+export type AnyEnvelope = { [T in MessageType]: Envelope<T> }[MessageType];
+
+export function makeEnvelope<T extends MessageType>(
+  type: T,
+  sender: string,
+  receiver: string,
+  payload: PayloadMap[T],
+  now: number,
+): Envelope<T> {
+  return {
+    message_type: type,
+    sender_id: sender,
+    receiver_id: receiver,
+    timestamp: new Date(now).toISOString(),
+    payload,
+    message_id: newMessageId(),
+  };
+}

@@ -1,0 +1,120 @@
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import type { Logger as PinoLogger } from 'pino';
+import { buildApp } from './api/app.js';
+import type { Config } from './config/config.js';
+import { Orchestrator } from './core/orchestrator.js';
+import type { Rng } from './domain/random.js';
+import { systemRng } from './domain/random.js';
+import type { Asset } from './domain/types.js';
+import { SimulatedFleet } from './sim/simulated-fleet.js';
+import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import type { Clock } from './util/clock.js';
+import { systemClock } from './util/clock.js';
+
+/** The asset the seed's start-up added "from the UI", which spawned its third agent. */
+export const SEED_STARTUP_ASSET: Asset = { id: '5449...048', name: 'mmr-10180', site: 'HQ', department: 'IT' };
+
+export interface ServerDeps {
+  clock?: Clock;
+  rng?: Rng;
+  /** Where the start-up story goes, line by line. @default stdout */
+  print?: (line: string) => void;
+  logger?: PinoLogger;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  app: FastifyInstance;
+  orchestrator: Orchestrator;
+  fleet: SimulatedFleet;
+  store: SqliteStore;
+  close(): Promise<void>;
+}
+
+export function databasePath(config: Config): string {
+  return join(config.dataDir, 'orchestrator.db');
+}
+
+/**
+ * Opens the store, starts the orchestrator and serves the HTTP API. On the
+ * first start (an empty database) it spawns the default agents and adds the
+ * seed's start-up asset; on later starts it brings back the stored fleet.
+ */
+export async function startServer(config: Config, deps: ServerDeps = {}): Promise<RunningServer> {
+  const print = deps.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const clock = deps.clock ?? systemClock;
+  const rng = deps.rng ?? systemRng;
+  const logger = deps.logger ?? pino({ level: config.logLevel, base: { service: 'orchestrator' } }, pino.destination(2));
+  const store = new SqliteStore(databasePath(config));
+  const fleet = new SimulatedFleet({ clock, rng, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const orchestrator = new Orchestrator({
+    store,
+    clock,
+    rng,
+    launcher: fleet,
+    log: logger,
+    settings: {
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      agentTimeoutMs: config.agentTimeoutMs,
+      taskTimeoutMs: config.taskTimeoutMs,
+      taskRetryLimit: config.taskRetryLimit,
+      rebalanceIntervalMs: config.rebalanceIntervalMs,
+    },
+  });
+  orchestrator.events.on('agent.offline', ({ agentId, silentMs }) => logger.warn({ agentId, silentMs }, 'agent marked offline'));
+  orchestrator.events.on('agent.online', ({ agentId }) => logger.info({ agentId }, 'agent online'));
+  orchestrator.events.on('ring.moved', ({ move }) => logger.info({ agentId: move.agentId, from: move.from, to: move.to, reason: move.reason }, 'ring move'));
+  orchestrator.events.on('task.failed', ({ task }) => logger.warn({ taskId: task.id, error: task.error }, 'task failed'));
+
+  let app: FastifyInstance | undefined;
+  try {
+    print('Starting master orchestrator (background)...');
+    const restored = await orchestrator.start();
+    if ((await store.getMeta('bootstrapped')) === null) {
+      print(`Spawning ${config.defaultAgents} default agents...`);
+      for (let i = 0; i < config.defaultAgents; i++) print(`[Master] spawned agent ${await orchestrator.spawnAgent()}`);
+      print('Simulating asset add from UI (will spawn one agent)...');
+      const { agentId } = await orchestrator.addAsset(SEED_STARTUP_ASSET);
+      print(`[Master] spawned agent ${agentId}`);
+      await store.setMeta('bootstrapped', new Date(clock.now()).toISOString());
+    } else {
+      print(`Restored ${restored.length} agents from ${databasePath(config)}`);
+      for (const id of restored) print(`[Master] restored agent ${id}`);
+    }
+    app = await buildApp({ orchestrator, logger });
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await app?.close();
+    await orchestrator.stop();
+    await store.close();
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  print('Orchestrator is running. HTTP API will accept commands...');
+  print(`HTTP API running at ${url}`);
+
+  const server = app;
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    app: server,
+    orchestrator,
+    fleet,
+    store,
+    close() {
+      closing ??= (async () => {
+        await server.close();
+        await orchestrator.stop();
+        await store.close();
+        logger.flush();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,152 @@
+import { createHash } from 'node:crypto';
+import { isHealthy, unhealthyReasons } from '../domain/health.js';
+import { pickMetrics } from '../domain/metrics.js';
+import type { Rng } from '../domain/random.js';
+import { uniform } from '../domain/random.js';
+import type { DeviceInfo, DeviceMetrics, TaskType } from '../domain/types.js';
+import type { Clock } from '../util/clock.js';
+
+/** A failure the task reports on purpose. `retryable: false` means retrying cannot help. */
+export class TaskFailure extends Error {
+  readonly retryable: boolean;
+  constructor(message: string, retryable: boolean) {
+    super(message);
+    this.name = 'TaskFailure';
+    this.retryable = retryable;
+  }
+}
+
+export interface HandlerContext {
+  clock: Clock;
+  rng: Rng;
+  signal: AbortSignal;
+  device: () => DeviceInfo;
+  /** The release a simulated device has installed, changed by `deploy`. */
+  installed: { version: string | null };
+}
+
+export type TaskHandler = (params: Record<string, unknown>, ctx: HandlerContext) => Promise<unknown>;
+
+function isNumberArray(x: unknown): x is number[] {
+  return Array.isArray(x) && x.every((v) => typeof v === 'number' && Number.isFinite(v));
+}
+
+/** Canonical JSON (sorted keys), so the digest of equal parameters is equal. */
+function canonical(x: unknown): string {
+  if (Array.isArray(x)) return `[${x.map(canonical).join(',')}]`;
+  if (x !== null && typeof x === 'object') {
+    const entries = Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(x) ?? 'null';
+}
+
+/**
+ * `process_data`: with `data` (an array of numbers), its statistics; with
+ * anything else, the size and SHA-256 digest of the parameters in canonical
+ * form. Bad `data` fails without retry.
+ */
+export function processData(params: Record<string, unknown>): unknown {
+  if ('data' in params) {
+    const data = params.data;
+    if (!isNumberArray(data)) throw new TaskFailure('parameters.data must be an array of finite numbers', false);
+    if (data.length === 0) return { count: 0, sum: 0, mean: null, min: null, max: null, median: null };
+    const sorted = data.slice().sort((a, b) => a - b);
+    const sum = data.reduce((s, v) => s + v, 0);
+    const mid = Math.floor(sorted.length / 2);
+    const median = sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+    return {
+      count: data.length,
+      sum,
+      mean: sum / data.length,
+      min: sorted[0] as number,
+      max: sorted[sorted.length - 1] as number,
+      median,
+    };
+  }
+  const text = canonical(params);
+  return {
+    fields: Object.keys(params).length,
+    bytes: Buffer.byteLength(text),
+    sha256: createHash('sha256').update(text).digest('hex'),
+  };
+}
+
+/** The risk a device runs if updated now, from its own metrics: 0 (none) to 100. */
+export function assessRisk(m: DeviceMetrics): { risk_score: number; level: 'low' | 'medium' | 'high'; factors: string[] } {
+  const factors: string[] = [];
+  let score = 0;
+  if (!m.battery_charging && m.battery_level < 30) {
+    score += 35;
+    factors.push(`low battery (${m.battery_level.toFixed(1)}%) and not charging`);
+  }
+  if (m.cpu_usage >= 70) {
+    score += 25;
+    factors.push(`high CPU (${m.cpu_usage.toFixed(1)}%)`);
+  }
+  if (m.memory_usage >= 80) {
+    score += 25;
+    factors.push(`high memory (${m.memory_usage.toFixed(1)}%)`);
+  }
+  if (m.disk_usage >= 90) {
+    score += 15;
+    factors.push(`disk nearly full (${m.disk_usage.toFixed(1)}%)`);
+  }
+  const level = score >= 50 ? 'high' : score >= 25 ? 'medium' : 'low';
+  return { risk_score: Math.min(100, score), level, factors };
+}
+
+function optionalInt(params: Record<string, unknown>, key: string, lo: number, hi: number, fallback: number): number {
+  const v = params[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
+    throw new TaskFailure(`parameters.${key} must be an integer from ${lo} to ${hi}`, false);
+  }
+  return v;
+}
+
+/** Simulated work takes a little time, as real work would. */
+async function work(ctx: HandlerContext, loMs: number, hiMs: number): Promise<void> {
+  await ctx.clock.sleep(uniform(ctx.rng, loMs, hiMs), ctx.signal);
+}
+
+export const SIMULATED_HANDLERS: Record<TaskType, TaskHandler> = {
+  async process_data(params, ctx) {
+    await work(ctx, 50, 250);
+    return processData(params);
+  },
+  async health_check(_params, ctx) {
+    await work(ctx, 20, 100);
+    const d = ctx.device();
+    return { ...pickMetrics(d), os_version: d.os_version, is_healthy: isHealthy(d), issues: unhealthyReasons(d) };
+  },
+  async deploy(params, ctx) {
+    const version = params.version ?? params.package ?? 'latest';
+    if (typeof version !== 'string' || version.length === 0 || version.length > 200) {
+      throw new TaskFailure('parameters.version must be a non-empty string', false);
+    }
+    await work(ctx, 300, 800);
+    const previous = ctx.installed.version;
+    ctx.installed.version = version;
+    return { installed: version, previous };
+  },
+  async analyze_risk(_params, ctx) {
+    await work(ctx, 50, 200);
+    return assessRisk(ctx.device());
+  },
+  async monitor(params, ctx) {
+    const samples = optionalInt(params, 'samples', 1, 60, 3);
+    const intervalMs = optionalInt(params, 'interval_ms', 10, 10_000, 200);
+    const readings: DeviceMetrics[] = [];
+    for (let i = 0; i < samples; i++) {
+      if (i > 0) await ctx.clock.sleep(intervalMs, ctx.signal);
+      readings.push(pickMetrics(ctx.device()));
+    }
+    const avg = (key: 'cpu_usage' | 'memory_usage' | 'battery_level'): number =>
+      readings.reduce((s, r) => s + r[key], 0) / readings.length;
+    return {
+      samples: readings,
+      average: { cpu_usage: avg('cpu_usage'), memory_usage: avg('memory_usage'), battery_level: avg('battery_level') },
+    };
+  },
+};

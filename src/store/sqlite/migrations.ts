@@ -1,0 +1,88 @@
+/**
+ * Numbered, forward-only migrations. The applied version lives in
+ * `PRAGMA user_version`; each migration runs in its own transaction.
+ */
+export const MIGRATIONS: readonly { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+      CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+
+      CREATE TABLE assets (
+        id TEXT PRIMARY KEY,
+        data TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE agents (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        capabilities TEXT NOT NULL,
+        connectivity TEXT NOT NULL,
+        registered_at INTEGER,
+        last_heartbeat_at INTEGER,
+        device TEXT,
+        ring TEXT NOT NULL DEFAULT 'unassigned',
+        asset_id TEXT,
+        created_at INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX agents_live_asset ON agents(asset_id)
+        WHERE asset_id IS NOT NULL AND connectivity <> 'decommissioned';
+
+      CREATE TABLE tasks (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        parameters TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        assigned_to TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        completed_at INTEGER,
+        result TEXT,
+        error TEXT
+      );
+      CREATE INDEX tasks_pending ON tasks(priority DESC, seq ASC) WHERE status = 'pending';
+      CREATE INDEX tasks_in_progress ON tasks(assigned_to) WHERE status = 'in_progress';
+      CREATE INDEX tasks_status ON tasks(status);
+
+      CREATE TABLE task_attempts (
+        task_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        agent_id TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        outcome TEXT,
+        error TEXT,
+        PRIMARY KEY (task_id, attempt)
+      );
+
+      CREATE TABLE ring_moves (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        agent_id TEXT NOT NULL,
+        from_ring TEXT NOT NULL,
+        to_ring TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at INTEGER NOT NULL
+      );
+      CREATE INDEX ring_moves_agent ON ring_moves(agent_id, id);
+
+      CREATE TABLE deployments (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        completed_at INTEGER,
+        affected_agents TEXT NOT NULL,
+        recovered_agents TEXT NOT NULL
+      );
+    `,
+  },
+];

@@ -1,0 +1,115 @@
+/**
+ * Time as a dependency. Every loop, timeout and timestamp in the orchestrator
+ * and the simulated agents goes through a Clock, so tests drive time with
+ * `FakeClock.advance()` instead of waiting.
+ */
+export interface TimerHandle {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Runs `fn` once after `ms`. The timer never keeps the process alive on its own. */
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  /** Resolves after `ms`, or rejects with the signal's reason when aborted first. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+function sleepWith(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const onAbort = (): void => {
+      timer.cancel();
+      reject(signal?.reason as Error);
+    };
+    const timer = clock.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
+  sleep(ms, signal) {
+    return sleepWith(systemClock, ms, signal);
+  },
+};
+
+interface FakeTimer {
+  at: number;
+  order: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** A clock that moves only when told to. Timers fire in due order, ties in creation order. */
+export class FakeClock implements Clock {
+  private current: number;
+  private timers: FakeTimer[] = [];
+  private order = 0;
+
+  constructor(start = Date.UTC(2026, 0, 1)) {
+    this.current = start;
+  }
+
+  now(): number {
+    return this.current;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const timer: FakeTimer = { at: this.current + Math.max(0, ms), order: this.order++, fn, cancelled: false };
+    this.timers.push(timer);
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return sleepWith(this, ms, signal);
+  }
+
+  /** Pending (uncancelled) timers, for tests that check loops stopped. */
+  pendingTimers(): number {
+    return this.timers.filter((t) => !t.cancelled).length;
+  }
+
+  /**
+   * Moves time forward by `ms`, firing each due timer at its own instant and
+   * letting promise chains and I/O callbacks settle between timers.
+   */
+  async advance(ms: number): Promise<void> {
+    const target = this.current + ms;
+    for (;;) {
+      await settle();
+      this.timers = this.timers.filter((t) => !t.cancelled);
+      let next: FakeTimer | undefined;
+      for (const t of this.timers) {
+        if (t.at <= target && (!next || t.at < next.at || (t.at === next.at && t.order < next.order))) next = t;
+      }
+      if (!next) break;
+      this.timers.splice(this.timers.indexOf(next), 1);
+      this.current = Math.max(this.current, next.at);
+      next.fn();
+    }
+    this.current = target;
+    await settle();
+  }
+}
+
+/** Lets queued microtasks and immediate callbacks (such as SQLite-backed promises) run. */
+export async function settle(rounds = 5): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
