@@ -1,6 +1,5 @@
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import type { Logger as PinoLogger } from 'pino';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { errorHandler } from './errors.js';
@@ -11,7 +10,7 @@ export const BODY_LIMIT = 1024 * 1024;
 
 export interface AppOptions {
   orchestrator: Orchestrator;
-  logger: PinoLogger;
+  logger: FastifyBaseLogger;
 }
 
 /**
@@ -33,7 +32,7 @@ function parseJson(_req: unknown, body: string, done: (err: Error | null, value?
 
 export async function buildApp({ orchestrator, logger }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
+    loggerInstance: logger,
     // Request lines are logged at debug level by the hook below, not at info by Fastify.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,

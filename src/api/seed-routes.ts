@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { OrchestratorError } from '../domain/errors.js';
-import type { Asset } from '../domain/types.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { AssetBody, AssetQuery, DeploymentBody, DeploymentQuery, SubmitTaskBody, TaskParams } from './schemas.js';
 import { agentJson, clusterJson, deploymentJson, metricsSummary, taskJson } from './views.js';
@@ -33,7 +32,7 @@ export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
     r.post('/spawn_agent', async () => ({ agent_id: await orchestrator.spawnAgent() }));
 
     r.post('/add_asset', { preValidation: requireBody, schema: { body: AssetBody } }, async (request) => {
-      const { agentId, created } = await orchestrator.addAsset(request.body as Asset);
+      const { agentId, created } = await orchestrator.addAsset(request.body);
       return {
         agent_id: agentId,
         message: created ? 'Asset added and agent created with metrics' : 'Asset updated; its agent is unchanged',

@@ -76,7 +76,7 @@ export const SETTINGS = [
   { key: 'taskTimeoutMs', env: 'TASK_TIMEOUT', flag: '--task-timeout', description: 'how long one attempt of a task may run', default: '60s', parse: duration(100, 86_400_000) },
   { key: 'taskRetryLimit', env: 'TASK_RETRY_LIMIT', flag: '--task-retry-limit', description: 'retries after a failed or timed-out attempt', default: '3', parse: integer(0, 100) },
   { key: 'defaultAgents', env: 'DEFAULT_AGENTS', flag: '--default-agents', description: 'simulated agents spawned on first start', default: '2', parse: integer(0, 10_000) },
-  { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', description: LOG_LEVELS.join(', '), default: 'info', parse: (raw: string) => ((LOG_LEVELS as readonly string[]).includes(raw.trim()) ? (raw.trim() as LogLevel) : { error: `must be one of ${LOG_LEVELS.join(', ')} (got "${raw}")` }) },
+  { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', description: LOG_LEVELS.join(', '), default: 'info', parse: (raw: string) => ((LOG_LEVELS as readonly string[]).includes(raw.trim()) ? (raw.trim()) : { error: `must be one of ${LOG_LEVELS.join(', ')} (got "${raw}")` }) },
   { key: 'rebalanceIntervalMs', env: 'REBALANCE_INTERVAL', flag: '--rebalance-interval', description: 'how often unhealthy devices are moved out of prod', default: '30s', parse: duration(100, 86_400_000) },
 ] as const satisfies readonly Setting<keyof Config>[];
 

@@ -1,6 +1,6 @@
 import { applyAdjustments, pickMetrics } from '../domain/metrics.js';
 import type { Rng } from '../domain/random.js';
-import type { DeviceInfo, RingOrUnassigned, TaskType } from '../domain/types.js';
+import type { DeviceInfo, DeviceMetrics, RingOrUnassigned, TaskType } from '../domain/types.js';
 import type { AnyEnvelope, Envelope, PayloadMap } from '../protocol/envelope.js';
 import type { Wire } from '../protocol/reliable-endpoint.js';
 import { ReliableEndpoint } from '../protocol/reliable-endpoint.js';
@@ -98,6 +98,11 @@ export class SimulatedAgent {
     this.paused = false;
     const held = this.heldResults.splice(0);
     for (const r of held) this.endpoint?.send('task_result', r);
+  }
+
+  /** Changes the simulated device's readings, as load or a charger would on a real one. */
+  setMetrics(change: Partial<DeviceMetrics>): void {
+    this.device = { ...this.device, ...change };
   }
 
   get currentRing(): RingOrUnassigned {

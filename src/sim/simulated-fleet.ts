@@ -1,6 +1,8 @@
 import type { Rng } from '../domain/random.js';
 import type { Asset, TaskType } from '../domain/types.js';
 import type { Wire } from '../protocol/reliable-endpoint.js';
+import type { LinkFaults } from '../protocol/local-link.js';
+import { localWire } from '../protocol/local-link.js';
 import type { AgentLauncher, AgentProfile } from '../core/agent-launcher.js';
 import type { Clock } from '../util/clock.js';
 import { randomCapabilities, randomDevice } from './device-model.js';
@@ -15,6 +17,8 @@ export interface SimulatedFleetOptions {
   retryIntervalMs?: number;
   /** Replaces built-in handlers, for tests that need a handler to fail or hang. */
   handlers?: Partial<Record<TaskType, TaskHandler>>;
+  /** Loses envelopes on the in-process links, both ways (tests of retransmission). */
+  faults?: LinkFaults;
 }
 
 /** Launches simulated agents in this process; the orchestrator sees only their envelopes. */
@@ -45,7 +49,8 @@ export class SimulatedFleet implements AgentLauncher {
       ...(this.opts.handlers ? { handlers: this.opts.handlers } : {}),
     });
     this.agents.set(agentId, agent);
-    agent.start(connect);
+    // Both directions are asynchronous and copy each envelope, as a network would.
+    agent.start((toAgent) => localWire(connect(localWire(toAgent, this.opts.faults)), this.opts.faults));
   }
 
   stop(agentId: string): void {

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    expect(loadConfig({})).toEqual({
+      host: '127.0.0.1',
+      port: 8000,
+      dataDir: './data',
+      heartbeatIntervalMs: 5000,
+      agentTimeoutMs: 20_000,
+      taskTimeoutMs: 60_000,
+      taskRetryLimit: 3,
+      defaultAgents: 2,
+      logLevel: 'info',
+      rebalanceIntervalMs: 30_000,
+    });
+    expect(Object.isFrozen(loadConfig({}))).toBe(true);
+  });
+
+  it('reads the environment, with units, and flags win over it', () => {
+    const c = loadConfig(
+      { PORT: '9000', HEARTBEAT_INTERVAL: '500ms', AGENT_TIMEOUT: '2', TASK_TIMEOUT: '1m', HOST: '0.0.0.0' },
+      { port: '9100' },
+    );
+    expect(c).toMatchObject({ port: 9100, heartbeatIntervalMs: 500, agentTimeoutMs: 2000, taskTimeoutMs: 60_000, host: '0.0.0.0' });
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, {}, /^PORT: must be an integer from 0 to 65535/],
+    [{ PORT: '70000' }, {}, /^PORT:/],
+    [{}, { port: '-1' }, /^--port:/],
+    [{ HEARTBEAT_INTERVAL: 'soon' }, {}, /^HEARTBEAT_INTERVAL: must be a duration/],
+    [{ TASK_RETRY_LIMIT: '1.5' }, {}, /^TASK_RETRY_LIMIT:/],
+    [{ LOG_LEVEL: 'loud' }, {}, /^LOG_LEVEL: must be one of fatal, error/],
+    [{ DEFAULT_AGENTS: '-2' }, {}, /^DEFAULT_AGENTS:/],
+    [{ HOST: '   ' }, {}, /^HOST: must not be empty/],
+    [{ AGENT_TIMEOUT: '5s', HEARTBEAT_INTERVAL: '5s' }, {}, /^AGENT_TIMEOUT: must be longer than HEARTBEAT_INTERVAL/],
+    [{}, { agentTimeoutMs: '1s' }, /^--agent-timeout: must be longer than HEARTBEAT_INTERVAL/],
+  ])('%o %o is refused naming the setting', (env, flags, message) => {
+    expect(() => loadConfig(env, flags)).toThrow(ConfigError);
+    expect(() => loadConfig(env, flags)).toThrow(message);
+  });
+});

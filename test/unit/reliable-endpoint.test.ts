@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import type { AnyEnvelope } from '../../src/protocol/envelope.js';
+import { MESSAGE_TYPES } from '../../src/protocol/envelope.js';
+import { localWire } from '../../src/protocol/local-link.js';
+import { ReliableEndpoint } from '../../src/protocol/reliable-endpoint.js';
+import { FakeClock } from '../../src/util/clock.js';
+import { seededRng } from '../../src/domain/random.js';
+
+function pair(clock: FakeClock, drop: (e: AnyEnvelope) => boolean) {
+  const gotA: AnyEnvelope[] = [];
+  const gotB: AnyEnvelope[] = [];
+  const a: ReliableEndpoint = new ReliableEndpoint({
+    id: 'master',
+    peerId: 'agent',
+    clock,
+    wire: localWire((e) => b.receive(e), { drop }),
+    onMessage: (e) => gotA.push(e),
+  });
+  const b: ReliableEndpoint = new ReliableEndpoint({
+    id: 'agent',
+    peerId: 'master',
+    clock,
+    wire: localWire((e) => a.receive(e), { drop }),
+    onMessage: (e) => gotB.push(e),
+  });
+  return { a, b, gotA, gotB };
+}
+
+describe('reliable endpoint', () => {
+  it('carries the seed envelope fields and types', async () => {
+    const clock = new FakeClock();
+    const { a, gotB } = pair(clock, () => false);
+    a.send('ring_assignment', { ring: 'canary', reason: 'test' });
+    await clock.advance(10);
+    expect(gotB).toHaveLength(1);
+    const env = gotB[0] as AnyEnvelope;
+    expect(Object.keys(env).sort()).toEqual(['message_id', 'message_type', 'payload', 'receiver_id', 'sender_id', 'timestamp']);
+    expect(env).toMatchObject({ message_type: 'ring_assignment', sender_id: 'master', receiver_id: 'agent', timestamp: new Date(clock.now() - 10).toISOString() });
+    expect(MESSAGE_TYPES).toHaveLength(11);
+  });
+
+  it('retransmits until acknowledged and processes each message once, though the link loses half of everything', async () => {
+    const clock = new FakeClock();
+    const rng = seededRng(7);
+    const { a, b, gotB } = pair(clock, () => rng() < 0.5);
+    const ids = new Set<string>();
+    for (let i = 0; i < 50; i++) ids.add(a.send('modify_metrics', { reason: `m${i}`, adjustments: [] }));
+    // Retransmission backs off to every 10 s; five minutes gives each message about 30 tries.
+    await clock.advance(300_000);
+    expect(gotB.map((e) => e.message_id).sort()).toEqual([...ids].sort());
+    expect(a.unacknowledged).toBe(0);
+    expect(a.stats.retransmitted).toBeGreaterThan(0);
+    // Lost acknowledgements made the sender repeat messages that had arrived: seen and dropped as duplicates.
+    expect(b.stats.duplicates).toBeGreaterThan(0);
+    expect(b.stats.received).toBe(50);
+  });
+
+  it('counts what was never acknowledged as dropped when closed', async () => {
+    const clock = new FakeClock();
+    const { a } = pair(clock, () => true);
+    a.send('shutdown', { reason: 'x' });
+    a.send('shutdown', { reason: 'y' });
+    a.send('heartbeat', { seq: 1, metrics: { battery_level: 1, battery_charging: false, cpu_usage: 1, memory_usage: 1, disk_usage: 1 }, running_tasks: [] }, { reliable: false });
+    await clock.advance(5000);
+    expect(a.unacknowledged).toBe(2);
+    a.close();
+    expect(a.stats).toMatchObject({ sent: 3, dropped: 2 });
+    expect(clock.pendingTimers()).toBe(0);
+  });
+});
