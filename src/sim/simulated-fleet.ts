@@ -17,6 +17,8 @@ export interface SimulatedFleetOptions {
   retryIntervalMs?: number;
   /** Replaces built-in handlers, for tests that need a handler to fail or hang. */
   handlers?: Partial<Record<TaskType, TaskHandler>>;
+  /** Gives every agent these task types instead of the seed's random 1–3. */
+  capabilities?: TaskType[];
   /** Loses envelopes on the in-process links, both ways (tests of retransmission). */
   faults?: LinkFaults;
 }
@@ -31,7 +33,10 @@ export class SimulatedFleet implements AgentLauncher {
   }
 
   createProfile(covered: ReadonlySet<TaskType>, asset?: Asset): AgentProfile {
-    return { capabilities: randomCapabilities(this.opts.rng, covered), device: randomDevice(this.opts.rng, asset) };
+    return {
+      capabilities: this.opts.capabilities?.slice() ?? randomCapabilities(this.opts.rng, covered),
+      device: randomDevice(this.opts.rng, asset),
+    };
   }
 
   launch(agentId: string, masterId: string, profile: AgentProfile, connect: (toAgent: Wire) => Wire): void {

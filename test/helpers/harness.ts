@@ -26,6 +26,8 @@ export interface HarnessOptions {
   settings?: Partial<OrchestratorSettings>;
   handlers?: Partial<Record<TaskType, TaskHandler>>;
   faults?: LinkFaults;
+  /** Every agent offers these task types (default: the seed's random 1–3). */
+  capabilities?: TaskType[];
 }
 
 export interface Harness {
@@ -52,6 +54,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     heartbeatIntervalMs: settings.heartbeatIntervalMs,
     ...(options.handlers ? { handlers: options.handlers } : {}),
     ...(options.faults ? { faults: options.faults } : {}),
+    ...(options.capabilities ? { capabilities: options.capabilities } : {}),
   });
   const orchestrator = new Orchestrator({ store, clock, rng, launcher: fleet, settings, log: silentLogger });
   await orchestrator.start();

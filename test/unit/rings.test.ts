@@ -35,7 +35,7 @@ const memberArb = fc.record({
   id: fc.uuid(),
   ring: fc.constantFrom<RingOrUnassigned>('canary', 'dev', 'stage', 'prod', 'unassigned'),
   healthy: fc.boolean(),
-  unhealthyReasons: fc.constant(['cpu 90% >= 80%']),
+  unhealthyReasons: fc.constant<string[]>(['cpu 90% >= 80%']),
 });
 
 describe('planRebalance', () => {
