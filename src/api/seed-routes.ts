@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { AssetBody, AssetQuery, DeploymentBody, DeploymentQuery, SubmitTaskBody, TaskParams } from './schemas.js';
-import { agentJson, clusterJson, deploymentJson, metricsSummary, taskJson } from './views.js';
+import { clusterJson, deploymentJson, metricsSummary, taskJson } from './views.js';
 
 function isEmptyBody(body: unknown): boolean {
   return body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0);
@@ -95,8 +95,5 @@ export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         after: render(after),
       };
     });
-
-    // Kept here so the seed's agent objects and /api/v1's stay one rendering.
-    r.get('/api/v1/agents', async () => ({ agents: (await orchestrator.agentViews()).map(agentJson) }));
   };
 }

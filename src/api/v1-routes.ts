@@ -12,6 +12,8 @@ export function v1Routes(orchestrator: Orchestrator): FastifyPluginAsync {
 
     r.get('/healthz', () => ({ status: orchestrator.isRunning ? 'ok' : 'stopping', master_id: orchestrator.masterId }));
 
+    r.get('/api/v1/agents', async () => ({ agents: (await orchestrator.agentViews()).map(agentJson) }));
+
     r.get('/api/v1/agents/:id', { schema: { params: AgentParams } }, async (request) =>
       agentJson(await orchestrator.agentView(request.params.id)),
     );

@@ -30,10 +30,10 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-/** What the store holds, to show that a rejected request changed nothing. */
+/** What the store holds (not live state such as busy/idle), to show that a rejected request changed nothing. */
 async function snapshot(): Promise<string> {
   const cluster = (await getJson(`${base}/cluster_status`)).body;
-  const assets = (await getJson(`${base}/asset_details`)).body;
+  const assets = ((await getJson(`${base}/asset_details`)).body.assets as { asset: unknown; agent_id: string }[]).map((a) => [a.asset, a.agent_id]);
   const agents = (await getJson(`${base}/list_agents`)).body;
   return JSON.stringify([cluster.total_tasks, cluster.total_slaves, assets, agents]);
 }
