@@ -3,8 +3,8 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config/config.js';
 import type { RunningServer } from '../../src/server.js';
 import { SEED_STARTUP_ASSET, startServer } from '../../src/server.js';
-import { getJson, postJson, waitFor } from '../helpers/server-process.js';
-import { cleanupTempDirs, tempDir } from '../helpers/tmp.js';
+import { getJson, postJson, waitFor } from '../support/server-process.js';
+import { cleanupTempDirs, tempDir } from '../support/tmp.js';
 
 let server: RunningServer;
 let base: string;

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ServerProcess } from '../helpers/server-process.js';
-import { getJson, postJson, runCli, startServerProcess, waitFor } from '../helpers/server-process.js';
-import { cleanupTempDirs, tempDir } from '../helpers/tmp.js';
+import type { ServerProcess } from '../support/server-process.js';
+import { getJson, postJson, runCli, startServerProcess, waitFor } from '../support/server-process.js';
+import { cleanupTempDirs, tempDir } from '../support/tmp.js';
 
 const running: ServerProcess[] = [];
 async function start(env: Record<string, string>): Promise<ServerProcess> {

@@ -4,9 +4,9 @@ import type { Task, TaskType } from '../../src/domain/types.js';
 import { TASK_TYPES } from '../../src/domain/types.js';
 import type { TaskHandler } from '../../src/sim/task-handlers.js';
 import { seededRng } from '../../src/domain/random.js';
-import type { Harness } from '../helpers/harness.js';
-import { advanceUntil, startHarness } from '../helpers/harness.js';
-import { cleanupTempDirs } from '../helpers/tmp.js';
+import type { Harness } from '../support/harness.js';
+import { advanceUntil, startHarness } from '../support/harness.js';
+import { cleanupTempDirs } from '../support/tmp.js';
 
 const harnesses: Harness[] = [];
 async function harness(...args: Parameters<typeof startHarness>): Promise<Harness> {

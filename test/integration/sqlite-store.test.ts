@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Agent, Task } from '../../src/domain/types.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { cleanupTempDirs, tempDir } from '../helpers/tmp.js';
+import { cleanupTempDirs, tempDir } from '../support/tmp.js';
 
 afterEach(cleanupTempDirs);
 
