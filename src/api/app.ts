@@ -1,5 +1,5 @@
 import Fastify, { LogController } from 'fastify';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { errorHandler } from './errors.js';
@@ -7,10 +7,21 @@ import { seedRoutes } from './seed-routes.js';
 import { v1Routes } from './v1-routes.js';
 
 export const BODY_LIMIT = 1024 * 1024;
+const MAX_PARAM_LENGTH = 256;
 
 export interface AppOptions {
   orchestrator: Orchestrator;
   logger: FastifyBaseLogger;
+}
+
+/** Keys that could reach an object's prototype; a body holding one is refused. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+function hasForbiddenKey(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (Array.isArray(value)) return value.some(hasForbiddenKey);
+  for (const [k, v] of Object.entries(value)) if (FORBIDDEN_KEYS.has(k) || hasForbiddenKey(v)) return true;
+  return false;
 }
 
 /**
@@ -23,11 +34,18 @@ function parseJson(_req: unknown, body: string, done: (err: Error | null, value?
     done(null, undefined);
     return;
   }
+  let value: unknown;
   try {
-    done(null, JSON.parse(body) as unknown);
+    value = JSON.parse(body) as unknown;
   } catch {
     done(new OrchestratorError('ORCH_INVALID_JSON', 'invalid json'));
+    return;
   }
+  if (hasForbiddenKey(value)) {
+    done(new OrchestratorError('ORCH_VALIDATION', 'field names __proto__, constructor and prototype are not allowed'));
+    return;
+  }
+  done(null, value);
 }
 
 export async function buildApp({ orchestrator, logger }: AppOptions): Promise<FastifyInstance> {
@@ -37,6 +55,17 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
     return503OnClosing: true,
+    routerOptions: {
+      maxParamLength: MAX_PARAM_LENGTH,
+      onMaxParamLength: (_path, _req, res) => {
+        res.statusCode = 414;
+        res.setHeader('content-type', 'application/json; charset=utf-8');
+        res.end(JSON.stringify({ error: `a path segment is longer than ${MAX_PARAM_LENGTH} characters`, code: 'ORCH_URI_TOO_LONG' }));
+      },
+    },
+    frameworkErrors: (_err, _request, reply) => {
+      void (reply as FastifyReply).status(400).send({ error: 'the URL is not valid', code: 'ORCH_VALIDATION' });
+    },
     ajv: {
       customOptions: {
         // Wrong types are errors, not something to coerce ("5" is not a priority).

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/config.js';
@@ -293,6 +294,44 @@ describe('/api/v1/agents', () => {
     expect((await getJson(`${base}/api/v1/agents/${id}`)).status).toBe(404);
     const history = await getJson(`${base}/api/v1/agents/${String(((await getJson(`${base}/list_agents`)).body.agents as string[])[0])}/ring-history`);
     expect((history.body.moves as unknown[]).length).toBeGreaterThan(0);
+  });
+});
+
+describe('hostile input', () => {
+  it('bad URLs, oversized path segments and prototype keys are refused', async () => {
+    await expectRejected(() => fetch(`${base}/status/%ff`), 400, 'ORCH_VALIDATION', /URL is not valid/);
+    await expectRejected(() => fetch(`${base}/status/${'a'.repeat(5000)}`), 414, 'ORCH_URI_TOO_LONG');
+    await expectRejected(() => fetch(`${base}/status/%00`), 404, 'ORCH_TASK_NOT_FOUND');
+    await expectRejected(() => fetch(`${base}/api/v1/agents/..%2F..%2Fetc`), 404, 'ORCH_AGENT_NOT_FOUND');
+    await expectRejected(() => fetch(`${base}/asset_details?asset_id=a&asset_id=b`), 400, 'ORCH_VALIDATION');
+    await expectRejected(() => post('/add_asset', '{"id": "p", "__proto__": {"polluted": 1}}'), 400, 'ORCH_VALIDATION', /__proto__/);
+    await expectRejected(() => post('/add_asset', '{"id": "p", "x": [{"constructor": {"prototype": {}}}]}'), 400, 'ORCH_VALIDATION');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('no random body on any route gets a 5xx, and every error has the error shape', async () => {
+    const routes = ['/spawn_agent', '/add_asset', '/submit_task', '/start_deployment', '/complete_deployment', '/simulate_activity'];
+    const bodyArb = fc.oneof(
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+      fc.record({ task_type: fc.oneof(fc.constantFrom('process_data', 'monitor', 'deploy'), fc.string()), parameters: fc.jsonValue(), priority: fc.jsonValue() }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
+      fc.record({ id: fc.jsonValue(), name: fc.jsonValue(), deployment_id: fc.jsonValue() }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
+      fc.string(),
+    );
+    let requests = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...routes), bodyArb, async (route, body) => {
+        requests++;
+        const res = await post(route, body);
+        expect(res.status).toBeLessThan(500);
+        const json = (await res.json()) as Record<string, unknown>;
+        if (res.status >= 400) {
+          expect(typeof json.error).toBe('string');
+          expect(typeof json.code).toBe('string');
+        }
+      }),
+      { numRuns: 300, seed: 2026 },
+    );
+    expect(requests).toBe(300);
   });
 });
 
