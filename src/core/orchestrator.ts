@@ -114,6 +114,8 @@ export class Orchestrator {
   private masterIdValue = '';
   private started = false;
   private dispatching: Promise<void> | null = null;
+  /** Agent messages being handled, so that stop() can wait for their writes. */
+  private readonly handling = new Set<Promise<void>>();
   private dispatchAgain = false;
 
   constructor(options: OrchestratorOptions) {
@@ -194,6 +196,7 @@ export class Orchestrator {
     await this.rebalancer.stop();
     this.launcher.stopAll();
     for (const live of this.agents.values()) live.endpoint?.close();
+    await Promise.all([...this.handling]);
     await this.dispatching;
   }
 
@@ -347,9 +350,10 @@ export class Orchestrator {
   private onAgentMessage(agentId: string, env: AnyEnvelope): void {
     const live = this.agents.get(agentId);
     if (!live || env.sender_id !== agentId) return;
-    this.handle(live, env).catch((err: unknown) =>
-      this.log.error({ err, agentId, messageType: env.message_type }, 'failed to handle agent message'),
-    );
+    const work = this.handle(live, env)
+      .catch((err: unknown) => this.log.error({ err, agentId, messageType: env.message_type }, 'failed to handle agent message'))
+      .finally(() => this.handling.delete(work));
+    this.handling.add(work);
   }
 
   private async handle(live: LiveAgent, env: AnyEnvelope): Promise<void> {
