@@ -62,6 +62,8 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       taskTimeoutMs: config.taskTimeoutMs,
       taskRetryLimit: config.taskRetryLimit,
       rebalanceIntervalMs: config.rebalanceIntervalMs,
+      agentConcurrency: config.agentConcurrency,
+      taskAgingMs: config.taskAgingMs,
     },
   });
   orchestrator.events.on('agent.offline', ({ agentId, silentMs }) => logger.warn({ agentId, silentMs }, 'agent marked offline'));

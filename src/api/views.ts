@@ -1,5 +1,5 @@
 import { isHealthy } from '../domain/health.js';
-import type { Asset, Deployment, DeviceInfo, Task } from '../domain/types.js';
+import type { Asset, Deployment, DeviceInfo, Task, TaskStatus } from '../domain/types.js';
 import type { AgentView, ClusterSnapshot } from '../core/orchestrator.js';
 import type { TaskAttempt } from '../store/store.js';
 
@@ -7,13 +7,31 @@ import type { TaskAttempt } from '../store/store.js';
 
 export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
+/** The seed knew five states; `dead` and `expired` tasks are `failed` to its clients. */
+export function seedStatus(status: TaskStatus): 'pending' | 'in_progress' | 'completed' | 'failed' | 'cancelled' {
+  return status === 'dead' || status === 'expired' ? 'failed' : status;
+}
+
+function attemptJson(a: TaskAttempt) {
+  return {
+    attempt: a.attempt,
+    agent_id: a.agentId,
+    started_at: iso(a.startedAt),
+    ended_at: iso(a.endedAt),
+    outcome: a.outcome,
+    error: a.error,
+  };
+}
+
+/** The seed's task object (`/status/{task_id}`), with the engine's own state beside it. */
 export function taskJson(task: Task, attempts: TaskAttempt[] = []) {
   return {
     task_id: task.id,
     task_type: task.type,
     parameters: task.parameters,
     priority: task.priority,
-    status: task.status,
+    status: seedStatus(task.status),
+    state: task.status,
     assigned_to: task.assignedTo,
     created_at: iso(task.createdAt),
     started_at: iso(task.startedAt),
@@ -21,15 +39,36 @@ export function taskJson(task: Task, attempts: TaskAttempt[] = []) {
     result: task.result ?? null,
     error: task.error,
     attempts: task.attempts,
-    max_attempts: task.maxAttempts,
-    attempt_history: attempts.map((a) => ({
-      attempt: a.attempt,
-      agent_id: a.agentId,
-      started_at: iso(a.startedAt),
-      ended_at: iso(a.endedAt),
-      outcome: a.outcome,
-      error: a.error,
-    })),
+    max_attempts: task.attemptsBase + task.maxAttempts,
+    attempt_history: attempts.map(attemptJson),
+  };
+}
+
+/** A task in the /api/v1 form (camelCase, like its request). */
+export function taskV1Json(task: Task, attempts?: TaskAttempt[]) {
+  return {
+    id: task.id,
+    type: task.type,
+    params: task.parameters,
+    priority: task.priority,
+    status: task.status,
+    target: task.target,
+    agentId: task.assignedTo,
+    attempts: task.attempts,
+    maxAttempts: task.maxAttempts,
+    attemptsLeft: Math.max(0, task.attemptsBase + task.maxAttempts - task.attempts),
+    backoff: task.backoff,
+    timeoutMs: task.timeoutMs,
+    idempotencyKey: task.idempotencyKey,
+    runAfter: iso(task.runAfter),
+    deadline: iso(task.deadline),
+    leaseExpiresAt: iso(task.leaseExpiresAt),
+    createdAt: iso(task.createdAt),
+    startedAt: iso(task.startedAt),
+    completedAt: iso(task.completedAt),
+    result: task.result ?? null,
+    error: task.error,
+    ...(attempts ? { attemptHistory: attempts.map((a) => ({ attempt: a.attempt, agentId: a.agentId, startedAt: iso(a.startedAt), endedAt: iso(a.endedAt), outcome: a.outcome, error: a.error })) } : {}),
   };
 }
 
@@ -75,11 +114,14 @@ export function clusterJson(c: ClusterSnapshot) {
     idle_slaves: c.agents.filter((a) => a.status === 'idle').length,
     offline_slaves: c.agents.length - online.length,
     healthy_devices: online.filter((a) => a.healthy === true).length,
-    total_tasks: t.pending + t.in_progress + t.completed + t.failed + t.cancelled,
+    total_tasks: t.pending + t.in_progress + t.completed + t.failed + t.dead + t.expired + t.cancelled,
     pending_tasks: t.pending,
     in_progress_tasks: t.in_progress,
     completed_tasks: t.completed,
-    failed_tasks: t.failed,
+    // The seed's "failed" covers every task that ended without success and was not cancelled.
+    failed_tasks: t.failed + t.dead + t.expired,
+    dead_tasks: t.dead,
+    expired_tasks: t.expired,
     cancelled_tasks: t.cancelled,
     ring_distribution: c.ringCounts,
     queue_stats: Object.fromEntries(

@@ -19,6 +19,9 @@ export interface Config {
   readonly defaultAgents: number;
   readonly logLevel: LogLevel;
   readonly rebalanceIntervalMs: number;
+  readonly agentConcurrency: number;
+  /** Infinity when aging is off. */
+  readonly taskAgingMs: number;
 }
 
 export class ConfigError extends Error {
@@ -65,6 +68,12 @@ function integer(min: number, max: number): Parser<number> {
   };
 }
 
+/** A duration, or `off` for none (Infinity). */
+function durationOrOff(minMs: number, maxMs: number): Parser<number> {
+  const d = duration(minMs, maxMs);
+  return (raw) => (raw.trim() === 'off' ? Infinity : d(raw));
+}
+
 const nonEmpty: Parser<string> = (raw) => (raw.trim().length > 0 ? raw.trim() : { error: 'must not be empty' });
 
 export const SETTINGS = [
@@ -78,6 +87,8 @@ export const SETTINGS = [
   { key: 'defaultAgents', env: 'DEFAULT_AGENTS', flag: '--default-agents', description: 'simulated agents spawned on first start', default: '2', parse: integer(0, 10_000) },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', description: LOG_LEVELS.join(', '), default: 'info', parse: (raw: string) => ((LOG_LEVELS as readonly string[]).includes(raw.trim()) ? (raw.trim()) : { error: `must be one of ${LOG_LEVELS.join(', ')} (got "${raw}")` }) },
   { key: 'rebalanceIntervalMs', env: 'REBALANCE_INTERVAL', flag: '--rebalance-interval', description: 'how often unhealthy devices are moved out of prod', default: '30s', parse: duration(100, 86_400_000) },
+  { key: 'agentConcurrency', env: 'AGENT_CONCURRENCY', flag: '--agent-concurrency', description: 'tasks one agent runs at once', default: '1', parse: integer(1, 1000) },
+  { key: 'taskAgingMs', env: 'TASK_AGING', flag: '--task-aging', description: 'waiting this long counts as one priority level; off disables aging', default: '60s', parse: durationOrOff(1000, 365 * 86_400_000) },
 ] as const satisfies readonly Setting<keyof Config>[];
 
 export type ConfigFlags = Partial<Record<keyof Config, string>>;

@@ -13,6 +13,9 @@ export interface OrchestratorEvents {
   'task.completed': { task: Task };
   'task.requeued': { task: Task; reason: string };
   'task.failed': { task: Task };
+  'task.cancelled': { task: Task };
+  'task.expired': { task: Task };
+  'task.attempt_ended': { taskId: string; attempt: number; agentId: string; outcome: string };
   'task.stale_result': { taskId: string; attempt: number; agentId: string };
   'ring.moved': { move: RingMove };
   'deployment.started': { deploymentId: string; affected: string[] };

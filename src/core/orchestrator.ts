@@ -9,22 +9,22 @@ import {
 import type { MetricAdjustment } from '../domain/metrics.js';
 import type { Rng } from '../domain/random.js';
 import { sample } from '../domain/random.js';
-import { afterFailedAttempt, maxAttemptsFor } from '../domain/retry.js';
 import type { RingCounts } from '../domain/rings.js';
 import { chooseRing, emptyRingCounts, planRebalance } from '../domain/rings.js';
 import { OrchestratorError } from '../domain/errors.js';
-import type { Agent, Asset, Deployment, DeviceInfo, Ring, Task, TaskStatus, TaskType } from '../domain/types.js';
-import { isTaskType, TASK_TYPES } from '../domain/types.js';
+import type { Agent, Asset, BackoffPolicy, Deployment, DeviceInfo, Ring, Task, TaskStatus, TaskType } from '../domain/types.js';
 import type { AnyEnvelope, Envelope } from '../protocol/envelope.js';
 import type { EndpointStats, Wire } from '../protocol/reliable-endpoint.js';
 import { ReliableEndpoint } from '../protocol/reliable-endpoint.js';
-import type { AttemptEndOutcome, Store, TaskAttempt } from '../store/store.js';
+import type { Store, TaskAttempt, TaskFilter } from '../store/store.js';
 import type { Clock } from '../util/clock.js';
-import { newAgentId, newMasterId, newTaskId } from '../util/ids.js';
+import { newAgentId, newMasterId } from '../util/ids.js';
 import type { Logger } from '../util/logger.js';
 import type { AgentLauncher } from './agent-launcher.js';
 import { EventBus } from './events.js';
 import { Loop } from './loop.js';
+import type { ResultReport, SubmitInput, Worker } from './task-engine.js';
+import { TaskEngine } from './task-engine.js';
 
 export interface OrchestratorSettings {
   heartbeatIntervalMs: number;
@@ -32,7 +32,16 @@ export interface OrchestratorSettings {
   taskTimeoutMs: number;
   taskRetryLimit: number;
   rebalanceIntervalMs: number;
+  /** Tasks one agent runs at once. @default 1 */
+  agentConcurrency?: number;
+  /** Waiting this long counts as one priority level. @default 60000 */
+  taskAgingMs?: number;
+  /** Retry delays of tasks that do not set their own. */
+  defaultBackoff?: BackoffPolicy;
 }
+
+/** Retries wait 1 s, 2 s, 4 s … up to a minute, each spread over its upper half. */
+export const DEFAULT_BACKOFF: BackoffPolicy = { strategy: 'exponential', initialMs: 1000, maxMs: 60_000, jitter: true };
 
 export interface OrchestratorOptions {
   store: Store;
@@ -41,31 +50,21 @@ export interface OrchestratorOptions {
   launcher: AgentLauncher;
   settings: OrchestratorSettings;
   log: Logger;
-  /** How often heartbeats and task deadlines are checked. @default 1000 */
+  /** How often heartbeats, leases and task deadlines are checked. @default 1000 */
   sweepIntervalMs?: number;
   /** How long to wait for agents to report the effect of `modify_metrics`. @default 2000 */
   replyTimeoutMs?: number;
-  /** Tasks one agent runs at once. @default 1 */
-  concurrencyPerAgent?: number;
   /** Retransmission interval of unacknowledged messages to agents. @default 1000 */
   retryIntervalMs?: number;
 }
 
-/** An agent as the orchestrator holds it in memory: its stored record plus its live connection. */
+/** An agent as the orchestrator holds it in memory: its stored record, its connection, and its worker in the task engine. */
 export interface LiveAgent {
   agent: Agent;
   endpoint: ReliableEndpoint | null;
-  /** Tasks in flight on this agent: task id → attempt number and start time. */
-  running: Map<string, { attempt: number; startedAt: number }>;
-  lastAssignedAt: number;
+  worker: Worker;
   succeeded: number;
   failed: number;
-}
-
-export interface SubmitTaskInput {
-  type: string;
-  parameters?: Record<string, unknown>;
-  priority?: number;
 }
 
 export interface AgentView {
@@ -87,24 +86,21 @@ export interface ClusterSnapshot {
   queueStats: Record<string, EndpointStats>;
 }
 
-const DISPATCH_PAGE = 200;
-
 /**
  * The master. Holds the fleet, talks to every agent through a reliable
- * endpoint, assigns rings, dispatches the task queue, watches heartbeats and
- * task deadlines, and runs the seed's deployment facade. All durable state is
- * in the Store; what it keeps in memory is a cache of the fleet and the live
- * connections, rebuilt from the Store on start.
+ * endpoint, assigns rings, feeds the task engine, watches heartbeats, and runs
+ * the seed's deployment facade. Durable state is in the Store; what it keeps
+ * in memory is rebuilt from the Store on start.
  */
 export class Orchestrator {
   readonly events = new EventBus();
+  readonly tasks: TaskEngine;
   private readonly store: Store;
   private readonly clock: Clock;
   private readonly rng: Rng;
   private readonly launcher: AgentLauncher;
   private readonly settings: OrchestratorSettings;
   private readonly log: Logger;
-  private readonly concurrency: number;
   private readonly replyTimeoutMs: number;
   private readonly retryIntervalMs: number;
   private readonly agents = new Map<string, LiveAgent>();
@@ -113,10 +109,8 @@ export class Orchestrator {
   private readonly rebalancer: Loop;
   private masterIdValue = '';
   private started = false;
-  private dispatching: Promise<void> | null = null;
   /** Agent messages being handled, so that stop() can wait for their writes. */
   private readonly handling = new Set<Promise<void>>();
-  private dispatchAgain = false;
 
   constructor(options: OrchestratorOptions) {
     this.store = options.store;
@@ -125,9 +119,28 @@ export class Orchestrator {
     this.launcher = options.launcher;
     this.settings = options.settings;
     this.log = options.log;
-    this.concurrency = options.concurrencyPerAgent ?? 1;
     this.replyTimeoutMs = options.replyTimeoutMs ?? 2000;
     this.retryIntervalMs = options.retryIntervalMs ?? 1000;
+    this.tasks = new TaskEngine({
+      store: this.store,
+      clock: this.clock,
+      rng: this.rng,
+      events: this.events,
+      log: this.log,
+      settings: {
+        taskTimeoutMs: this.settings.taskTimeoutMs,
+        taskRetryLimit: this.settings.taskRetryLimit,
+        leaseMs: this.settings.agentTimeoutMs,
+        agingMs: this.settings.taskAgingMs ?? 60_000,
+        defaultBackoff: this.settings.defaultBackoff ?? DEFAULT_BACKOFF,
+      },
+    });
+    this.events.on('task.attempt_ended', ({ agentId, outcome }) => {
+      const live = this.agents.get(agentId);
+      if (!live) return;
+      if (outcome === 'succeeded') live.succeeded++;
+      else live.failed++;
+    });
     const onError = (name: string, err: unknown): void => this.log.error({ err, loop: name }, 'loop run failed');
     this.sweeper = new Loop('sweeper', this.clock, options.sweepIntervalMs ?? 1000, () => this.sweep(), onError);
     this.rebalancer = new Loop('rebalancer', this.clock, this.settings.rebalanceIntervalMs, async () => {
@@ -144,10 +157,10 @@ export class Orchestrator {
   }
 
   /**
-   * Loads the fleet, returns tasks that were running when the last process
-   * ended to the queue (their agents ran in that process), relaunches the
-   * spawned agents with their stored identities, and starts the loops.
-   * Returns the ids of the agents it restored.
+   * Loads the fleet and the queue (attempts that were running when the last
+   * process ended go back to the queue, counted), relaunches the spawned
+   * agents with their stored identities, and starts the loops. Returns the ids
+   * of the agents it restored.
    */
   async start(): Promise<string[]> {
     if (this.started) return [];
@@ -158,29 +171,22 @@ export class Orchestrator {
     }
     this.masterIdValue = masterId;
     const counts = await this.store.countAttemptsByAgent();
+    const assets = new Map((await this.store.listAssets()).map((a) => [a.id, a]));
+    const now = this.clock.now();
     for (const agent of await this.store.listAgents()) {
       const c = counts.get(agent.id);
-      this.agents.set(agent.id, {
-        agent,
-        endpoint: null,
-        running: new Map(),
-        lastAssignedAt: 0,
-        succeeded: c?.succeeded ?? 0,
-        failed: c?.failed ?? 0,
-      });
+      // Silent until it speaks again: offline, with the failure detector's clock starting now.
+      agent.connectivity = 'offline';
+      agent.lastHeartbeatAt = now;
+      const live = this.track(agent, agent.assetId === null ? null : assets.get(agent.assetId) ?? null);
+      live.succeeded = c?.succeeded ?? 0;
+      live.failed = c?.failed ?? 0;
     }
-    const now = this.clock.now();
-    for (const task of await this.store.listInProgress()) {
-      if (task.assignedTo === null) continue;
-      await this.endAttempt(task, task.attempts, task.assignedTo, 'interrupted', 'orchestrator restarted while the task ran', true, now);
-    }
+    await this.tasks.load();
     this.started = true;
     const restored: string[] = [];
     for (const live of this.agents.values()) {
       if (live.agent.kind !== 'simulated' || live.agent.device === null) continue;
-      // Silent until it speaks again: offline, with the failure detector's clock starting now.
-      live.agent.connectivity = 'offline';
-      live.agent.lastHeartbeatAt = now;
       this.launch(live, { capabilities: live.agent.capabilities, device: live.agent.device });
       restored.push(live.agent.id);
     }
@@ -194,19 +200,50 @@ export class Orchestrator {
     this.started = false;
     await this.sweeper.stop();
     await this.rebalancer.stop();
+    this.tasks.stop();
     this.launcher.stopAll();
     for (const live of this.agents.values()) live.endpoint?.close();
     await Promise.all([...this.handling]);
-    await this.dispatching;
   }
 
   // ---------------------------------------------------------------- agents
+
+  private track(agent: Agent, asset: Asset | null): LiveAgent {
+    const live: LiveAgent = {
+      agent,
+      endpoint: null,
+      succeeded: 0,
+      failed: 0,
+      worker: {
+        id: agent.id,
+        capabilities: new Set(agent.capabilities),
+        ring: agent.ring,
+        asset,
+        concurrency: this.settings.agentConcurrency ?? 1,
+        online: agent.connectivity === 'online',
+        running: new Map(),
+        lastAssignedAt: 0,
+        assign: (task) =>
+          live.endpoint?.send('task_assignment', {
+            task_id: task.id,
+            task_type: task.type,
+            parameters: task.parameters,
+            attempt: task.attempts,
+            timeout_ms: task.timeoutMs,
+          }),
+        cancel: (taskId, attempt) => live.endpoint?.send('task_status', { task_id: taskId, attempt, status: 'cancel' }),
+      },
+    };
+    this.agents.set(agent.id, live);
+    this.tasks.addWorker(live.worker);
+    return live;
+  }
 
   /** Creates an agent, stores it, then launches it. The returned id is durable. */
   async spawnAgent(asset?: Asset): Promise<string> {
     this.assertRunning();
     const covered = new Set<TaskType>();
-    for (const live of this.agents.values()) if (live.agent.connectivity !== 'decommissioned') live.agent.capabilities.forEach((c) => covered.add(c));
+    for (const live of this.agents.values()) live.agent.capabilities.forEach((c) => covered.add(c));
     const profile = this.launcher.createProfile(covered, asset);
     let id = newAgentId(this.rng);
     while (this.agents.has(id) || (await this.store.getAgent(id)) !== null) id = newAgentId(this.rng);
@@ -223,8 +260,7 @@ export class Orchestrator {
       createdAt: this.clock.now(),
     };
     await this.store.insertAgent(agent);
-    const live: LiveAgent = { agent, endpoint: null, running: new Map(), lastAssignedAt: 0, succeeded: 0, failed: 0 };
-    this.agents.set(id, live);
+    const live = this.track(agent, asset ?? null);
     this.launch(live, profile);
     this.events.emit('agent.spawned', { agentId: id, assetId: agent.assetId });
     return id;
@@ -235,7 +271,14 @@ export class Orchestrator {
     this.assertRunning();
     const { created } = await this.store.upsertAsset(asset, this.clock.now());
     const existing = await this.store.findAgentByAsset(asset.id);
-    if (existing) return { agentId: existing.id, created };
+    if (existing) {
+      const live = this.agents.get(existing.id);
+      if (live) {
+        live.worker.asset = asset;
+        this.tasks.workerChanged();
+      }
+      return { agentId: existing.id, created };
+    }
     return { agentId: await this.spawnAgent(asset), created };
   }
 
@@ -246,13 +289,13 @@ export class Orchestrator {
     if (!live) throw new OrchestratorError('ORCH_AGENT_NOT_FOUND', `agent ${agentId} not found`);
     await this.store.setConnectivity(agentId, 'decommissioned');
     live.agent.connectivity = 'decommissioned';
+    live.worker.online = false;
     live.endpoint?.send('shutdown', { reason: 'removed by operator' }, { reliable: false });
-    await this.requeueAgentTasks(live, 'agent_lost', `agent ${agentId} was removed`);
+    await this.tasks.removeWorker(agentId, `agent ${agentId} was removed`);
     live.endpoint?.close();
     this.launcher.stop(agentId);
     this.agents.delete(agentId);
     this.events.emit('agent.removed', { agentId });
-    this.kickDispatch();
   }
 
   listAgentIds(): string[] {
@@ -275,9 +318,9 @@ export class Orchestrator {
     const a = live.agent;
     return {
       agent: a,
-      status: a.connectivity !== 'online' ? 'offline' : live.running.size > 0 ? 'busy' : 'idle',
+      status: a.connectivity !== 'online' ? 'offline' : live.worker.running.size > 0 ? 'busy' : 'idle',
       healthy: a.device && a.registeredAt !== null ? isHealthy(a.device) : null,
-      runningTasks: [...live.running.keys()],
+      runningTasks: [...live.worker.running.keys()],
       succeeded: live.succeeded,
       failed: live.failed,
       asset,
@@ -304,7 +347,7 @@ export class Orchestrator {
       masterId: this.masterIdValue,
       running: this.started,
       agents: await this.agentViews(),
-      taskCounts: await this.store.countTasksByStatus(),
+      taskCounts: this.tasks.countsByStatus(),
       ringCounts: this.ringCounts(),
       queueStats,
     };
@@ -347,17 +390,23 @@ export class Orchestrator {
 
   // ---------------------------------------------------------------- messages
 
-  private onAgentMessage(agentId: string, env: AnyEnvelope): void {
+  /** Resolves once what the message changed is committed; the endpoint acknowledges it then. */
+  private onAgentMessage(agentId: string, env: AnyEnvelope): Promise<void> | undefined {
     const live = this.agents.get(agentId);
-    if (!live || env.sender_id !== agentId) return;
-    const work = this.handle(live, env)
-      .catch((err: unknown) => this.log.error({ err, agentId, messageType: env.message_type }, 'failed to handle agent message'))
-      .finally(() => this.handling.delete(work));
+    if (!live || env.sender_id !== agentId || !this.started) return undefined;
+    const work = this.handle(live, env);
     this.handling.add(work);
+    void work.then(
+      () => this.handling.delete(work),
+      (err: unknown) => {
+        this.handling.delete(work);
+        this.log.error({ err, agentId, messageType: env.message_type }, 'failed to handle agent message');
+      },
+    );
+    return work;
   }
 
   private async handle(live: LiveAgent, env: AnyEnvelope): Promise<void> {
-    if (!this.started) return;
     const now = this.clock.now();
     switch (env.message_type) {
       case 'registration':
@@ -367,7 +416,10 @@ export class Orchestrator {
         await this.onHeartbeat(live, env, now);
         break;
       case 'task_result':
-        await this.onTaskResult(live, env, now);
+        await this.onTaskResult(live, env);
+        break;
+      case 'task_status':
+        if (env.payload.status === 'started') this.tasks.progress(live.agent.id, env.payload.task_id, env.payload.attempt);
         break;
       case 'device_status_update': {
         live.agent.device = env.payload.device_info;
@@ -384,35 +436,35 @@ export class Orchestrator {
     }
   }
 
+  private markOnline(live: LiveAgent): void {
+    if (live.agent.connectivity === 'online') return;
+    live.agent.connectivity = 'online';
+    live.worker.online = true;
+    this.events.emit('agent.online', { agentId: live.agent.id });
+    this.tasks.workerChanged();
+  }
+
   private async onRegistration(live: LiveAgent, env: Envelope<'registration'>, now: number): Promise<void> {
-    const wasOnline = live.agent.connectivity === 'online';
     await this.store.recordRegistration(live.agent.id, env.payload.device_info, now);
     live.agent.device = env.payload.device_info;
     live.agent.registeredAt ??= now;
     live.agent.lastHeartbeatAt = now;
-    live.agent.connectivity = 'online';
     this.events.emit('agent.registered', { agentId: live.agent.id });
-    if (!wasOnline) this.events.emit('agent.online', { agentId: live.agent.id });
-    this.kickDispatch();
+    this.markOnline(live);
   }
 
   private async onHeartbeat(live: LiveAgent, env: Envelope<'heartbeat'>, now: number): Promise<void> {
     const base = live.agent.device;
     if (base === null) return;
     const device: DeviceInfo = { ...base, ...env.payload.metrics };
-    const wasOnline = live.agent.connectivity === 'online';
-    await this.store.recordHeartbeat(live.agent.id, device, now);
+    const writes = [this.store.recordHeartbeat(live.agent.id, device, now), this.tasks.renewLeases(live.agent.id)];
     live.agent.device = device;
     live.agent.lastHeartbeatAt = now;
-    live.agent.connectivity = 'online';
     live.agent.registeredAt ??= now;
-    if (!wasOnline) {
-      this.events.emit('agent.online', { agentId: live.agent.id });
-      this.kickDispatch();
-    }
-    // Work the agent still runs but no longer owns (reassigned while it was away) is cancelled.
+    this.markOnline(live);
+    // Work the agent still runs but no longer holds (it ended while the agent was away) is cancelled.
     for (const taskId of env.payload.running_tasks) {
-      if (!live.running.has(taskId)) live.endpoint?.send('task_status', { task_id: taskId, attempt: Number.MAX_SAFE_INTEGER, status: 'cancel' });
+      if (!this.tasks.holds(live.agent.id, taskId)) live.endpoint?.send('task_status', { task_id: taskId, attempt: Number.MAX_SAFE_INTEGER, status: 'cancel' });
     }
     if (live.agent.ring === 'unassigned') {
       const healthy = isHealthy(device);
@@ -420,198 +472,75 @@ export class Orchestrator {
       const reason = healthy
         ? 'first heartbeat: healthy, placed in the least-filled ring'
         : `first heartbeat: unhealthy (${unhealthyReasons(device).join(', ')}), placed in an early ring`;
-      await this.moveRing(live, ring, reason, now);
+      writes.push(this.moveRing(live, ring, reason, now));
     }
+    await Promise.all(writes);
   }
 
   private async moveRing(live: LiveAgent, to: Ring, reason: string, now: number): Promise<void> {
-    const move = await this.store.moveRing({ agentId: live.agent.id, from: live.agent.ring, to, reason, at: now });
+    const write = this.store.moveRing({ agentId: live.agent.id, from: live.agent.ring, to, reason, at: now });
     live.agent.ring = to;
+    live.worker.ring = to;
+    this.tasks.workerChanged();
+    const move = await write;
     live.endpoint?.send('ring_assignment', { ring: to, reason });
     this.events.emit('ring.moved', { move });
   }
 
-  private async onTaskResult(live: LiveAgent, env: Envelope<'task_result'>, now: number): Promise<void> {
-    const { task_id: taskId, attempt } = env.payload;
-    const agentId = live.agent.id;
-    const inflight = live.running.get(taskId);
-    if (!inflight || inflight.attempt !== attempt) {
-      this.events.emit('task.stale_result', { taskId, attempt, agentId });
-      this.log.debug({ taskId, attempt, agentId }, 'stale task result refused');
-      return;
-    }
-    live.running.delete(taskId);
-    if (env.payload.success) {
-      const task = await this.store.completeAttempt(taskId, attempt, agentId, env.payload.result ?? null, now);
-      if (task) {
-        live.succeeded++;
-        this.events.emit('task.completed', { task });
-      } else {
-        this.events.emit('task.stale_result', { taskId, attempt, agentId });
+  private async onTaskResult(live: LiveAgent, env: Envelope<'task_result'>): Promise<void> {
+    const p = env.payload;
+    const report: ResultReport = p.success
+      ? { success: true, result: p.result ?? null }
+      : { success: false, error: p.error ?? 'task failed', ...(p.retryable !== undefined ? { retryable: p.retryable } : {}) };
+    try {
+      await this.tasks.reportResult(live.agent.id, p.task_id, p.attempt, report);
+    } catch (err) {
+      // A stale or unknown result is refused, and that refusal is the handling: acknowledge it.
+      if (err instanceof OrchestratorError && (err.code === 'ORCH_STALE_ATTEMPT' || err.code === 'ORCH_TASK_NOT_FOUND')) {
+        this.log.debug({ taskId: p.task_id, attempt: p.attempt, agentId: live.agent.id }, err.message);
+        return;
       }
-    } else {
-      const task = await this.store.getTask(taskId);
-      if (task) {
-        live.failed++;
-        await this.endAttempt(task, attempt, agentId, 'failed', env.payload.error ?? 'task failed', env.payload.retryable !== false, now);
-      }
+      throw err;
     }
-    this.kickDispatch();
   }
 
   // ---------------------------------------------------------------- tasks
 
-  /** Validates and stores a task. Resolves once it is committed. */
-  async submitTask(input: SubmitTaskInput): Promise<Task> {
+  /** Validates and stores one task. Resolves once it is committed. */
+  async submitTask(input: SubmitInput): Promise<Task> {
     this.assertRunning();
-    if (!isTaskType(input.type)) {
-      throw new OrchestratorError('ORCH_UNKNOWN_TASK_TYPE', `unknown task_type "${input.type}"; expected one of ${TASK_TYPES.join(', ')}`);
-    }
-    const task = await this.store.insertTask({
-      id: newTaskId(),
-      type: input.type,
-      parameters: input.parameters ?? {},
-      priority: input.priority ?? 0,
-      status: 'pending',
-      assignedTo: null,
-      attempts: 0,
-      maxAttempts: maxAttemptsFor(this.settings.taskRetryLimit),
-      createdAt: this.clock.now(),
-      startedAt: null,
-      completedAt: null,
-      result: null,
-      error: null,
-    });
-    this.events.emit('task.submitted', { task });
-    this.kickDispatch();
-    return task;
+    const [out] = await this.tasks.submit([input]);
+    return (out as { task: Task }).task;
   }
 
-  async getTask(taskId: string): Promise<{ task: Task; attempts: TaskAttempt[] }> {
-    const task = await this.store.getTask(taskId);
-    if (!task) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
-    return { task, attempts: await this.store.getAttempts(taskId) };
+  getTask(taskId: string): Promise<{ task: Task; attempts: TaskAttempt[] }> {
+    return this.tasks.get(taskId);
   }
 
-  /** Runs dispatch now, or once more after the run in progress. */
-  kickDispatch(): void {
-    if (!this.started) return;
-    if (this.dispatching) {
-      this.dispatchAgain = true;
-      return;
-    }
-    this.dispatching = (async () => {
-      try {
-        do {
-          this.dispatchAgain = false;
-          await this.dispatchOnce();
-        } while (this.dispatchAgain && this.started);
-      } catch (err) {
-        this.log.error({ err }, 'dispatch failed');
-      } finally {
-        this.dispatching = null;
-      }
-    })();
-  }
-
-  /** Resolves when no dispatch is running (tests). */
-  async idle(): Promise<void> {
-    while (this.dispatching) await this.dispatching;
-  }
-
-  /**
-   * Hands pending tasks to free agents: highest priority first, oldest first
-   * within a priority, each to the free capable agent that has waited
-   * longest. A task no free agent can run does not hold up those behind it.
-   */
-  private async dispatchOnce(): Promise<void> {
-    const free = (): LiveAgent[] =>
-      [...this.agents.values()]
-        .filter((l) => l.agent.connectivity === 'online' && l.endpoint !== null && l.running.size < this.concurrency)
-        .sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
-    let candidates = free();
-    let after: { priority: number; seq: number } | undefined;
-    while (candidates.length > 0 && this.started) {
-      const page = await this.store.listPending(DISPATCH_PAGE, after);
-      if (page.length === 0) return;
-      for (const task of page) {
-        const agent = candidates.find((l) => l.agent.capabilities.includes(task.type));
-        if (!agent) continue;
-        const now = this.clock.now();
-        const started = await this.store.startAttempt(task.id, agent.agent.id, now);
-        if (!started) continue;
-        agent.running.set(task.id, { attempt: started.attempts, startedAt: now });
-        agent.lastAssignedAt = now;
-        agent.endpoint?.send('task_assignment', {
-          task_id: task.id,
-          task_type: task.type,
-          parameters: task.parameters,
-          attempt: started.attempts,
-          timeout_ms: this.settings.taskTimeoutMs,
-        });
-        this.events.emit('task.started', { task: started, agentId: agent.agent.id });
-        candidates = free();
-        if (candidates.length === 0) return;
-      }
-      const last = page[page.length - 1] as Task;
-      after = { priority: last.priority, seq: last.seq };
-      if (page.length < DISPATCH_PAGE) return;
-    }
-  }
-
-  /** Ends an attempt that did not succeed: retry while attempts remain and it is retryable, otherwise fail. */
-  private async endAttempt(
-    task: Task,
-    attempt: number,
-    agentId: string,
-    outcome: AttemptEndOutcome,
-    error: string,
-    retryable: boolean,
-    now: number,
-  ): Promise<void> {
-    const decision = afterFailedAttempt(attempt, task.maxAttempts, retryable);
-    const updated = await this.store.failAttempt(task.id, attempt, agentId, outcome, error, decision.kind === 'retry', now);
-    if (!updated) return;
-    if (updated.status === 'pending') this.events.emit('task.requeued', { task: updated, reason: error });
-    else this.events.emit('task.failed', { task: updated });
-  }
-
-  private async requeueAgentTasks(live: LiveAgent, outcome: AttemptEndOutcome, reason: string): Promise<void> {
-    const now = this.clock.now();
-    for (const [taskId, { attempt }] of [...live.running]) {
-      live.running.delete(taskId);
-      const task = await this.store.getTask(taskId);
-      if (task) await this.endAttempt(task, attempt, live.agent.id, outcome, reason, true, now);
-    }
+  listTasks(filter: TaskFilter, limit: number, before?: number): Promise<Task[]> {
+    return this.tasks.list(filter, limit, before);
   }
 
   // ---------------------------------------------------------------- loops
 
-  /** One pass of the failure detector and the task deadline check. */
+  /** One pass of the failure detector and the task engine's clock work. */
   async sweep(): Promise<void> {
     const now = this.clock.now();
-    for (const live of [...this.agents.values()]) {
+    const writes: Promise<void>[] = [];
+    for (const live of this.agents.values()) {
       const a = live.agent;
       if (a.connectivity === 'online' && a.lastHeartbeatAt !== null && now - a.lastHeartbeatAt > this.settings.agentTimeoutMs) {
+        const silentMs = now - a.lastHeartbeatAt;
         a.connectivity = 'offline';
-        await this.store.setConnectivity(a.id, 'offline');
-        this.log.warn({ agentId: a.id, silentMs: now - a.lastHeartbeatAt }, 'agent offline');
-        this.events.emit('agent.offline', { agentId: a.id, silentMs: now - a.lastHeartbeatAt });
-        await this.requeueAgentTasks(live, 'agent_lost', `agent ${a.id} went offline (no heartbeat for ${Math.round((now - a.lastHeartbeatAt) / 1000)} s)`);
-      }
-      for (const [taskId, run] of [...live.running]) {
-        if (now - run.startedAt <= this.settings.taskTimeoutMs) continue;
-        live.running.delete(taskId);
-        live.failed++;
-        live.endpoint?.send('task_status', { task_id: taskId, attempt: run.attempt, status: 'cancel' });
-        const task = await this.store.getTask(taskId);
-        if (task) {
-          const error = `attempt ${run.attempt} timed out after ${Math.round(this.settings.taskTimeoutMs / 1000)} s on ${a.id}`;
-          await this.endAttempt(task, run.attempt, a.id, 'timed_out', error, true, now);
-        }
+        live.worker.online = false;
+        writes.push(this.store.setConnectivity(a.id, 'offline'));
+        this.log.warn({ agentId: a.id, silentMs }, 'agent offline');
+        this.events.emit('agent.offline', { agentId: a.id, silentMs });
+        writes.push(this.tasks.workerLost(a.id, `agent ${a.id} went offline (no heartbeat for ${Math.round(silentMs / 1000)} s)`));
       }
     }
-    this.kickDispatch();
+    await Promise.all(writes);
+    await this.tasks.sweep();
   }
 
   /** Moves unhealthy devices out of prod; every move is stored with its reason. */
@@ -626,10 +555,12 @@ export class Orchestrator {
       }));
     const moves = planRebalance(members, this.ringCounts());
     const now = this.clock.now();
-    for (const m of moves) {
-      const live = this.agents.get(m.agentId);
-      if (live) await this.moveRing(live, m.to, m.reason, now);
-    }
+    await Promise.all(
+      moves.map((m) => {
+        const live = this.agents.get(m.agentId);
+        return live ? this.moveRing(live, m.to, m.reason, now) : Promise.resolve();
+      }),
+    );
     return moves.length;
   }
 

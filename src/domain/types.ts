@@ -61,7 +61,36 @@ export interface Agent {
   createdAt: number;
 }
 
-export type TaskStatus = 'pending' | 'in_progress' | 'completed' | 'failed' | 'cancelled';
+/**
+ * `failed`: ended by a failure the agent marked non-retryable. `dead`: every
+ * attempt used up (the dead letter). `expired`: its deadline passed before it
+ * could start.
+ */
+export const TASK_STATUSES = ['pending', 'in_progress', 'completed', 'failed', 'dead', 'cancelled', 'expired'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const TERMINAL_STATUSES: ReadonlySet<TaskStatus> = new Set(['completed', 'failed', 'dead', 'cancelled', 'expired']);
+
+export interface AssetSelector {
+  site?: string;
+  department?: string;
+  manufacturer?: string;
+  model?: string;
+  osName?: string;
+}
+
+/** Where a task may run: one agent, any agent of a ring, agents whose asset matches, or (null) any capable agent. */
+export type TaskTarget = { agentId: string } | { ring: Ring } | { selector: AssetSelector };
+
+export interface BackoffPolicy {
+  strategy: 'exponential' | 'fixed';
+  /** Delay before the first retry. */
+  initialMs: number;
+  /** Longest delay between attempts. */
+  maxMs: number;
+  /** Spread each delay uniformly over [delay/2, delay], so that retries of many tasks do not arrive together. */
+  jitter: boolean;
+}
 
 export interface Task {
   id: string;
@@ -71,10 +100,24 @@ export interface Task {
   parameters: Record<string, unknown>;
   priority: number;
   status: TaskStatus;
+  target: TaskTarget | null;
   assignedTo: string | null;
-  /** Attempts started so far. The current attempt number is the fencing token for results. */
+  /** Attempts started so far, ever. The current attempt number is the fencing token for results. */
   attempts: number;
+  /** `attempts` when the current run began (0, or its value at the last manual retry). */
+  attemptsBase: number;
+  /** Attempts allowed per run. */
   maxAttempts: number;
+  backoff: BackoffPolicy;
+  /** How long one attempt may run. */
+  timeoutMs: number;
+  idempotencyKey: string | null;
+  /** Not started before this instant (ms since epoch). */
+  runAfter: number | null;
+  /** Expires if not started by this instant. */
+  deadline: number | null;
+  /** While in progress: the instant its agent's lease runs out unless renewed. */
+  leaseExpiresAt: number | null;
   createdAt: number;
   startedAt: number | null;
   completedAt: number | null;

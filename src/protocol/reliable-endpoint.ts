@@ -21,7 +21,13 @@ export interface EndpointOptions {
   peerId: string;
   clock: Clock;
   wire: Wire;
-  onMessage: (envelope: AnyEnvelope) => void;
+  /**
+   * Handles a new message. When it returns a promise, the message is
+   * acknowledged only once the promise resolves (for example once what it
+   * changed is committed); if it rejects, the message is not acknowledged and
+   * will be processed again when the peer retransmits it.
+   */
+  onMessage: (envelope: AnyEnvelope) => void | Promise<void>;
   /** Time between retransmissions of an unacknowledged envelope. @default 1000 */
   retryIntervalMs?: number;
   /** Retransmission interval cap; the interval doubles up to it. @default 10000 */
@@ -39,8 +45,8 @@ interface Pending {
 /**
  * One side of a conversation with at-least-once delivery and exactly-once
  * processing. Every reliable envelope is retransmitted until the peer
- * acknowledges its id; the receiver acknowledges every copy it gets but hands
- * only the first to `onMessage`.
+ * acknowledges its id; the receiver hands only the first copy to `onMessage`,
+ * acknowledges it once handled, and acknowledges later copies again.
  */
 export class ReliableEndpoint {
   readonly id: string;
@@ -48,12 +54,13 @@ export class ReliableEndpoint {
   readonly stats: EndpointStats = { sent: 0, received: 0, dropped: 0, retransmitted: 0, duplicates: 0 };
   private readonly clock: Clock;
   private wire: Wire;
-  private readonly onMessage: (envelope: AnyEnvelope) => void;
+  private readonly onMessage: (envelope: AnyEnvelope) => void | Promise<void>;
   private readonly retryMs: number;
   private readonly maxRetryMs: number;
   private readonly dedupeWindow: number;
   private readonly pending = new Map<string, Pending>();
-  private readonly seen = new Set<string>();
+  /** Message ids received: `processing` until handled, then `done`. */
+  private readonly seen = new Map<string, 'processing' | 'done'>();
   private closed = false;
 
   constructor(options: EndpointOptions) {
@@ -110,16 +117,40 @@ export class ReliableEndpoint {
       }
       return;
     }
-    this.transmit(
-      makeEnvelope('acknowledgement', this.id, this.peerId, { ack_of: envelope.message_id }, this.clock.now()),
-    );
-    if (this.seen.has(envelope.message_id)) {
+    const id = envelope.message_id;
+    const state = this.seen.get(id);
+    if (state !== undefined) {
       this.stats.duplicates++;
+      // Handled already: the first acknowledgement was lost. Still being handled: it will be acknowledged then.
+      if (state === 'done') this.acknowledge(id);
       return;
     }
-    this.remember(envelope.message_id);
+    this.remember(id);
     this.stats.received++;
-    this.onMessage(envelope);
+    let outcome: void | Promise<void>;
+    try {
+      outcome = this.onMessage(envelope);
+    } catch {
+      this.seen.delete(id);
+      return;
+    }
+    if (outcome instanceof Promise) {
+      outcome.then(
+        () => {
+          if (this.seen.has(id)) this.seen.set(id, 'done');
+          this.acknowledge(id);
+        },
+        () => this.seen.delete(id),
+      );
+    } else {
+      this.seen.set(id, 'done');
+      this.acknowledge(id);
+    }
+  }
+
+  private acknowledge(id: string): void {
+    if (this.closed) return;
+    this.transmit(makeEnvelope('acknowledgement', this.id, this.peerId, { ack_of: id }, this.clock.now()));
   }
 
   /** Stops retransmitting; whatever is still unacknowledged counts as dropped. */
@@ -156,9 +187,9 @@ export class ReliableEndpoint {
   }
 
   private remember(id: string): void {
-    this.seen.add(id);
+    this.seen.set(id, 'processing');
     if (this.seen.size > this.dedupeWindow) {
-      const oldest = this.seen.values().next().value;
+      const oldest = this.seen.keys().next().value;
       if (oldest !== undefined) this.seen.delete(oldest);
     }
   }

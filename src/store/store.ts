@@ -10,10 +10,11 @@ import type {
 } from '../domain/types.js';
 
 /**
- * The storage port: domain verbs, each one atomic. A method that resolves has
- * committed its change durably. State transitions are conditional (a task's
- * result is recorded only for its current attempt on its current agent), so
- * callers racing each other cannot corrupt a task.
+ * The storage port: domain verbs, each one atomic. A write that resolves has
+ * committed its change durably; writes commit in the order they were made
+ * (an adapter may group several into one commit). Reads see committed data.
+ * Task state transitions are decided by the task engine, which holds the live
+ * tasks; the store records them.
  */
 export interface Store {
   readonly kind: string;
@@ -40,40 +41,39 @@ export interface Store {
   moveRing(move: Omit<RingMove, 'id'>): Promise<RingMove>;
   listRingMoves(agentId?: string): Promise<RingMove[]>;
 
-  /** Inserts a task and assigns its submission order. */
-  insertTask(task: Omit<Task, 'seq'>): Promise<Task>;
+  /** Inserts new tasks (their `seq` already assigned) in one commit. */
+  insertTasks(tasks: readonly Task[]): Promise<void>;
+  /** Writes a task's current state. */
+  saveTask(task: Task): Promise<void>;
+  /** Inserts or updates one attempt record. */
+  saveAttempt(attempt: TaskAttempt): Promise<void>;
+  /** Moves the lease of every task in progress on `agentId` to `until`. */
+  renewLeases(agentId: string, until: number): Promise<void>;
   getTask(id: string): Promise<Task | null>;
+  findTaskByIdempotencyKey(key: string): Promise<Task | null>;
   getAttempts(taskId: string): Promise<TaskAttempt[]>;
-  /** Pending tasks in dispatch order (priority desc, seq asc), starting after `afterSeq` in that order. */
-  listPending(limit: number, after?: { priority: number; seq: number }): Promise<Task[]>;
-  listInProgress(): Promise<Task[]>;
+  /** Tasks not yet ended (pending or in progress), in submission order. */
+  loadLiveTasks(): Promise<Task[]>;
+  /** The highest `seq` stored, 0 when there is none. */
+  maxTaskSeq(): Promise<number>;
+  /** Newest first; `before` is the `seq` of the last task of the previous page. */
+  listTasks(filter: TaskFilter, limit: number, before?: number): Promise<Task[]>;
   countTasksByStatus(): Promise<Record<TaskStatus, number>>;
   /** Ended attempts per agent: how many succeeded and how many did not. */
   countAttemptsByAgent(): Promise<Map<string, { succeeded: number; failed: number }>>;
-  /** pending → in_progress for `agentId`, opening attempt `attempts + 1`. Null if the task was no longer pending. */
-  startAttempt(taskId: string, agentId: string, at: number): Promise<Task | null>;
-  /** Records success of the current attempt. Null (and no change) when the attempt is stale. */
-  completeAttempt(taskId: string, attempt: number, agentId: string, result: unknown, at: number): Promise<Task | null>;
-  /**
-   * Ends the current attempt unsuccessfully: back to pending when `retry`,
-   * otherwise failed with `error`. Null (and no change) when the attempt is stale.
-   */
-  failAttempt(
-    taskId: string,
-    attempt: number,
-    agentId: string,
-    outcome: AttemptEndOutcome,
-    error: string,
-    retry: boolean,
-    at: number,
-  ): Promise<Task | null>;
 
   insertDeployment(deployment: Deployment): Promise<void>;
   getDeployment(id: string): Promise<Deployment | null>;
   completeDeployment(id: string, recoveredAgents: string[], at: number): Promise<Deployment | null>;
 }
 
-export type AttemptEndOutcome = 'failed' | 'timed_out' | 'agent_lost' | 'interrupted';
+export type AttemptEndOutcome = 'failed' | 'timed_out' | 'lease_expired' | 'agent_lost' | 'interrupted' | 'cancelled';
+
+export interface TaskFilter {
+  status?: TaskStatus;
+  type?: string;
+  agentId?: string;
+}
 
 export interface TaskAttempt {
   taskId: string;

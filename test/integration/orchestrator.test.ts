@@ -217,7 +217,7 @@ describe('tasks', () => {
     expect((await h.orchestrator.getTask(t.id)).attempts.map((a) => a.outcome)).toEqual(['failed', 'failed', 'succeeded']);
   });
 
-  it('fail with the last error once attempts run out', async () => {
+  it('are dead (the dead letter) with the last error once attempts run out', async () => {
     let n = 0;
     const broken: TaskHandler = async (_p, ctx) => {
       await ctx.clock.sleep(10, ctx.signal);
@@ -226,8 +226,14 @@ describe('tasks', () => {
     const h = await harness({ handlers: { analyze_risk: broken }, settings: { taskRetryLimit: 2 } });
     await spawnAll(h, 2);
     const t = await h.orchestrator.submitTask({ type: 'analyze_risk' });
-    const failed = await waitForStatus(h, t.id, 'failed', 10_000);
-    expect(failed).toMatchObject({ attempts: 3, maxAttempts: 3, error: 'broken #3' });
+    const dead = await waitForStatus(h, t.id, 'dead', 30_000);
+    expect(dead).toMatchObject({ attempts: 3, maxAttempts: 3, error: 'broken #3' });
+    const history = (await h.orchestrator.getTask(t.id)).attempts;
+    expect(history.map((a) => a.outcome)).toEqual(['failed', 'failed', 'failed']);
+    // Retries waited their backoff: 1 s then 2 s, each with jitter over its upper half.
+    const gap = (i: number) => (history[i + 1]?.startedAt ?? 0) - (history[i]?.endedAt ?? 0);
+    expect(gap(0)).toBeGreaterThanOrEqual(500);
+    expect(gap(1)).toBeGreaterThanOrEqual(1000);
   });
 
   it('a non-retryable failure fails at once', async () => {
@@ -248,13 +254,13 @@ describe('tasks', () => {
     const t = await h.orchestrator.submitTask({ type: 'monitor' });
     await h.advance(59_000);
     expect((await taskOf(h, t.id)).status).toBe('in_progress');
-    await h.advance(3000);
+    await advanceUntil(h, async () => (await taskOf(h, t.id)).attempts === 2, 5000);
     const second = await taskOf(h, t.id);
-    expect(second.attempts).toBe(2);
     expect(second.status).toBe('in_progress');
-    const failed = await waitForStatus(h, t.id, 'failed', 70_000);
-    expect(failed.attempts).toBe(2);
-    expect(failed.error).toMatch(/attempt 2 timed out after 60 s/);
+    expect((await h.orchestrator.getTask(t.id)).attempts[0]).toMatchObject({ outcome: 'timed_out', error: expect.stringMatching(/attempt 1 timed out after 60 s/) as unknown });
+    const dead = await waitForStatus(h, t.id, 'dead', 70_000);
+    expect(dead.attempts).toBe(2);
+    expect(dead.error).toMatch(/attempt 2 timed out after 60 s/);
     // The agents were told to stop; nothing is left running on them.
     await h.advance(100);
     for (const id of h.orchestrator.listAgentIds()) expect(h.fleet.get(id)?.runningTasks()).toEqual([]);
@@ -263,7 +269,8 @@ describe('tasks', () => {
   it('refuses unknown task types', async () => {
     const h = await harness();
     await expect(h.orchestrator.submitTask({ type: 'mine_bitcoin' })).rejects.toMatchObject({ code: 'ORCH_UNKNOWN_TASK_TYPE', status: 400 });
-    expect(await h.store.countTasksByStatus()).toEqual({ pending: 0, in_progress: 0, completed: 0, failed: 0, cancelled: 0 });
+    expect(Object.values(await h.store.countTasksByStatus()).every((n) => n === 0)).toBe(true);
+    expect(Object.values(h.orchestrator.tasks.countsByStatus()).every((n) => n === 0)).toBe(true);
   });
 });
 

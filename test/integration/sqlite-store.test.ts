@@ -16,21 +16,32 @@ afterEach(async () => {
   for (const s of open.splice(0)) await s.close();
 });
 
-function task(id: string, priority = 0): Omit<Task, 'seq'> {
+let nextSeq = 0;
+function task(id: string, change: Partial<Task> = {}): Task {
   return {
     id,
+    seq: ++nextSeq,
     type: 'process_data',
     parameters: { n: id },
-    priority,
+    priority: 0,
     status: 'pending',
+    target: null,
     assignedTo: null,
     attempts: 0,
+    attemptsBase: 0,
     maxAttempts: 2,
+    backoff: { strategy: 'fixed', initialMs: 100, maxMs: 100, jitter: false },
+    timeoutMs: 60_000,
+    idempotencyKey: null,
+    runAfter: null,
+    deadline: null,
+    leaseExpiresAt: null,
     createdAt: 1000,
     startedAt: null,
     completedAt: null,
     result: null,
     error: null,
+    ...change,
   };
 }
 
@@ -55,43 +66,65 @@ describe('SqliteStore', () => {
     expect(db.pragma('synchronous', { simple: true })).toBe(2);
   });
 
-  it('lists pending tasks by priority, then submission order, and pages with a cursor', async () => {
+  it('stores tasks with every field, and their attempts', async () => {
     const s = store();
-    for (const [id, p] of [['a', 0], ['b', 5], ['c', 0], ['d', 5], ['e', -1]] as const) await s.insertTask(task(id, p));
-    const all = await s.listPending(10);
-    expect(all.map((t) => t.id)).toEqual(['b', 'd', 'a', 'c', 'e']);
-    const first = await s.listPending(2);
-    const last = first[1] as Task;
-    expect((await s.listPending(10, { priority: last.priority, seq: last.seq })).map((t) => t.id)).toEqual(['a', 'c', 'e']);
+    const t = task('t1', { target: { selector: { site: 'HQ' } }, idempotencyKey: 'k1', runAfter: 5000, deadline: 9000, priority: 3 });
+    await s.insertTasks([t, task('t2')]);
+    expect(await s.getTask('t1')).toEqual(t);
+    expect(await s.findTaskByIdempotencyKey('k1')).toEqual(t);
+    expect(await s.findTaskByIdempotencyKey('k2')).toBeNull();
+    const started = { ...t, status: 'in_progress' as const, attempts: 1, assignedTo: 'a', startedAt: 2000, leaseExpiresAt: 22_000, runAfter: null };
+    await Promise.all([s.saveTask(started), s.saveAttempt({ taskId: 't1', attempt: 1, agentId: 'a', startedAt: 2000, endedAt: null, outcome: null, error: null })]);
+    expect(await s.getTask('t1')).toEqual(started);
+    await s.renewLeases('a', 30_000);
+    expect((await s.getTask('t1'))?.leaseExpiresAt).toBe(30_000);
+    const done = { ...started, status: 'completed' as const, result: { ok: 1 }, completedAt: 2500, leaseExpiresAt: null };
+    await Promise.all([s.saveTask(done), s.saveAttempt({ taskId: 't1', attempt: 1, agentId: 'a', startedAt: 2000, endedAt: 2500, outcome: 'succeeded', error: null })]);
+    expect(await s.getTask('t1')).toEqual(done);
+    expect(await s.getAttempts('t1')).toEqual([{ taskId: 't1', attempt: 1, agentId: 'a', startedAt: 2000, endedAt: 2500, outcome: 'succeeded', error: null }]);
+    expect(await s.countAttemptsByAgent()).toEqual(new Map([['a', { succeeded: 1, failed: 0 }]]));
+    expect((await s.countTasksByStatus()).completed).toBe(1);
+    expect((await s.loadLiveTasks()).map((x) => x.id)).toEqual(['t2']);
+    expect(await s.maxTaskSeq()).toBe(t.seq + 1);
   });
 
-  it('fences results by attempt and agent', async () => {
+  it('refuses a second task with the same idempotency key without losing the other writes of its commit', async () => {
     const s = store();
-    await s.insertTask(task('t1'));
-    const started = await s.startAttempt('t1', 'agent-a', 2000);
-    expect(started).toMatchObject({ status: 'in_progress', attempts: 1, assignedTo: 'agent-a', startedAt: 2000 });
-    expect(await s.startAttempt('t1', 'agent-b', 2001)).toBeNull();
-    // Requeued after a failure: attempt 1 is now stale.
-    expect(await s.failAttempt('t1', 1, 'agent-a', 'failed', 'boom', true, 2100)).toMatchObject({ status: 'pending', error: 'boom', attempts: 1 });
-    expect(await s.completeAttempt('t1', 1, 'agent-a', { late: true }, 2200)).toBeNull();
-    await s.startAttempt('t1', 'agent-b', 2300);
-    expect(await s.completeAttempt('t1', 2, 'agent-a', 'wrong agent', 2400)).toBeNull();
-    expect(await s.completeAttempt('t1', 1, 'agent-b', 'stale attempt', 2400)).toBeNull();
-    const done = await s.completeAttempt('t1', 2, 'agent-b', { ok: 1 }, 2500);
-    expect(done).toMatchObject({ status: 'completed', result: { ok: 1 }, error: null, completedAt: 2500, attempts: 2 });
-    expect(await s.getAttempts('t1')).toEqual([
-      { taskId: 't1', attempt: 1, agentId: 'agent-a', startedAt: 2000, endedAt: 2100, outcome: 'failed', error: 'boom' },
-      { taskId: 't1', attempt: 2, agentId: 'agent-b', startedAt: 2300, endedAt: 2500, outcome: 'succeeded', error: null },
-    ]);
-    expect(await s.countAttemptsByAgent()).toEqual(new Map([['agent-a', { succeeded: 0, failed: 1 }], ['agent-b', { succeeded: 1, failed: 0 }]]));
-    expect(await s.countTasksByStatus()).toEqual({ pending: 0, in_progress: 0, completed: 1, failed: 0, cancelled: 0 });
+    await s.insertTasks([task('a1', { idempotencyKey: 'same' })]);
+    const dup = s.insertTasks([task('a2', { idempotencyKey: 'same' })]);
+    const other = s.insertTasks([task('a3')]);
+    await expect(dup).rejects.toThrow(/UNIQUE/);
+    await other;
+    expect(await s.getTask('a3')).not.toBeNull();
+    expect(await s.getTask('a2')).toBeNull();
   });
 
-  it('fails a task with its last error when no retry is left', async () => {
+  it('groups the writes of one turn into one commit', async () => {
     const s = store();
-    await s.insertTask(task('t2'));
-    await s.startAttempt('t2', 'a', 1);
-    expect(await s.failAttempt('t2', 1, 'a', 'timed_out', 'too slow', false, 5)).toMatchObject({ status: 'failed', error: 'too slow', completedAt: 5 });
+    const before = s.writes.commits;
+    await Promise.all(Array.from({ length: 200 }, (_, i) => s.insertTasks([task(`g${i}`)])));
+    expect(s.writes.commits - before).toBe(1);
+    expect(s.writes.maxBatch).toBeGreaterThanOrEqual(200);
+  });
+
+  it('pages through tasks newest first, by status, type and agent', async () => {
+    const s = store();
+    const tasks = Array.from({ length: 25 }, (_, i) =>
+      task(`p${i}`, { type: i % 2 === 0 ? 'monitor' : 'deploy', status: i % 3 === 0 ? 'completed' : 'pending', assignedTo: i % 5 === 0 ? 'agent-x' : null }),
+    );
+    await s.insertTasks(tasks);
+    const seen: string[] = [];
+    let before: number | undefined;
+    for (;;) {
+      const page = await s.listTasks({}, 10, before);
+      if (page.length === 0) break;
+      seen.push(...page.map((t) => t.id));
+      before = page[page.length - 1]?.seq;
+    }
+    expect(seen).toEqual(tasks.map((t) => t.id).reverse());
+    expect((await s.listTasks({ status: 'completed' }, 100)).map((t) => t.id)).toEqual(tasks.filter((t) => t.status === 'completed').map((t) => t.id).reverse());
+    expect((await s.listTasks({ type: 'monitor', status: 'pending' }, 100)).every((t) => t.type === 'monitor' && t.status === 'pending')).toBe(true);
+    expect((await s.listTasks({ agentId: 'agent-x' }, 100)).map((t) => t.id)).toEqual(['p20', 'p15', 'p10', 'p5', 'p0']);
   });
 
   it('keeps everything across a reopen of the file', async () => {
@@ -104,7 +137,7 @@ describe('SqliteStore', () => {
     const device = { name: 'd', os_version: 'x', battery_level: 50, battery_charging: false, cpu_usage: 10, memory_usage: 30, disk_usage: 40 };
     await s1.recordHeartbeat(agent.id, device, 77);
     await s1.moveRing({ agentId: agent.id, from: 'unassigned', to: 'dev', reason: 'first heartbeat', at: 78 });
-    await s1.insertTask(task('t3', 3));
+    await s1.insertTasks([task('t3', { priority: 3 })]);
     await s1.insertDeployment({ id: 'd1', status: 'active', startedAt: 5, completedAt: null, affectedAgents: [agent.id], recoveredAgents: [] });
     await s1.completeDeployment('d1', [agent.id], 9);
     expect(await s1.completeDeployment('d1', [], 10)).toBeNull();

@@ -14,7 +14,10 @@ describe('configuration', () => {
       defaultAgents: 2,
       logLevel: 'info',
       rebalanceIntervalMs: 30_000,
+      agentConcurrency: 1,
+      taskAgingMs: 60_000,
     });
+    expect(loadConfig({ TASK_AGING: 'off' }).taskAgingMs).toBe(Infinity);
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });
 

@@ -14,14 +14,18 @@ function pair(clock: FakeClock, drop: (e: AnyEnvelope) => boolean) {
     peerId: 'agent',
     clock,
     wire: localWire((e) => b.receive(e), { drop }),
-    onMessage: (e) => gotA.push(e),
+    onMessage: (e) => {
+      gotA.push(e);
+    },
   });
   const b: ReliableEndpoint = new ReliableEndpoint({
     id: 'agent',
     peerId: 'master',
     clock,
     wire: localWire((e) => a.receive(e), { drop }),
-    onMessage: (e) => gotB.push(e),
+    onMessage: (e) => {
+      gotB.push(e);
+    },
   });
   return { a, b, gotA, gotB };
 }
@@ -53,6 +57,41 @@ describe('reliable endpoint', () => {
     // Lost acknowledgements made the sender repeat messages that had arrived: seen and dropped as duplicates.
     expect(b.stats.duplicates).toBeGreaterThan(0);
     expect(b.stats.received).toBe(50);
+  });
+
+  it('acknowledges a message only once its handler has finished, and reprocesses it if the handler failed', async () => {
+    const clock = new FakeClock();
+    let fail = true;
+    let release: () => void = () => undefined;
+    const handled: string[] = [];
+    const a: ReliableEndpoint = new ReliableEndpoint({ id: 'm', peerId: 'x', clock, wire: localWire((e) => b.receive(e)), onMessage: () => undefined });
+    const b: ReliableEndpoint = new ReliableEndpoint({
+      id: 'x',
+      peerId: 'm',
+      clock,
+      wire: localWire((e) => a.receive(e)),
+      onMessage: (e) => {
+        handled.push(e.message_id);
+        if (fail) {
+          fail = false;
+          return Promise.reject(new Error('disk full'));
+        }
+        return new Promise<void>((resolve) => (release = resolve));
+      },
+    });
+    const id = a.send('shutdown', { reason: 'x' });
+    await clock.advance(10);
+    expect(handled).toEqual([id]);
+    expect(a.unacknowledged).toBe(1);
+    // Retransmitted after the failure: handled again, and held until the handler finishes.
+    await clock.advance(1000);
+    expect(handled).toEqual([id, id]);
+    await clock.advance(5000);
+    expect(handled).toEqual([id, id]);
+    expect(a.unacknowledged).toBe(1);
+    release();
+    await clock.advance(10);
+    expect(a.unacknowledged).toBe(0);
   });
 
   it('counts what was never acknowledged as dropped when closed', async () => {

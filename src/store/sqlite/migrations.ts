@@ -85,4 +85,25 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 2,
+    name: 'task engine: targets, backoff, timeouts, idempotency, schedule, leases',
+    sql: `
+      ALTER TABLE tasks ADD COLUMN target TEXT;
+      ALTER TABLE tasks ADD COLUMN attempts_base INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE tasks ADD COLUMN backoff TEXT NOT NULL DEFAULT '{"strategy":"exponential","initialMs":1000,"maxMs":60000,"jitter":true}';
+      ALTER TABLE tasks ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 60000;
+      ALTER TABLE tasks ADD COLUMN idempotency_key TEXT;
+      ALTER TABLE tasks ADD COLUMN run_after INTEGER;
+      ALTER TABLE tasks ADD COLUMN deadline INTEGER;
+      ALTER TABLE tasks ADD COLUMN lease_expires_at INTEGER;
+      CREATE UNIQUE INDEX tasks_idempotency ON tasks(idempotency_key) WHERE idempotency_key IS NOT NULL;
+      DROP INDEX tasks_pending;
+      DROP INDEX tasks_status;
+      DROP INDEX tasks_in_progress;
+      CREATE INDEX tasks_status_seq ON tasks(status, seq);
+      CREATE INDEX tasks_type_seq ON tasks(type, seq);
+      CREATE INDEX tasks_agent_seq ON tasks(assigned_to, seq);
+    `,
+  },
 ];

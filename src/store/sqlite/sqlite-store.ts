@@ -4,16 +4,20 @@ import { dirname } from 'node:path';
 import type {
   Agent,
   Asset,
+  BackoffPolicy,
   Deployment,
   DeviceInfo,
   RingMove,
   RingOrUnassigned,
   Task,
   TaskStatus,
+  TaskTarget,
   TaskType,
 } from '../../domain/types.js';
-import type { AttemptEndOutcome, Store, TaskAttempt } from '../store.js';
+import { TASK_STATUSES } from '../../domain/types.js';
+import type { Store, TaskAttempt, TaskFilter } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
+import { WriteQueue } from './write-queue.js';
 
 interface AgentRow {
   id: string;
@@ -43,6 +47,14 @@ interface TaskRow {
   completed_at: number | null;
   result: string | null;
   error: string | null;
+  target: string | null;
+  attempts_base: number;
+  backoff: string;
+  timeout_ms: number;
+  idempotency_key: string | null;
+  run_after: number | null;
+  deadline: number | null;
+  lease_expires_at: number | null;
 }
 
 interface AttemptRow {
@@ -104,6 +116,41 @@ function toTask(r: TaskRow): Task {
     completedAt: r.completed_at,
     result: r.result === null ? null : (JSON.parse(r.result) as unknown),
     error: r.error,
+    target: r.target === null ? null : (JSON.parse(r.target) as TaskTarget),
+    attemptsBase: r.attempts_base,
+    backoff: JSON.parse(r.backoff) as BackoffPolicy,
+    timeoutMs: r.timeout_ms,
+    idempotencyKey: r.idempotency_key,
+    runAfter: r.run_after,
+    deadline: r.deadline,
+    leaseExpiresAt: r.lease_expires_at,
+  };
+}
+
+function taskParams(t: Task) {
+  return {
+    seq: t.seq,
+    id: t.id,
+    type: t.type,
+    parameters: JSON.stringify(t.parameters),
+    priority: t.priority,
+    status: t.status,
+    assigned_to: t.assignedTo,
+    attempts: t.attempts,
+    max_attempts: t.maxAttempts,
+    created_at: t.createdAt,
+    started_at: t.startedAt,
+    completed_at: t.completedAt,
+    result: t.result === null || t.result === undefined ? null : JSON.stringify(t.result),
+    error: t.error,
+    target: t.target === null ? null : JSON.stringify(t.target),
+    attempts_base: t.attemptsBase,
+    backoff: JSON.stringify(t.backoff),
+    timeout_ms: t.timeoutMs,
+    idempotency_key: t.idempotencyKey,
+    run_after: t.runAfter,
+    deadline: t.deadline,
+    lease_expires_at: t.leaseExpiresAt,
   };
 }
 
@@ -157,6 +204,9 @@ export class SqliteStore implements Store {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly stmts;
+  /** Every write goes through here, in order, grouped into commits. */
+  readonly writes: WriteQueue;
+  private readonly listCache = new Map<string, Database.Statement<unknown[], TaskRow>>();
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path;
@@ -167,6 +217,7 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
+    this.writes = new WriteQueue(this.db);
     const db = this.db;
     this.stmts = {
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
@@ -199,46 +250,31 @@ export class SqliteStore implements Store {
       movesAll: db.prepare<[], MoveRow>('SELECT * FROM ring_moves ORDER BY id'),
       movesOf: db.prepare<[string], MoveRow>('SELECT * FROM ring_moves WHERE agent_id = ? ORDER BY id'),
       insertTask: db.prepare(
-        `INSERT INTO tasks (id, type, parameters, priority, status, assigned_to, attempts, max_attempts, created_at, started_at, completed_at, result, error)
-         VALUES (@id, @type, @parameters, @priority, @status, @assigned_to, @attempts, @max_attempts, @created_at, @started_at, @completed_at, @result, @error)`,
+        `INSERT INTO tasks (seq, id, type, parameters, priority, status, assigned_to, attempts, max_attempts, created_at, started_at,
+           completed_at, result, error, target, attempts_base, backoff, timeout_ms, idempotency_key, run_after, deadline, lease_expires_at)
+         VALUES (@seq, @id, @type, @parameters, @priority, @status, @assigned_to, @attempts, @max_attempts, @created_at, @started_at,
+           @completed_at, @result, @error, @target, @attempts_base, @backoff, @timeout_ms, @idempotency_key, @run_after, @deadline, @lease_expires_at)`,
       ),
+      saveTask: db.prepare(
+        `UPDATE tasks SET status = @status, assigned_to = @assigned_to, attempts = @attempts, max_attempts = @max_attempts,
+           started_at = @started_at, completed_at = @completed_at, result = @result, error = @error, attempts_base = @attempts_base,
+           run_after = @run_after, lease_expires_at = @lease_expires_at, priority = @priority
+         WHERE id = @id`,
+      ),
+      renewLeases: db.prepare("UPDATE tasks SET lease_expires_at = ? WHERE assigned_to = ? AND status = 'in_progress'"),
       getTask: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
+      byIdempotencyKey: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE idempotency_key = ?'),
       attempts: db.prepare<[string], AttemptRow>('SELECT * FROM task_attempts WHERE task_id = ? ORDER BY attempt'),
-      pendingFirst: db.prepare<[number], TaskRow>(
-        "SELECT * FROM tasks WHERE status = 'pending' ORDER BY priority DESC, seq ASC LIMIT ?",
+      saveAttempt: db.prepare(
+        `INSERT INTO task_attempts (task_id, attempt, agent_id, started_at, ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(task_id, attempt) DO UPDATE SET ended_at = excluded.ended_at, outcome = excluded.outcome, error = excluded.error`,
       ),
-      pendingAfter: db.prepare<[number, number, number, number], TaskRow>(
-        `SELECT * FROM tasks WHERE status = 'pending' AND (priority < ? OR (priority = ? AND seq > ?))
-         ORDER BY priority DESC, seq ASC LIMIT ?`,
-      ),
-      inProgress: db.prepare<[], TaskRow>("SELECT * FROM tasks WHERE status = 'in_progress' ORDER BY seq"),
-      countByStatus: db.prepare<[], { status: string; n: number }>(
-        'SELECT status, COUNT(*) AS n FROM tasks GROUP BY status',
-      ),
+      live: db.prepare<[], TaskRow>("SELECT * FROM tasks WHERE status IN ('pending', 'in_progress') ORDER BY seq"),
+      maxSeq: db.prepare<[], { m: number | null }>('SELECT MAX(seq) AS m FROM tasks'),
+      countByStatus: db.prepare<[], { status: string; n: number }>('SELECT status, COUNT(*) AS n FROM tasks GROUP BY status'),
       attemptsByAgent: db.prepare<[], { agent_id: string; succeeded: number; failed: number }>(
         `SELECT agent_id, SUM(outcome = 'succeeded') AS succeeded, SUM(outcome IS NOT NULL AND outcome <> 'succeeded') AS failed
          FROM task_attempts GROUP BY agent_id`,
-      ),
-      start: db.prepare(
-        "UPDATE tasks SET status = 'in_progress', assigned_to = ?, attempts = attempts + 1, started_at = ? WHERE id = ? AND status = 'pending'",
-      ),
-      insertAttempt: db.prepare(
-        'INSERT INTO task_attempts (task_id, attempt, agent_id, started_at) VALUES (?, ?, ?, ?)',
-      ),
-      endAttempt: db.prepare(
-        'UPDATE task_attempts SET ended_at = ?, outcome = ?, error = ? WHERE task_id = ? AND attempt = ?',
-      ),
-      complete: db.prepare(
-        `UPDATE tasks SET status = 'completed', result = ?, error = NULL, completed_at = ?
-         WHERE id = ? AND status = 'in_progress' AND attempts = ? AND assigned_to = ?`,
-      ),
-      requeue: db.prepare(
-        `UPDATE tasks SET status = 'pending', assigned_to = NULL, error = ?
-         WHERE id = ? AND status = 'in_progress' AND attempts = ? AND assigned_to = ?`,
-      ),
-      fail: db.prepare(
-        `UPDATE tasks SET status = 'failed', error = ?, completed_at = ?
-         WHERE id = ? AND status = 'in_progress' AND attempts = ? AND assigned_to = ?`,
       ),
       insertDeployment: db.prepare(
         'INSERT INTO deployments (id, status, started_at, completed_at, affected_agents, recovered_agents) VALUES (?, ?, ?, ?, ?, ?)',
@@ -263,7 +299,9 @@ export class SqliteStore implements Store {
 
   close(): Promise<void> {
     return run(() => {
-      if (this.db.open) this.db.close();
+      if (!this.db.open) return;
+      this.writes.flush();
+      this.db.close();
     });
   }
 
@@ -272,13 +310,13 @@ export class SqliteStore implements Store {
   }
 
   setMeta(key: string, value: string): Promise<void> {
-    return run(() => {
+    return this.writes.enqueue(() => {
       this.stmts.setMeta.run(key, value);
     });
   }
 
   upsertAsset(asset: Asset, now: number): Promise<{ created: boolean }> {
-    return run(() => {
+    return this.writes.enqueue(() => {
       const data = JSON.stringify(asset);
       const changed = this.stmts.updateAsset.run(data, now, asset.id).changes;
       if (changed > 0) return { created: false };
@@ -299,7 +337,7 @@ export class SqliteStore implements Store {
   }
 
   insertAgent(agent: Agent): Promise<void> {
-    return run(() => {
+    return this.writes.enqueue(() => {
       this.stmts.insertAgent.run({
         id: agent.id,
         kind: agent.kind,
@@ -334,67 +372,77 @@ export class SqliteStore implements Store {
   }
 
   recordRegistration(id: string, device: DeviceInfo, at: number): Promise<void> {
-    return run(() => {
+    return this.writes.enqueue(() => {
       this.stmts.registration.run(JSON.stringify(device), at, at, id);
     });
   }
 
   recordHeartbeat(id: string, device: DeviceInfo, at: number): Promise<void> {
-    return run(() => {
+    return this.writes.enqueue(() => {
       this.stmts.heartbeat.run(JSON.stringify(device), at, id);
     });
   }
 
   setConnectivity(id: string, connectivity: Agent['connectivity']): Promise<void> {
-    return run(() => {
+    return this.writes.enqueue(() => {
       this.stmts.setConnectivity.run(connectivity, id);
     });
   }
 
   updateAgentDevice(id: string, device: DeviceInfo): Promise<void> {
-    return run(() => {
+    return this.writes.enqueue(() => {
       this.stmts.setDevice.run(JSON.stringify(device), id);
     });
   }
 
   moveRing(move: Omit<RingMove, 'id'>): Promise<RingMove> {
-    return run(() =>
-      this.db.transaction(() => {
-        this.stmts.setRing.run(move.to, move.agentId);
-        const info = this.stmts.insertMove.run(move.agentId, move.from, move.to, move.reason, move.at);
-        return { ...move, id: Number(info.lastInsertRowid) };
-      })(),
-    );
+    return this.writes.enqueue(() => {
+      this.stmts.setRing.run(move.to, move.agentId);
+      const info = this.stmts.insertMove.run(move.agentId, move.from, move.to, move.reason, move.at);
+      return { ...move, id: Number(info.lastInsertRowid) };
+    });
   }
 
   listRingMoves(agentId?: string): Promise<RingMove[]> {
     return run(() => (agentId === undefined ? this.stmts.movesAll.all() : this.stmts.movesOf.all(agentId)).map(toMove));
   }
 
-  insertTask(task: Omit<Task, 'seq'>): Promise<Task> {
-    return run(() => {
-      const info = this.stmts.insertTask.run({
-        id: task.id,
-        type: task.type,
-        parameters: JSON.stringify(task.parameters),
-        priority: task.priority,
-        status: task.status,
-        assigned_to: task.assignedTo,
-        attempts: task.attempts,
-        max_attempts: task.maxAttempts,
-        created_at: task.createdAt,
-        started_at: task.startedAt,
-        completed_at: task.completedAt,
-        result: task.result === null || task.result === undefined ? null : JSON.stringify(task.result),
-        error: task.error,
-      });
-      return { ...task, seq: Number(info.lastInsertRowid) };
+  insertTasks(tasks: readonly Task[]): Promise<void> {
+    const rows = tasks.map(taskParams);
+    return this.writes.enqueue(() => {
+      for (const row of rows) this.stmts.insertTask.run(row);
+    });
+  }
+
+  saveTask(task: Task): Promise<void> {
+    const row = taskParams(task);
+    return this.writes.enqueue(() => {
+      this.stmts.saveTask.run(row);
+    });
+  }
+
+  saveAttempt(a: TaskAttempt): Promise<void> {
+    return this.writes.enqueue(() => {
+      this.stmts.saveAttempt.run(a.taskId, a.attempt, a.agentId, a.startedAt, a.endedAt, a.outcome, a.error);
+    });
+  }
+
+  renewLeases(agentId: string, until: number): Promise<void> {
+    return this.writes.enqueue(() => {
+      this.stmts.renewLeases.run(until, agentId);
     });
   }
 
   getTask(id: string): Promise<Task | null> {
     return run(() => {
       const row = this.stmts.getTask.get(id);
+      return row ? toTask(row) : null;
+    });
+  }
+
+  findTaskByIdempotencyKey(key: string): Promise<Task | null> {
+    return run(() => {
+      const row = this.stmts.byIdempotencyKey.get(key);
       return row ? toTask(row) : null;
     });
   }
@@ -413,22 +461,47 @@ export class SqliteStore implements Store {
     );
   }
 
-  listPending(limit: number, after?: { priority: number; seq: number }): Promise<Task[]> {
-    return run(() =>
-      (after === undefined
-        ? this.stmts.pendingFirst.all(limit)
-        : this.stmts.pendingAfter.all(after.priority, after.priority, after.seq, limit)
-      ).map(toTask),
-    );
+  loadLiveTasks(): Promise<Task[]> {
+    return run(() => this.stmts.live.all().map(toTask));
   }
 
-  listInProgress(): Promise<Task[]> {
-    return run(() => this.stmts.inProgress.all().map(toTask));
+  maxTaskSeq(): Promise<number> {
+    return run(() => this.stmts.maxSeq.get()?.m ?? 0);
+  }
+
+  listTasks(filter: TaskFilter, limit: number, before?: number): Promise<Task[]> {
+    return run(() => {
+      const where: string[] = [];
+      const args: (string | number)[] = [];
+      if (filter.status !== undefined) {
+        where.push('status = ?');
+        args.push(filter.status);
+      }
+      if (filter.type !== undefined) {
+        where.push('type = ?');
+        args.push(filter.type);
+      }
+      if (filter.agentId !== undefined) {
+        where.push('assigned_to = ?');
+        args.push(filter.agentId);
+      }
+      if (before !== undefined) {
+        where.push('seq < ?');
+        args.push(before);
+      }
+      const sql = `SELECT * FROM tasks ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`;
+      let stmt = this.listCache.get(sql);
+      if (!stmt) {
+        stmt = this.db.prepare<unknown[], TaskRow>(sql);
+        this.listCache.set(sql, stmt);
+      }
+      return stmt.all(...args, limit).map(toTask);
+    });
   }
 
   countTasksByStatus(): Promise<Record<TaskStatus, number>> {
     return run(() => {
-      const counts: Record<TaskStatus, number> = { pending: 0, in_progress: 0, completed: 0, failed: 0, cancelled: 0 };
+      const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
       for (const r of this.stmts.countByStatus.all()) counts[r.status as TaskStatus] = r.n;
       return counts;
     });
@@ -443,51 +516,8 @@ export class SqliteStore implements Store {
     );
   }
 
-  startAttempt(taskId: string, agentId: string, at: number): Promise<Task | null> {
-    return run(() =>
-      this.db.transaction(() => {
-        if (this.stmts.start.run(agentId, at, taskId).changes === 0) return null;
-        const row = this.stmts.getTask.get(taskId) as TaskRow;
-        this.stmts.insertAttempt.run(taskId, row.attempts, agentId, at);
-        return toTask(row);
-      })(),
-    );
-  }
-
-  completeAttempt(taskId: string, attempt: number, agentId: string, result: unknown, at: number): Promise<Task | null> {
-    return run(() =>
-      this.db.transaction(() => {
-        const json = result === undefined ? null : JSON.stringify(result);
-        if (this.stmts.complete.run(json, at, taskId, attempt, agentId).changes === 0) return null;
-        this.stmts.endAttempt.run(at, 'succeeded', null, taskId, attempt);
-        return toTask(this.stmts.getTask.get(taskId) as TaskRow);
-      })(),
-    );
-  }
-
-  failAttempt(
-    taskId: string,
-    attempt: number,
-    agentId: string,
-    outcome: AttemptEndOutcome,
-    error: string,
-    retry: boolean,
-    at: number,
-  ): Promise<Task | null> {
-    return run(() =>
-      this.db.transaction(() => {
-        const changes = retry
-          ? this.stmts.requeue.run(error, taskId, attempt, agentId).changes
-          : this.stmts.fail.run(error, at, taskId, attempt, agentId).changes;
-        if (changes === 0) return null;
-        this.stmts.endAttempt.run(at, outcome, error, taskId, attempt);
-        return toTask(this.stmts.getTask.get(taskId) as TaskRow);
-      })(),
-    );
-  }
-
   insertDeployment(d: Deployment): Promise<void> {
-    return run(() => {
+    return this.writes.enqueue(() => {
       this.stmts.insertDeployment.run(
         d.id,
         d.status,
@@ -507,11 +537,9 @@ export class SqliteStore implements Store {
   }
 
   completeDeployment(id: string, recoveredAgents: string[], at: number): Promise<Deployment | null> {
-    return run(() =>
-      this.db.transaction(() => {
-        if (this.stmts.completeDeployment.run(at, JSON.stringify(recoveredAgents), id).changes === 0) return null;
-        return toDeployment(this.stmts.getDeployment.get(id) as DeploymentRow);
-      })(),
-    );
+    return this.writes.enqueue(() => {
+      if (this.stmts.completeDeployment.run(at, JSON.stringify(recoveredAgents), id).changes === 0) return null;
+      return toDeployment(this.stmts.getDeployment.get(id) as DeploymentRow);
+    });
   }
 }

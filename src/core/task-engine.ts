@@ -1,0 +1,657 @@
+import { OrchestratorError } from '../domain/errors.js';
+import type { Rng } from '../domain/random.js';
+import { afterFailedAttempt } from '../domain/retry.js';
+import type { Ordered } from '../domain/task-order.js';
+import { orderKey, runsBefore, selectorMatches, targetKey } from '../domain/task-order.js';
+import type { Asset, BackoffPolicy, RingOrUnassigned, Task, TaskStatus, TaskTarget, TaskType } from '../domain/types.js';
+import { isTaskType, TASK_STATUSES, TASK_TYPES, TERMINAL_STATUSES } from '../domain/types.js';
+import type { AttemptEndOutcome, Store, TaskAttempt, TaskFilter } from '../store/store.js';
+import type { Clock, TimerHandle } from '../util/clock.js';
+import { Heap } from '../util/heap.js';
+import { newTaskId } from '../util/ids.js';
+import type { Logger } from '../util/logger.js';
+import type { EventBus } from './events.js';
+
+export interface TaskEngineSettings {
+  /** Default time one attempt may run. */
+  taskTimeoutMs: number;
+  /** Default retries after the first attempt. */
+  taskRetryLimit: number;
+  /** How long an agent holds a task without a heartbeat or progress report. */
+  leaseMs: number;
+  /** Waiting this long counts as one priority level (Infinity: no aging). */
+  agingMs: number;
+  defaultBackoff: BackoffPolicy;
+}
+
+export interface SubmitInput {
+  type: string;
+  parameters?: Record<string, unknown>;
+  priority?: number;
+  target?: TaskTarget | null;
+  maxAttempts?: number;
+  backoff?: Partial<BackoffPolicy>;
+  timeoutMs?: number;
+  idempotencyKey?: string;
+  runAfter?: number;
+  deadline?: number;
+}
+
+/** A task in progress on a worker. */
+export interface RunningTask {
+  attempt: number;
+  startedAt: number;
+  timeoutAt: number;
+}
+
+/**
+ * An agent as the engine sees it: what it can run, where it sits, how many
+ * tasks it may hold, and how to reach it. The orchestrator owns the object and
+ * keeps `online`, `ring` and `asset` current; the engine owns `running`.
+ */
+export interface Worker {
+  readonly id: string;
+  capabilities: ReadonlySet<TaskType>;
+  ring: RingOrUnassigned;
+  asset: Asset | null;
+  concurrency: number;
+  online: boolean;
+  readonly running: Map<string, RunningTask>;
+  lastAssignedAt: number;
+  /** Hands a started (and committed) attempt to the agent. */
+  assign(task: Task): void;
+  /** Tells the agent to stop an attempt. */
+  cancel(taskId: string, attempt: number): void;
+}
+
+export type ResultReport = { success: true; result?: unknown } | { success: false; error: string; retryable?: boolean };
+
+interface Entry extends Ordered {
+  task: Task;
+}
+
+interface Timed {
+  at: number;
+  task: Task;
+}
+
+export const LIST_LIMIT_MAX = 500;
+
+/**
+ * The task queue. Live tasks (pending and in progress) are held in memory,
+ * indexed by lane (task type × target) and ordered by `orderKey`; every state
+ * change is written to the store, and whoever is told of the change (an HTTP
+ * client, an agent) is told only after the write has committed. Writes made
+ * together commit together (group commit in the store).
+ */
+export class TaskEngine {
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly rng: Rng;
+  private readonly settings: TaskEngineSettings;
+  private readonly events: EventBus;
+  private readonly log: Logger;
+
+  private readonly live = new Map<string, Task>();
+  private readonly queued = new Map<string, Entry>();
+  private readonly lanes = new Map<string, Heap<Entry>>();
+  private readonly lanesByType = new Map<TaskType, Set<string>>();
+  private readonly delayed = new Heap<Timed>((a, b) => a.at < b.at);
+  private readonly deadlines = new Heap<Timed>((a, b) => a.at < b.at);
+  private readonly byKey = new Map<string, string>();
+  private readonly workers = new Map<string, Worker>();
+  private readonly counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
+  private seq = 0;
+  private delayTimer: TimerHandle | null = null;
+  private delayTimerAt = Infinity;
+  private dispatchScheduled = false;
+  private stopped = false;
+
+  constructor(options: { store: Store; clock: Clock; rng: Rng; settings: TaskEngineSettings; events: EventBus; log: Logger }) {
+    this.store = options.store;
+    this.clock = options.clock;
+    this.rng = options.rng;
+    this.settings = options.settings;
+    this.events = options.events;
+    this.log = options.log;
+  }
+
+  /**
+   * Loads the queue from the store. Attempts that were running when the last
+   * process ended are over (their agents ran in that process): each is ended
+   * as `interrupted`, counting the attempt.
+   */
+  async load(): Promise<void> {
+    Object.assign(this.counts, await this.store.countTasksByStatus());
+    this.seq = await this.store.maxTaskSeq();
+    const now = this.clock.now();
+    const writes: Promise<void>[] = [];
+    for (const task of await this.store.loadLiveTasks()) {
+      this.live.set(task.id, task);
+      if (task.idempotencyKey !== null) this.byKey.set(task.idempotencyKey, task.id);
+      if (task.status === 'pending') {
+        this.makeReady(task, task.runAfter ?? task.createdAt);
+      } else {
+        writes.push(this.endAttempt(task, null, 'interrupted', 'the orchestrator restarted while the task ran', true, now));
+      }
+    }
+    await Promise.all(writes);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.delayTimer?.cancel();
+    this.delayTimer = null;
+  }
+
+  // ---------------------------------------------------------------- workers
+
+  addWorker(worker: Worker): void {
+    this.workers.set(worker.id, worker);
+    this.scheduleDispatch();
+  }
+
+  getWorker(id: string): Worker | undefined {
+    return this.workers.get(id);
+  }
+
+  /** Call after a worker's `online`, `ring`, `asset` or capacity changed. */
+  workerChanged(): void {
+    this.scheduleDispatch();
+  }
+
+  /** The agent is gone or unreachable: every attempt it holds ends, and the tasks go back to the queue. */
+  async workerLost(id: string, reason: string, outcome: AttemptEndOutcome = 'agent_lost'): Promise<void> {
+    const worker = this.workers.get(id);
+    if (!worker) return;
+    const now = this.clock.now();
+    const writes = [...worker.running.keys()].map((taskId) => {
+      const task = this.live.get(taskId);
+      return task ? this.endAttempt(task, worker, outcome, reason, true, now) : Promise.resolve();
+    });
+    await Promise.all(writes);
+  }
+
+  async removeWorker(id: string, reason: string): Promise<void> {
+    await this.workerLost(id, reason);
+    this.workers.delete(id);
+  }
+
+  /** A heartbeat: the agent's leases run on. */
+  renewLeases(workerId: string): Promise<void> {
+    const worker = this.workers.get(workerId);
+    if (!worker || worker.running.size === 0) return Promise.resolve();
+    const until = this.clock.now() + this.settings.leaseMs;
+    for (const taskId of worker.running.keys()) {
+      const task = this.live.get(taskId);
+      if (task) task.leaseExpiresAt = until;
+    }
+    return this.store.renewLeases(workerId, until);
+  }
+
+  // ---------------------------------------------------------------- submit
+
+  /**
+   * Validates and stores tasks, all in one commit. A known idempotency key
+   * returns the task it first created (`created: false`).
+   */
+  async submit(inputs: readonly SubmitInput[]): Promise<{ task: Task; created: boolean }[]> {
+    if (this.stopped) throw new OrchestratorError('ORCH_SHUTTING_DOWN', 'the orchestrator is not running');
+    const now = this.clock.now();
+    const out: { task: Task; created: boolean }[] = [];
+    const fresh: Task[] = [];
+    for (const input of inputs) {
+      const existing = input.idempotencyKey === undefined ? null : await this.findByKey(input.idempotencyKey);
+      if (existing) {
+        out.push({ task: existing, created: false });
+        continue;
+      }
+      const task = this.buildTask(input, now);
+      fresh.push(task);
+      out.push({ task, created: true });
+      this.live.set(task.id, task);
+      this.counts.pending++;
+      if (task.idempotencyKey !== null) this.byKey.set(task.idempotencyKey, task.id);
+    }
+    // Ready only after the insert is queued, so that no later write of these tasks can precede it.
+    const committed = this.store.insertTasks(fresh.map((t) => ({ ...t })));
+    for (const task of fresh) {
+      this.makeReady(task, task.runAfter ?? task.createdAt);
+      this.events.emit('task.submitted', { task });
+    }
+    await committed;
+    return out.map(({ task, created }) => ({ task: { ...task }, created }));
+  }
+
+  private async findByKey(key: string): Promise<Task | null> {
+    const id = this.byKey.get(key);
+    if (id !== undefined) {
+      const live = this.live.get(id);
+      if (live) return { ...live };
+    }
+    return this.store.findTaskByIdempotencyKey(key);
+  }
+
+  private buildTask(input: SubmitInput, now: number): Task {
+    if (!isTaskType(input.type)) {
+      throw new OrchestratorError('ORCH_UNKNOWN_TASK_TYPE', `unknown task_type "${input.type}"; expected one of ${TASK_TYPES.join(', ')}`);
+    }
+    const backoff: BackoffPolicy = { ...this.settings.defaultBackoff, ...input.backoff };
+    if (backoff.maxMs < backoff.initialMs) {
+      throw new OrchestratorError('ORCH_VALIDATION', 'backoff.maxMs must not be smaller than backoff.initialMs');
+    }
+    if (input.deadline !== undefined && input.runAfter !== undefined && input.deadline <= input.runAfter) {
+      throw new OrchestratorError('ORCH_VALIDATION', 'deadline must be later than runAfter');
+    }
+    return {
+      id: newTaskId(),
+      seq: ++this.seq,
+      type: input.type,
+      parameters: input.parameters ?? {},
+      priority: input.priority ?? 0,
+      status: 'pending',
+      target: input.target ?? null,
+      assignedTo: null,
+      attempts: 0,
+      attemptsBase: 0,
+      maxAttempts: input.maxAttempts ?? this.settings.taskRetryLimit + 1,
+      backoff,
+      timeoutMs: input.timeoutMs ?? this.settings.taskTimeoutMs,
+      idempotencyKey: input.idempotencyKey ?? null,
+      runAfter: input.runAfter !== undefined && input.runAfter > now ? input.runAfter : null,
+      deadline: input.deadline ?? null,
+      leaseExpiresAt: null,
+      createdAt: now,
+      startedAt: null,
+      completedAt: null,
+      result: null,
+      error: null,
+    };
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** The task as last committed or about to be; live tasks come from memory. */
+  async get(id: string): Promise<{ task: Task; attempts: TaskAttempt[] }> {
+    const live = this.live.get(id);
+    const task = live ? { ...live } : await this.store.getTask(id);
+    if (!task) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
+    return { task, attempts: await this.store.getAttempts(id) };
+  }
+
+  list(filter: TaskFilter, limit: number, before?: number): Promise<Task[]> {
+    return this.store.listTasks(filter, Math.min(limit, LIST_LIMIT_MAX), before);
+  }
+
+  countsByStatus(): Record<TaskStatus, number> {
+    return { ...this.counts };
+  }
+
+  /** Tasks waiting to start (ready or delayed). */
+  get pendingCount(): number {
+    return this.counts.pending;
+  }
+
+  // ---------------------------------------------------------------- results
+
+  /**
+   * An agent reports how an attempt ended. Refused with 409 unless the task is
+   * in progress on that agent at that attempt: a late result from an attempt
+   * that timed out, lost its lease or was cancelled changes nothing.
+   * Resolves with the task once the outcome is committed.
+   */
+  async reportResult(workerId: string, taskId: string, attempt: number, report: ResultReport): Promise<Task> {
+    const task = this.live.get(taskId);
+    if (!task) {
+      const stored = await this.store.getTask(taskId);
+      if (!stored) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
+      this.events.emit('task.stale_result', { taskId, attempt, agentId: workerId });
+      throw new OrchestratorError('ORCH_STALE_ATTEMPT', `task ${taskId} is ${stored.status}; attempt ${attempt} is no longer current`);
+    }
+    if (task.status !== 'in_progress' || task.assignedTo !== workerId || task.attempts !== attempt) {
+      this.events.emit('task.stale_result', { taskId, attempt, agentId: workerId });
+      throw new OrchestratorError(
+        'ORCH_STALE_ATTEMPT',
+        `attempt ${attempt} of task ${taskId} on ${workerId} is no longer current (the task is ${task.status}${task.status === 'in_progress' ? ` at attempt ${task.attempts} on ${task.assignedTo ?? '?'}` : ''})`,
+      );
+    }
+    const worker = this.workers.get(workerId);
+    const now = this.clock.now();
+    if (report.success) {
+      worker?.running.delete(taskId);
+      this.setStatus(task, 'completed');
+      task.result = report.result ?? null;
+      task.error = null;
+      task.completedAt = now;
+      task.leaseExpiresAt = null;
+      const write = this.persist(task, { taskId, attempt, agentId: workerId, startedAt: task.startedAt ?? now, endedAt: now, outcome: 'succeeded', error: null });
+      this.events.emit('task.completed', { task });
+      this.scheduleDispatch();
+      await write;
+      this.forgetIfEnded(task);
+      return { ...task };
+    }
+    await this.endAttempt(task, worker ?? null, 'failed', report.error, report.retryable !== false, now);
+    return { ...task };
+  }
+
+  /** Progress from the agent renews the attempt's lease. */
+  progress(workerId: string, taskId: string, attempt: number): void {
+    const task = this.live.get(taskId);
+    if (task && task.status === 'in_progress' && task.assignedTo === workerId && task.attempts === attempt) {
+      task.leaseExpiresAt = this.clock.now() + this.settings.leaseMs;
+    }
+  }
+
+  /** True when the agent holds this attempt now (it should go on running it). */
+  holds(workerId: string, taskId: string): boolean {
+    return this.workers.get(workerId)?.running.has(taskId) ?? false;
+  }
+
+  // ---------------------------------------------------------------- operator actions
+
+  /** Cancels a pending or running task; a running one's agent is told to stop. */
+  async cancel(taskId: string): Promise<Task> {
+    const task = this.live.get(taskId);
+    if (!task || TERMINAL_STATUSES.has(task.status)) {
+      const stored = task ?? (await this.store.getTask(taskId));
+      if (!stored) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
+      throw new OrchestratorError('ORCH_TASK_STATE', `task ${taskId} is ${stored.status} and cannot be cancelled`);
+    }
+    const now = this.clock.now();
+    let attempt: TaskAttempt | null = null;
+    if (task.status === 'in_progress' && task.assignedTo !== null) {
+      const worker = this.workers.get(task.assignedTo);
+      worker?.running.delete(task.id);
+      worker?.cancel(task.id, task.attempts);
+      attempt = { taskId, attempt: task.attempts, agentId: task.assignedTo, startedAt: task.startedAt ?? now, endedAt: now, outcome: 'cancelled', error: 'cancelled by operator' };
+    }
+    this.unqueue(task);
+    this.setStatus(task, 'cancelled');
+    task.completedAt = now;
+    task.leaseExpiresAt = null;
+    task.error = 'cancelled by operator';
+    const write = this.persist(task, attempt);
+    this.events.emit('task.cancelled', { task });
+    this.scheduleDispatch();
+    await write;
+    this.forgetIfEnded(task);
+    return { ...task };
+  }
+
+  /** Gives a `failed` or `dead` task a fresh run of attempts. */
+  async retry(taskId: string): Promise<Task> {
+    const task = this.live.get(taskId) ?? (await this.store.getTask(taskId));
+    if (!task) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
+    if (task.status !== 'failed' && task.status !== 'dead') {
+      throw new OrchestratorError('ORCH_TASK_STATE', `task ${taskId} is ${task.status}; only failed or dead tasks can be retried`);
+    }
+    const now = this.clock.now();
+    this.live.set(task.id, task);
+    if (task.idempotencyKey !== null) this.byKey.set(task.idempotencyKey, task.id);
+    this.setStatus(task, 'pending');
+    task.attemptsBase = task.attempts;
+    task.assignedTo = null;
+    task.completedAt = null;
+    task.runAfter = null;
+    task.leaseExpiresAt = null;
+    const write = this.persist(task, null);
+    this.makeReady(task, now);
+    this.events.emit('task.requeued', { task, reason: 'retried by operator' });
+    await write;
+    return { ...task };
+  }
+
+  // ---------------------------------------------------------------- time
+
+  /** Expires overdue pending tasks and ends attempts past their timeout or lease. */
+  async sweep(): Promise<void> {
+    const now = this.clock.now();
+    this.promoteDelayed(now);
+    const writes: Promise<void>[] = [];
+    for (let top = this.deadlines.peek(); top && top.at < now; top = this.deadlines.peek()) {
+      this.deadlines.pop();
+      if (top.task.status === 'pending') writes.push(this.expire(top.task, now));
+    }
+    for (const worker of this.workers.values()) {
+      for (const [taskId, run] of worker.running) {
+        const task = this.live.get(taskId);
+        if (!task) {
+          worker.running.delete(taskId);
+          continue;
+        }
+        if (now > run.timeoutAt) {
+          worker.cancel(taskId, run.attempt);
+          writes.push(this.endAttempt(task, worker, 'timed_out', `attempt ${run.attempt} timed out after ${formatMs(task.timeoutMs)} on ${worker.id}`, true, now));
+        } else if (task.leaseExpiresAt !== null && now > task.leaseExpiresAt) {
+          worker.cancel(taskId, run.attempt);
+          writes.push(this.endAttempt(task, worker, 'lease_expired', `attempt ${run.attempt} lost its lease on ${worker.id} (no heartbeat or progress for ${formatMs(this.settings.leaseMs)})`, true, now));
+        }
+      }
+    }
+    await Promise.all(writes);
+    this.scheduleDispatch();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private setStatus(task: Task, status: TaskStatus): void {
+    this.counts[task.status]--;
+    this.counts[status]++;
+    task.status = status;
+  }
+
+  private persist(task: Task, attempt: TaskAttempt | null): Promise<void> {
+    const writes = [this.store.saveTask({ ...task })];
+    if (attempt) writes.push(this.store.saveAttempt(attempt));
+    if (attempt?.outcome) {
+      this.events.emit('task.attempt_ended', { taskId: attempt.taskId, attempt: attempt.attempt, agentId: attempt.agentId, outcome: attempt.outcome });
+    }
+    return Promise.all(writes).then(() => undefined);
+  }
+
+  /** Ended tasks leave memory once their final state is committed; later reads go to the store. */
+  private forgetIfEnded(task: Task): void {
+    if (TERMINAL_STATUSES.has(task.status) && this.live.get(task.id) === task) {
+      this.live.delete(task.id);
+      if (task.idempotencyKey !== null) this.byKey.delete(task.idempotencyKey);
+    }
+  }
+
+  /**
+   * Ends an attempt that did not succeed: a retry after the backoff while
+   * attempts remain and it is retryable, `failed` if not retryable, `dead`
+   * when the attempts are used up.
+   */
+  private async endAttempt(task: Task, worker: Worker | null, outcome: AttemptEndOutcome, error: string, retryable: boolean, now: number): Promise<void> {
+    const agentId = task.assignedTo ?? worker?.id ?? 'unknown';
+    worker?.running.delete(task.id);
+    if (task.assignedTo !== null) this.workers.get(task.assignedTo)?.running.delete(task.id);
+    const attempt: TaskAttempt = { taskId: task.id, attempt: task.attempts, agentId, startedAt: task.startedAt ?? now, endedAt: now, outcome, error };
+    const decision = afterFailedAttempt(task, retryable, this.rng);
+    task.error = error;
+    task.leaseExpiresAt = null;
+    if (decision.kind === 'retry') {
+      this.setStatus(task, 'pending');
+      task.assignedTo = null;
+      task.runAfter = now + decision.delayMs;
+      const write = this.persist(task, attempt);
+      this.makeReady(task, task.runAfter);
+      this.events.emit('task.requeued', { task, reason: error });
+      this.scheduleDispatch();
+      await write;
+      return;
+    }
+    this.setStatus(task, decision.kind);
+    task.completedAt = now;
+    const write = this.persist(task, attempt);
+    this.events.emit('task.failed', { task });
+    this.scheduleDispatch();
+    await write;
+    this.forgetIfEnded(task);
+  }
+
+  private async expire(task: Task, now: number): Promise<void> {
+    this.unqueue(task);
+    this.setStatus(task, 'expired');
+    task.completedAt = now;
+    task.error = `deadline ${new Date(task.deadline ?? now).toISOString()} passed before the task could start`;
+    const write = this.persist(task, null);
+    this.events.emit('task.expired', { task });
+    await write;
+    this.forgetIfEnded(task);
+  }
+
+  /** Puts a pending task in line: at once if ready, otherwise when `readyAt` comes. */
+  private makeReady(task: Task, readyAt: number): void {
+    if (task.deadline !== null) this.deadlines.push({ at: task.deadline, task });
+    if (readyAt > this.clock.now()) {
+      this.delayed.push({ at: readyAt, task });
+      this.armDelayTimer();
+      return;
+    }
+    const lane = `${task.type}|${targetKey(task.target)}`;
+    let heap = this.lanes.get(lane);
+    if (!heap) {
+      heap = new Heap<Entry>(runsBefore);
+      this.lanes.set(lane, heap);
+      let set = this.lanesByType.get(task.type);
+      if (!set) {
+        set = new Set();
+        this.lanesByType.set(task.type, set);
+      }
+      set.add(lane);
+    }
+    const entry: Entry = { task, key: orderKey(task.priority, readyAt, this.settings.agingMs), seq: task.seq };
+    this.queued.set(task.id, entry);
+    heap.push(entry);
+    this.scheduleDispatch();
+  }
+
+  /** Entries are removed lazily: an entry no longer in `queued` is skipped when it reaches the top. */
+  private unqueue(task: Task): void {
+    this.queued.delete(task.id);
+  }
+
+  private promoteDelayed(now: number): void {
+    for (let top = this.delayed.peek(); top && top.at <= now; top = this.delayed.peek()) {
+      this.delayed.pop();
+      if (top.task.status === 'pending' && !this.queued.has(top.task.id) && (top.task.runAfter ?? 0) <= now) {
+        this.makeReady(top.task, top.at);
+      }
+    }
+  }
+
+  private armDelayTimer(): void {
+    const next = this.delayed.peek();
+    if (!next || this.stopped || next.at >= this.delayTimerAt) return;
+    this.delayTimer?.cancel();
+    this.delayTimerAt = next.at;
+    this.delayTimer = this.clock.setTimeout(() => {
+      this.delayTimer = null;
+      this.delayTimerAt = Infinity;
+      this.promoteDelayed(this.clock.now());
+      this.armDelayTimer();
+    }, Math.max(0, next.at - this.clock.now()));
+  }
+
+  scheduleDispatch(): void {
+    if (this.dispatchScheduled || this.stopped) return;
+    this.dispatchScheduled = true;
+    setImmediate(() => {
+      this.dispatchScheduled = false;
+      if (!this.stopped) this.dispatch();
+    });
+  }
+
+  /** The best ready task this worker may run, or undefined. */
+  private bestFor(worker: Worker): Entry | undefined {
+    let best: Entry | undefined;
+    let bestHeap: Heap<Entry> | undefined;
+    for (const type of worker.capabilities) {
+      const lanes = this.lanesByType.get(type);
+      if (!lanes) continue;
+      for (const lane of lanes) {
+        const heap = this.lanes.get(lane) as Heap<Entry>;
+        if (!this.eligible(lane, type, worker)) continue;
+        let top = heap.peek();
+        while (top && this.queued.get(top.task.id) !== top) {
+          heap.pop();
+          top = heap.peek();
+        }
+        if (top && (!best || runsBefore(top, best))) {
+          best = top;
+          bestHeap = heap;
+        }
+      }
+    }
+    if (best && bestHeap) {
+      bestHeap.pop();
+      this.queued.delete(best.task.id);
+    }
+    return best;
+  }
+
+  private eligible(lane: string, type: TaskType, worker: Worker): boolean {
+    const target = lane.slice(type.length + 1);
+    if (target === 'any') return true;
+    if (target.startsWith('agent:')) return target === `agent:${worker.id}`;
+    if (target.startsWith('ring:')) return target === `ring:${worker.ring}`;
+    // Selector lanes: every task in the lane has the same selector; read it from any entry.
+    const heap = this.lanes.get(lane);
+    const sample = heap?.peek();
+    const t = sample?.task.target;
+    return t !== undefined && t !== null && 'selector' in t && selectorMatches(t.selector, worker.asset);
+  }
+
+  /**
+   * Hands ready tasks to workers with free slots, the worker that has waited
+   * longest first, each the best task it may run. A task no free worker may
+   * run waits without holding up the others.
+   */
+  private dispatch(): void {
+    if (this.queued.size === 0) return;
+    const now = this.clock.now();
+    const free = [...this.workers.values()]
+      .filter((w) => w.online && w.running.size < w.concurrency && w.capabilities.size > 0)
+      .sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
+    for (const worker of free) {
+      while (worker.running.size < worker.concurrency && this.queued.size > 0) {
+        const entry = this.bestFor(worker);
+        if (!entry) break;
+        const task = entry.task;
+        if (task.deadline !== null && task.deadline < now) {
+          void this.expire(task, now).catch((err: unknown) => this.log.error({ err, taskId: task.id }, 'failed to expire task'));
+          continue;
+        }
+        this.start(task, worker, now);
+      }
+      if (this.queued.size === 0) break;
+    }
+  }
+
+  private start(task: Task, worker: Worker, now: number): void {
+    this.setStatus(task, 'in_progress');
+    task.attempts++;
+    task.assignedTo = worker.id;
+    task.startedAt = now;
+    task.runAfter = null;
+    task.leaseExpiresAt = now + this.settings.leaseMs;
+    const attempt = task.attempts;
+    worker.running.set(task.id, { attempt, startedAt: now, timeoutAt: now + task.timeoutMs });
+    worker.lastAssignedAt = now;
+    const snapshot = { ...task };
+    this.events.emit('task.started', { task: snapshot, agentId: worker.id });
+    this.persist(task, { taskId: task.id, attempt, agentId: worker.id, startedAt: now, endedAt: null, outcome: null, error: null }).then(
+      () => {
+        // Sent once the start is committed, and only if the attempt is still the current one.
+        if (task.status === 'in_progress' && task.attempts === attempt && worker.running.has(task.id)) worker.assign(snapshot);
+      },
+      (err: unknown) => this.log.error({ err, taskId: task.id }, 'failed to record a task start'),
+    );
+  }
+}
+
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
