@@ -4,6 +4,7 @@ import { OrchestratorError } from '../domain/errors.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { errorHandler } from './errors.js';
 import { seedRoutes } from './seed-routes.js';
+import { taskRoutes } from './task-routes.js';
 import { v1Routes } from './v1-routes.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -88,5 +89,6 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
   );
   await app.register(seedRoutes(orchestrator));
   await app.register(v1Routes(orchestrator));
+  await app.register(taskRoutes(orchestrator));
   return app;
 }

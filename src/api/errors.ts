@@ -32,6 +32,12 @@ function validationMessage(err: FastifyError): string {
     const missing = (first.params as { missingProperty?: string }).missingProperty;
     return `${where} is missing the required field "${missing ?? '?'}"`;
   }
+  if (first.keyword === 'minProperties' || first.keyword === 'maxProperties') {
+    return where.endsWith('.target') ? `${where} must have exactly one of agentId, ring or selector` : `${where} ${first.message ?? 'is invalid'}`;
+  }
+  if (first.keyword === 'enum' || first.keyword === 'const' || first.keyword === 'anyOf') {
+    return `${where} is not one of the allowed values`;
+  }
   return `${where} ${first.message ?? 'is invalid'}`;
 }
 

@@ -198,17 +198,23 @@ export class TaskEngine {
   async submit(inputs: readonly SubmitInput[]): Promise<{ task: Task; created: boolean }[]> {
     if (this.stopped) throw new OrchestratorError('ORCH_SHUTTING_DOWN', 'the orchestrator is not running');
     const now = this.clock.now();
+    // First every input is checked and built, so that one bad task leaves the whole batch unstored.
     const out: { task: Task; created: boolean }[] = [];
     const fresh: Task[] = [];
+    const batchKeys = new Map<string, Task>();
     for (const input of inputs) {
-      const existing = input.idempotencyKey === undefined ? null : await this.findByKey(input.idempotencyKey);
+      const key = input.idempotencyKey;
+      const existing = key === undefined ? null : (batchKeys.get(key) ?? (await this.findByKey(key)));
       if (existing) {
         out.push({ task: existing, created: false });
         continue;
       }
       const task = this.buildTask(input, now);
+      if (key !== undefined) batchKeys.set(key, task);
       fresh.push(task);
       out.push({ task, created: true });
+    }
+    for (const task of fresh) {
       this.live.set(task.id, task);
       this.counts.pending++;
       if (task.idempotencyKey !== null) this.byKey.set(task.idempotencyKey, task.id);

@@ -1,0 +1,147 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Static } from 'typebox';
+import type { Orchestrator } from '../core/orchestrator.js';
+import type { SubmitInput } from '../core/task-engine.js';
+import { LIST_LIMIT_MAX } from '../core/task-engine.js';
+import { OrchestratorError } from '../domain/errors.js';
+import type { TaskTarget } from '../domain/types.js';
+import { RINGS, TASK_STATUSES } from '../domain/types.js';
+import { taskV1Json } from './views.js';
+
+const Instant = Type.Union([Type.String({ format: 'date-time' }), Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 })], {
+  description: 'ISO 8601 date-time, or milliseconds since the epoch',
+});
+
+const Selector = Type.Object(
+  {
+    site: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+    department: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+    manufacturer: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+    model: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+    osName: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+/** Exactly one of `agentId`, `ring` or `selector` (one object rather than a union, for clear errors). */
+const Target = Type.Object(
+  {
+    agentId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    ring: Type.Optional(Type.Union(RINGS.map((r) => Type.Literal(r)))),
+    selector: Type.Optional(Selector),
+  },
+  { additionalProperties: false, minProperties: 1, maxProperties: 1 },
+);
+
+export const CreateTask = Type.Object(
+  {
+    type: Type.String({ minLength: 1, maxLength: 100 }),
+    params: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    priority: Type.Optional(Type.Integer({ minimum: -1_000_000, maximum: 1_000_000 })),
+    target: Type.Optional(Target),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    backoff: Type.Optional(
+      Type.Object(
+        {
+          strategy: Type.Optional(Type.Union([Type.Literal('exponential'), Type.Literal('fixed')])),
+          initialMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
+          maxMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
+          jitter: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 86_400_000 })),
+    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    runAfter: Type.Optional(Instant),
+    deadline: Type.Optional(Instant),
+  },
+  { additionalProperties: false },
+);
+type CreateTaskBody = Static<typeof CreateTask>;
+
+export const BATCH_MAX = 1000;
+const Batch = Type.Object({ tasks: Type.Array(CreateTask, { minItems: 1, maxItems: BATCH_MAX }) }, { additionalProperties: false });
+
+const TaskId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
+
+const ListQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)))),
+    type: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    agentId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
+    cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,16}$' })),
+  },
+  { additionalProperties: false },
+);
+
+function instant(value: string | number | undefined, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = typeof value === 'number' ? value : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new OrchestratorError('ORCH_VALIDATION', `${field} is not a valid date-time`);
+  return ms;
+}
+
+export function toSubmitInput(body: CreateTaskBody): SubmitInput {
+  const runAfter = instant(body.runAfter, 'runAfter');
+  const deadline = instant(body.deadline, 'deadline');
+  return {
+    type: body.type,
+    ...(body.params !== undefined ? { parameters: body.params as Record<string, unknown> } : {}),
+    ...(body.priority !== undefined ? { priority: body.priority } : {}),
+    ...(body.target !== undefined ? { target: body.target as TaskTarget } : {}),
+    ...(body.maxAttempts !== undefined ? { maxAttempts: body.maxAttempts } : {}),
+    ...(body.backoff !== undefined ? { backoff: body.backoff } : {}),
+    ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {}),
+    ...(body.idempotencyKey !== undefined ? { idempotencyKey: body.idempotencyKey } : {}),
+    ...(runAfter !== undefined ? { runAfter } : {}),
+    ...(deadline !== undefined ? { deadline } : {}),
+  };
+}
+
+/** `/api/v1/tasks`: the task engine's own API. */
+export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
+  // eslint-disable-next-line @typescript-eslint/require-await
+  return async (app) => {
+    const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+    r.post('/api/v1/tasks', { schema: { body: CreateTask } }, async (request, reply) => {
+      const [out] = await orchestrator.tasks.submit([toSubmitInput(request.body)]);
+      const { task, created } = out as { task: Parameters<typeof taskV1Json>[0]; created: boolean };
+      return reply.status(created ? 201 : 200).send(taskV1Json(task));
+    });
+
+    r.post('/api/v1/tasks/batch', { schema: { body: Batch } }, async (request, reply) => {
+      const out = await orchestrator.tasks.submit(request.body.tasks.map(toSubmitInput));
+      return reply.status(201).send({
+        created: out.filter((o) => o.created).length,
+        tasks: out.map((o) => ({ ...taskV1Json(o.task), created: o.created })),
+      });
+    });
+
+    r.get('/api/v1/tasks', { schema: { querystring: ListQuery } }, async (request) => {
+      const q = request.query;
+      const limit = q.limit === undefined ? 100 : Number(q.limit);
+      if (limit < 1 || limit > LIST_LIMIT_MAX) throw new OrchestratorError('ORCH_VALIDATION', `limit must be from 1 to ${LIST_LIMIT_MAX}`);
+      const tasks = await orchestrator.listTasks(
+        { ...(q.status !== undefined ? { status: q.status } : {}), ...(q.type !== undefined ? { type: q.type } : {}), ...(q.agentId !== undefined ? { agentId: q.agentId } : {}) },
+        limit,
+        q.cursor === undefined ? undefined : Number(q.cursor),
+      );
+      const last = tasks[tasks.length - 1];
+      return { tasks: tasks.map((t) => taskV1Json(t)), nextCursor: tasks.length === limit && last ? String(last.seq) : null };
+    });
+
+    r.get('/api/v1/tasks/:id', { schema: { params: TaskId } }, async (request) => {
+      const { task, attempts } = await orchestrator.getTask(request.params.id);
+      return taskV1Json(task, attempts);
+    });
+
+    r.post('/api/v1/tasks/:id/cancel', { schema: { params: TaskId } }, async (request) => taskV1Json(await orchestrator.tasks.cancel(request.params.id)));
+
+    r.post('/api/v1/tasks/:id/retry', { schema: { params: TaskId } }, async (request) => taskV1Json(await orchestrator.tasks.retry(request.params.id)));
+  };
+}
