@@ -282,7 +282,11 @@ export class TaskEngine {
     const live = this.live.get(id);
     const task = live ? { ...live } : await this.store.getTask(id);
     if (!task) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
-    return { task, attempts: await this.store.getAttempts(id) };
+    const attempts = await this.store.getAttempts(id);
+    if (task.status === 'in_progress' && task.assignedTo !== null && task.startedAt !== null) {
+      attempts.push({ taskId: id, taskSeq: task.seq, attempt: task.attempts, agentId: task.assignedTo, startedAt: task.startedAt, endedAt: null, outcome: null, error: null });
+    }
+    return { task, attempts };
   }
 
   list(filter: TaskFilter, limit: number, before?: number): Promise<Task[]> {
@@ -330,9 +334,10 @@ export class TaskEngine {
       task.error = null;
       task.completedAt = now;
       task.leaseExpiresAt = null;
-      const write = this.persist(task, { taskId, attempt, agentId: workerId, startedAt: task.startedAt ?? now, endedAt: now, outcome: 'succeeded', error: null });
+      const write = this.persist(task, { taskId, taskSeq: task.seq, attempt, agentId: workerId, startedAt: task.startedAt ?? now, endedAt: now, outcome: 'succeeded', error: null });
       this.events.emit('task.completed', { task });
-      this.scheduleDispatch();
+      // The freed slot takes its next task now, so that its start shares a commit with this completion.
+      if (worker) this.fill(worker, now);
       await write;
       this.forgetIfEnded(task);
       return { ...task };
@@ -370,7 +375,7 @@ export class TaskEngine {
       const worker = this.workers.get(task.assignedTo);
       worker?.running.delete(task.id);
       worker?.cancel(task.id, task.attempts);
-      attempt = { taskId, attempt: task.attempts, agentId: task.assignedTo, startedAt: task.startedAt ?? now, endedAt: now, outcome: 'cancelled', error: 'cancelled by operator' };
+      attempt = { taskId, taskSeq: task.seq, attempt: task.attempts, agentId: task.assignedTo, startedAt: task.startedAt ?? now, endedAt: now, outcome: 'cancelled', error: 'cancelled by operator' };
     }
     this.unqueue(task);
     this.setStatus(task, 'cancelled');
@@ -473,7 +478,7 @@ export class TaskEngine {
     const agentId = task.assignedTo ?? worker?.id ?? 'unknown';
     worker?.running.delete(task.id);
     if (task.assignedTo !== null) this.workers.get(task.assignedTo)?.running.delete(task.id);
-    const attempt: TaskAttempt = { taskId: task.id, attempt: task.attempts, agentId, startedAt: task.startedAt ?? now, endedAt: now, outcome, error };
+    const attempt: TaskAttempt = { taskId: task.id, taskSeq: task.seq, attempt: task.attempts, agentId, startedAt: task.startedAt ?? now, endedAt: now, outcome, error };
     const decision = afterFailedAttempt(task, retryable, this.rng);
     task.error = error;
     task.leaseExpiresAt = null;
@@ -622,17 +627,23 @@ export class TaskEngine {
       .filter((w) => w.online && w.running.size < w.concurrency && w.capabilities.size > 0)
       .sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
     for (const worker of free) {
-      while (worker.running.size < worker.concurrency && this.queued.size > 0) {
-        const entry = this.bestFor(worker);
-        if (!entry) break;
-        const task = entry.task;
-        if (task.deadline !== null && task.deadline < now) {
-          void this.expire(task, now).catch((err: unknown) => this.log.error({ err, taskId: task.id }, 'failed to expire task'));
-          continue;
-        }
-        this.start(task, worker, now);
-      }
+      this.fill(worker, now);
       if (this.queued.size === 0) break;
+    }
+  }
+
+  /** Gives one worker the best ready tasks it may run, up to its free slots. */
+  private fill(worker: Worker, now: number): void {
+    if (!worker.online) return;
+    while (worker.running.size < worker.concurrency && this.queued.size > 0) {
+      const entry = this.bestFor(worker);
+      if (!entry) break;
+      const task = entry.task;
+      if (task.deadline !== null && task.deadline < now) {
+        this.expire(task, now).catch((err: unknown) => this.log.error({ err, taskId: task.id }, 'failed to expire task'));
+        continue;
+      }
+      this.start(task, worker, now);
     }
   }
 
@@ -648,7 +659,8 @@ export class TaskEngine {
     worker.lastAssignedAt = now;
     const snapshot = { ...task };
     this.events.emit('task.started', { task: snapshot, agentId: worker.id });
-    this.persist(task, { taskId: task.id, attempt, agentId: worker.id, startedAt: now, endedAt: null, outcome: null, error: null }).then(
+    // The attempt's own record is written when it ends; while it runs, the task row says who runs it since when.
+    this.persist(task, null).then(
       () => {
         // Sent once the start is committed, and only if the attempt is still the current one.
         if (task.status === 'in_progress' && task.attempts === attempt && worker.running.has(task.id)) worker.assign(snapshot);

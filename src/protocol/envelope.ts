@@ -63,6 +63,17 @@ export interface Envelope<T extends MessageType = MessageType> {
 
 export type AnyEnvelope = { [T in MessageType]: Envelope<T> }[MessageType];
 
+let lastStampMs = NaN;
+let lastStamp = '';
+/** ISO 8601 for `now`, computed once per millisecond. */
+function stamp(now: number): string {
+  if (now !== lastStampMs) {
+    lastStampMs = now;
+    lastStamp = new Date(now).toISOString();
+  }
+  return lastStamp;
+}
+
 export function makeEnvelope<T extends MessageType>(
   type: T,
   sender: string,
@@ -74,7 +85,7 @@ export function makeEnvelope<T extends MessageType>(
     message_type: type,
     sender_id: sender,
     receiver_id: receiver,
-    timestamp: new Date(now).toISOString(),
+    timestamp: stamp(now),
     payload,
     message_id: newMessageId(),
   };

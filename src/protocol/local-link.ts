@@ -12,10 +12,17 @@ export interface LinkFaults {
 }
 
 export function localWire(deliver: (envelope: AnyEnvelope) => void, faults: LinkFaults = {}): Wire {
+  let queue: AnyEnvelope[] = [];
+  const flush = (): void => {
+    const batch = queue;
+    queue = [];
+    for (const envelope of batch) deliver(envelope);
+  };
   return (envelope) => {
     if (faults.drop?.(envelope)) return;
     // A structured clone, so neither side can share objects with the other.
-    const copy = structuredClone(envelope);
-    setImmediate(() => deliver(copy));
+    queue.push(structuredClone(envelope));
+    // Everything sent in one turn arrives together in the next, in order.
+    if (queue.length === 1) setImmediate(flush);
   };
 }

@@ -38,7 +38,8 @@ export interface EndpointOptions {
 
 interface Pending {
   envelope: AnyEnvelope;
-  timer: TimerHandle;
+  /** When it goes out again unless acknowledged first. */
+  nextAt: number;
   interval: number;
 }
 
@@ -59,6 +60,8 @@ export class ReliableEndpoint {
   private readonly maxRetryMs: number;
   private readonly dedupeWindow: number;
   private readonly pending = new Map<string, Pending>();
+  /** One timer per endpoint, not per message: it wakes while anything is unacknowledged. */
+  private retryTimer: TimerHandle | null = null;
   /** Message ids received: `processing` until handled, then `done`. */
   private readonly seen = new Map<string, 'processing' | 'done'>();
   private closed = false;
@@ -98,9 +101,8 @@ export class ReliableEndpoint {
     }
     this.stats.sent++;
     if (options.reliable ?? true) {
-      const entry: Pending = { envelope, timer: { cancel: () => undefined }, interval: this.retryMs };
-      this.pending.set(envelope.message_id, entry);
-      this.schedule(entry);
+      this.pending.set(envelope.message_id, { envelope, nextAt: this.clock.now() + this.retryMs, interval: this.retryMs });
+      this.armRetry();
     }
     this.transmit(envelope);
     return envelope.message_id;
@@ -110,11 +112,7 @@ export class ReliableEndpoint {
   receive(envelope: AnyEnvelope): void {
     if (this.closed) return;
     if (envelope.message_type === 'acknowledgement') {
-      const p = this.pending.get(envelope.payload.ack_of);
-      if (p) {
-        p.timer.cancel();
-        this.pending.delete(envelope.payload.ack_of);
-      }
+      this.pending.delete(envelope.payload.ack_of);
       return;
     }
     const id = envelope.message_id;
@@ -157,10 +155,9 @@ export class ReliableEndpoint {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const p of this.pending.values()) {
-      p.timer.cancel();
-      this.stats.dropped++;
-    }
+    this.retryTimer?.cancel();
+    this.retryTimer = null;
+    this.stats.dropped += this.pending.size;
     this.pending.clear();
   }
 
@@ -168,14 +165,21 @@ export class ReliableEndpoint {
     return this.closed;
   }
 
-  private schedule(entry: Pending): void {
-    entry.timer = this.clock.setTimeout(() => {
-      if (this.closed || !this.pending.has(entry.envelope.message_id)) return;
-      this.stats.retransmitted++;
-      this.transmit(entry.envelope);
-      entry.interval = Math.min(entry.interval * 2, this.maxRetryMs);
-      this.schedule(entry);
-    }, entry.interval);
+  private armRetry(): void {
+    if (this.retryTimer !== null || this.closed) return;
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = null;
+      if (this.closed) return;
+      const now = this.clock.now();
+      for (const p of this.pending.values()) {
+        if (p.nextAt > now) continue;
+        this.stats.retransmitted++;
+        this.transmit(p.envelope);
+        p.interval = Math.min(p.interval * 2, this.maxRetryMs);
+        p.nextAt = now + p.interval;
+      }
+      if (this.pending.size > 0) this.armRetry();
+    }, this.retryMs);
   }
 
   private transmit(envelope: AnyEnvelope): void {

@@ -77,6 +77,7 @@ export interface TaskFilter {
 
 export interface TaskAttempt {
   taskId: string;
+  taskSeq: number;
   attempt: number;
   agentId: string;
   startedAt: number;

@@ -15,6 +15,12 @@ export function newTaskId(): string {
   return randomUUID();
 }
 
+/**
+ * Message ids only need to be unique, not secret: a random prefix per process
+ * and a counter, which is far cheaper than a UUID per message.
+ */
+const messagePrefix = randomUUID().slice(0, 13);
+let messageCounter = 0;
 export function newMessageId(): string {
-  return randomUUID();
+  return `${messagePrefix}-${(++messageCounter).toString(36)}`;
 }

@@ -106,4 +106,25 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX tasks_agent_seq ON tasks(assigned_to, seq);
     `,
   },
+  {
+    version: 3,
+    name: 'attempts keyed by task seq, so that new attempts append instead of scattering',
+    sql: `
+      CREATE TABLE task_attempts_new (
+        task_seq INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        agent_id TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        outcome TEXT,
+        error TEXT,
+        PRIMARY KEY (task_seq, attempt)
+      ) WITHOUT ROWID;
+      INSERT INTO task_attempts_new (task_seq, attempt, agent_id, started_at, ended_at, outcome, error)
+        SELECT t.seq, a.attempt, a.agent_id, a.started_at, a.ended_at, a.outcome, a.error
+        FROM task_attempts a JOIN tasks t ON t.id = a.task_id;
+      DROP TABLE task_attempts;
+      ALTER TABLE task_attempts_new RENAME TO task_attempts;
+    `,
+  },
 ];

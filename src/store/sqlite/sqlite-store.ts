@@ -59,6 +59,7 @@ interface TaskRow {
 
 interface AttemptRow {
   task_id: string;
+  task_seq: number;
   attempt: number;
   agent_id: string;
   started_at: number;
@@ -192,6 +193,8 @@ export interface SqliteStoreOptions {
    * crash but may lose the last commits on power loss.
    */
   synchronous?: 'FULL' | 'NORMAL';
+  /** How many event-loop turns a write may wait to share a commit with others. @default 1 */
+  commitTurns?: number;
 }
 
 /**
@@ -217,7 +220,7 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
-    this.writes = new WriteQueue(this.db);
+    this.writes = new WriteQueue(this.db, options.commitTurns ?? 1);
     const db = this.db;
     this.stmts = {
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
@@ -259,15 +262,17 @@ export class SqliteStore implements Store {
         `UPDATE tasks SET status = @status, assigned_to = @assigned_to, attempts = @attempts, max_attempts = @max_attempts,
            started_at = @started_at, completed_at = @completed_at, result = @result, error = @error, attempts_base = @attempts_base,
            run_after = @run_after, lease_expires_at = @lease_expires_at, priority = @priority
-         WHERE id = @id`,
+         WHERE seq = @seq`,
       ),
       renewLeases: db.prepare("UPDATE tasks SET lease_expires_at = ? WHERE assigned_to = ? AND status = 'in_progress'"),
       getTask: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
       byIdempotencyKey: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE idempotency_key = ?'),
-      attempts: db.prepare<[string], AttemptRow>('SELECT * FROM task_attempts WHERE task_id = ? ORDER BY attempt'),
+      attempts: db.prepare<[string], AttemptRow>(
+        'SELECT t.id AS task_id, a.* FROM task_attempts a JOIN tasks t ON t.seq = a.task_seq WHERE t.id = ? ORDER BY a.attempt',
+      ),
       saveAttempt: db.prepare(
-        `INSERT INTO task_attempts (task_id, attempt, agent_id, started_at, ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT(task_id, attempt) DO UPDATE SET ended_at = excluded.ended_at, outcome = excluded.outcome, error = excluded.error`,
+        `INSERT INTO task_attempts (task_seq, attempt, agent_id, started_at, ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(task_seq, attempt) DO UPDATE SET ended_at = excluded.ended_at, outcome = excluded.outcome, error = excluded.error`,
       ),
       live: db.prepare<[], TaskRow>("SELECT * FROM tasks WHERE status IN ('pending', 'in_progress') ORDER BY seq"),
       maxSeq: db.prepare<[], { m: number | null }>('SELECT MAX(seq) AS m FROM tasks'),
@@ -423,7 +428,7 @@ export class SqliteStore implements Store {
 
   saveAttempt(a: TaskAttempt): Promise<void> {
     return this.writes.enqueue(() => {
-      this.stmts.saveAttempt.run(a.taskId, a.attempt, a.agentId, a.startedAt, a.endedAt, a.outcome, a.error);
+      this.stmts.saveAttempt.run(a.taskSeq, a.attempt, a.agentId, a.startedAt, a.endedAt, a.outcome, a.error);
     });
   }
 
@@ -451,6 +456,7 @@ export class SqliteStore implements Store {
     return run(() =>
       this.stmts.attempts.all(taskId).map((r) => ({
         taskId: r.task_id,
+        taskSeq: r.task_seq,
         attempt: r.attempt,
         agentId: r.agent_id,
         startedAt: r.started_at,

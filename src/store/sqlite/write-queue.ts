@@ -1,5 +1,7 @@
 import type Database from 'better-sqlite3';
 
+type Outcome = { ok: true; value: unknown } | { ok: false; err: Error };
+
 interface Op {
   fn: () => unknown;
   resolve: (value: unknown) => void;
@@ -8,8 +10,9 @@ interface Op {
 
 /**
  * Group commit. Writes made in the same turn of the event loop run in one
- * transaction, so one fsync covers them all; each write runs in its own
- * savepoint, so one failing write does not undo the others. A write's promise
+ * transaction, so one fsync covers them all. Should one write fail, the
+ * batch is run again with each write in a savepoint of its own, so that the
+ * failing write does not undo the others. A write's promise
  * resolves only after the transaction holding it has committed.
  */
 export class WriteQueue {
@@ -19,15 +22,34 @@ export class WriteQueue {
   /** Largest number of writes in one commit so far (a measure of grouping). */
   maxBatch = 0;
   commits = 0;
+  writes = 0;
 
-  constructor(private readonly db: Database.Database) {}
+  private turns = 0;
+
+  constructor(
+    private readonly db: Database.Database,
+    /**
+     * How many turns of the event loop a write may wait for others to share
+     * its commit. Waiting turns, not milliseconds, costs no idle time: a turn
+     * with nothing else to do passes at once.
+     */
+    private readonly commitTurns = 1,
+    /** A commit is made at once when this many writes are waiting. */
+    private readonly maxBatch_ = 2000,
+  ) {}
+
+  private readonly tick = (): void => {
+    if (++this.turns >= this.commitTurns || this.ops.length >= this.maxBatch_) this.flush();
+    else setImmediate(this.tick);
+  };
 
   enqueue<T>(fn: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.ops.push({ fn, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => this.flush());
+        this.turns = 0;
+        setImmediate(this.tick);
       }
     });
   }
@@ -38,23 +60,30 @@ export class WriteQueue {
     const ops = this.ops;
     if (ops.length === 0) return;
     this.ops = [];
-    const outcomes: ({ ok: true; value: unknown } | { ok: false; err: Error })[] = [];
+    let outcomes: Outcome[];
     try {
-      this.db.transaction(() => {
-        for (const op of ops) {
-          try {
-            outcomes.push({ ok: true, value: this.db.transaction(op.fn)() });
-          } catch (err) {
-            outcomes.push({ ok: false, err: err instanceof Error ? err : new Error(String(err)) });
-          }
-        }
-      })();
-    } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err));
-      for (const op of ops) op.reject(e);
-      return;
+      // The common case: every write succeeds, all in one transaction without savepoints.
+      outcomes = this.db.transaction(() => ops.map((op) => ({ ok: true as const, value: op.fn() })))();
+    } catch {
+      // One write failed and the transaction rolled back: run them again, each in a savepoint of its own.
+      try {
+        outcomes = this.db.transaction(() =>
+          ops.map((op): Outcome => {
+            try {
+              return { ok: true, value: this.db.transaction(op.fn)() };
+            } catch (err) {
+              return { ok: false, err: err instanceof Error ? err : new Error(String(err)) };
+            }
+          }),
+        )();
+      } catch (err) {
+        const e = err instanceof Error ? err : new Error(String(err));
+        for (const op of ops) op.reject(e);
+        return;
+      }
     }
     this.commits++;
+    this.writes += ops.length;
     this.maxBatch = Math.max(this.maxBatch, ops.length);
     ops.forEach((op, i) => {
       const o = outcomes[i];

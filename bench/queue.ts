@@ -1,0 +1,359 @@
+/**
+ * npm run bench:queue
+ *
+ * One workload, three queues, one machine, one run:
+ *   - 20,000 tasks over 5 priority levels, submitted in batches of 1,000,
+ *     then 5,000 single submits (50 submitters at a time);
+ *   - 50 concurrent consumers with a trivial handler;
+ *   - figures: end-to-end tasks/s (first submit to last completion),
+ *     enqueue-to-start latency p50/p99, peak RSS of the process;
+ *   - then a paced phase at half of that system's own peak rate, for the
+ *     enqueue-to-start latency under moderate load.
+ *
+ * Peers: BullMQ on the local Redis (127.0.0.1:6379) and pg-boss 10.4.2 on the
+ * local PostgreSQL (127.0.0.1:5432, database `test`). Each system runs in a
+ * child process of its own, so each RSS is its own. A peer whose server does
+ * not answer is reported as skipped; nothing is started for it.
+ *
+ * Ours: the orchestrator's task engine on a SQLite file (WAL, synchronous=FULL)
+ * with 50 simulated agents that receive and answer tasks through the same
+ * message protocol an agent uses. Every submit and completion is committed
+ * before it is acknowledged (group commit).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BATCHED = 20_000;
+const BATCH = 1000;
+const SINGLES = 5000;
+const SINGLE_CONCURRENCY = 50;
+const CONSUMERS = 50;
+const PRIORITIES = 5;
+const PACED_SECONDS = 3;
+const TOTAL = BATCHED + SINGLES;
+
+interface Figures {
+  system: string;
+  tasks: number;
+  seconds: number;
+  tasksPerSec: number;
+  startLatencyMs: { p50: number; p99: number };
+  paced: { ratePerSec: number; tasks: number; startLatencyMs: { p50: number; p99: number } };
+  rssMiB: number;
+  notes?: string;
+}
+
+/** What a queue under test must offer the harness. */
+interface System {
+  name: string;
+  /** Prepares an empty queue and starts `CONSUMERS` consumers that call `onStart(t0)` when a handler begins. */
+  setup(onStart: (t0: number) => void): Promise<void>;
+  /** Submits tasks; each carries its submit time `t0` (performance.now()) and a priority 0..4 (higher first). */
+  submitBatch(items: { t0: number; priority: number }[]): Promise<void>;
+  submitOne(item: { t0: number; priority: number }): Promise<void>;
+  /** Resolves when `n` tasks in all have completed. */
+  completed(n: number): Promise<void>;
+  teardown(): Promise<void>;
+  afterPeak?(): void;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+
+// ------------------------------------------------------------------ systems
+
+async function ours(): Promise<System> {
+  const { Orchestrator } = await import('../src/core/orchestrator.js');
+  const { SimulatedFleet } = await import('../src/sim/simulated-fleet.js');
+  const { SqliteStore } = await import('../src/store/sqlite/sqlite-store.js');
+  const { systemClock } = await import('../src/util/clock.js');
+  const { silentLogger } = await import('../src/util/logger.js');
+  const { TASK_TYPES } = await import('../src/domain/types.js');
+  const dir = mkdtempSync(join(tmpdir(), 'bench-queue-'));
+  const store = new SqliteStore(join(dir, 'orchestrator.db'), { synchronous: (process.env.BENCH_SYNC as 'FULL' | 'NORMAL' | undefined) ?? 'FULL', commitTurns: Number(process.env.BENCH_TURNS ?? 1) });
+  let done = 0;
+  let waiter: { n: number; resolve: () => void } | null = null;
+  let onStart: (t0: number) => void = () => undefined;
+  const trivial = (params: Record<string, unknown>): Promise<unknown> => {
+    onStart(params.t0 as number);
+    return Promise.resolve(null);
+  };
+  const fleet = new SimulatedFleet({
+    clock: systemClock,
+    rng: Math.random,
+    heartbeatIntervalMs: 5000,
+    capabilities: [...TASK_TYPES],
+    handlers: { process_data: trivial },
+  });
+  const orchestrator = new Orchestrator({
+    store,
+    clock: systemClock,
+    rng: Math.random,
+    launcher: fleet,
+    log: silentLogger,
+    settings: { heartbeatIntervalMs: 5000, agentTimeoutMs: 20_000, taskTimeoutMs: 60_000, taskRetryLimit: 3, rebalanceIntervalMs: 30_000 },
+  });
+  orchestrator.events.on('task.attempt_ended', ({ outcome }) => {
+    if (outcome !== 'succeeded') return;
+    done++;
+    if (waiter && done >= waiter.n) {
+      const w = waiter;
+      waiter = null;
+      // The completion's write is queued; it commits at the next turn. Count it done then.
+      setImmediate(() => setImmediate(w.resolve));
+    }
+  });
+  return {
+    name: 'ours',
+    async setup(cb) {
+      onStart = cb;
+      await orchestrator.start();
+      for (let i = 0; i < CONSUMERS; i++) await orchestrator.spawnAgent();
+      while ((await orchestrator.cluster()).agents.some((a) => a.status === 'offline')) await new Promise((r) => setTimeout(r, 20));
+    },
+    async submitBatch(items) {
+      await orchestrator.tasks.submit(items.map((it) => ({ type: 'process_data', parameters: { t0: it.t0 }, priority: it.priority })));
+    },
+    async submitOne(it) {
+      await orchestrator.tasks.submit([{ type: 'process_data', parameters: { t0: it.t0 }, priority: it.priority }]);
+    },
+    completed(n) {
+      return done >= n ? Promise.resolve() : new Promise((resolve) => (waiter = { n, resolve }));
+    },
+    afterPeak() {
+      process.stderr.write(`  ours, peak phase: ${store.writes.commits} commits for ${store.writes.writes} writes\n`);
+    },
+    async teardown() {
+      process.stderr.write(`  ours: ${store.writes.commits} commits for ${store.writes.writes} writes (largest ${store.writes.maxBatch})\n`);
+      await orchestrator.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function bullmq(): Promise<System> {
+  const { Queue, Worker } = await import('bullmq');
+  const connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
+  const name = `bench-${process.pid}`;
+  const queue = new Queue(name, { connection });
+  let done = 0;
+  let waiter: { n: number; resolve: () => void } | null = null;
+  let worker: InstanceType<typeof Worker> | null = null;
+  // BullMQ: priority 1 is the highest; jobs without priority go before prioritized ones, so all get one.
+  const opts = (p: number) => ({ priority: PRIORITIES - p, removeOnComplete: true, removeOnFail: true });
+  return {
+    name: 'bullmq',
+    async setup(onStart) {
+      await queue.waitUntilReady();
+      await queue.obliterate({ force: true });
+      worker = new Worker(
+        name,
+        (job) => {
+          onStart((job.data as { t0: number }).t0);
+          return Promise.resolve(null);
+        },
+        { connection, concurrency: CONSUMERS },
+      );
+      worker.on('completed', () => {
+        done++;
+        if (waiter && done >= waiter.n) {
+          waiter.resolve();
+          waiter = null;
+        }
+      });
+      await worker.waitUntilReady();
+    },
+    async submitBatch(items) {
+      await queue.addBulk(items.map((it) => ({ name: 't', data: { t0: it.t0 }, opts: opts(it.priority) })));
+    },
+    async submitOne(it) {
+      await queue.add('t', { t0: it.t0 }, opts(it.priority));
+    },
+    completed(n) {
+      return done >= n ? Promise.resolve() : new Promise((resolve) => (waiter = { n, resolve }));
+    },
+    async teardown() {
+      await worker?.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+    },
+  };
+}
+
+async function pgboss(): Promise<System> {
+  const { default: PgBoss } = await import('pg-boss');
+  const schema = `bench_${process.pid}`;
+  const boss = new PgBoss({ connectionString: 'postgres://postgres@127.0.0.1:5432/test', schema, max: 60 });
+  boss.on('error', () => undefined);
+  const name = 'bench';
+  let done = 0;
+  let waiter: { n: number; resolve: () => void } | null = null;
+  return {
+    name: 'pg-boss',
+    async setup(onStart) {
+      await boss.start();
+      await boss.createQueue(name);
+      // 50 consumers: pg-boss 10 runs one job at a time per work() call; polling at its minimum interval.
+      for (let i = 0; i < CONSUMERS; i++) {
+        await boss.work<{ t0: number }>(name, { batchSize: 1, pollingIntervalSeconds: 0.5 }, (jobs) => {
+          for (const job of jobs) onStart(job.data.t0);
+          done += jobs.length;
+          if (waiter && done >= waiter.n) {
+            waiter.resolve();
+            waiter = null;
+          }
+          return Promise.resolve(null);
+        });
+      }
+    },
+    async submitBatch(items) {
+      await boss.insert(items.map((it) => ({ name, data: { t0: it.t0 }, priority: it.priority })));
+    },
+    async submitOne(it) {
+      await boss.send(name, { t0: it.t0 }, { priority: it.priority });
+    },
+    completed(n) {
+      return done >= n ? Promise.resolve() : new Promise((resolve) => (waiter = { n, resolve }));
+    },
+    async teardown() {
+      await boss.offWork(name);
+      await boss.getDb().executeSql(`DROP SCHEMA IF EXISTS ${schema} CASCADE`, []);
+      await boss.stop({ graceful: false, wait: true });
+    },
+  };
+}
+
+// ------------------------------------------------------------------ harness
+
+async function reachable(port: number): Promise<boolean> {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function runSystem(kind: string): Promise<Figures | { system: string; skipped: string }> {
+  if (kind === 'bullmq' && !(await reachable(6379))) return { system: 'bullmq', skipped: 'no Redis on 127.0.0.1:6379' };
+  if (kind === 'pg-boss' && !(await reachable(5432))) return { system: 'pg-boss', skipped: 'no PostgreSQL on 127.0.0.1:5432' };
+  const sys = kind === 'ours' ? await ours() : kind === 'bullmq' ? await bullmq() : await pgboss();
+  let latencies: number[] = [];
+  let rss = process.memoryUsage().rss;
+  const rssTimer = setInterval(() => (rss = Math.max(rss, process.memoryUsage().rss)), 50);
+  await sys.setup((t0) => latencies.push(performance.now() - t0));
+
+  // Phase 1: peak. 20 batches of 1,000, then 5,000 singles, 50 at a time.
+  const start = performance.now();
+  let prio = 0;
+  for (let b = 0; b < BATCHED / BATCH; b++) {
+    const t0 = performance.now();
+    await sys.submitBatch(Array.from({ length: BATCH }, () => ({ t0, priority: prio++ % PRIORITIES })));
+  }
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: SINGLE_CONCURRENCY }, async () => {
+      while (next < SINGLES) {
+        next++;
+        await sys.submitOne({ t0: performance.now(), priority: prio++ % PRIORITIES });
+      }
+    }),
+  );
+  await sys.completed(TOTAL);
+  const seconds = (performance.now() - start) / 1000;
+  sys.afterPeak?.();
+  const tasksPerSec = TOTAL / seconds;
+  const peak = latencies.sort((a, b) => a - b);
+
+  // Phase 2: paced at half of this system's own peak rate, single submits.
+  latencies = [];
+  const rate = tasksPerSec / 2;
+  const pacedTotal = Math.round(rate * PACED_SECONDS);
+  const pacedStart = performance.now();
+  let sent = 0;
+  const inflight: Promise<void>[] = [];
+  while (sent < pacedTotal) {
+    const due = Math.min(pacedTotal, Math.floor(((performance.now() - pacedStart) / 1000) * rate));
+    for (; sent < due; sent++) inflight.push(sys.submitOne({ t0: performance.now(), priority: sent % PRIORITIES }));
+    await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(inflight);
+  await sys.completed(TOTAL + pacedTotal);
+  const paced = latencies.sort((a, b) => a - b);
+  clearInterval(rssTimer);
+  await sys.teardown();
+  return {
+    system: sys.name,
+    tasks: TOTAL,
+    seconds: round(seconds, 3),
+    tasksPerSec: Math.round(tasksPerSec),
+    startLatencyMs: { p50: round(percentile(peak, 50)), p99: round(percentile(peak, 99)) },
+    paced: { ratePerSec: Math.round(rate), tasks: pacedTotal, startLatencyMs: { p50: round(percentile(paced, 50)), p99: round(percentile(paced, 99)) } },
+    rssMiB: Math.round(rss / 1024 / 1024),
+  };
+}
+
+function runChild(kind: string): Promise<Figures | { system: string; skipped: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--system', kind], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        resolve(JSON.parse(line) as Figures);
+      } catch {
+        reject(new Error(`${kind} exited with ${String(code)}: ${out}`));
+      }
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const i = process.argv.indexOf('--system');
+  if (i >= 0) {
+    const figures = await runSystem(process.argv[i + 1] ?? 'ours');
+    process.stdout.write(`${JSON.stringify(figures)}\n`);
+    process.exit(0);
+  }
+  const results: Record<string, Figures | { system: string; skipped: string }> = {};
+  for (const kind of ['ours', 'bullmq', 'pg-boss']) {
+    process.stderr.write(`bench:queue running ${kind}...\n`);
+    results[kind] = await runChild(kind);
+    process.stderr.write(`  ${JSON.stringify(results[kind])}\n`);
+  }
+  const o = results.ours as Figures;
+  const ratio = (peer: string): Record<string, number> | string => {
+    const p = results[peer];
+    if (!p || 'skipped' in p) return `skipped: ${p ? p.skipped : 'not run'}`;
+    return {
+      tasksPerSec: round(o.tasksPerSec / p.tasksPerSec),
+      startLatencyP99: round(o.startLatencyMs.p99 / p.startLatencyMs.p99, 3),
+      pacedStartLatencyP99: round(o.paced.startLatencyMs.p99 / p.paced.startLatencyMs.p99, 3),
+      rss: round(o.rssMiB / p.rssMiB),
+    };
+  };
+  const summary = {
+    bench: 'queue',
+    workload: { batched: BATCHED, batchSize: BATCH, singles: SINGLES, consumers: CONSUMERS, priorities: PRIORITIES, pacedSeconds: PACED_SECONDS },
+    node: process.version,
+    results,
+    ratios: { 'ours/bullmq': ratio('bullmq'), 'ours/pg-boss': ratio('pg-boss') },
+  };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
