@@ -76,7 +76,8 @@ async function ours(): Promise<System> {
   const { silentLogger } = await import('../src/util/logger.js');
   const { TASK_TYPES } = await import('../src/domain/types.js');
   const dir = mkdtempSync(join(tmpdir(), 'bench-queue-'));
-  const store = new SqliteStore(join(dir, 'orchestrator.db'), { synchronous: (process.env.BENCH_SYNC as 'FULL' | 'NORMAL' | undefined) ?? 'FULL', commitTurns: Number(process.env.BENCH_TURNS ?? 1) });
+  const store = new SqliteStore(join(dir, 'orchestrator.db'), { synchronous: (process.env.BENCH_SYNC as 'FULL' | 'NORMAL' | undefined) ?? 'FULL', writer: (process.env.BENCH_WRITER as 'inline' | 'thread' | undefined) ?? 'thread' });
+  if (process.env.BENCH_DROP) for (const ix of process.env.BENCH_DROP.split(',')) (store as unknown as { db: { exec(s: string): void } }).db.exec(`DROP INDEX ${ix}`);
   let done = 0;
   let waiter: { n: number; resolve: () => void } | null = null;
   let onStart: (t0: number) => void = () => undefined;
@@ -105,8 +106,8 @@ async function ours(): Promise<System> {
     if (waiter && done >= waiter.n) {
       const w = waiter;
       waiter = null;
-      // The completion's write is queued; it commits at the next turn. Count it done then.
-      setImmediate(() => setImmediate(w.resolve));
+      // Writes commit in order: once a write queued after the last completion has committed, so has it.
+      void store.setMeta('bench', String(done)).then(w.resolve);
     }
   });
   return {
@@ -127,10 +128,10 @@ async function ours(): Promise<System> {
       return done >= n ? Promise.resolve() : new Promise((resolve) => (waiter = { n, resolve }));
     },
     afterPeak() {
-      process.stderr.write(`  ours, peak phase: ${store.writes.commits} commits for ${store.writes.writes} writes\n`);
+      process.stderr.write(`  ours, peak phase: ${store.writer.stats.commits} commits for ${store.writer.stats.writes} writes\n`);
     },
     async teardown() {
-      process.stderr.write(`  ours: ${store.writes.commits} commits for ${store.writes.writes} writes (largest ${store.writes.maxBatch})\n`);
+      process.stderr.write(`  ours: ${store.writer.stats.commits} commits for ${store.writer.stats.writes} writes (largest ${store.writer.stats.maxBatch})\n`);
       await orchestrator.stop();
       await store.close();
       rmSync(dir, { recursive: true, force: true });

@@ -48,7 +48,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   const clock = deps.clock ?? systemClock;
   const rng = deps.rng ?? systemRng;
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { service: 'orchestrator' } }, pino.destination(2));
-  const store = new SqliteStore(databasePath(config));
+  const store = new SqliteStore(databasePath(config), { writer: 'thread' });
   const fleet = new SimulatedFleet({ clock, rng, heartbeatIntervalMs: config.heartbeatIntervalMs });
   const orchestrator = new Orchestrator({
     store,

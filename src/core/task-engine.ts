@@ -453,12 +453,11 @@ export class TaskEngine {
   }
 
   private persist(task: Task, attempt: TaskAttempt | null): Promise<void> {
-    const writes = [this.store.saveTask({ ...task })];
-    if (attempt) writes.push(this.store.saveAttempt(attempt));
+    const write = this.store.saveTask(task, attempt);
     if (attempt?.outcome) {
       this.events.emit('task.attempt_ended', { taskId: attempt.taskId, attempt: attempt.attempt, agentId: attempt.agentId, outcome: attempt.outcome });
     }
-    return Promise.all(writes).then(() => undefined);
+    return write;
   }
 
   /** Ended tasks leave memory once their final state is committed; later reads go to the store. */
@@ -654,19 +653,16 @@ export class TaskEngine {
     task.startedAt = now;
     task.runAfter = null;
     task.leaseExpiresAt = now + this.settings.leaseMs;
-    const attempt = task.attempts;
-    worker.running.set(task.id, { attempt, startedAt: now, timeoutAt: now + task.timeoutMs });
+    worker.running.set(task.id, { attempt: task.attempts, startedAt: now, timeoutAt: now + task.timeoutMs });
     worker.lastAssignedAt = now;
     const snapshot = { ...task };
     this.events.emit('task.started', { task: snapshot, agentId: worker.id });
-    // The attempt's own record is written when it ends; while it runs, the task row says who runs it since when.
-    this.persist(task, null).then(
-      () => {
-        // Sent once the start is committed, and only if the attempt is still the current one.
-        if (task.status === 'in_progress' && task.attempts === attempt && worker.running.has(task.id)) worker.assign(snapshot);
-      },
-      (err: unknown) => this.log.error({ err, taskId: task.id }, 'failed to record a task start'),
-    );
+    // The start is written behind the assignment, not before it: nobody is told "started", so nothing
+    // acknowledged depends on it. Should the process die before the write commits, the task is pending
+    // again after the restart and runs once more; a result from the lost attempt is then refused as stale.
+    // (The attempt's own record is written when it ends; while it runs, the task row says who runs it.)
+    this.store.recordStart(task).catch((err: unknown) => this.log.error({ err, taskId: task.id }, 'failed to record a task start'));
+    worker.assign(snapshot);
   }
 }
 

@@ -43,8 +43,10 @@ export interface Store {
 
   /** Inserts new tasks (their `seq` already assigned) in one commit. */
   insertTasks(tasks: readonly Task[]): Promise<void>;
-  /** Writes a task's current state. */
-  saveTask(task: Task): Promise<void>;
+  /** Writes a task's current state and, when an attempt just ended, that attempt's record, in one write. */
+  saveTask(task: Task, endedAttempt?: TaskAttempt | null): Promise<void>;
+  /** Writes that a task started an attempt (the narrow write of the hottest transition). */
+  recordStart(task: Task): Promise<void>;
   /** Inserts or updates one attempt record. */
   saveAttempt(attempt: TaskAttempt): Promise<void>;
   /** Moves the lease of every task in progress on `agentId` to `until`. */

@@ -101,10 +101,10 @@ describe('SqliteStore', () => {
 
   it('groups the writes of one turn into one commit', async () => {
     const s = store();
-    const before = s.writes.commits;
+    const before = s.writer.stats.commits;
     await Promise.all(Array.from({ length: 200 }, (_, i) => s.insertTasks([task(`g${i}`)])));
-    expect(s.writes.commits - before).toBe(1);
-    expect(s.writes.maxBatch).toBeGreaterThanOrEqual(200);
+    expect(s.writer.stats.commits - before).toBe(1);
+    expect(s.writer.stats.maxBatch).toBeGreaterThanOrEqual(200);
   });
 
   it('pages through tasks newest first, by status, type and agent', async () => {

@@ -17,7 +17,8 @@ import type {
 import { TASK_STATUSES } from '../../domain/types.js';
 import type { Store, TaskAttempt, TaskFilter } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
-import { WriteQueue } from './write-queue.js';
+import type { Step, StepResult, Writer } from './writer.js';
+import { InlineWriter, ThreadWriter } from './writer.js';
 
 interface AgentRow {
   id: string;
@@ -128,33 +129,6 @@ function toTask(r: TaskRow): Task {
   };
 }
 
-function taskParams(t: Task) {
-  return {
-    seq: t.seq,
-    id: t.id,
-    type: t.type,
-    parameters: JSON.stringify(t.parameters),
-    priority: t.priority,
-    status: t.status,
-    assigned_to: t.assignedTo,
-    attempts: t.attempts,
-    max_attempts: t.maxAttempts,
-    created_at: t.createdAt,
-    started_at: t.startedAt,
-    completed_at: t.completedAt,
-    result: t.result === null || t.result === undefined ? null : JSON.stringify(t.result),
-    error: t.error,
-    target: t.target === null ? null : JSON.stringify(t.target),
-    attempts_base: t.attemptsBase,
-    backoff: JSON.stringify(t.backoff),
-    timeout_ms: t.timeoutMs,
-    idempotency_key: t.idempotencyKey,
-    run_after: t.runAfter,
-    deadline: t.deadline,
-    lease_expires_at: t.leaseExpiresAt,
-  };
-}
-
 function toMove(r: MoveRow): RingMove {
   return {
     id: r.id,
@@ -165,7 +139,6 @@ function toMove(r: MoveRow): RingMove {
     at: r.at,
   };
 }
-
 function toDeployment(r: DeploymentRow): Deployment {
   return {
     id: r.id,
@@ -175,6 +148,57 @@ function toDeployment(r: DeploymentRow): Deployment {
     affectedAgents: JSON.parse(r.affected_agents) as string[],
     recoveredAgents: JSON.parse(r.recovered_agents) as string[],
   };
+}
+
+/** A task's columns in the order of the INSERT. */
+function taskRow(t: Task): unknown[] {
+  return [
+    t.seq,
+    t.id,
+    t.type,
+    JSON.stringify(t.parameters),
+    t.priority,
+    t.status,
+    t.assignedTo,
+    t.attempts,
+    t.maxAttempts,
+    t.createdAt,
+    t.startedAt,
+    t.completedAt,
+    t.result === null || t.result === undefined ? null : JSON.stringify(t.result),
+    t.error,
+    t.target === null ? null : JSON.stringify(t.target),
+    t.attemptsBase,
+    JSON.stringify(t.backoff),
+    t.timeoutMs,
+    t.idempotencyKey,
+    t.runAfter,
+    t.deadline,
+    t.leaseExpiresAt,
+  ];
+}
+
+/** The mutable columns, in the order of the UPDATE. */
+function taskStateRow(t: Task): unknown[] {
+  return [
+    t.status,
+    t.assignedTo,
+    t.attempts,
+    t.maxAttempts,
+    t.startedAt,
+    t.completedAt,
+    t.result === null || t.result === undefined ? null : JSON.stringify(t.result),
+    t.error,
+    t.attemptsBase,
+    t.runAfter,
+    t.leaseExpiresAt,
+    t.priority,
+    t.seq,
+  ];
+}
+
+function attemptRow(a: TaskAttempt): unknown[] {
+  return [a.taskSeq, a.attempt, a.agentId, a.startedAt, a.endedAt, a.outcome, a.error];
 }
 
 /** Runs a synchronous body and hands its outcome over as a promise. */
@@ -193,8 +217,12 @@ export interface SqliteStoreOptions {
    * crash but may lose the last commits on power loss.
    */
   synchronous?: 'FULL' | 'NORMAL';
-  /** How many event-loop turns a write may wait to share a commit with others. @default 1 */
-  commitTurns?: number;
+  /**
+   * `inline` (the default) commits on the event-loop thread at the end of each
+   * turn; `thread` commits on a writer thread, so the event loop never waits
+   * for an fsync and batches grow with the load.
+   */
+  writer?: 'inline' | 'thread';
 }
 
 /**
@@ -208,7 +236,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmts;
   /** Every write goes through here, in order, grouped into commits. */
-  readonly writes: WriteQueue;
+  readonly writer: Writer;
   private readonly listCache = new Map<string, Database.Statement<unknown[], TaskRow>>();
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -220,13 +248,13 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
     this.migrate();
-    this.writes = new WriteQueue(this.db, options.commitTurns ?? 1);
+    // Migrations ran above on this connection; from here on it only reads, and the writer writes.
+    this.writer = options.writer === 'thread' && path !== ':memory:' ? new ThreadWriter(path, options.synchronous ?? 'FULL') : new InlineWriter(this.db);
     const db = this.db;
     this.stmts = {
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
       getAsset: db.prepare<[string], { data: string }>('SELECT data FROM assets WHERE id = ?'),
-      insertAsset: db.prepare('INSERT INTO assets (id, data, created_at, updated_at) VALUES (?, ?, ?, ?)'),
       updateAsset: db.prepare('UPDATE assets SET data = ?, updated_at = ? WHERE id = ?'),
       listAssets: db.prepare<[], { data: string }>('SELECT data FROM assets ORDER BY created_at, id'),
       insertAgent: db.prepare(
@@ -255,14 +283,15 @@ export class SqliteStore implements Store {
       insertTask: db.prepare(
         `INSERT INTO tasks (seq, id, type, parameters, priority, status, assigned_to, attempts, max_attempts, created_at, started_at,
            completed_at, result, error, target, attempts_base, backoff, timeout_ms, idempotency_key, run_after, deadline, lease_expires_at)
-         VALUES (@seq, @id, @type, @parameters, @priority, @status, @assigned_to, @attempts, @max_attempts, @created_at, @started_at,
-           @completed_at, @result, @error, @target, @attempts_base, @backoff, @timeout_ms, @idempotency_key, @run_after, @deadline, @lease_expires_at)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       saveTask: db.prepare(
-        `UPDATE tasks SET status = @status, assigned_to = @assigned_to, attempts = @attempts, max_attempts = @max_attempts,
-           started_at = @started_at, completed_at = @completed_at, result = @result, error = @error, attempts_base = @attempts_base,
-           run_after = @run_after, lease_expires_at = @lease_expires_at, priority = @priority
-         WHERE seq = @seq`,
+        `UPDATE tasks SET status = ?, assigned_to = ?, attempts = ?, max_attempts = ?, started_at = ?, completed_at = ?, result = ?,
+           error = ?, attempts_base = ?, run_after = ?, lease_expires_at = ?, priority = ?
+         WHERE seq = ?`,
+      ),
+      recordStart: db.prepare(
+        "UPDATE tasks SET status = 'in_progress', assigned_to = ?, attempts = ?, started_at = ?, run_after = NULL, lease_expires_at = ? WHERE seq = ?",
       ),
       renewLeases: db.prepare("UPDATE tasks SET lease_expires_at = ? WHERE assigned_to = ? AND status = 'in_progress'"),
       getTask: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
@@ -302,12 +331,13 @@ export class SqliteStore implements Store {
     }
   }
 
-  close(): Promise<void> {
-    return run(() => {
-      if (!this.db.open) return;
-      this.writes.flush();
-      this.db.close();
-    });
+  async close(): Promise<void> {
+    await this.writer.close();
+    if (this.db.open) this.db.close();
+  }
+
+  private write(steps: Step[]): Promise<StepResult[]> {
+    return this.writer.submit({ steps });
   }
 
   getMeta(key: string): Promise<string | null> {
@@ -315,19 +345,15 @@ export class SqliteStore implements Store {
   }
 
   setMeta(key: string, value: string): Promise<void> {
-    return this.writes.enqueue(() => {
-      this.stmts.setMeta.run(key, value);
-    });
+    return this.write([{ sql: this.stmts.setMeta.source, params: [key, value] }]).then(() => undefined);
   }
 
   upsertAsset(asset: Asset, now: number): Promise<{ created: boolean }> {
-    return this.writes.enqueue(() => {
-      const data = JSON.stringify(asset);
-      const changed = this.stmts.updateAsset.run(data, now, asset.id).changes;
-      if (changed > 0) return { created: false };
-      this.stmts.insertAsset.run(asset.id, data, now, now);
-      return { created: true };
-    });
+    const data = JSON.stringify(asset);
+    return this.write([
+      { sql: this.stmts.updateAsset.source, params: [data, now, asset.id], want: 'changes' },
+      { sql: 'INSERT OR IGNORE INTO assets (id, data, created_at, updated_at) VALUES (?, ?, ?, ?)', params: [asset.id, data, now, now] },
+    ]).then(([updated]) => ({ created: updated === 0 }));
   }
 
   getAsset(id: string): Promise<Asset | null> {
@@ -342,8 +368,7 @@ export class SqliteStore implements Store {
   }
 
   insertAgent(agent: Agent): Promise<void> {
-    return this.writes.enqueue(() => {
-      this.stmts.insertAgent.run({
+    return this.write([{ sql: this.stmts.insertAgent.source, params: {
         id: agent.id,
         kind: agent.kind,
         capabilities: JSON.stringify(agent.capabilities),
@@ -354,8 +379,7 @@ export class SqliteStore implements Store {
         ring: agent.ring,
         asset_id: agent.assetId,
         created_at: agent.createdAt,
-      });
-    });
+      } }]).then(() => undefined);
   }
 
   getAgent(id: string): Promise<Agent | null> {
@@ -377,35 +401,26 @@ export class SqliteStore implements Store {
   }
 
   recordRegistration(id: string, device: DeviceInfo, at: number): Promise<void> {
-    return this.writes.enqueue(() => {
-      this.stmts.registration.run(JSON.stringify(device), at, at, id);
-    });
+    return this.write([{ sql: this.stmts.registration.source, params: [JSON.stringify(device), at, at, id] }]).then(() => undefined);
   }
 
   recordHeartbeat(id: string, device: DeviceInfo, at: number): Promise<void> {
-    return this.writes.enqueue(() => {
-      this.stmts.heartbeat.run(JSON.stringify(device), at, id);
-    });
+    return this.write([{ sql: this.stmts.heartbeat.source, params: [JSON.stringify(device), at, id] }]).then(() => undefined);
   }
 
   setConnectivity(id: string, connectivity: Agent['connectivity']): Promise<void> {
-    return this.writes.enqueue(() => {
-      this.stmts.setConnectivity.run(connectivity, id);
-    });
+    return this.write([{ sql: this.stmts.setConnectivity.source, params: [connectivity, id] }]).then(() => undefined);
   }
 
   updateAgentDevice(id: string, device: DeviceInfo): Promise<void> {
-    return this.writes.enqueue(() => {
-      this.stmts.setDevice.run(JSON.stringify(device), id);
-    });
+    return this.write([{ sql: this.stmts.setDevice.source, params: [JSON.stringify(device), id] }]).then(() => undefined);
   }
 
   moveRing(move: Omit<RingMove, 'id'>): Promise<RingMove> {
-    return this.writes.enqueue(() => {
-      this.stmts.setRing.run(move.to, move.agentId);
-      const info = this.stmts.insertMove.run(move.agentId, move.from, move.to, move.reason, move.at);
-      return { ...move, id: Number(info.lastInsertRowid) };
-    });
+    return this.write([
+      { sql: this.stmts.setRing.source, params: [move.to, move.agentId] },
+      { sql: this.stmts.insertMove.source, params: [move.agentId, move.from, move.to, move.reason, move.at], want: 'rowid' },
+    ]).then(([, id]) => ({ ...move, id: id as number }));
   }
 
   listRingMoves(agentId?: string): Promise<RingMove[]> {
@@ -413,29 +428,28 @@ export class SqliteStore implements Store {
   }
 
   insertTasks(tasks: readonly Task[]): Promise<void> {
-    const rows = tasks.map(taskParams);
-    return this.writes.enqueue(() => {
-      for (const row of rows) this.stmts.insertTask.run(row);
-    });
+    const sql = this.stmts.insertTask.source;
+    return this.write(tasks.map((t) => ({ sql, params: taskRow(t) }))).then(() => undefined);
   }
 
-  saveTask(task: Task): Promise<void> {
-    const row = taskParams(task);
-    return this.writes.enqueue(() => {
-      this.stmts.saveTask.run(row);
-    });
+  saveTask(task: Task, endedAttempt: TaskAttempt | null = null): Promise<void> {
+    const steps: Step[] = [{ sql: this.stmts.saveTask.source, params: taskStateRow(task) }];
+    if (endedAttempt) steps.push({ sql: this.stmts.saveAttempt.source, params: attemptRow(endedAttempt) });
+    return this.write(steps).then(() => undefined);
+  }
+
+  recordStart(task: Task): Promise<void> {
+    return this.write([
+      { sql: this.stmts.recordStart.source, params: [task.assignedTo, task.attempts, task.startedAt, task.leaseExpiresAt, task.seq] },
+    ]).then(() => undefined);
   }
 
   saveAttempt(a: TaskAttempt): Promise<void> {
-    return this.writes.enqueue(() => {
-      this.stmts.saveAttempt.run(a.taskSeq, a.attempt, a.agentId, a.startedAt, a.endedAt, a.outcome, a.error);
-    });
+    return this.write([{ sql: this.stmts.saveAttempt.source, params: attemptRow(a) }]).then(() => undefined);
   }
 
   renewLeases(agentId: string, until: number): Promise<void> {
-    return this.writes.enqueue(() => {
-      this.stmts.renewLeases.run(until, agentId);
-    });
+    return this.write([{ sql: this.stmts.renewLeases.source, params: [until, agentId] }]).then(() => undefined);
   }
 
   getTask(id: string): Promise<Task | null> {
@@ -523,16 +537,12 @@ export class SqliteStore implements Store {
   }
 
   insertDeployment(d: Deployment): Promise<void> {
-    return this.writes.enqueue(() => {
-      this.stmts.insertDeployment.run(
-        d.id,
-        d.status,
-        d.startedAt,
-        d.completedAt,
-        JSON.stringify(d.affectedAgents),
-        JSON.stringify(d.recoveredAgents),
-      );
-    });
+    return this.write([
+      {
+        sql: this.stmts.insertDeployment.source,
+        params: [d.id, d.status, d.startedAt, d.completedAt, JSON.stringify(d.affectedAgents), JSON.stringify(d.recoveredAgents)],
+      },
+    ]).then(() => undefined);
   }
 
   getDeployment(id: string): Promise<Deployment | null> {
@@ -543,9 +553,9 @@ export class SqliteStore implements Store {
   }
 
   completeDeployment(id: string, recoveredAgents: string[], at: number): Promise<Deployment | null> {
-    return this.writes.enqueue(() => {
-      if (this.stmts.completeDeployment.run(at, JSON.stringify(recoveredAgents), id).changes === 0) return null;
-      return toDeployment(this.stmts.getDeployment.get(id) as DeploymentRow);
-    });
+    return this.write([
+      { sql: this.stmts.completeDeployment.source, params: [at, JSON.stringify(recoveredAgents), id], want: 'changes' },
+      { sql: this.stmts.getDeployment.source, params: [id], want: 'row' },
+    ]).then(([changed, row]) => (changed === 0 ? null : toDeployment(row as unknown as DeploymentRow)));
   }
 }
