@@ -58,7 +58,7 @@ export interface Worker {
   online: boolean;
   readonly running: Map<string, RunningTask>;
   lastAssignedAt: number;
-  /** Hands a started (and committed) attempt to the agent. */
+  /** Hands a started attempt to the agent; reads the task at once and keeps no reference to it. */
   assign(task: Task): void;
   /** Tells the agent to stop an attempt. */
   cancel(taskId: string, attempt: number): void;
@@ -220,7 +220,8 @@ export class TaskEngine {
       if (task.idempotencyKey !== null) this.byKey.set(task.idempotencyKey, task.id);
     }
     // Ready only after the insert is queued, so that no later write of these tasks can precede it.
-    const committed = this.store.insertTasks(fresh.map((t) => ({ ...t })));
+    // The store reads the rows now, so later changes to these objects cannot leak into this write.
+    const committed = this.store.insertTasks(fresh);
     for (const task of fresh) {
       this.makeReady(task, task.runAfter ?? task.createdAt);
       this.events.emit('task.submitted', { task });
@@ -655,14 +656,13 @@ export class TaskEngine {
     task.leaseExpiresAt = now + this.settings.leaseMs;
     worker.running.set(task.id, { attempt: task.attempts, startedAt: now, timeoutAt: now + task.timeoutMs });
     worker.lastAssignedAt = now;
-    const snapshot = { ...task };
-    this.events.emit('task.started', { task: snapshot, agentId: worker.id });
+    this.events.emit('task.started', { task, agentId: worker.id });
     // The start is written behind the assignment, not before it: nobody is told "started", so nothing
     // acknowledged depends on it. Should the process die before the write commits, the task is pending
     // again after the restart and runs once more; a result from the lost attempt is then refused as stale.
     // (The attempt's own record is written when it ends; while it runs, the task row says who runs it.)
     this.store.recordStart(task).catch((err: unknown) => this.log.error({ err, taskId: task.id }, 'failed to record a task start'));
-    worker.assign(snapshot);
+    worker.assign(task);
   }
 }
 

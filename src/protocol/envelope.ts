@@ -43,7 +43,8 @@ export interface PayloadMap {
     /** false: the failure will not go away on retry (bad parameters). */
     retryable?: boolean;
   };
-  acknowledgement: { ack_of: string };
+  /** Acknowledges `ack_of`, and every id in `also` (acknowledgements made in one turn travel together). */
+  acknowledgement: { ack_of: string; also?: string[] };
   ring_assignment: { ring: Ring; reason: string };
   modify_metrics: { reason: string; deployment_id?: string; adjustments: MetricAdjustment[] };
   device_status_update: { in_reply_to?: string; device_info: DeviceInfo };

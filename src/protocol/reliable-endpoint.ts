@@ -62,6 +62,7 @@ export class ReliableEndpoint {
   private readonly pending = new Map<string, Pending>();
   /** One timer per endpoint, not per message: it wakes while anything is unacknowledged. */
   private retryTimer: TimerHandle | null = null;
+  private acks: string[] = [];
   /** Message ids received: `processing` until handled, then `done`. */
   private readonly seen = new Map<string, 'processing' | 'done'>();
   private closed = false;
@@ -113,6 +114,7 @@ export class ReliableEndpoint {
     if (this.closed) return;
     if (envelope.message_type === 'acknowledgement') {
       this.pending.delete(envelope.payload.ack_of);
+      if (envelope.payload.also) for (const id of envelope.payload.also) this.pending.delete(id);
       return;
     }
     const id = envelope.message_id;
@@ -148,8 +150,17 @@ export class ReliableEndpoint {
 
   private acknowledge(id: string): void {
     if (this.closed) return;
-    this.transmit(makeEnvelope('acknowledgement', this.id, this.peerId, { ack_of: id }, this.clock.now()));
+    this.acks.push(id);
+    if (this.acks.length === 1) setImmediate(this.sendAcks);
   }
+
+  /** Sends the acknowledgements gathered this turn in one envelope. */
+  private readonly sendAcks = (): void => {
+    const [first, ...also] = this.acks;
+    this.acks = [];
+    if (first === undefined || this.closed) return;
+    this.transmit(makeEnvelope('acknowledgement', this.id, this.peerId, also.length > 0 ? { ack_of: first, also } : { ack_of: first }, this.clock.now()));
+  };
 
   /** Stops retransmitting; whatever is still unacknowledged counts as dropped. */
   close(): void {

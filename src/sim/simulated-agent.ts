@@ -22,9 +22,30 @@ export interface SimulatedAgentOptions {
   retryIntervalMs?: number;
 }
 
+/** An AbortController made only when a handler asks for its signal: most tasks never do. */
+class LazyAbort {
+  private controller: AbortController | null = null;
+  private reason: Error | null = null;
+
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.reason && !this.controller.signal.aborted) this.controller.abort(this.reason);
+    return this.controller.signal;
+  }
+
+  get aborted(): boolean {
+    return this.reason !== null;
+  }
+
+  abort(reason: Error): void {
+    this.reason ??= reason;
+    this.controller?.abort(reason);
+  }
+}
+
 interface Running {
   attempt: number;
-  abort: AbortController;
+  abort: LazyAbort;
 }
 
 /**
@@ -181,12 +202,14 @@ export class SimulatedAgent {
       });
       return;
     }
-    const abort = new AbortController();
+    const abort = new LazyAbort();
     this.running.set(task_id, { attempt, abort });
     const ctx = {
       clock: this.opts.clock,
       rng: this.opts.rng,
-      signal: abort.signal,
+      get signal() {
+        return abort.signal;
+      },
       device: () => this.snapshot(),
       installed: this.installed,
     };
@@ -203,11 +226,11 @@ export class SimulatedAgent {
   private finish(
     taskId: string,
     attempt: number,
-    abort: AbortController,
+    abort: LazyAbort,
     outcome: { success: true; result: unknown } | { success: false; error: string; retryable: boolean },
   ): void {
     // An aborted run was cancelled by the master or by stop(): nobody wants its result.
-    if (abort.signal.aborted || !this.started) return;
+    if (abort.aborted || !this.started) return;
     const current = this.running.get(taskId);
     if (current?.abort === abort) this.running.delete(taskId);
     const payload: PayloadMap['task_result'] = { task_id: taskId, attempt, ...outcome };

@@ -140,6 +140,7 @@ db.pragma('synchronous = ' + workerData.synchronous);
 db.pragma('busy_timeout = 5000');
 const executeBatch = ${executeBatchSource};
 const cache = new Map();
+const sqlById = [];
 let queue = [];
 let scheduled = false;
 function drain() {
@@ -157,7 +158,11 @@ parentPort.on('message', (msg) => {
     parentPort.postMessage({ closed: true });
     return;
   }
-  for (const item of msg.ops) queue.push(item);
+  if (msg.defs) for (const [id, sql] of msg.defs) sqlById[id] = sql;
+  // Steps arrive as [sqlId, params, want]: the SQL text crosses the thread boundary once, not per write.
+  for (const [id, steps] of msg.ops) {
+    queue.push({ id, op: { steps: steps.map(([sqlId, params, want]) => ({ sql: sqlById[sqlId], params, want })) } });
+  }
   // Whatever arrives while a commit runs waits for the next one: the batch grows with the load.
   if (!scheduled) {
     scheduled = true;
@@ -175,7 +180,9 @@ export class ThreadWriter implements Writer {
   readonly stats: WriterStats = { commits: 0, writes: 0, maxBatch: 0 };
   private readonly worker: Worker;
   private readonly waiting = new Map<number, Waiting>();
-  private outbox: { id: number; op: WriteOp }[] = [];
+  private outbox: [number, [number, Step['params'], Step['want']][]][] = [];
+  private newDefs: [number, string][] = [];
+  private readonly sqlIds = new Map<string, number>();
   private nextId = 1;
   private closed: Promise<void> | null = null;
   private failure: Error | null = null;
@@ -212,7 +219,7 @@ export class ThreadWriter implements Writer {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.waiting.set(id, { resolve, reject });
-      this.outbox.push({ id, op });
+      this.outbox.push([id, op.steps.map((step) => [this.sqlId(step.sql), step.params, step.want])]);
       // One message per turn of the event loop carries every write made in it.
       if (this.outbox.length === 1) {
         this.worker.ref();
@@ -221,10 +228,22 @@ export class ThreadWriter implements Writer {
     });
   }
 
+  private sqlId(sql: string): number {
+    let id = this.sqlIds.get(sql);
+    if (id === undefined) {
+      id = this.sqlIds.size;
+      this.sqlIds.set(sql, id);
+      this.newDefs.push([id, sql]);
+    }
+    return id;
+  }
+
   private post(): void {
     const ops = this.outbox;
+    const defs = this.newDefs;
     this.outbox = [];
-    if (ops.length > 0) this.worker.postMessage({ ops });
+    this.newDefs = [];
+    if (ops.length > 0) this.worker.postMessage(defs.length > 0 ? { defs, ops } : { ops });
   }
 
   close(): Promise<void> {
