@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Agent, Task } from '../../src/domain/types.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { cleanupTempDirs, tempDir } from '../support/tmp.js';
@@ -7,8 +7,9 @@ import { cleanupTempDirs, tempDir } from '../support/tmp.js';
 afterEach(cleanupTempDirs);
 
 const open: SqliteStore[] = [];
+let writer: 'inline' | 'thread' = 'inline';
 function store(path = join(tempDir(), 'o.db')): SqliteStore {
-  const s = new SqliteStore(path);
+  const s = new SqliteStore(path, { writer });
   open.push(s);
   return s;
 }
@@ -58,7 +59,12 @@ const agent: Agent = {
   createdAt: 1,
 };
 
-describe('SqliteStore', () => {
+// The same suite runs against both writers: inline (tests with a fake clock) and the writer thread (the server).
+describe.each(['inline', 'thread'] as const)('SqliteStore with the %s writer', (kind) => {
+  beforeEach(() => {
+    writer = kind;
+  });
+
   it('uses WAL with synchronous=FULL', () => {
     const s = store();
     const db = (s as unknown as { db: { pragma(q: string, o: object): unknown } }).db;
@@ -129,7 +135,7 @@ describe('SqliteStore', () => {
 
   it('keeps everything across a reopen of the file', async () => {
     const path = join(tempDir(), 'reopen.db');
-    const s1 = new SqliteStore(path);
+    const s1 = new SqliteStore(path, { writer });
     await s1.setMeta('master_id', 'master-1');
     await s1.upsertAsset({ id: 'asset-1', name: 'one' }, 1);
     expect(await s1.upsertAsset({ id: 'asset-1', name: 'uno', site: 'HQ' }, 2)).toEqual({ created: false });
