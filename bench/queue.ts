@@ -19,6 +19,9 @@
  * with 50 simulated agents that receive and answer tasks through the same
  * message protocol an agent uses. Every submit and completion is committed
  * before it is acknowledged (group commit).
+ *
+ * Knobs for comparisons: BENCH_SYNC=NORMAL (SQLite synchronous mode, default
+ * FULL) and BENCH_WRITER=inline (commit on the event loop, default thread).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -78,7 +81,6 @@ async function ours(): Promise<System> {
   const { TASK_TYPES } = await import('../src/domain/types.js');
   const dir = mkdtempSync(join(tmpdir(), 'bench-queue-'));
   const store = new SqliteStore(join(dir, 'orchestrator.db'), { synchronous: (process.env.BENCH_SYNC as 'FULL' | 'NORMAL' | undefined) ?? 'FULL', writer: (process.env.BENCH_WRITER as 'inline' | 'thread' | undefined) ?? 'thread' });
-  if (process.env.BENCH_DROP) for (const ix of process.env.BENCH_DROP.split(',')) (store as unknown as { db: { exec(s: string): void } }).db.exec(`DROP INDEX ${ix}`);
   let done = 0;
   let waiter: { n: number; resolve: () => void } | null = null;
   let onStart: (t0: number) => void = () => undefined;
