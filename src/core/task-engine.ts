@@ -222,12 +222,14 @@ export class TaskEngine {
     // Ready only after the insert is queued, so that no later write of these tasks can precede it.
     // The store reads the rows now, so later changes to these objects cannot leak into this write.
     const committed = this.store.insertTasks(fresh);
+    // The answer is each task as submitted, whatever happens to it while the commit runs.
+    const answer = out.map(({ task, created }) => ({ task: { ...task }, created }));
     for (const task of fresh) {
       this.makeReady(task, task.runAfter ?? task.createdAt);
       this.events.emit('task.submitted', { task });
     }
     await committed;
-    return out.map(({ task, created }) => ({ task: { ...task }, created }));
+    return answer;
   }
 
   private async findByKey(key: string): Promise<Task | null> {
@@ -408,10 +410,11 @@ export class TaskEngine {
     task.runAfter = null;
     task.leaseExpiresAt = null;
     const write = this.persist(task, null);
+    const answer = { ...task };
     this.makeReady(task, now);
     this.events.emit('task.requeued', { task, reason: 'retried by operator' });
     await write;
-    return { ...task };
+    return answer;
   }
 
   // ---------------------------------------------------------------- time
