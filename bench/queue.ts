@@ -35,7 +35,7 @@ const SINGLES = 5000;
 const SINGLE_CONCURRENCY = 50;
 const CONSUMERS = 50;
 const PRIORITIES = 5;
-const PACED_SECONDS = 3;
+const PACED_SECONDS = Number(process.env.BENCH_PACED_SECONDS ?? 3);
 const TOTAL = BATCHED + SINGLES;
 const PGBOSS_BATCH = 100;
 

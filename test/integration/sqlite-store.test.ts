@@ -105,6 +105,33 @@ describe.each(['inline', 'thread'] as const)('SqliteStore with the %s writer', (
     expect(await s.getTask('a2')).toBeNull();
   });
 
+  it('skips a task start that a later full write of the same task in the same commit makes moot, and nothing else', async () => {
+    const s = store();
+    const t = task('c1');
+    await s.insertTasks([t]);
+    const started = { ...t, status: 'in_progress' as const, attempts: 1, assignedTo: 'a', startedAt: 10, leaseExpiresAt: 99 };
+    const requeued = { ...started, status: 'pending' as const, assignedTo: null, error: 'lost', runAfter: 50, leaseExpiresAt: null };
+    const restarted = { ...requeued, status: 'in_progress' as const, attempts: 2, assignedTo: 'b', startedAt: 60, runAfter: null, leaseExpiresAt: 160 };
+    const done = { ...restarted, status: 'completed' as const, result: 'ok', completedAt: 70, leaseExpiresAt: null };
+    // All in one turn: start, requeue (with its attempt record), start again, complete.
+    await Promise.all([
+      s.recordStart(started),
+      s.saveTask(requeued, { taskId: 'c1', taskSeq: t.seq, attempt: 1, agentId: 'a', startedAt: 10, endedAt: 50, outcome: 'agent_lost', error: 'lost' }),
+      s.recordStart(restarted),
+      s.saveTask(done, { taskId: 'c1', taskSeq: t.seq, attempt: 2, agentId: 'b', startedAt: 60, endedAt: 70, outcome: 'succeeded', error: null }),
+    ]);
+    expect(await s.getTask('c1')).toEqual(done);
+    expect((await s.getAttempts('c1')).map((a) => [a.attempt, a.agentId, a.outcome])).toEqual([
+      [1, 'a', 'agent_lost'],
+      [2, 'b', 'succeeded'],
+    ]);
+    // A start after a requeue is not full: the requeue's own columns must survive it.
+    const t2 = task('c2');
+    await s.insertTasks([t2]);
+    await Promise.all([s.saveTask({ ...t2, error: 'kept', attemptsBase: 0 }), s.recordStart({ ...t2, status: 'in_progress', attempts: 1, assignedTo: 'a', startedAt: 5, leaseExpiresAt: 9 })]);
+    expect(await s.getTask('c2')).toMatchObject({ status: 'in_progress', error: 'kept', assignedTo: 'a' });
+  });
+
   it('groups the writes of one turn into one commit', async () => {
     const s = store();
     const before = s.writer.stats.commits;

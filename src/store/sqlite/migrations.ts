@@ -127,4 +127,9 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       ALTER TABLE task_attempts_new RENAME TO task_attempts;
     `,
   },
+  {
+    version: 4,
+    name: 'a task\'s successful attempt is read from the task row, not stored twice',
+    sql: `DELETE FROM task_attempts WHERE outcome = 'succeeded';`,
+  },
 ];

@@ -307,8 +307,11 @@ export class SqliteStore implements Store {
       maxSeq: db.prepare<[], { m: number | null }>('SELECT MAX(seq) AS m FROM tasks'),
       countByStatus: db.prepare<[], { status: string; n: number }>('SELECT status, COUNT(*) AS n FROM tasks GROUP BY status'),
       attemptsByAgent: db.prepare<[], { agent_id: string; succeeded: number; failed: number }>(
-        `SELECT agent_id, SUM(outcome = 'succeeded') AS succeeded, SUM(outcome IS NOT NULL AND outcome <> 'succeeded') AS failed
-         FROM task_attempts GROUP BY agent_id`,
+        `SELECT agent_id, SUM(succeeded) AS succeeded, SUM(failed) AS failed FROM (
+           SELECT assigned_to AS agent_id, COUNT(*) AS succeeded, 0 AS failed FROM tasks WHERE status = 'completed' AND assigned_to IS NOT NULL GROUP BY assigned_to
+           UNION ALL
+           SELECT agent_id, 0, COUNT(*) FROM task_attempts WHERE outcome IS NOT NULL AND outcome <> 'succeeded' GROUP BY agent_id
+         ) GROUP BY agent_id`,
       ),
       insertDeployment: db.prepare(
         'INSERT INTO deployments (id, status, started_at, completed_at, affected_agents, recovered_agents) VALUES (?, ?, ?, ?, ?, ?)',
@@ -336,8 +339,8 @@ export class SqliteStore implements Store {
     if (this.db.open) this.db.close();
   }
 
-  private write(steps: Step[]): Promise<StepResult[]> {
-    return this.writer.submit({ steps });
+  private write(steps: Step[], row?: { key: string; supersedable: boolean; full: boolean }): Promise<StepResult[]> {
+    return this.writer.submit(row ? { steps, ...row } : { steps });
   }
 
   getMeta(key: string): Promise<string | null> {
@@ -434,14 +437,17 @@ export class SqliteStore implements Store {
 
   saveTask(task: Task, endedAttempt: TaskAttempt | null = null): Promise<void> {
     const steps: Step[] = [{ sql: this.stmts.saveTask.source, params: taskStateRow(task) }];
-    if (endedAttempt) steps.push({ sql: this.stmts.saveAttempt.source, params: attemptRow(endedAttempt) });
-    return this.write(steps).then(() => undefined);
+    // A successful attempt is the completed task's last one: its record is read from the task row.
+    if (endedAttempt && endedAttempt.outcome !== 'succeeded') steps.push({ sql: this.stmts.saveAttempt.source, params: attemptRow(endedAttempt) });
+    // It sets every column a later write changes, so a task start queued before it need not run.
+    return this.write(steps, { key: `task:${task.seq}`, supersedable: steps.length === 1, full: true }).then(() => undefined);
   }
 
   recordStart(task: Task): Promise<void> {
-    return this.write([
-      { sql: this.stmts.recordStart.source, params: [task.assignedTo, task.attempts, task.startedAt, task.leaseExpiresAt, task.seq] },
-    ]).then(() => undefined);
+    return this.write(
+      [{ sql: this.stmts.recordStart.source, params: [task.assignedTo, task.attempts, task.startedAt, task.leaseExpiresAt, task.seq] }],
+      { key: `task:${task.seq}`, supersedable: true, full: false },
+    ).then(() => undefined);
   }
 
   saveAttempt(a: TaskAttempt): Promise<void> {
@@ -467,8 +473,8 @@ export class SqliteStore implements Store {
   }
 
   getAttempts(taskId: string): Promise<TaskAttempt[]> {
-    return run(() =>
-      this.stmts.attempts.all(taskId).map((r) => ({
+    return run(() => {
+      const attempts: TaskAttempt[] = this.stmts.attempts.all(taskId).map((r) => ({
         taskId: r.task_id,
         taskSeq: r.task_seq,
         attempt: r.attempt,
@@ -477,8 +483,22 @@ export class SqliteStore implements Store {
         endedAt: r.ended_at,
         outcome: r.outcome as TaskAttempt['outcome'],
         error: r.error,
-      })),
-    );
+      }));
+      const row = this.stmts.getTask.get(taskId);
+      if (row && row.status === 'completed' && row.assigned_to !== null && !attempts.some((a) => a.attempt === row.attempts)) {
+        attempts.push({
+          taskId,
+          taskSeq: row.seq,
+          attempt: row.attempts,
+          agentId: row.assigned_to,
+          startedAt: row.started_at ?? row.created_at,
+          endedAt: row.completed_at,
+          outcome: 'succeeded',
+          error: null,
+        });
+      }
+      return attempts;
+    });
   }
 
   loadLiveTasks(): Promise<Task[]> {

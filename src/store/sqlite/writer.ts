@@ -9,9 +9,17 @@ export interface Step {
   want?: 'changes' | 'rowid' | 'row';
 }
 
-/** A write: its steps run in order, in one transaction with the writes committed beside it. */
+/**
+ * A write: its steps run in order, in one transaction with the writes committed beside it.
+ * Writes of one row's state may carry its `key`: a write marked `supersedable` (it only sets state)
+ * is skipped when a later write in the same batch with the same key is `full` (it sets all of that
+ * state), since the later one leaves the row exactly as both together would.
+ */
 export interface WriteOp {
   steps: Step[];
+  key?: string;
+  supersedable?: boolean;
+  full?: boolean;
 }
 
 export type StepResult = number | Record<string, unknown> | null | undefined;
@@ -48,14 +56,23 @@ export function executeBatch(db: DbLike, cache: Map<string, ReturnType<DbLike['p
       return undefined;
     });
   const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+  const superseded = new Set<number>();
+  const fullLater = new Set<string>();
+  for (let i = ops.length - 1; i >= 0; i--) {
+    const op = ops[i] as WriteOp;
+    if (op.key === undefined) continue;
+    if (op.supersedable && fullLater.has(op.key)) superseded.add(i);
+    if (op.full) fullLater.add(op.key);
+  }
+  const runOrSkip = (op: WriteOp, i: number): StepResult[] => (superseded.has(i) ? [] : runOp(op));
   try {
-    return db.transaction(() => ops.map((op): Outcome => ({ ok: true, value: runOp(op) })))();
+    return db.transaction(() => ops.map((op, i): Outcome => ({ ok: true, value: runOrSkip(op, i) })))();
   } catch {
     try {
       return db.transaction(() =>
-        ops.map((op): Outcome => {
+        ops.map((op, i): Outcome => {
           try {
-            return { ok: true, value: db.transaction(() => runOp(op))() };
+            return { ok: true, value: db.transaction(() => runOrSkip(op, i))() };
           } catch (err) {
             return { ok: false, error: message(err) };
           }
@@ -160,8 +177,9 @@ parentPort.on('message', (msg) => {
   }
   if (msg.defs) for (const [id, sql] of msg.defs) sqlById[id] = sql;
   // Steps arrive as [sqlId, params, want]: the SQL text crosses the thread boundary once, not per write.
-  for (const [id, steps] of msg.ops) {
-    queue.push({ id, op: { steps: steps.map(([sqlId, params, want]) => ({ sql: sqlById[sqlId], params, want })) } });
+  for (const [id, steps, key, flags] of msg.ops) {
+    const op = { steps: steps.map(([sqlId, params, want]) => ({ sql: sqlById[sqlId], params, want })), key, supersedable: (flags & 1) !== 0, full: (flags & 2) !== 0 };
+    queue.push({ id, op });
   }
   // Whatever arrives while a commit runs waits for the next one: the batch grows with the load.
   if (!scheduled) {
@@ -180,7 +198,7 @@ export class ThreadWriter implements Writer {
   readonly stats: WriterStats = { commits: 0, writes: 0, maxBatch: 0 };
   private readonly worker: Worker;
   private readonly waiting = new Map<number, Waiting>();
-  private outbox: [number, [number, Step['params'], Step['want']][]][] = [];
+  private outbox: [number, [number, Step['params'], Step['want']][], string | undefined, number][] = [];
   private newDefs: [number, string][] = [];
   private readonly sqlIds = new Map<string, number>();
   private nextId = 1;
@@ -219,7 +237,8 @@ export class ThreadWriter implements Writer {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.waiting.set(id, { resolve, reject });
-      this.outbox.push([id, op.steps.map((step) => [this.sqlId(step.sql), step.params, step.want])]);
+      const flags = (op.supersedable ? 1 : 0) | (op.full ? 2 : 0);
+      this.outbox.push([id, op.steps.map((step) => [this.sqlId(step.sql), step.params, step.want]), op.key, flags]);
       // One message per turn of the event loop carries every write made in it.
       if (this.outbox.length === 1) {
         this.worker.ref();
