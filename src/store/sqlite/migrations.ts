@@ -132,4 +132,12 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
     name: 'a task\'s successful attempt is read from the task row, not stored twice',
     sql: `DELETE FROM task_attempts WHERE outcome = 'succeeded';`,
   },
+  {
+    version: 5,
+    name: 'index only the tasks in progress by agent: an index of every task by agent cost a page per agent per commit',
+    sql: `
+      DROP INDEX tasks_agent_seq;
+      CREATE INDEX tasks_agent_running ON tasks(assigned_to) WHERE status = 'in_progress';
+    `,
+  },
 ];

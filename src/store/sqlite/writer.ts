@@ -155,6 +155,7 @@ const db = new Database(workerData.path);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = ' + workerData.synchronous);
 db.pragma('busy_timeout = 5000');
+db.pragma('wal_autocheckpoint = ' + workerData.checkpointPages);
 const executeBatch = ${executeBatchSource};
 const cache = new Map();
 const sqlById = [];
@@ -207,7 +208,9 @@ export class ThreadWriter implements Writer {
 
   constructor(path: string, synchronous: string) {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(THREAD_SOURCE(executeBatch.toString()), { eval: true, workerData: { path, synchronous, driver } });
+    // A larger WAL between checkpoints: each checkpoint copies pages and fsyncs the database file, on this thread.
+    const checkpointPages = 10_000;
+    this.worker = new Worker(THREAD_SOURCE(executeBatch.toString()), { eval: true, workerData: { path, synchronous, driver, checkpointPages } });
     this.worker.on('message', (msg: { results?: { id: number; outcome: Outcome }[] }) => {
       if (!msg.results) return;
       this.stats.commits++;
