@@ -1,19 +1,9 @@
 import http from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { ServerProcess } from '../support/server-process.js';
-import { getJson, startServerProcess } from '../support/server-process.js';
-import { cleanupTempDirs, tempDir } from '../support/tmp.js';
+import { describe, expect, it } from 'vitest';
+import { getJson, serversPerTest } from '../support/server-process.js';
+import { tempDir } from '../support/tmp.js';
 
-const running: ServerProcess[] = [];
-afterEach(async () => {
-  for (const s of running.splice(0)) {
-    if (s.child.exitCode === null && s.child.signalCode === null) {
-      s.child.kill('SIGKILL');
-      await s.exited;
-    }
-  }
-  cleanupTempDirs();
-});
+const startServer = serversPerTest();
 
 function post(agent: http.Agent, url: string, body: unknown): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -51,8 +41,7 @@ describe('queue durability', () => {
   it('SIGKILL during 10,000 concurrent submissions: every acknowledged task exists exactly once, and none stays in progress past its lease', async () => {
     const dataDir = tempDir();
     const env = { DATA_DIR: dataDir, HEARTBEAT_INTERVAL: '250ms', AGENT_TIMEOUT: '2s', DEFAULT_AGENTS: '4', LOG_LEVEL: 'error' };
-    const server = await startServerProcess(env);
-    running.push(server);
+    const server = await startServer(env);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
     const acknowledged = new Map<number, string>();
     let refused = 0;
@@ -79,8 +68,7 @@ describe('queue durability', () => {
     expect(refused).toBeGreaterThan(1000);
     expect(acknowledged.size + refused).toBe(10_000);
 
-    const again = await startServerProcess(env);
-    running.push(again);
+    const again = await startServer(env);
     const tasks = await allTasks(again.url);
     const byMarker = new Map<number, ListedTask[]>();
     for (const t of tasks) {

@@ -1,23 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { ServerProcess } from '../support/server-process.js';
-import { getJson, postJson, runCli, startServerProcess, waitFor } from '../support/server-process.js';
-import { cleanupTempDirs, tempDir } from '../support/tmp.js';
+import { describe, expect, it } from 'vitest';
+import { getJson, postJson, runCli, serversPerTest, waitFor } from '../support/server-process.js';
+import { tempDir } from '../support/tmp.js';
 
-const running: ServerProcess[] = [];
-async function start(env: Record<string, string>): Promise<ServerProcess> {
-  const s = await startServerProcess(env);
-  running.push(s);
-  return s;
-}
-afterEach(async () => {
-  for (const s of running.splice(0)) {
-    if (s.child.exitCode === null && s.child.signalCode === null) {
-      s.child.kill('SIGKILL');
-      await s.exited;
-    }
-  }
-  cleanupTempDirs();
-});
+const start = serversPerTest();
 
 const FAST = { HEARTBEAT_INTERVAL: '250ms', AGENT_TIMEOUT: '3s' };
 

@@ -1,32 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isHealthy } from '../../src/domain/health.js';
-import type { Task, TaskType } from '../../src/domain/types.js';
+import type { TaskType } from '../../src/domain/types.js';
 import { TASK_TYPES } from '../../src/domain/types.js';
 import type { TaskHandler } from '../../src/sim/task-handlers.js';
 import { seededRng } from '../../src/domain/random.js';
 import type { Harness } from '../support/harness.js';
-import { advanceUntil, startHarness } from '../support/harness.js';
-import { cleanupTempDirs } from '../support/tmp.js';
+import { advanceUntil, harnessPerTest, taskOf, waitForStatus } from '../support/harness.js';
 
-const harnesses: Harness[] = [];
-async function harness(...args: Parameters<typeof startHarness>): Promise<Harness> {
-  const h = await startHarness(...args);
-  harnesses.push(h);
-  return h;
-}
-afterEach(async () => {
-  for (const h of harnesses.splice(0)) await h.stop();
-  cleanupTempDirs();
-});
-
-async function taskOf(h: Harness, id: string): Promise<Task> {
-  return (await h.orchestrator.getTask(id)).task;
-}
-
-async function waitForStatus(h: Harness, id: string, status: Task['status'], maxMs = 120_000): Promise<Task> {
-  await advanceUntil(h, async () => (await taskOf(h, id)).status === status, maxMs);
-  return taskOf(h, id);
-}
+const harness = harnessPerTest();
 
 const ALL = [...TASK_TYPES];
 

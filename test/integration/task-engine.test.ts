@@ -1,30 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Task } from '../../src/domain/types.js';
 import { TASK_TYPES } from '../../src/domain/types.js';
 import type { TaskHandler } from '../../src/sim/task-handlers.js';
-import type { Harness, HarnessOptions } from '../support/harness.js';
-import { advanceUntil, startHarness } from '../support/harness.js';
-import { cleanupTempDirs } from '../support/tmp.js';
+import type { Harness } from '../support/harness.js';
+import { harnessPerTest, taskOf, waitForStatus } from '../support/harness.js';
 
-const ALL = [...TASK_TYPES];
-const harnesses: Harness[] = [];
-async function harness(options: HarnessOptions = {}): Promise<Harness> {
-  const h = await startHarness({ capabilities: ALL, ...options });
-  harnesses.push(h);
-  return h;
-}
-afterEach(async () => {
-  for (const h of harnesses.splice(0)) await h.stop();
-  cleanupTempDirs();
-});
-
-async function taskOf(h: Harness, id: string): Promise<Task> {
-  return (await h.orchestrator.getTask(id)).task;
-}
-async function waitForStatus(h: Harness, id: string, status: Task['status'], maxMs = 60_000): Promise<Task> {
-  await advanceUntil(h, async () => (await taskOf(h, id)).status === status, maxMs);
-  return taskOf(h, id);
-}
+// Every agent offers every task type, so each test decides who runs what by targets and load alone.
+const harness = harnessPerTest({ capabilities: [...TASK_TYPES] });
 async function spawn(h: Harness, n: number, assets: ({ site: string; model: string } | undefined)[] = []): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {

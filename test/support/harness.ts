@@ -1,15 +1,16 @@
 import { join } from 'node:path';
+import { afterEach } from 'vitest';
 import type { OrchestratorSettings } from '../../src/core/orchestrator.js';
 import { Orchestrator } from '../../src/core/orchestrator.js';
 import { seededRng } from '../../src/domain/random.js';
-import type { TaskType } from '../../src/domain/types.js';
+import type { Task, TaskType } from '../../src/domain/types.js';
 import type { LinkFaults } from '../../src/protocol/local-link.js';
 import { SimulatedFleet } from '../../src/sim/simulated-fleet.js';
 import type { TaskHandler } from '../../src/sim/task-handlers.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { FakeClock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { tempDir } from './tmp.js';
+import { cleanupTempDirs, tempDir } from './tmp.js';
 
 export const TEST_SETTINGS: OrchestratorSettings = {
   heartbeatIntervalMs: 5000,
@@ -82,4 +83,32 @@ export async function advanceUntil(h: Harness, check: () => boolean | Promise<bo
     await h.advance(stepMs);
   }
   throw new Error(`condition not met within ${maxMs} ms of fake time`);
+}
+
+/**
+ * A harness factory for one test file: every harness it starts is stopped,
+ * and the temporary folders removed, after each test. `defaults` apply to
+ * every harness of the file.
+ */
+export function harnessPerTest(defaults: HarnessOptions = {}): (options?: HarnessOptions) => Promise<Harness> {
+  const started: Harness[] = [];
+  afterEach(async () => {
+    for (const h of started.splice(0)) await h.stop();
+    cleanupTempDirs();
+  });
+  return async (options = {}) => {
+    const h = await startHarness({ ...defaults, ...options });
+    started.push(h);
+    return h;
+  };
+}
+
+export async function taskOf(h: Harness, id: string): Promise<Task> {
+  return (await h.orchestrator.getTask(id)).task;
+}
+
+/** Advances fake time until the task reaches `status`, then returns it. */
+export async function waitForStatus(h: Harness, id: string, status: Task['status'], maxMs = 120_000): Promise<Task> {
+  await advanceUntil(h, async () => (await taskOf(h, id)).status === status, maxMs);
+  return taskOf(h, id);
 }

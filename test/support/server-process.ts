@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
+import { cleanupTempDirs } from './tmp.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -66,4 +68,26 @@ export async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs 
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, stepMs));
   }
+}
+
+/**
+ * A server starter for one test file: every process it starts is killed (if
+ * still running) and the temporary folders removed after each test.
+ */
+export function serversPerTest(): (env: Record<string, string>) => Promise<ServerProcess> {
+  const running: ServerProcess[] = [];
+  afterEach(async () => {
+    for (const s of running.splice(0)) {
+      if (s.child.exitCode === null && s.child.signalCode === null) {
+        s.child.kill('SIGKILL');
+        await s.exited;
+      }
+    }
+    cleanupTempDirs();
+  });
+  return async (env) => {
+    const s = await startServerProcess(env);
+    running.push(s);
+    return s;
+  };
 }
