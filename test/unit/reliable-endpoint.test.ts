@@ -43,6 +43,22 @@ describe('reliable endpoint', () => {
     expect(MESSAGE_TYPES).toHaveLength(11);
   });
 
+  it('what crosses an in-process link is frozen, so neither side can change what the other sees', async () => {
+    const clock = new FakeClock();
+    const { a, gotB } = pair(clock, () => false);
+    const params = { data: [1, 2], nested: { k: 'v' } };
+    a.send('task_assignment', { task_id: 't', task_type: 'process_data', parameters: params, attempt: 1, timeout_ms: 1000 });
+    await clock.advance(10);
+    const got = gotB[0] as AnyEnvelope & { message_type: 'task_assignment' };
+    expect(() => {
+      (got.payload.parameters as { data: number[] }).data.push(3);
+    }).toThrow(TypeError);
+    expect(() => {
+      (got.payload.parameters.nested as { k: string }).k = 'changed';
+    }).toThrow(TypeError);
+    expect(params).toEqual({ data: [1, 2], nested: { k: 'v' } });
+  });
+
   it('retransmits until acknowledged and processes each message once, though the link loses half of everything', async () => {
     const clock = new FakeClock();
     const rng = seededRng(7);
