@@ -32,7 +32,7 @@ export interface EndpointOptions {
   retryIntervalMs?: number;
   /** Retransmission interval cap; the interval doubles up to it. @default 10000 */
   maxRetryIntervalMs?: number;
-  /** How many message ids to remember for duplicate suppression. @default 4096 */
+  /** How many message ids to remember for duplicate suppression. @default 1024 */
   dedupeWindow?: number;
 }
 
@@ -75,7 +75,7 @@ export class ReliableEndpoint {
     this.onMessage = options.onMessage;
     this.retryMs = options.retryIntervalMs ?? 1000;
     this.maxRetryMs = options.maxRetryIntervalMs ?? 10_000;
-    this.dedupeWindow = options.dedupeWindow ?? 4096;
+    this.dedupeWindow = options.dedupeWindow ?? 1024;
   }
 
   /** Envelopes sent but not yet acknowledged. */
