@@ -151,10 +151,6 @@ export class TaskEngine {
     this.scheduleDispatch();
   }
 
-  getWorker(id: string): Worker | undefined {
-    return this.workers.get(id);
-  }
-
   /** Call after a worker's `online`, `ring`, `asset` or capacity changed. */
   workerChanged(): void {
     this.scheduleDispatch();
@@ -298,11 +294,6 @@ export class TaskEngine {
 
   countsByStatus(): Record<TaskStatus, number> {
     return { ...this.counts };
-  }
-
-  /** Tasks waiting to start (ready or delayed). */
-  get pendingCount(): number {
-    return this.counts.pending;
   }
 
   // ---------------------------------------------------------------- results

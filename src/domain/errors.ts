@@ -37,6 +37,3 @@ export class OrchestratorError extends Error {
     this.status = ERROR_CODES[code];
   }
 }
-
-export const notFound = (code: ErrorCode & `ORCH_${string}_NOT_FOUND`, message: string): OrchestratorError =>
-  new OrchestratorError(code, message);

@@ -4,7 +4,6 @@ import type {
   Deployment,
   DeviceInfo,
   RingMove,
-  RingOrUnassigned,
   Task,
   TaskStatus,
 } from '../domain/types.js';
@@ -88,4 +87,3 @@ export interface TaskAttempt {
   error: string | null;
 }
 
-export type { RingOrUnassigned };
