@@ -302,9 +302,9 @@ export class TaskEngine {
    * An agent reports how an attempt ended. Refused with 409 unless the task is
    * in progress on that agent at that attempt: a late result from an attempt
    * that timed out, lost its lease or was cancelled changes nothing.
-   * Resolves with the task once the outcome is committed.
+   * Resolves once the outcome is committed.
    */
-  async reportResult(workerId: string, taskId: string, attempt: number, report: ResultReport): Promise<Task> {
+  async reportResult(workerId: string, taskId: string, attempt: number, report: ResultReport): Promise<void> {
     const task = this.live.get(taskId);
     if (!task) {
       const stored = await this.store.getTask(taskId);
@@ -334,10 +334,9 @@ export class TaskEngine {
       if (worker) this.fill(worker, now);
       await write;
       this.forgetIfEnded(task);
-      return { ...task };
+      return;
     }
     await this.endAttempt(task, worker ?? null, 'failed', report.error, report.retryable !== false, now);
-    return { ...task };
   }
 
   /** Progress from the agent renews the attempt's lease. */
