@@ -469,8 +469,8 @@ export class TaskEngine {
    */
   private async endAttempt(task: Task, worker: Worker | null, outcome: AttemptEndOutcome, error: string, retryable: boolean, now: number): Promise<void> {
     const agentId = task.assignedTo ?? worker?.id ?? 'unknown';
-    worker?.running.delete(task.id);
-    if (task.assignedTo !== null) this.workers.get(task.assignedTo)?.running.delete(task.id);
+    // The attempt is over on whichever worker held it.
+    this.workers.get(agentId)?.running.delete(task.id);
     const attempt: TaskAttempt = { taskId: task.id, taskSeq: task.seq, attempt: task.attempts, agentId, startedAt: task.startedAt ?? now, endedAt: now, outcome, error };
     const decision = afterFailedAttempt(task, retryable, this.rng);
     task.error = error;

@@ -46,8 +46,6 @@ export interface Store {
   saveTask(task: Task, endedAttempt?: TaskAttempt | null): Promise<void>;
   /** Writes that a task started an attempt (the narrow write of the hottest transition). */
   recordStart(task: Task): Promise<void>;
-  /** Inserts or updates one attempt record. */
-  saveAttempt(attempt: TaskAttempt): Promise<void>;
   /** Moves the lease of every task in progress on `agentId` to `until`. */
   renewLeases(agentId: string, until: number): Promise<void>;
   getTask(id: string): Promise<Task | null>;

@@ -80,12 +80,12 @@ describe.each(['inline', 'thread'] as const)('SqliteStore with the %s writer', (
     expect(await s.findTaskByIdempotencyKey('k1')).toEqual(t);
     expect(await s.findTaskByIdempotencyKey('k2')).toBeNull();
     const started = { ...t, status: 'in_progress' as const, attempts: 1, assignedTo: 'a', startedAt: 2000, leaseExpiresAt: 22_000, runAfter: null };
-    await Promise.all([s.saveTask(started), s.saveAttempt({ taskId: 't1', taskSeq: t.seq, attempt: 1, agentId: 'a', startedAt: 2000, endedAt: null, outcome: null, error: null })]);
+    await s.recordStart(started);
     expect(await s.getTask('t1')).toEqual(started);
     await s.renewLeases('a', 30_000);
     expect((await s.getTask('t1'))?.leaseExpiresAt).toBe(30_000);
     const done = { ...started, status: 'completed' as const, result: { ok: 1 }, completedAt: 2500, leaseExpiresAt: null };
-    await Promise.all([s.saveTask(done), s.saveAttempt({ taskId: 't1', taskSeq: t.seq, attempt: 1, agentId: 'a', startedAt: 2000, endedAt: 2500, outcome: 'succeeded', error: null })]);
+    await s.saveTask(done, { taskId: 't1', taskSeq: t.seq, attempt: 1, agentId: 'a', startedAt: 2000, endedAt: 2500, outcome: 'succeeded', error: null });
     expect(await s.getTask('t1')).toEqual(done);
     expect(await s.getAttempts('t1')).toEqual([{ taskId: 't1', taskSeq: t.seq, attempt: 1, agentId: 'a', startedAt: 2000, endedAt: 2500, outcome: 'succeeded', error: null }]);
     expect(await s.countAttemptsByAgent()).toEqual(new Map([['a', { succeeded: 1, failed: 0 }]]));

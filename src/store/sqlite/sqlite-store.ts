@@ -450,10 +450,6 @@ export class SqliteStore implements Store {
     ).then(() => undefined);
   }
 
-  saveAttempt(a: TaskAttempt): Promise<void> {
-    return this.write([{ sql: this.stmts.saveAttempt.source, params: attemptRow(a) }]).then(() => undefined);
-  }
-
   renewLeases(agentId: string, until: number): Promise<void> {
     return this.write([{ sql: this.stmts.renewLeases.source, params: [until, agentId] }]).then(() => undefined);
   }
