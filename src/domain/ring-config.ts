@@ -318,18 +318,12 @@ export function ringTargets(rings: readonly RingSpec[], n: number): number[] {
     const open = rings.map((_, i) => i).filter((i) => fixed[i] === null);
     const rest = Math.max(0, n - fixed.reduce<number>((a, b) => a + (b ?? 0), 0));
     const parts = apportion(open.map((i) => (rings[i] as RingSpec).share), rest);
-    let changed = false;
-    open.forEach((i, k) => {
-      const r = rings[i] as RingSpec;
-      const v = parts[k] as number;
-      if (r.min !== undefined && v < r.min) {
-        fixed[i] = r.min;
-        changed = true;
-      } else if (r.max !== undefined && v > r.max) {
-        fixed[i] = r.max;
-        changed = true;
-      }
-    });
+    // Rings over their max are fixed first (what they give up may lift others above their min), then rings under their min.
+    const over = open.filter((i, k) => (parts[k] as number) > ((rings[i] as RingSpec).max ?? Infinity));
+    const under = open.filter((i, k) => (parts[k] as number) < ((rings[i] as RingSpec).min ?? 0));
+    const fix = over.length > 0 ? over : under;
+    for (const i of fix) fixed[i] = over.length > 0 ? ((rings[i] as RingSpec).max as number) : ((rings[i] as RingSpec).min as number);
+    const changed = fix.length > 0;
     if (!changed || open.length === 0) return rings.map((_, i) => fixed[i] ?? (parts[open.indexOf(i)] as number));
   }
 }
