@@ -68,7 +68,10 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   });
   orchestrator.events.on('agent.offline', ({ agentId, silentMs }) => logger.warn({ agentId, silentMs }, 'agent marked offline'));
   orchestrator.events.on('agent.online', ({ agentId }) => logger.info({ agentId }, 'agent online'));
-  orchestrator.events.on('ring.moved', ({ move }) => logger.info({ agentId: move.agentId, from: move.from, to: move.to, reason: move.reason }, 'ring move'));
+  orchestrator.events.on('ring.moved', ({ move }) => logger.debug({ deviceId: move.agentId, from: move.from, to: move.to, reason: move.reason }, 'ring move'));
+  orchestrator.events.on('rings.rebalanced', ({ trigger, moves, planMs, totalMs }) => {
+    if (moves > 0) logger.info({ trigger, moves, planMs: Math.round(planMs), totalMs: Math.round(totalMs) }, 'rings rebalanced');
+  });
   orchestrator.events.on('task.failed', ({ task }) => logger.warn({ taskId: task.id, error: task.error }, 'task failed'));
 
   let app: FastifyInstance | undefined;

@@ -45,7 +45,7 @@ function validationMessage(err: FastifyError): string {
 export function errorHandler(log: Logger) {
   return (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     if (err instanceof OrchestratorError) {
-      return reply.status(err.status).send({ error: err.message, code: err.code } satisfies ErrorBody);
+      return reply.status(err.status).send({ ...err.details, error: err.message, code: err.code } satisfies ErrorBody);
     }
     if (err.validation) {
       return reply.status(400).send({ error: validationMessage(err), code: 'ORCH_VALIDATION' } satisfies ErrorBody);

@@ -7,7 +7,7 @@ import type { SubmitInput } from '../core/task-engine.js';
 import { LIST_LIMIT_MAX } from '../core/task-engine.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { TaskTarget } from '../domain/types.js';
-import { RINGS, TASK_STATUSES } from '../domain/types.js';
+import { TASK_STATUSES } from '../domain/types.js';
 import { taskV1Json } from './views.js';
 
 const Instant = Type.Union([Type.String({ format: 'date-time' }), Type.Integer({ minimum: 0, maximum: 8_640_000_000_000_000 })], {
@@ -29,7 +29,7 @@ const Selector = Type.Object(
 const Target = Type.Object(
   {
     agentId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    ring: Type.Optional(Type.Union(RINGS.map((r) => Type.Literal(r)))),
+    ring: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$' })),
     selector: Type.Optional(Selector),
   },
   { additionalProperties: false, minProperties: 1, maxProperties: 1 },

@@ -17,7 +17,8 @@ export interface OrchestratorEvents {
   'task.expired': { task: Task };
   'task.attempt_ended': { taskId: string; attempt: number; agentId: string; outcome: string };
   'task.stale_result': { taskId: string; attempt: number; agentId: string };
-  'ring.moved': { move: RingMove };
+  'ring.moved': { move: Omit<RingMove, 'id'> };
+  'rings.rebalanced': { trigger: string; moves: number; planMs: number; totalMs: number };
   'deployment.started': { deploymentId: string; affected: string[] };
   'deployment.completed': { deploymentId: string; recovered: string[] };
 }

@@ -1,4 +1,8 @@
-import { isHealthy, unhealthyReasons } from '../domain/health.js';
+import { isHealthy } from '../domain/health.js';
+import type { HealthScoreConfig } from '../domain/health-score.js';
+import { DEFAULT_HEALTH_SCORE_CONFIG } from '../domain/health-score.js';
+import { Fleet } from '../fleet/fleet.js';
+import type { DeviceAttributes, MetricsSample } from '../fleet/registry.js';
 import {
   activityBurst,
   affectedCount,
@@ -9,10 +13,8 @@ import {
 import type { MetricAdjustment } from '../domain/metrics.js';
 import type { Rng } from '../domain/random.js';
 import { sample } from '../domain/random.js';
-import type { RingCounts } from '../domain/rings.js';
-import { chooseRing, emptyRingCounts, planRebalance } from '../domain/rings.js';
 import { OrchestratorError } from '../domain/errors.js';
-import type { Agent, Asset, BackoffPolicy, Deployment, DeviceInfo, Ring, Task, TaskStatus, TaskType } from '../domain/types.js';
+import type { Agent, Asset, BackoffPolicy, Deployment, DeviceInfo, Task, TaskStatus, TaskType } from '../domain/types.js';
 import type { AnyEnvelope, Envelope } from '../protocol/envelope.js';
 import type { EndpointStats, Wire } from '../protocol/reliable-endpoint.js';
 import { ReliableEndpoint } from '../protocol/reliable-endpoint.js';
@@ -38,6 +40,8 @@ export interface OrchestratorSettings {
   taskAgingMs?: number;
   /** Retry delays of tasks that do not set their own. */
   defaultBackoff?: BackoffPolicy;
+  /** Weights and thresholds of the device health score. */
+  healthScore?: HealthScoreConfig;
 }
 
 /** Retries wait 1 s, 2 s, 4 s … up to a minute, each spread over its upper half. */
@@ -82,7 +86,10 @@ export interface ClusterSnapshot {
   running: boolean;
   agents: AgentView[];
   taskCounts: Record<TaskStatus, number>;
-  ringCounts: RingCounts;
+  ringCounts: Record<string, number>;
+  /** Devices (agents included) whose last sample passes the seed's health rule. */
+  healthyDevices: number;
+  totalDevices: number;
   queueStats: Record<string, EndpointStats>;
 }
 
@@ -95,6 +102,7 @@ export interface ClusterSnapshot {
 export class Orchestrator {
   readonly events = new EventBus();
   readonly tasks: TaskEngine;
+  readonly fleet: Fleet;
   private readonly store: Store;
   private readonly clock: Clock;
   private readonly rng: Rng;
@@ -133,7 +141,18 @@ export class Orchestrator {
         leaseMs: this.settings.agentTimeoutMs,
         agingMs: this.settings.taskAgingMs ?? 60_000,
         defaultBackoff: this.settings.defaultBackoff ?? DEFAULT_BACKOFF,
+        ringExists: (name) => this.fleet.ringNames().includes(name),
       },
+    });
+    this.fleet = new Fleet({ store: this.store, clock: this.clock, events: this.events, log: this.log, health: this.settings.healthScore ?? DEFAULT_HEALTH_SCORE_CONFIG });
+    // A device that is an agent: its worker serves tasks for its new ring, and the agent is told.
+    this.events.on('ring.moved', ({ move }) => {
+      const live = this.agents.get(move.agentId);
+      if (!live) return;
+      live.agent.ring = move.to;
+      live.worker.ring = move.to;
+      this.tasks.workerChanged();
+      if (move.to !== 'unassigned') live.endpoint?.send('ring_assignment', { ring: move.to, reason: move.reason });
     });
     this.events.on('task.attempt_ended', ({ agentId, outcome }) => {
       const live = this.agents.get(agentId);
@@ -170,6 +189,7 @@ export class Orchestrator {
       await this.store.setMeta('master_id', masterId);
     }
     this.masterIdValue = masterId;
+    await this.fleet.load();
     const counts = await this.store.countAttemptsByAgent();
     const assets = new Map((await this.store.listAssets()).map((a) => [a.id, a]));
     const now = this.clock.now();
@@ -178,6 +198,7 @@ export class Orchestrator {
       // Silent until it speaks again: offline, with the failure detector's clock starting now.
       agent.connectivity = 'offline';
       agent.lastHeartbeatAt = now;
+      agent.ring = this.fleet.ringOf(agent.id);
       const live = this.track(agent, agent.assetId === null ? null : assets.get(agent.assetId) ?? null);
       live.succeeded = c?.succeeded ?? 0;
       live.failed = c?.failed ?? 0;
@@ -260,6 +281,7 @@ export class Orchestrator {
       createdAt: this.clock.now(),
     };
     await this.store.insertAgent(agent);
+    await this.fleet.ensureDevice(id, assetAttributes(asset ?? null));
     const live = this.track(agent, asset ?? null);
     this.launch(live, profile);
     this.events.emit('agent.spawned', { agentId: id, assetId: agent.assetId });
@@ -277,6 +299,7 @@ export class Orchestrator {
         live.worker.asset = asset;
         this.tasks.workerChanged();
       }
+      await this.fleet.ensureDevice(existing.id, assetAttributes(asset));
       return { agentId: existing.id, created };
     }
     return { agentId: await this.spawnAgent(asset), created };
@@ -287,7 +310,7 @@ export class Orchestrator {
     this.assertRunning();
     const live = this.agents.get(agentId);
     if (!live) throw new OrchestratorError('ORCH_AGENT_NOT_FOUND', `agent ${agentId} not found`);
-    await this.store.setConnectivity(agentId, 'decommissioned');
+    await Promise.all([this.store.setConnectivity(agentId, 'decommissioned'), this.fleet.setConnectivity(agentId, 'decommissioned')]);
     live.agent.connectivity = 'decommissioned';
     live.worker.online = false;
     live.endpoint?.send('shutdown', { reason: 'removed by operator' }, { reliable: false });
@@ -348,15 +371,15 @@ export class Orchestrator {
       running: this.started,
       agents: await this.agentViews(),
       taskCounts: this.tasks.countsByStatus(),
-      ringCounts: this.ringCounts(),
+      ringCounts: this.fleet.ringCounts(),
+      healthyDevices: this.fleet.healthyCount(),
+      totalDevices: this.fleet.size,
       queueStats,
     };
   }
 
-  ringCounts(except?: string): RingCounts {
-    const counts = emptyRingCounts();
-    for (const live of this.agents.values()) if (live.agent.id !== except) counts[live.agent.ring] += 1;
-    return counts;
+  ringCounts(): Record<string, number> {
+    return this.fleet.ringCounts();
   }
 
   /** Ring moves, all or one agent's, oldest first. */
@@ -423,7 +446,10 @@ export class Orchestrator {
         break;
       case 'device_status_update': {
         live.agent.device = env.payload.device_info;
-        await this.store.updateAgentDevice(live.agent.id, env.payload.device_info);
+        await Promise.all([
+          this.store.updateAgentDevice(live.agent.id, env.payload.device_info),
+          this.fleet.sample(live.agent.id, metricsOf(env.payload.device_info), now),
+        ]);
         const waiter = env.payload.in_reply_to === undefined ? undefined : this.replyWaiters.get(env.payload.in_reply_to);
         waiter?.(env.payload.device_info);
         break;
@@ -436,21 +462,22 @@ export class Orchestrator {
     }
   }
 
-  private markOnline(live: LiveAgent): void {
-    if (live.agent.connectivity === 'online') return;
+  private markOnline(live: LiveAgent): Promise<void> {
+    if (live.agent.connectivity === 'online') return Promise.resolve();
     live.agent.connectivity = 'online';
     live.worker.online = true;
     this.events.emit('agent.online', { agentId: live.agent.id });
     this.tasks.workerChanged();
+    return this.fleet.setConnectivity(live.agent.id, 'online');
   }
 
   private async onRegistration(live: LiveAgent, env: Envelope<'registration'>, now: number): Promise<void> {
-    await this.store.recordRegistration(live.agent.id, env.payload.device_info, now);
+    const write = this.store.recordRegistration(live.agent.id, env.payload.device_info, now);
     live.agent.device = env.payload.device_info;
     live.agent.registeredAt ??= now;
     live.agent.lastHeartbeatAt = now;
     this.events.emit('agent.registered', { agentId: live.agent.id });
-    this.markOnline(live);
+    await Promise.all([write, this.markOnline(live), this.fleet.sample(live.agent.id, metricsOf(env.payload.device_info), now)]);
   }
 
   private async onHeartbeat(live: LiveAgent, env: Envelope<'heartbeat'>, now: number): Promise<void> {
@@ -461,30 +488,14 @@ export class Orchestrator {
     live.agent.device = device;
     live.agent.lastHeartbeatAt = now;
     live.agent.registeredAt ??= now;
-    this.markOnline(live);
+    writes.push(this.markOnline(live));
     // Work the agent still runs but no longer holds (it ended while the agent was away) is cancelled.
     for (const taskId of env.payload.running_tasks) {
       if (!this.tasks.holds(live.agent.id, taskId)) live.endpoint?.send('task_status', { task_id: taskId, attempt: Number.MAX_SAFE_INTEGER, status: 'cancel' });
     }
-    if (live.agent.ring === 'unassigned') {
-      const healthy = isHealthy(device);
-      const ring = chooseRing(healthy, this.ringCounts(live.agent.id));
-      const reason = healthy
-        ? 'first heartbeat: healthy, placed in the least-filled ring'
-        : `first heartbeat: unhealthy (${unhealthyReasons(device).join(', ')}), placed in an early ring`;
-      writes.push(this.moveRing(live, ring, reason, now));
-    }
+    // New score, and the ring rules for a first placement or a health change.
+    writes.push(this.fleet.sample(live.agent.id, metricsOf(device), now));
     await Promise.all(writes);
-  }
-
-  private async moveRing(live: LiveAgent, to: Ring, reason: string, now: number): Promise<void> {
-    const write = this.store.moveRing({ agentId: live.agent.id, from: live.agent.ring, to, reason, at: now });
-    live.agent.ring = to;
-    live.worker.ring = to;
-    this.tasks.workerChanged();
-    const move = await write;
-    live.endpoint?.send('ring_assignment', { ring: to, reason });
-    this.events.emit('ring.moved', { move });
   }
 
   private async onTaskResult(live: LiveAgent, env: Envelope<'task_result'>): Promise<void> {
@@ -533,7 +544,7 @@ export class Orchestrator {
         const silentMs = now - a.lastHeartbeatAt;
         a.connectivity = 'offline';
         live.worker.online = false;
-        writes.push(this.store.setConnectivity(a.id, 'offline'));
+        writes.push(this.store.setConnectivity(a.id, 'offline'), this.fleet.setConnectivity(a.id, 'offline'));
         this.log.warn({ agentId: a.id, silentMs }, 'agent offline');
         this.events.emit('agent.offline', { agentId: a.id, silentMs });
         writes.push(this.tasks.workerLost(a.id, `agent ${a.id} went offline (no heartbeat for ${Math.round(silentMs / 1000)} s)`));
@@ -543,25 +554,9 @@ export class Orchestrator {
     await this.tasks.sweep();
   }
 
-  /** Moves unhealthy devices out of prod; every move is stored with its reason. */
+  /** A full rebalance of every ring; every move is stored with its reason. Returns how many devices moved. */
   async rebalance(): Promise<number> {
-    const members = [...this.agents.values()]
-      .filter((l) => l.agent.device !== null && l.agent.connectivity === 'online')
-      .map((l) => ({
-        id: l.agent.id,
-        ring: l.agent.ring,
-        healthy: isHealthy(l.agent.device as DeviceInfo),
-        unhealthyReasons: unhealthyReasons(l.agent.device as DeviceInfo),
-      }));
-    const moves = planRebalance(members, this.ringCounts());
-    const now = this.clock.now();
-    await Promise.all(
-      moves.map((m) => {
-        const live = this.agents.get(m.agentId);
-        return live ? this.moveRing(live, m.to, m.reason, now) : Promise.resolve();
-      }),
-    );
-    return moves.length;
+    return (await this.fleet.rebalance('schedule')).moves;
   }
 
   // ---------------------------------------------------------------- deployments (the seed's facade)
@@ -611,6 +606,9 @@ export class Orchestrator {
       recoveredAgents: [],
     };
     await this.store.insertDeployment(deployment);
+    // The deployment-impact history of every device in it feeds its health score.
+    const hurt = new Set(deployment.affectedAgents);
+    await Promise.all(online.map((l) => this.fleet.recordImpact(l.agent.id, hurt.has(l.agent.id))));
     await this.instruct(affected, 'deployment_impact', () => deploymentImpact(this.rng), id);
     this.events.emit('deployment.started', { deploymentId: id, affected: deployment.affectedAgents });
     return deployment;
@@ -651,3 +649,14 @@ export class Orchestrator {
   }
 }
 
+
+function metricsOf(d: DeviceInfo): MetricsSample {
+  return { battery: d.battery_level, charging: d.battery_charging, cpu: d.cpu_usage, memory: d.memory_usage, disk: d.disk_usage };
+}
+
+function assetAttributes(asset: Asset | null): DeviceAttributes {
+  if (asset === null) return {};
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+  const tags = Array.isArray(asset.tags) ? asset.tags.filter((t): t is string => typeof t === 'string') : undefined;
+  return { site: str(asset.site), department: str(asset.department), manufacturer: str(asset.manufacturer), model: str(asset.model), osName: str(asset.osName), tags };
+}

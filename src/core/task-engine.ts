@@ -22,6 +22,8 @@ export interface TaskEngineSettings {
   /** Waiting this long counts as one priority level (Infinity: no aging). */
   agingMs: number;
   defaultBackoff: BackoffPolicy;
+  /** Whether a ring of that name is configured (for `{ ring }` targets). @default any name */
+  ringExists?: (name: string) => boolean;
 }
 
 export interface SubmitInput {
@@ -244,6 +246,10 @@ export class TaskEngine {
     const backoff: BackoffPolicy = { ...this.settings.defaultBackoff, ...input.backoff };
     if (backoff.maxMs < backoff.initialMs) {
       throw new OrchestratorError('ORCH_VALIDATION', 'backoff.maxMs must not be smaller than backoff.initialMs');
+    }
+    const target = input.target;
+    if (target && 'ring' in target && this.settings.ringExists && !this.settings.ringExists(target.ring)) {
+      throw new OrchestratorError('ORCH_UNKNOWN_RING', `target.ring "${target.ring}" is not a configured ring`);
     }
     if (input.deadline !== undefined && input.runAfter !== undefined && input.deadline <= input.runAfter) {
       throw new OrchestratorError('ORCH_VALIDATION', 'deadline must be later than runAfter');

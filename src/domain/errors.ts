@@ -8,7 +8,9 @@ export const ERROR_CODES = {
   ORCH_INVALID_JSON: 400,
   ORCH_EMPTY_PAYLOAD: 400,
   ORCH_UNKNOWN_TASK_TYPE: 400,
+  ORCH_UNKNOWN_RING: 400,
   ORCH_NOT_FOUND: 404,
+  ORCH_DEVICE_NOT_FOUND: 404,
   ORCH_TASK_NOT_FOUND: 404,
   ORCH_AGENT_NOT_FOUND: 404,
   ORCH_ASSET_NOT_FOUND: 404,
@@ -17,6 +19,7 @@ export const ERROR_CODES = {
   ORCH_DEPLOYMENT_NOT_ACTIVE: 409,
   ORCH_STALE_ATTEMPT: 409,
   ORCH_TASK_STATE: 409,
+  ORCH_DEVICE_HELD: 409,
   ORCH_PAYLOAD_TOO_LARGE: 413,
   ORCH_URI_TOO_LONG: 414,
   ORCH_UNSUPPORTED_MEDIA_TYPE: 415,
@@ -29,11 +32,14 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export class OrchestratorError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
+  /** Extra fields for the error body (for example every problem of a configuration). */
+  readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: ErrorCode, message: string) {
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
     super(message);
     this.name = 'OrchestratorError';
     this.code = code;
     this.status = ERROR_CODES[code];
+    this.details = details;
   }
 }

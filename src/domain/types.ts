@@ -10,9 +10,12 @@ export function isTaskType(value: unknown): value is TaskType {
   return typeof value === 'string' && (TASK_TYPES as readonly string[]).includes(value);
 }
 
+/** The default rings; the rings in use are configuration (`PUT /api/v1/rings`). */
 export const RINGS = ['canary', 'dev', 'stage', 'prod'] as const;
-export type Ring = (typeof RINGS)[number];
-export type RingOrUnassigned = Ring | 'unassigned';
+/** The name of a configured ring. */
+export type Ring = string;
+/** A ring name or 'unassigned'. */
+export type RingOrUnassigned = string;
 
 /** Connectivity, kept apart from health: an offline device may be perfectly healthy. */
 export type Connectivity = 'online' | 'offline' | 'decommissioned';

@@ -58,7 +58,7 @@ function keysBuffer(n: number): Float64Array {
 /** Whether the rebalancer may move device i now (pins and holds aside). */
 export function movable(reg: DeviceRegistry, i: number, now: number): boolean {
   if (reg.inflight[i] !== 0 || reg.connectivity[i] === 2) return false;
-  if (reg.ring[i] !== NO_RING && now - (reg.movedAt[i] as number) < reg.ringConfig.dwellMs) return false;
+  if (reg.ring[i] !== NO_RING && (reg.movedAt[i] as number) > 0 && now - (reg.movedAt[i] as number) < reg.ringConfig.dwellMs) return false;
   return true;
 }
 

@@ -496,12 +496,25 @@ export class DeviceRegistry {
     if (code !== 2) this.enter(i);
   }
 
-  /** Moves a device to a ring (NO_RING: unassigned), keeping the aggregates. */
+  /**
+   * Moves a device to a ring (NO_RING: unassigned), keeping the aggregates.
+   * Only a move from one ring to another starts the dwell time: a first
+   * placement has not flapped.
+   */
   setRing(i: number, ring: number, at: number): void {
     const live = this.connectivity[i] !== 2;
     if (live) this.leave(i);
+    if (this.ring[i] !== NO_RING && ring !== NO_RING) this.movedAt[i] = at;
     this.ring[i] = ring;
-    this.movedAt[i] = at;
+    if (live) this.enter(i);
+  }
+
+  /** Restores a stored placement as it was (no dwell logic). */
+  restoreRing(i: number, ring: number, movedAt: number): void {
+    const live = this.connectivity[i] !== 2;
+    if (live) this.leave(i);
+    this.ring[i] = ring;
+    this.movedAt[i] = movedAt;
     if (live) this.enter(i);
   }
 

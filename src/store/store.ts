@@ -1,5 +1,6 @@
 import type {
   Agent,
+  Connectivity,
   Asset,
   Deployment,
   DeviceInfo,
@@ -36,9 +37,21 @@ export interface Store {
   setConnectivity(id: string, connectivity: Agent['connectivity']): Promise<void>;
   updateAgentDevice(id: string, device: DeviceInfo): Promise<void>;
 
-  /** Stores a ring move and the agent's new ring in one transaction. */
-  moveRing(move: Omit<RingMove, 'id'>): Promise<RingMove>;
+  /** Stores ring moves and each device's new ring, in one commit. */
+  applyRingMoves(moves: readonly RingMoveWrite[]): Promise<void>;
+  /** All ring moves or one device's, oldest first. */
   listRingMoves(agentId?: string): Promise<RingMove[]>;
+  /** Moves at or after `since` (ms), oldest first, after move id `afterId`. */
+  listRingMovesSince(since: number, afterId: number, limit: number): Promise<RingMove[]>;
+
+  /** Inserts devices, or updates the attributes of known ones; metrics and ring are written only when given. */
+  upsertDevices(devices: readonly DeviceRecord[]): Promise<void>;
+  /** Latest metrics and trends of devices, in one commit. */
+  saveDeviceSamples(samples: readonly DeviceSample[]): Promise<void>;
+  setDevicePin(id: string, ring: string | null): Promise<void>;
+  setDeviceConnectivity(id: string, connectivity: Connectivity): Promise<void>;
+  /** Devices in id order after `afterId` ('' for the first page). */
+  loadDevices(afterId: string, limit: number): Promise<DeviceRecord[]>;
 
   /** Inserts new tasks (their `seq` already assigned) in one commit. */
   insertTasks(tasks: readonly Task[]): Promise<void>;
@@ -85,3 +98,42 @@ export interface TaskAttempt {
   error: string | null;
 }
 
+
+/** A device as stored. */
+export interface DeviceRecord {
+  id: string;
+  site: string | null;
+  department: string | null;
+  manufacturer: string | null;
+  model: string | null;
+  osName: string | null;
+  tags: string[] | null;
+  /** Latest metrics; null until the first sample. */
+  metrics: { battery: number; charging: boolean; cpu: number; memory: number; disk: number } | null;
+  drain: number;
+  cpuTrend: number;
+  impact: number;
+  sampledAt: number | null;
+  ring: string | null;
+  movedAt: number;
+  /** A manual pin. */
+  pinRing: string | null;
+  connectivity: Connectivity;
+  createdAt: number;
+}
+
+export interface DeviceSample {
+  id: string;
+  battery: number;
+  charging: boolean;
+  cpu: number;
+  memory: number;
+  disk: number;
+  drain: number;
+  cpuTrend: number;
+  impact: number;
+  sampledAt: number;
+}
+
+/** A ring move to store; `movedAt` is the device's dwell start after it (default `at`). */
+export type RingMoveWrite = Omit<RingMove, 'id'> & { movedAt?: number };

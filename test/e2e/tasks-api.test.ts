@@ -97,7 +97,8 @@ describe('/api/v1/tasks over HTTP', () => {
   it.each([
     [{ type: 'teleport' }, 'ORCH_UNKNOWN_TASK_TYPE', /unknown task_type/],
     [{}, 'ORCH_VALIDATION', /type/],
-    [{ type: 'monitor', target: { ring: 'moon' } }, 'ORCH_VALIDATION', /ring/],
+    [{ type: 'monitor', target: { ring: 'moon' } }, 'ORCH_UNKNOWN_RING', /"moon" is not a configured ring/],
+    [{ type: 'monitor', target: { ring: 'Moon!' } }, 'ORCH_VALIDATION', /ring/],
     [{ type: 'monitor', target: { ring: 'dev', agentId: 'a' } }, 'ORCH_VALIDATION', /exactly one/],
     [{ type: 'monitor', target: { selector: {} } }, 'ORCH_VALIDATION', /selector/],
     [{ type: 'monitor', maxAttempts: 0 }, 'ORCH_VALIDATION', /maxAttempts/],

@@ -160,6 +160,45 @@ describe.each(['inline', 'thread'] as const)('SqliteStore with the %s writer', (
     expect((await s.listTasks({ agentId: 'agent-x' }, 100)).map((t) => t.id)).toEqual(['p20', 'p15', 'p10', 'p5', 'p0']);
   });
 
+  it('stores devices: attributes, samples, pins, connectivity and ring moves, paged back in id order', async () => {
+    const path = join(tempDir(), 'devices.db');
+    const s1 = new SqliteStore(path, { writer });
+    const base = { site: 'berlin', department: 'IT', manufacturer: 'Lenovo', model: 'X1', osName: 'linux', tags: ['kiosk'], drain: 0, cpuTrend: 0, impact: 0, movedAt: 0, pinRing: null, connectivity: 'offline' as const, createdAt: 5 };
+    const devices = Array.from({ length: 25 }, (_, n) => ({ ...base, id: `dev-${String(n).padStart(3, '0')}`, metrics: n % 2 === 0 ? { battery: 50 + n, charging: false, cpu: 10, memory: 30, disk: 40 } : null, sampledAt: n % 2 === 0 ? 7 : null, ring: null }));
+    await s1.upsertDevices(devices);
+    // A second import updates attributes and keeps metrics it does not carry.
+    await s1.upsertDevices([{ ...base, id: 'dev-000', site: 'austin', metrics: null, sampledAt: null, ring: null }]);
+    await s1.saveDeviceSamples([{ id: 'dev-002', battery: 12, charging: true, cpu: 90, memory: 80, disk: 70, drain: 3, cpuTrend: 4, impact: 0.3, sampledAt: 99 }]);
+    await s1.setDevicePin('dev-003', 'canary');
+    await s1.setDeviceConnectivity('dev-004', 'online');
+    await s1.applyRingMoves([
+      { agentId: 'dev-001', from: 'unassigned', to: 'prod', reason: 'r1', at: 100 },
+      { agentId: 'dev-001', from: 'prod', to: 'dev', reason: 'r2', at: 200 },
+      { agentId: 'dev-005', from: 'unassigned', to: 'stage', reason: 'r3', at: 200 },
+    ]);
+    await s1.close();
+    const s2 = store(path);
+    const first = await s2.loadDevices('', 10);
+    const second = await s2.loadDevices(first.at(-1)?.id ?? '', 10);
+    const third = await s2.loadDevices(second.at(-1)?.id ?? '', 10);
+    const all = [...first, ...second, ...third];
+    expect(all.map((d) => d.id)).toEqual(devices.map((d) => d.id));
+    expect(third).toHaveLength(5);
+    const byId = new Map(all.map((d) => [d.id, d]));
+    expect(byId.get('dev-000')).toMatchObject({ site: 'austin', metrics: { battery: 50, charging: false, cpu: 10, memory: 30, disk: 40 }, sampledAt: 7, tags: ['kiosk'] });
+    expect(byId.get('dev-002')).toMatchObject({ metrics: { battery: 12, charging: true, cpu: 90, memory: 80, disk: 70 }, drain: 3, cpuTrend: 4, impact: 0.3, sampledAt: 99 });
+    expect(byId.get('dev-003')).toMatchObject({ pinRing: 'canary', metrics: null });
+    expect(byId.get('dev-004')?.connectivity).toBe('online');
+    expect(byId.get('dev-001')).toMatchObject({ ring: 'dev', movedAt: 200 });
+    expect(byId.get('dev-005')).toMatchObject({ ring: 'stage', movedAt: 200 });
+    // Moves since an instant, paged by (at, id).
+    const p1 = await s2.listRingMovesSince(150, 0, 1);
+    expect(p1.map((m) => m.reason)).toEqual(['r2']);
+    const p2 = await s2.listRingMovesSince(p1[0]?.at ?? 0, p1[0]?.id ?? 0, 10);
+    expect(p2.map((m) => m.reason)).toEqual(['r3']);
+    expect((await s2.listRingMovesSince(0, 0, 10)).map((m) => m.reason)).toEqual(['r1', 'r2', 'r3']);
+  });
+
   it('keeps everything across a reopen of the file', async () => {
     const path = join(tempDir(), 'reopen.db');
     const s1 = new SqliteStore(path, { writer });
@@ -169,7 +208,7 @@ describe.each(['inline', 'thread'] as const)('SqliteStore with the %s writer', (
     await s1.insertAgent(agent);
     const device = { name: 'd', os_version: 'x', battery_level: 50, battery_charging: false, cpu_usage: 10, memory_usage: 30, disk_usage: 40 };
     await s1.recordHeartbeat(agent.id, device, 77);
-    await s1.moveRing({ agentId: agent.id, from: 'unassigned', to: 'dev', reason: 'first heartbeat', at: 78 });
+    await s1.applyRingMoves([{ agentId: agent.id, from: 'unassigned', to: 'dev', reason: 'first heartbeat', at: 78 }]);
     await s1.insertTasks([task('t3', { priority: 3 })]);
     await s1.insertDeployment({ id: 'd1', status: 'active', startedAt: 5, completedAt: null, affectedAgents: [agent.id], recoveredAgents: [] });
     await s1.completeDeployment('d1', [agent.id], 9);

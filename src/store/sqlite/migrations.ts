@@ -140,4 +140,35 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX tasks_agent_running ON tasks(assigned_to) WHERE status = 'in_progress';
     `,
   },
+  {
+    version: 6,
+    name: 'devices: every device of the fleet with its attributes, latest metrics, trends, ring and pin; agents are devices too',
+    sql: `
+      CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        site TEXT, department TEXT, manufacturer TEXT, model TEXT, os_name TEXT, tags TEXT,
+        battery REAL, charging INTEGER, cpu REAL, memory REAL, disk REAL,
+        drain REAL NOT NULL DEFAULT 0, cpu_trend REAL NOT NULL DEFAULT 0, impact REAL NOT NULL DEFAULT 0,
+        sampled_at INTEGER,
+        ring TEXT, moved_at INTEGER NOT NULL DEFAULT 0,
+        pin_ring TEXT,
+        connectivity TEXT NOT NULL DEFAULT 'offline',
+        created_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      INSERT INTO devices (id, battery, charging, cpu, memory, disk, sampled_at, ring, moved_at, connectivity, created_at)
+        SELECT a.id,
+               json_extract(a.device, '$.battery_level'), json_extract(a.device, '$.battery_charging'),
+               json_extract(a.device, '$.cpu_usage'), json_extract(a.device, '$.memory_usage'), json_extract(a.device, '$.disk_usage'),
+               CASE WHEN a.registered_at IS NULL THEN NULL ELSE a.last_heartbeat_at END,
+               CASE WHEN a.ring = 'unassigned' THEN NULL ELSE a.ring END, 0, a.connectivity, a.created_at
+        FROM agents a;
+      UPDATE devices SET
+        site = (SELECT json_extract(s.data, '$.site') FROM agents a JOIN assets s ON s.id = a.asset_id WHERE a.id = devices.id),
+        department = (SELECT json_extract(s.data, '$.department') FROM agents a JOIN assets s ON s.id = a.asset_id WHERE a.id = devices.id),
+        manufacturer = (SELECT json_extract(s.data, '$.manufacturer') FROM agents a JOIN assets s ON s.id = a.asset_id WHERE a.id = devices.id),
+        model = (SELECT json_extract(s.data, '$.model') FROM agents a JOIN assets s ON s.id = a.asset_id WHERE a.id = devices.id),
+        os_name = (SELECT json_extract(s.data, '$.osName') FROM agents a JOIN assets s ON s.id = a.asset_id WHERE a.id = devices.id);
+      CREATE INDEX ring_moves_at ON ring_moves(at, id);
+    `,
+  },
 ];

@@ -5,17 +5,17 @@ import type {
   Agent,
   Asset,
   BackoffPolicy,
+  Connectivity,
   Deployment,
   DeviceInfo,
   RingMove,
-  RingOrUnassigned,
   Task,
   TaskStatus,
   TaskTarget,
   TaskType,
 } from '../../domain/types.js';
 import { TASK_STATUSES } from '../../domain/types.js';
-import type { Store, TaskAttempt, TaskFilter } from '../store.js';
+import type { DeviceRecord, DeviceSample, RingMoveWrite, Store, TaskAttempt, TaskFilter } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import type { Step, StepResult, Writer } from './writer.js';
 import { InlineWriter, ThreadWriter } from './writer.js';
@@ -69,6 +69,55 @@ interface AttemptRow {
   error: string | null;
 }
 
+interface DeviceRow {
+  id: string;
+  site: string | null;
+  department: string | null;
+  manufacturer: string | null;
+  model: string | null;
+  os_name: string | null;
+  tags: string | null;
+  battery: number | null;
+  charging: number | null;
+  cpu: number | null;
+  memory: number | null;
+  disk: number | null;
+  drain: number;
+  cpu_trend: number;
+  impact: number;
+  sampled_at: number | null;
+  ring: string | null;
+  moved_at: number;
+  pin_ring: string | null;
+  connectivity: string;
+  created_at: number;
+}
+
+function toDevice(r: DeviceRow): DeviceRecord {
+  return {
+    id: r.id,
+    site: r.site,
+    department: r.department,
+    manufacturer: r.manufacturer,
+    model: r.model,
+    osName: r.os_name,
+    tags: r.tags === null ? null : (JSON.parse(r.tags) as string[]),
+    metrics:
+      r.battery === null || r.cpu === null || r.memory === null
+        ? null
+        : { battery: r.battery, charging: r.charging === 1, cpu: r.cpu, memory: r.memory, disk: r.disk ?? 0 },
+    drain: r.drain,
+    cpuTrend: r.cpu_trend,
+    impact: r.impact,
+    sampledAt: r.sampled_at,
+    ring: r.ring,
+    movedAt: r.moved_at,
+    pinRing: r.pin_ring,
+    connectivity: r.connectivity as Connectivity,
+    createdAt: r.created_at,
+  };
+}
+
 interface MoveRow {
   id: number;
   agent_id: string;
@@ -96,7 +145,7 @@ function toAgent(r: AgentRow): Agent {
     registeredAt: r.registered_at,
     lastHeartbeatAt: r.last_heartbeat_at,
     device: r.device === null ? null : (JSON.parse(r.device) as DeviceInfo),
-    ring: r.ring as RingOrUnassigned,
+    ring: r.ring,
     assetId: r.asset_id,
     createdAt: r.created_at,
   };
@@ -133,8 +182,8 @@ function toMove(r: MoveRow): RingMove {
   return {
     id: r.id,
     agentId: r.agent_id,
-    from: r.from_ring as RingOrUnassigned,
-    to: r.to_ring as RingOrUnassigned,
+    from: r.from_ring,
+    to: r.to_ring,
     reason: r.reason,
     at: r.at,
   };
@@ -276,8 +325,26 @@ export class SqliteStore implements Store {
       ),
       setConnectivity: db.prepare('UPDATE agents SET connectivity = ? WHERE id = ?'),
       setDevice: db.prepare('UPDATE agents SET device = ? WHERE id = ?'),
-      setRing: db.prepare('UPDATE agents SET ring = ? WHERE id = ?'),
+      setDeviceRing: db.prepare('UPDATE devices SET ring = ?, moved_at = ? WHERE id = ?'),
+      setAgentRing: db.prepare('UPDATE agents SET ring = ? WHERE id = ?'),
       insertMove: db.prepare('INSERT INTO ring_moves (agent_id, from_ring, to_ring, reason, at) VALUES (?, ?, ?, ?, ?)'),
+      movesSince: db.prepare<[number, number, number, number], MoveRow>('SELECT * FROM ring_moves WHERE at >= ? AND (at > ? OR id > ?) ORDER BY at, id LIMIT ?'),
+      upsertDevice: db.prepare(
+        `INSERT INTO devices (id, site, department, manufacturer, model, os_name, tags, battery, charging, cpu, memory, disk,
+           drain, cpu_trend, impact, sampled_at, ring, moved_at, pin_ring, connectivity, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET site = excluded.site, department = excluded.department, manufacturer = excluded.manufacturer,
+           model = excluded.model, os_name = excluded.os_name, tags = excluded.tags,
+           battery = COALESCE(excluded.battery, battery), charging = COALESCE(excluded.charging, charging),
+           cpu = COALESCE(excluded.cpu, cpu), memory = COALESCE(excluded.memory, memory), disk = COALESCE(excluded.disk, disk),
+           sampled_at = COALESCE(excluded.sampled_at, sampled_at)`,
+      ),
+      saveSample: db.prepare(
+        'UPDATE devices SET battery = ?, charging = ?, cpu = ?, memory = ?, disk = ?, drain = ?, cpu_trend = ?, impact = ?, sampled_at = ? WHERE id = ?',
+      ),
+      setPin: db.prepare('UPDATE devices SET pin_ring = ? WHERE id = ?'),
+      setDeviceConnectivity: db.prepare('UPDATE devices SET connectivity = ? WHERE id = ?'),
+      loadDevices: db.prepare<[string, number], DeviceRow>('SELECT * FROM devices WHERE id > ? ORDER BY id LIMIT ?'),
       movesAll: db.prepare<[], MoveRow>('SELECT * FROM ring_moves ORDER BY id'),
       movesOf: db.prepare<[string], MoveRow>('SELECT * FROM ring_moves WHERE agent_id = ? ORDER BY id'),
       insertTask: db.prepare(
@@ -419,11 +486,59 @@ export class SqliteStore implements Store {
     return this.write([{ sql: this.stmts.setDevice.source, params: [JSON.stringify(device), id] }]).then(() => undefined);
   }
 
-  moveRing(move: Omit<RingMove, 'id'>): Promise<RingMove> {
-    return this.write([
-      { sql: this.stmts.setRing.source, params: [move.to, move.agentId] },
-      { sql: this.stmts.insertMove.source, params: [move.agentId, move.from, move.to, move.reason, move.at], want: 'rowid' },
-    ]).then(([, id]) => ({ ...move, id: id as number }));
+  applyRingMoves(moves: readonly RingMoveWrite[]): Promise<void> {
+    if (moves.length === 0) return Promise.resolve();
+    const steps: Step[] = [];
+    const setRing = this.stmts.setDeviceRing.source;
+    const setAgent = this.stmts.setAgentRing.source;
+    const insert = this.stmts.insertMove.source;
+    for (const m of moves) {
+      steps.push({ sql: setRing, params: [m.to === 'unassigned' ? null : m.to, m.movedAt ?? m.at, m.agentId] });
+      // The seed's agent record keeps its ring too (a no-op for devices without an agent).
+      steps.push({ sql: setAgent, params: [m.to, m.agentId] });
+      steps.push({ sql: insert, params: [m.agentId, m.from, m.to, m.reason, m.at] });
+    }
+    return this.write(steps).then(() => undefined);
+  }
+
+  listRingMovesSince(since: number, afterId: number, limit: number): Promise<RingMove[]> {
+    return run(() => this.stmts.movesSince.all(since, since, afterId, limit).map(toMove));
+  }
+
+  upsertDevices(devices: readonly DeviceRecord[]): Promise<void> {
+    if (devices.length === 0) return Promise.resolve();
+    const sql = this.stmts.upsertDevice.source;
+    return this.write(
+      devices.map((d) => ({
+        sql,
+        params: [
+          d.id, d.site, d.department, d.manufacturer, d.model, d.osName, d.tags === null ? null : JSON.stringify(d.tags),
+          d.metrics?.battery ?? null, d.metrics === null ? null : d.metrics.charging ? 1 : 0, d.metrics?.cpu ?? null,
+          d.metrics?.memory ?? null, d.metrics?.disk ?? null, d.drain, d.cpuTrend, d.impact, d.sampledAt,
+          d.ring, d.movedAt, d.pinRing, d.connectivity, d.createdAt,
+        ],
+      })),
+    ).then(() => undefined);
+  }
+
+  saveDeviceSamples(samples: readonly DeviceSample[]): Promise<void> {
+    if (samples.length === 0) return Promise.resolve();
+    const sql = this.stmts.saveSample.source;
+    return this.write(
+      samples.map((m) => ({ sql, params: [m.battery, m.charging ? 1 : 0, m.cpu, m.memory, m.disk, m.drain, m.cpuTrend, m.impact, m.sampledAt, m.id] })),
+    ).then(() => undefined);
+  }
+
+  setDevicePin(id: string, ring: string | null): Promise<void> {
+    return this.write([{ sql: this.stmts.setPin.source, params: [ring, id] }]).then(() => undefined);
+  }
+
+  setDeviceConnectivity(id: string, connectivity: Connectivity): Promise<void> {
+    return this.write([{ sql: this.stmts.setDeviceConnectivity.source, params: [connectivity, id] }]).then(() => undefined);
+  }
+
+  loadDevices(afterId: string, limit: number): Promise<DeviceRecord[]> {
+    return run(() => this.stmts.loadDevices.all(afterId, limit).map(toDevice));
   }
 
   listRingMoves(agentId?: string): Promise<RingMove[]> {

@@ -1,0 +1,630 @@
+import { OrchestratorError } from '../domain/errors.js';
+import type { HealthScore, HealthScoreConfig } from '../domain/health-score.js';
+import { explainHealth } from '../domain/health-score.js';
+import type { CompiledRingConfig, RingConfig } from '../domain/ring-config.js';
+import { compileRingConfig, DEFAULT_RING_CONFIG, plainRingConfig, ringTargets } from '../domain/ring-config.js';
+import type { Connectivity, RingMove } from '../domain/types.js';
+import type { EventBus } from '../core/events.js';
+import type { DeviceRecord, DeviceSample, RingMoveWrite, Store } from '../store/store.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import type { PlannedMove } from './planner.js';
+import { planFull, planIncremental, unhealthyText } from './planner.js';
+import type { DeviceAttributes, MetricsSample } from './registry.js';
+import { CONNECTIVITY, DeviceRegistry, NO_RING, PIN_MANUAL, PIN_NONE } from './registry.js';
+
+export interface DeviceImport extends DeviceAttributes {
+  id: string;
+  metrics?: MetricsSample | undefined;
+}
+
+export interface DeviceFilter {
+  ring?: string;
+  status?: Connectivity;
+  healthBelow?: number;
+  site?: string;
+  department?: string;
+}
+
+export type DeviceSort = 'id' | 'score' | '-score';
+
+export interface DeviceSummary {
+  id: string;
+  ring: string;
+  pinned: boolean;
+  held: boolean;
+  status: Connectivity;
+  score: number | null;
+  healthy: boolean | null;
+  site: string | null;
+  department: string | null;
+  manufacturer: string | null;
+  model: string | null;
+  osName: string | null;
+  tags: string[];
+}
+
+export interface DeviceDetail extends DeviceSummary {
+  health: (HealthScore & { healthy: boolean | null }) | null;
+  metrics: (MetricsSample & { batteryDrainPerHour: number; cpuTrendPerHour: number; deploymentImpact: number; sampledAt: number }) | null;
+  pin: { ring: string; source: 'rule' | 'manual' } | null;
+  inflightExecutions: number;
+  movedAt: number | null;
+}
+
+export interface RingView {
+  name: string;
+  share: number;
+  min: number | null;
+  max: number | null;
+  allowUnhealthy: boolean;
+  target: number;
+  size: number;
+  health: { p10: number | null; p50: number | null; p90: number | null; unhealthy: number; unknown: number };
+  bySite: Record<string, number>;
+  byModel: Record<string, number>;
+}
+
+export interface RingsView {
+  policy: string;
+  hysteresis: number;
+  dwellMs: number;
+  rings: RingView[];
+  unassigned: number;
+  held: number;
+  total: number;
+  config: RingConfig;
+}
+
+const LOAD_PAGE = 20_000;
+const WRITE_CHUNK = 20_000;
+export const DEVICE_LIST_MAX = 1000;
+
+/**
+ * The fleet: every device, its health score and its ring. Holds the registry
+ * (in memory, authoritative for reads) and writes every change to the store
+ * before it is acknowledged. Ring moves come from three places: the first
+ * heartbeat and later health changes (incremental, O(log n)), the scheduled
+ * full rebalance, and operators (pins, overrides, configuration).
+ */
+export class Fleet {
+  readonly registry: DeviceRegistry;
+  private cuts: number[] | null = null;
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly events: EventBus;
+  private readonly log: Logger;
+
+  constructor(options: { store: Store; clock: Clock; events: EventBus; log: Logger; health: HealthScoreConfig; rings?: CompiledRingConfig }) {
+    this.store = options.store;
+    this.clock = options.clock;
+    this.events = options.events;
+    this.log = options.log;
+    this.registry = new DeviceRegistry(options.rings ?? compileOrThrow(DEFAULT_RING_CONFIG), options.health);
+  }
+
+  /** Loads the stored ring configuration and every device. */
+  async load(): Promise<void> {
+    const stored = await this.store.getMeta('ring_config');
+    if (stored !== null) {
+      const out = compileRingConfig(JSON.parse(stored));
+      if ('errors' in out) this.log.error({ errors: out.errors }, 'the stored ring configuration is invalid; using the defaults');
+      else this.registry.reconfigure(out.config);
+    }
+    const reg = this.registry;
+    let after = '';
+    for (;;) {
+      const page = await this.store.loadDevices(after, LOAD_PAGE);
+      for (const d of page) {
+        const { index: i } = reg.upsert(d.id, {
+          site: d.site ?? undefined,
+          department: d.department ?? undefined,
+          manufacturer: d.manufacturer ?? undefined,
+          model: d.model ?? undefined,
+          osName: d.osName ?? undefined,
+          tags: d.tags ?? undefined,
+        });
+        reg.drain[i] = d.drain;
+        reg.cpuTrend[i] = d.cpuTrend;
+        reg.impact[i] = d.impact;
+        if (d.metrics && d.sampledAt !== null) {
+          // Restore without a trend update: the stored trend already holds it.
+          const drain = d.drain;
+          const trend = d.cpuTrend;
+          reg.sample(i, d.metrics, d.sampledAt);
+          reg.drain[i] = drain;
+          reg.cpuTrend[i] = trend;
+        }
+        if (d.pinRing !== null && reg.ringNumber(d.pinRing) !== NO_RING) reg.setManualPin(i, reg.ringNumber(d.pinRing));
+        reg.restoreRing(i, d.ring === null ? NO_RING : reg.ringNumber(d.ring), d.movedAt);
+        reg.setConnectivity(i, d.connectivity);
+      }
+      if (page.length < LOAD_PAGE) break;
+      after = (page.at(-1) as DeviceRecord).id;
+    }
+    this.cuts = this.currentCuts();
+  }
+
+  /** Cut points read off the current placement: the highest score bin of each ring but the last. */
+  private currentCuts(): number[] | null {
+    const reg = this.registry;
+    const R = reg.ringConfig.rings.length;
+    if (reg.ringConfig.policy !== 'health') return null;
+    const cuts: number[] = [];
+    for (let k = 0; k < R - 1; k++) {
+      const p = reg.aggregates[k]?.percentile(100) ?? null;
+      cuts.push(p === null ? (cuts.at(-1) ?? 0) : Math.round(p * 10));
+    }
+    return cuts.some((c) => c > 0) ? cuts : null;
+  }
+
+  get size(): number {
+    return this.registry.size;
+  }
+
+  has(id: string): boolean {
+    return this.registry.indexOf(id) !== undefined;
+  }
+
+  ringNames(): string[] {
+    return this.registry.ringConfig.rings.map((r) => r.name);
+  }
+
+  private indexOrThrow(id: string): number {
+    const i = this.registry.indexOf(id);
+    if (i === undefined) throw new OrchestratorError('ORCH_DEVICE_NOT_FOUND', `device ${id} not found`);
+    return i;
+  }
+
+  // ---------------------------------------------------------------- devices in
+
+  /**
+   * Registers devices or updates the attributes of known ones (bulk import);
+   * devices that come with metrics get their score and, under the incremental
+   * rules, a ring. Resolves once everything is committed.
+   */
+  async importDevices(devices: readonly DeviceImport[]): Promise<{ created: number; updated: number }> {
+    const reg = this.registry;
+    const now = this.clock.now();
+    let created = 0;
+    const records: DeviceRecord[] = [];
+    const fresh: number[] = [];
+    for (const d of devices) {
+      const out = reg.upsert(d.id, d);
+      if (out.created) {
+        created++;
+        reg.setConnectivity(out.index, 'offline');
+      }
+      if (d.metrics) {
+        reg.sample(out.index, d.metrics, now);
+        fresh.push(out.index);
+      }
+      records.push(this.record(out.index, out.created ? now : 0));
+    }
+    const writes: Promise<void>[] = [];
+    for (let k = 0; k < records.length; k += WRITE_CHUNK) writes.push(this.store.upsertDevices(records.slice(k, k + WRITE_CHUNK)));
+    await Promise.all(writes);
+    // Large imports are placed by one full rebalance; small ones device by device.
+    if (fresh.length > 1000) await this.rebalance('import');
+    else {
+      const moves: PlannedMove[] = [];
+      for (const i of fresh) moves.push(...planIncremental(reg, i, now, this.cuts));
+      await this.apply(moves, now);
+    }
+    return { created, updated: devices.length - created };
+  }
+
+  private record(i: number, createdAt: number): DeviceRecord {
+    const reg = this.registry;
+    const a = reg.attributes(i);
+    const known = (reg.scoreBin[i] as number) >= 0;
+    return {
+      id: a.id,
+      site: a.site ?? null,
+      department: a.department ?? null,
+      manufacturer: a.manufacturer ?? null,
+      model: a.model ?? null,
+      osName: a.osName ?? null,
+      tags: a.tags && a.tags.length > 0 ? [...a.tags] : null,
+      metrics: known
+        ? { battery: reg.battery[i] as number, charging: reg.charging[i] === 1, cpu: reg.cpu[i] as number, memory: reg.memory[i] as number, disk: reg.disk[i] as number }
+        : null,
+      drain: reg.drain[i] as number,
+      cpuTrend: reg.cpuTrend[i] as number,
+      impact: reg.impact[i] as number,
+      sampledAt: known ? (reg.sampledAt[i] as number) : null,
+      ring: reg.ring[i] === NO_RING ? null : reg.ringName(reg.ring[i] as number),
+      movedAt: reg.movedAt[i] as number,
+      pinRing: reg.pinSource[i] === PIN_MANUAL ? reg.ringName(reg.pinRing[i] as number) : null,
+      connectivity: CONNECTIVITY[reg.connectivity[i] as number] as Connectivity,
+      createdAt,
+    };
+  }
+
+  /** Makes sure a device exists for an agent (same id), with its asset's attributes. */
+  async ensureDevice(id: string, attrs: DeviceAttributes): Promise<void> {
+    const out = this.registry.upsert(id, attrs);
+    if (out.created) this.registry.setConnectivity(out.index, 'offline');
+    await this.store.upsertDevices([this.record(out.index, this.clock.now())]);
+  }
+
+  /**
+   * A metrics sample from a device (a heartbeat): new score and aggregates,
+   * then the incremental ring rules. Resolves once the sample and any move are
+   * committed.
+   */
+  async sample(id: string, metrics: MetricsSample, at = this.clock.now()): Promise<void> {
+    const reg = this.registry;
+    const i = reg.indexOf(id);
+    if (i === undefined) return;
+    reg.sample(i, metrics, at);
+    const write = this.store.saveDeviceSamples([this.sampleRow(i)]);
+    const moves = planIncremental(reg, i, at, this.cuts);
+    await Promise.all([write, this.apply(moves, at)]);
+  }
+
+  private sampleRow(i: number): DeviceSample {
+    const reg = this.registry;
+    return {
+      id: reg.ids[i] as string,
+      battery: reg.battery[i] as number,
+      charging: reg.charging[i] === 1,
+      cpu: reg.cpu[i] as number,
+      memory: reg.memory[i] as number,
+      disk: reg.disk[i] as number,
+      drain: reg.drain[i] as number,
+      cpuTrend: reg.cpuTrend[i] as number,
+      impact: reg.impact[i] as number,
+      sampledAt: reg.sampledAt[i] as number,
+    };
+  }
+
+  async setConnectivity(id: string, connectivity: Connectivity): Promise<void> {
+    const i = this.registry.indexOf(id);
+    if (i === undefined) return;
+    this.registry.setConnectivity(i, connectivity);
+    await this.store.setDeviceConnectivity(id, connectivity);
+  }
+
+  /** A deployment outcome on the device, for the impact factor of its score. */
+  async recordImpact(id: string, hurt: boolean): Promise<void> {
+    const i = this.registry.indexOf(id);
+    if (i === undefined) return;
+    this.registry.recordImpact(i, hurt);
+    if ((this.registry.scoreBin[i] as number) >= 0) await this.store.saveDeviceSamples([this.sampleRow(i)]);
+  }
+
+  /** A deployment execution started (+1) or ended (-1) on the device: it is not moved meanwhile. */
+  markInflight(id: string, delta: 1 | -1): void {
+    const i = this.registry.indexOf(id);
+    if (i === undefined) return;
+    const v = (this.registry.inflight[i] as number) + delta;
+    this.registry.inflight[i] = v < 0 ? 0 : v;
+  }
+
+  // ---------------------------------------------------------------- moves
+
+  private async apply(moves: readonly PlannedMove[], now: number): Promise<void> {
+    if (moves.length === 0) return;
+    const reg = this.registry;
+    const rows: RingMoveWrite[] = [];
+    for (const m of moves) {
+      reg.setRing(m.index, m.to, now);
+      rows.push({ agentId: reg.ids[m.index] as string, from: reg.ringName(m.from), to: reg.ringName(m.to), reason: m.reason, at: now, movedAt: reg.movedAt[m.index] });
+    }
+    const writes: Promise<void>[] = [];
+    for (let k = 0; k < rows.length; k += WRITE_CHUNK) writes.push(this.store.applyRingMoves(rows.slice(k, k + WRITE_CHUNK)));
+    await Promise.all(writes);
+    for (const move of rows) this.events.emit('ring.moved', { move });
+  }
+
+  /** A full rebalance: plans every ring at once and applies the moves. */
+  async rebalance(trigger: string): Promise<{ moves: number; planMs: number; totalMs: number }> {
+    const t0 = performance.now();
+    const now = this.clock.now();
+    const plan = planFull(this.registry, now, this.cuts);
+    if (this.registry.ringConfig.policy === 'health') this.cuts = plan.cuts;
+    const planMs = performance.now() - t0;
+    await this.apply(plan.moves, now);
+    const totalMs = performance.now() - t0;
+    this.events.emit('rings.rebalanced', { trigger, moves: plan.moves.length, planMs, totalMs });
+    return { moves: plan.moves.length, planMs, totalMs };
+  }
+
+  /**
+   * An operator's override: moves the device to `ring` now (unless a
+   * deployment execution is in flight on it, in which case the move waits for
+   * the next rebalance after it ends). `pinned` keeps it there: a manual pin
+   * wins over rules and policy until it is removed (`ring: null`).
+   */
+  async override(id: string, ring: string | null, pinned: boolean, reason: string): Promise<{ device: DeviceDetail; moved: boolean }> {
+    const reg = this.registry;
+    const i = this.indexOrThrow(id);
+    const now = this.clock.now();
+    if (ring === null) {
+      if (reg.pinSource[i] === PIN_MANUAL) {
+        reg.setManualPin(i, NO_RING);
+        await this.store.setDevicePin(id, null);
+      }
+      return { device: this.device(id), moved: false };
+    }
+    const to = reg.ringNumber(ring);
+    if (to === NO_RING) throw new OrchestratorError('ORCH_UNKNOWN_RING', `unknown ring "${ring}"; the rings are ${this.ringNames().join(', ')}`);
+    if (reg.held[i] === 1) throw new OrchestratorError('ORCH_DEVICE_HELD', `device ${id} is held by a rule and belongs to no ring; change the holds to move it`);
+    if (pinned) {
+      reg.setManualPin(i, to);
+      await this.store.setDevicePin(id, ring);
+    } else if (reg.pinSource[i] === PIN_MANUAL) {
+      reg.setManualPin(i, NO_RING);
+      await this.store.setDevicePin(id, null);
+    }
+    let moved = false;
+    if (reg.inflight[i] === 0 && reg.ring[i] !== to) {
+      await this.apply([{ index: i, from: reg.ring[i] as number, to, reason: `${pinned ? 'pinned' : 'moved'} by an operator: ${reason}` }], now);
+      moved = true;
+    }
+    return { device: this.device(id), moved };
+  }
+
+  /** Replaces the ring configuration (validated), then rebalances. */
+  async configure(doc: unknown): Promise<{ config: RingConfig; moves: number }> {
+    const out = compileRingConfig(doc);
+    if ('errors' in out) throw new OrchestratorError('ORCH_VALIDATION', `invalid ring configuration: ${out.errors.join('; ')}`, { errors: out.errors });
+    await this.store.setMeta('ring_config', JSON.stringify(plainRingConfig(out.config)));
+    // Manual pins to rings that no longer exist are dropped.
+    const names = new Set(out.config.rings.map((r) => r.name));
+    const reg = this.registry;
+    const dropped: string[] = [];
+    for (let i = 0; i < reg.size; i++) {
+      if (reg.pinSource[i] === PIN_MANUAL && !names.has(reg.ringName(reg.pinRing[i] as number))) dropped.push(reg.ids[i] as string);
+    }
+    await Promise.all(dropped.map((id) => this.store.setDevicePin(id, null)));
+    reg.reconfigure(out.config);
+    this.cuts = this.currentCuts();
+    const { moves } = await this.rebalance('configuration');
+    return { config: plainRingConfig(out.config), moves };
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  ringCounts(): Record<string, number> {
+    const reg = this.registry;
+    const out: Record<string, number> = {};
+    reg.ringConfig.rings.forEach((r, k) => (out[r.name] = reg.aggregates[k]?.size ?? 0));
+    out.unassigned = reg.aggregates[reg.unassignedSlot]?.size ?? 0;
+    return out;
+  }
+
+  healthyCount(): number {
+    return this.registry.healthyCount;
+  }
+
+  ringOf(id: string): string {
+    const i = this.registry.indexOf(id);
+    return i === undefined ? 'unassigned' : this.registry.ringName(this.registry.ring[i] as number);
+  }
+
+  /** Every ring's size, target, health distribution and composition, from the incremental aggregates. */
+  rings(): RingsView {
+    const reg = this.registry;
+    const config = reg.ringConfig;
+    const names = (m: Map<number, number>): Record<string, number> => {
+      const out: Record<string, number> = {};
+      for (const [code, n] of m) out[reg.interner.value(code) ?? '(none)'] = n;
+      return out;
+    };
+    const inRings = config.rings.reduce((a, _, k) => a + (reg.aggregates[k]?.size ?? 0), 0);
+    const targets = ringTargets(config.rings, inRings);
+    const rings = config.rings.map((r, k): RingView => {
+      const a = reg.aggregates[k];
+      return {
+        name: r.name,
+        share: r.share,
+        min: r.min ?? null,
+        max: r.max ?? null,
+        allowUnhealthy: config.unhealthyOk[k] ?? false,
+        target: targets[k] ?? 0,
+        size: a?.size ?? 0,
+        health: {
+          p10: a?.percentile(10) ?? null,
+          p50: a?.percentile(50) ?? null,
+          p90: a?.percentile(90) ?? null,
+          unhealthy: a?.unhealthy ?? 0,
+          unknown: (a?.size ?? 0) - (a?.bins.total ?? 0),
+        },
+        bySite: a ? names(a.bySite) : {},
+        byModel: a ? names(a.byModel) : {},
+      };
+    });
+    const unassigned = reg.aggregates[reg.unassignedSlot]?.size ?? 0;
+    return {
+      policy: config.policy,
+      hysteresis: config.hysteresis,
+      dwellMs: config.dwellMs,
+      rings,
+      unassigned,
+      held: reg.heldCount,
+      total: inRings + unassigned,
+      config: plainRingConfig(config),
+    };
+  }
+
+  private summary(i: number): DeviceSummary {
+    const reg = this.registry;
+    const a = reg.attributes(i);
+    return {
+      id: a.id,
+      ring: reg.ringName(reg.ring[i] as number),
+      pinned: reg.pinSource[i] !== PIN_NONE,
+      held: reg.held[i] === 1,
+      status: CONNECTIVITY[reg.connectivity[i] as number] as Connectivity,
+      score: reg.score(i),
+      healthy: reg.unhealthy[i] === 2 ? null : reg.unhealthy[i] === 0,
+      site: a.site ?? null,
+      department: a.department ?? null,
+      manufacturer: a.manufacturer ?? null,
+      model: a.model ?? null,
+      osName: a.osName ?? null,
+      tags: [...(a.tags ?? [])],
+    };
+  }
+
+  device(id: string): DeviceDetail {
+    const reg = this.registry;
+    const i = this.indexOrThrow(id);
+    const known = (reg.scoreBin[i] as number) >= 0;
+    const inputs = {
+      battery: reg.battery[i] as number,
+      charging: reg.charging[i] === 1,
+      cpu: reg.cpu[i] as number,
+      memory: reg.memory[i] as number,
+      disk: reg.disk[i] as number,
+      batteryDrain: reg.drain[i] as number,
+      cpuTrend: reg.cpuTrend[i] as number,
+      impact: reg.impact[i] as number,
+    };
+    const r1 = (x: number): number => Math.round(x * 10) / 10;
+    return {
+      ...this.summary(i),
+      health: known ? { ...explainHealth(inputs, reg.healthConfig), healthy: reg.unhealthy[i] === 0 } : null,
+      metrics: known
+        ? {
+            battery: r1(inputs.battery),
+            charging: inputs.charging,
+            cpu: r1(inputs.cpu),
+            memory: r1(inputs.memory),
+            disk: r1(inputs.disk),
+            batteryDrainPerHour: r1(inputs.batteryDrain),
+            cpuTrendPerHour: r1(inputs.cpuTrend),
+            deploymentImpact: Math.round(inputs.impact * 100) / 100,
+            sampledAt: reg.sampledAt[i] as number,
+          }
+        : null,
+      pin: reg.pinSource[i] === PIN_NONE ? null : { ring: reg.ringName(reg.pinRing[i] as number), source: reg.pinSource[i] === PIN_MANUAL ? 'manual' : 'rule' },
+      inflightExecutions: reg.inflight[i] as number,
+      movedAt: reg.ring[i] === NO_RING && (reg.movedAt[i] as number) === 0 ? null : (reg.movedAt[i] as number),
+    };
+  }
+
+  /** Why a device fails the seed rule, for messages. */
+  unhealthyReasons(id: string): string {
+    const i = this.indexOrThrow(id);
+    return unhealthyText(this.registry, i);
+  }
+
+  /**
+   * A page of devices. `id` order walks the registry from the cursor and stops
+   * at `limit` matches; score order keeps the best `limit` candidates past the
+   * cursor in one pass. The cursor is opaque to clients.
+   */
+  list(filter: DeviceFilter, sort: DeviceSort, limit: number, cursor: string | undefined): { devices: DeviceSummary[]; nextCursor: string | null } {
+    const reg = this.registry;
+    const n = reg.size;
+    const lim = Math.max(1, Math.min(limit, DEVICE_LIST_MAX));
+    const ring = filter.ring === undefined ? undefined : filter.ring === 'unassigned' ? NO_RING : reg.ringNumber(filter.ring);
+    if (filter.ring !== undefined && filter.ring !== 'unassigned' && ring === NO_RING) {
+      throw new OrchestratorError('ORCH_UNKNOWN_RING', `unknown ring "${filter.ring}"; the rings are ${this.ringNames().join(', ')}`);
+    }
+    const status = filter.status === undefined ? undefined : CONNECTIVITY.indexOf(filter.status);
+    // An attribute value no device has matches nothing (code -1).
+    const code = (v: string | undefined): number | undefined => (v === undefined ? undefined : (reg.interner.find(v) ?? -1));
+    const site = code(filter.site);
+    const dept = code(filter.department);
+    const below = filter.healthBelow === undefined ? undefined : Math.round(filter.healthBelow * 10);
+    const match = (i: number): boolean =>
+      (ring === undefined || reg.ring[i] === ring) &&
+      (status === undefined || reg.connectivity[i] === status) &&
+      (site === undefined || reg.site[i] === site) &&
+      (dept === undefined || reg.department[i] === dept) &&
+      (below === undefined || ((reg.scoreBin[i] as number) >= 0 && (reg.scoreBin[i] as number) < below));
+    const decoded = decodeCursor(cursor, sort);
+    if (sort === 'id') {
+      const out: DeviceSummary[] = [];
+      let i = decoded ? decoded.index + 1 : 0;
+      for (; i < n && out.length < lim; i++) if (match(i)) out.push(this.summary(i));
+      const more = out.length === lim && i < n;
+      return { devices: out, nextCursor: more ? encodeCursor(sort, -1, i - 1) : null };
+    }
+    // Score order (devices without a score last, then by device number), keeping the first `lim` past the cursor.
+    const dir = sort === 'score' ? 1 : -1;
+    const keyOf = (i: number): number => {
+      const b = reg.scoreBin[i] as number;
+      const k = b < 0 ? 2000 : dir === 1 ? b : 1000 - b;
+      return k * 4_194_304 + i;
+    };
+    const after = decoded ? decoded.key * 4_194_304 + decoded.index : -1;
+    const best: number[] = []; // max-heap of keys, size <= lim
+    for (let i = 0; i < n; i++) {
+      if (!match(i)) continue;
+      const k = keyOf(i);
+      if (k <= after) continue;
+      if (best.length < lim) heapPush(best, k);
+      else if (k < (best[0] as number)) heapReplaceTop(best, k);
+    }
+    best.sort((a, b) => a - b);
+    const devices = best.map((k) => this.summary(k % 4_194_304));
+    const last = best.at(-1);
+    const more = best.length === lim && last !== undefined;
+    return { devices, nextCursor: more ? encodeCursor(sort, Math.floor(last / 4_194_304), last % 4_194_304) : null };
+  }
+
+  /** Every move at or after `since`, oldest first, paged. */
+  async moves(since: number, limit: number, cursor: string | undefined): Promise<{ moves: RingMove[]; nextCursor: string | null }> {
+    let at = since;
+    let afterId = 0;
+    if (cursor !== undefined) {
+      const m = /^(\d+)\.(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+      if (!m) throw new OrchestratorError('ORCH_VALIDATION', 'cursor is not one this server gave out');
+      at = Number(m[1]);
+      afterId = Number(m[2]);
+    }
+    const lim = Math.max(1, Math.min(limit, DEVICE_LIST_MAX));
+    const moves = await this.store.listRingMovesSince(at, afterId, lim);
+    const last = moves.at(-1);
+    return { moves, nextCursor: moves.length === lim && last ? Buffer.from(`${last.at}.${last.id}`).toString('base64url') : null };
+  }
+}
+
+function compileOrThrow(doc: RingConfig): CompiledRingConfig {
+  const out = compileRingConfig(doc);
+  if ('errors' in out) throw new Error(out.errors.join('; '));
+  return out.config;
+}
+
+function encodeCursor(sort: DeviceSort, key: number, index: number): string {
+  return Buffer.from(`${sort}.${key}.${index}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string | undefined, sort: DeviceSort): { key: number; index: number } | null {
+  if (cursor === undefined) return null;
+  const m = /^(id|score|-score)\.(-?\d+)\.(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!m || m[1] !== sort) throw new OrchestratorError('ORCH_VALIDATION', 'cursor is not one this server gave out for this sort order');
+  return { key: Number(m[2]), index: Number(m[3]) };
+}
+
+function heapPush(h: number[], v: number): void {
+  h.push(v);
+  let i = h.length - 1;
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    if ((h[p] as number) >= v) break;
+    h[i] = h[p] as number;
+    i = p;
+  }
+  h[i] = v;
+}
+
+function heapReplaceTop(h: number[], v: number): void {
+  const n = h.length;
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= n) break;
+    const r = l + 1;
+    const c = r < n && (h[r] as number) > (h[l] as number) ? r : l;
+    if ((h[c] as number) <= v) break;
+    h[i] = h[c] as number;
+    i = c;
+  }
+  h[i] = v;
+}
