@@ -204,12 +204,13 @@ export class Fleet {
     const writes: Promise<void>[] = [];
     for (let k = 0; k < records.length; k += WRITE_CHUNK) writes.push(this.store.upsertDevices(records.slice(k, k + WRITE_CHUNK)));
     await Promise.all(writes);
-    // Large imports are placed by one full rebalance; small ones device by device.
-    if (fresh.length > 1000) await this.rebalance('import');
+    // Large imports, and any before the first full rebalance, are placed by a full rebalance; small ones device by device.
+    if (fresh.length > 100 || (this.cuts === null && fresh.length > 0)) await this.rebalance('import');
     else {
-      const moves: PlannedMove[] = [];
-      for (const i of fresh) moves.push(...planIncremental(reg, i, now, this.cuts));
-      await this.apply(moves, now);
+      // Each placement sees the ones before it.
+      const rows: RingMoveWrite[] = [];
+      for (const i of fresh) rows.push(...this.applyInMemory(planIncremental(reg, i, now, this.cuts), now));
+      await this.persist(rows);
     }
     return { created, updated: devices.length - created };
   }
@@ -306,12 +307,23 @@ export class Fleet {
 
   private async apply(moves: readonly PlannedMove[], now: number): Promise<void> {
     if (moves.length === 0) return;
+    await this.persist(this.applyInMemory(moves, now));
+  }
+
+  /** Moves devices in the registry; returns the rows to store. */
+  private applyInMemory(moves: readonly PlannedMove[], now: number): RingMoveWrite[] {
     const reg = this.registry;
     const rows: RingMoveWrite[] = [];
     for (const m of moves) {
       reg.setRing(m.index, m.to, now);
       rows.push({ agentId: reg.ids[m.index] as string, from: reg.ringName(m.from), to: reg.ringName(m.to), reason: m.reason, at: now, movedAt: reg.movedAt[m.index] });
     }
+    return rows;
+  }
+
+  /** Stores moves (in chunks, all queued at once so they commit in order), then announces them. */
+  private async persist(rows: readonly RingMoveWrite[]): Promise<void> {
+    if (rows.length === 0) return;
     const writes: Promise<void>[] = [];
     for (let k = 0; k < rows.length; k += WRITE_CHUNK) writes.push(this.store.applyRingMoves(rows.slice(k, k + WRITE_CHUNK)));
     await Promise.all(writes);
@@ -379,10 +391,21 @@ export class Fleet {
       if (reg.pinSource[i] === PIN_MANUAL && !names.has(reg.ringName(reg.pinRing[i] as number))) dropped.push(reg.ids[i] as string);
     }
     await Promise.all(dropped.map((id) => this.store.setDevicePin(id, null)));
+    // Devices in rings that no longer exist become unassigned, each move recorded, before the rebalance places them.
+    const now = this.clock.now();
+    const gone = reg.ringConfig.rings.map((r) => !names.has(r.name));
+    const orphaned: RingMoveWrite[] = [];
+    for (let i = 0; i < reg.size; i++) {
+      const r = reg.ring[i] as number;
+      if (r !== NO_RING && gone[r]) {
+        orphaned.push({ agentId: reg.ids[i] as string, from: reg.ringName(r), to: 'unassigned', reason: `ring ${reg.ringName(r)} was removed from the configuration`, at: now, movedAt: reg.movedAt[i] });
+      }
+    }
     reg.reconfigure(out.config);
+    await this.persist(orphaned);
     this.cuts = this.currentCuts();
     const { moves } = await this.rebalance('configuration');
-    return { config: plainRingConfig(out.config), moves };
+    return { config: plainRingConfig(out.config), moves: orphaned.length + moves };
   }
 
   // ---------------------------------------------------------------- reads
