@@ -225,6 +225,7 @@ export class Orchestrator {
     this.launcher.stopAll();
     for (const live of this.agents.values()) live.endpoint?.close();
     await Promise.all([...this.handling]);
+    await this.fleet.snapshot();
   }
 
   // ---------------------------------------------------------------- agents

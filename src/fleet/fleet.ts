@@ -77,6 +77,8 @@ export interface RingsView {
 }
 
 const LOAD_PAGE = 20_000;
+/** Devices whose ring changed since the last snapshot; past this many, a snapshot is written. */
+const SNAPSHOT_AFTER = 50_000;
 const WRITE_CHUNK = 20_000;
 export const DEVICE_LIST_MAX = 1000;
 
@@ -90,6 +92,9 @@ export const DEVICE_LIST_MAX = 1000;
 export class Fleet {
   readonly registry: DeviceRegistry;
   private cuts: number[] | null = null;
+  /** Devices whose ring changed since the snapshot in `devices.ring` (the move log has them). */
+  private readonly dirty = new Set<number>();
+  private snapshotting: Promise<void> | null = null;
   private readonly store: Store;
   private readonly clock: Clock;
   private readonly events: EventBus;
@@ -142,7 +147,51 @@ export class Fleet {
       if (page.length < LOAD_PAGE) break;
       after = (page.at(-1) as DeviceRecord).id;
     }
+    // The snapshot is as of a watermark; the move log has what came after.
+    let mark = await this.store.ringSnapshotWatermark();
+    for (;;) {
+      const moves = await this.store.ringMovesAfterSnapshot(mark, LOAD_PAGE);
+      for (const m of moves) {
+        const i = reg.indexOf(m.agentId);
+        if (i === undefined) continue;
+        const betweenRings = m.from !== 'unassigned' && m.to !== 'unassigned';
+        reg.restoreRing(i, m.to === 'unassigned' ? NO_RING : reg.ringNumber(m.to), betweenRings ? m.at : (reg.movedAt[i] as number));
+        this.dirty.add(i);
+      }
+      if (moves.length < LOAD_PAGE) break;
+      mark = (moves.at(-1) as RingMove).id;
+    }
     this.cuts = this.currentCuts();
+    if (this.dirty.size > 0) await this.snapshot();
+  }
+
+  /**
+   * Writes the rings of devices that moved since the last snapshot into
+   * `devices.ring` and advances the watermark. Queued after every move it
+   * reflects, so it never records a move the log does not have.
+   */
+  snapshot(): Promise<void> {
+    if (this.dirty.size === 0) return this.snapshotting ?? Promise.resolve();
+    const reg = this.registry;
+    const rows = [...this.dirty].map((i) => ({ id: reg.ids[i] as string, ring: reg.ring[i] === NO_RING ? null : reg.ringName(reg.ring[i] as number), movedAt: reg.movedAt[i] as number }));
+    this.dirty.clear();
+    const write = this.store.snapshotRings(rows);
+    const done = write.then(
+      () => {
+        if (this.snapshotting === done) this.snapshotting = null;
+      },
+      (err: unknown) => {
+        if (this.snapshotting === done) this.snapshotting = null;
+        // The move log still has every move; the next snapshot covers these devices again.
+        for (const r of rows) {
+          const i = reg.indexOf(r.id);
+          if (i !== undefined) this.dirty.add(i);
+        }
+        this.log.error({ err }, 'ring snapshot failed');
+      },
+    );
+    this.snapshotting = done;
+    return done;
   }
 
   /** Cut points read off the current placement: the highest score bin of each ring but the last. */
@@ -316,6 +365,7 @@ export class Fleet {
     const rows: RingMoveWrite[] = [];
     for (const m of moves) {
       reg.setRing(m.index, m.to, now);
+      this.dirty.add(m.index);
       rows.push({ agentId: reg.ids[m.index] as string, from: reg.ringName(m.from), to: reg.ringName(m.to), reason: m.reason, at: now, movedAt: reg.movedAt[m.index] });
     }
     return rows;
@@ -326,6 +376,8 @@ export class Fleet {
     if (rows.length === 0) return;
     const writes: Promise<void>[] = [];
     for (let k = 0; k < rows.length; k += WRITE_CHUNK) writes.push(this.store.applyRingMoves(rows.slice(k, k + WRITE_CHUNK)));
+    // A large backlog is folded into the snapshot in the background, queued right behind these moves.
+    if (this.dirty.size >= SNAPSHOT_AFTER && this.snapshotting === null) void this.snapshot();
     await Promise.all(writes);
     for (const move of rows) this.events.emit('ring.moved', { move });
   }

@@ -37,8 +37,22 @@ export interface Store {
   setConnectivity(id: string, connectivity: Agent['connectivity']): Promise<void>;
   updateAgentDevice(id: string, device: DeviceInfo): Promise<void>;
 
-  /** Stores ring moves and each device's new ring, in one commit. */
+  /**
+   * Appends ring moves to the move log, in one commit. The log is what a
+   * device's ring is: `devices.ring` is a snapshot of it up to a watermark
+   * (see `snapshotRings`), and `ringMovesAfter` gives what came since.
+   */
   applyRingMoves(moves: readonly RingMoveWrite[]): Promise<void>;
+  /**
+   * Writes devices' current rings into the snapshot and moves the watermark
+   * to the newest logged move, in one commit. Every move the rows reflect must
+   * have been handed to `applyRingMoves` before this call.
+   */
+  snapshotRings(rows: readonly { id: string; ring: string | null; movedAt: number }[]): Promise<void>;
+  /** Logged moves newer than the snapshot's watermark, oldest first (for loading). */
+  ringMovesAfterSnapshot(afterId: number, limit: number): Promise<RingMove[]>;
+  /** The id of the newest move the snapshot reflects. */
+  ringSnapshotWatermark(): Promise<number>;
   /** All ring moves or one device's, oldest first. */
   listRingMoves(agentId?: string): Promise<RingMove[]>;
   /** Moves at or after `since` (ms), oldest first, after move id `afterId`. */

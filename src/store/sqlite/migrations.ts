@@ -169,6 +169,7 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
         model = (SELECT json_extract(s.data, '$.model') FROM agents a JOIN assets s ON s.id = a.asset_id WHERE a.id = devices.id),
         os_name = (SELECT json_extract(s.data, '$.osName') FROM agents a JOIN assets s ON s.id = a.asset_id WHERE a.id = devices.id);
       CREATE INDEX ring_moves_at ON ring_moves(at, id);
+      INSERT INTO meta (key, value) SELECT 'ring_snapshot_move_id', COALESCE(MAX(id), 0) FROM ring_moves;
     `,
   },
 ];

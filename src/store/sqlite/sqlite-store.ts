@@ -326,7 +326,8 @@ export class SqliteStore implements Store {
       setConnectivity: db.prepare('UPDATE agents SET connectivity = ? WHERE id = ?'),
       setDevice: db.prepare('UPDATE agents SET device = ? WHERE id = ?'),
       setDeviceRing: db.prepare('UPDATE devices SET ring = ?, moved_at = ? WHERE id = ?'),
-      setAgentRing: db.prepare('UPDATE agents SET ring = ? WHERE id = ?'),
+      setWatermark: db.prepare("INSERT INTO meta (key, value) VALUES ('ring_snapshot_move_id', (SELECT COALESCE(MAX(id), 0) FROM ring_moves)) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
+      movesAfter: db.prepare<[number, number], MoveRow>('SELECT * FROM ring_moves WHERE id > ? ORDER BY id LIMIT ?'),
       insertMove: db.prepare('INSERT INTO ring_moves (agent_id, from_ring, to_ring, reason, at) VALUES (?, ?, ?, ?, ?)'),
       movesSince: db.prepare<[number, number, number, number], MoveRow>('SELECT * FROM ring_moves WHERE at >= ? AND (at > ? OR id > ?) ORDER BY at, id LIMIT ?'),
       upsertDevice: db.prepare(
@@ -488,17 +489,23 @@ export class SqliteStore implements Store {
 
   applyRingMoves(moves: readonly RingMoveWrite[]): Promise<void> {
     if (moves.length === 0) return Promise.resolve();
-    const steps: Step[] = [];
-    const setRing = this.stmts.setDeviceRing.source;
-    const setAgent = this.stmts.setAgentRing.source;
     const insert = this.stmts.insertMove.source;
-    for (const m of moves) {
-      steps.push({ sql: setRing, params: [m.to === 'unassigned' ? null : m.to, m.movedAt ?? m.at, m.agentId] });
-      // The seed's agent record keeps its ring too (a no-op for devices without an agent).
-      steps.push({ sql: setAgent, params: [m.to, m.agentId] });
-      steps.push({ sql: insert, params: [m.agentId, m.from, m.to, m.reason, m.at] });
-    }
+    return this.write(moves.map((m) => ({ sql: insert, params: [m.agentId, m.from, m.to, m.reason, m.at] }))).then(() => undefined);
+  }
+
+  snapshotRings(rows: readonly { id: string; ring: string | null; movedAt: number }[]): Promise<void> {
+    const setRing = this.stmts.setDeviceRing.source;
+    const steps: Step[] = rows.map((r) => ({ sql: setRing, params: [r.ring, r.movedAt, r.id] }));
+    steps.push({ sql: this.stmts.setWatermark.source });
     return this.write(steps).then(() => undefined);
+  }
+
+  ringMovesAfterSnapshot(afterId: number, limit: number): Promise<RingMove[]> {
+    return run(() => this.stmts.movesAfter.all(afterId, limit).map(toMove));
+  }
+
+  async ringSnapshotWatermark(): Promise<number> {
+    return Number((await this.getMeta('ring_snapshot_move_id')) ?? 0);
   }
 
   listRingMovesSince(since: number, afterId: number, limit: number): Promise<RingMove[]> {
