@@ -64,6 +64,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       rebalanceIntervalMs: config.rebalanceIntervalMs,
       agentConcurrency: config.agentConcurrency,
       taskAgingMs: config.taskAgingMs,
+      healthScore: config.healthScore,
     },
   });
   orchestrator.events.on('agent.offline', ({ agentId, silentMs }) => logger.warn({ agentId, silentMs }, 'agent marked offline'));

@@ -1,3 +1,5 @@
+import type { HealthScoreConfig } from '../domain/health-score.js';
+import { mergeHealthScoreConfig } from '../domain/health-score.js';
 /**
  * Every setting in one table: its environment variable, its CLI flag, how to
  * parse it and its default. `loadConfig` compiles environment and flags (flags
@@ -22,6 +24,8 @@ export interface Config {
   readonly agentConcurrency: number;
   /** Infinity when aging is off. */
   readonly taskAgingMs: number;
+  /** Weights and thresholds of the device health score (defaults merged with HEALTH_SCORE). */
+  readonly healthScore: HealthScoreConfig;
 }
 
 export class ConfigError extends Error {
@@ -74,6 +78,25 @@ function durationOrOff(minMs: number, maxMs: number): Parser<number> {
   return (raw) => (raw.trim() === 'off' ? Infinity : d(raw));
 }
 
+/** JSON `{ "weights": {...}, "thresholds": {...} }` over the default health score configuration. */
+const healthScoreJson: Parser<HealthScoreConfig> = (raw) => {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(raw);
+  } catch {
+    return { error: `must be JSON such as {"weights":{"cpu":30},"thresholds":{"cpu":{"good":20,"bad":90}}} (got "${raw}")` };
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { error: 'must be a JSON object with "weights" and/or "thresholds"' };
+  const unknown = Object.keys(doc).filter((k) => k !== 'weights' && k !== 'thresholds');
+  if (unknown.length > 0) return { error: `unknown key ${unknown.map((k) => `"${k}"`).join(', ')}; expected "weights" and/or "thresholds"` };
+  const d = doc as { weights?: unknown; thresholds?: unknown };
+  for (const k of ['weights', 'thresholds'] as const) {
+    if (d[k] !== undefined && (typeof d[k] !== 'object' || d[k] === null || Array.isArray(d[k]))) return { error: `"${k}" must be an object` };
+  }
+  const { config, errors } = mergeHealthScoreConfig(d as { weights?: Record<string, unknown>; thresholds?: Record<string, unknown> });
+  return errors.length > 0 ? { error: errors.join('; ') } : config;
+};
+
 const nonEmpty: Parser<string> = (raw) => (raw.trim().length > 0 ? raw.trim() : { error: 'must not be empty' });
 
 export const SETTINGS = [
@@ -86,8 +109,9 @@ export const SETTINGS = [
   { key: 'taskRetryLimit', env: 'TASK_RETRY_LIMIT', flag: '--task-retry-limit', description: 'retries after a failed or timed-out attempt', default: '3', parse: integer(0, 100) },
   { key: 'defaultAgents', env: 'DEFAULT_AGENTS', flag: '--default-agents', description: 'simulated agents spawned on first start', default: '2', parse: integer(0, 10_000) },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: '--log-level', description: LOG_LEVELS.join(', '), default: 'info', parse: (raw: string) => ((LOG_LEVELS as readonly string[]).includes(raw.trim()) ? (raw.trim()) : { error: `must be one of ${LOG_LEVELS.join(', ')} (got "${raw}")` }) },
-  { key: 'rebalanceIntervalMs', env: 'REBALANCE_INTERVAL', flag: '--rebalance-interval', description: 'how often unhealthy devices are moved out of prod', default: '30s', parse: duration(100, 86_400_000) },
+  { key: 'rebalanceIntervalMs', env: 'REBALANCE_INTERVAL', flag: '--rebalance-interval', description: 'how often every ring is rebalanced in full (health changes also move devices at once)', default: '30s', parse: duration(100, 86_400_000) },
   { key: 'agentConcurrency', env: 'AGENT_CONCURRENCY', flag: '--agent-concurrency', description: 'tasks one agent runs at once', default: '1', parse: integer(1, 1000) },
+  { key: 'healthScore', env: 'HEALTH_SCORE', flag: '--health-score', description: 'JSON weights and thresholds of the health score over the defaults, e.g. {"weights":{"cpu":30}}', default: '{}', parse: healthScoreJson },
   { key: 'taskAgingMs', env: 'TASK_AGING', flag: '--task-aging', description: 'waiting this long counts as one priority level; off disables aging', default: '60s', parse: durationOrOff(1000, 365 * 86_400_000) },
 ] as const satisfies readonly Setting<keyof Config>[];
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { DEFAULT_HEALTH_SCORE_CONFIG } from '../../src/domain/health-score.js';
 
 describe('configuration', () => {
   it('has the documented defaults', () => {
@@ -16,8 +17,12 @@ describe('configuration', () => {
       rebalanceIntervalMs: 30_000,
       agentConcurrency: 1,
       taskAgingMs: 60_000,
+      healthScore: DEFAULT_HEALTH_SCORE_CONFIG,
     });
     expect(loadConfig({ TASK_AGING: 'off' }).taskAgingMs).toBe(Infinity);
+    const tuned = loadConfig({ HEALTH_SCORE: '{"weights":{"cpu":30},"thresholds":{"disk":{"bad":90}}}' }).healthScore;
+    expect(tuned.weights).toEqual({ ...DEFAULT_HEALTH_SCORE_CONFIG.weights, cpu: 30 });
+    expect(tuned.thresholds.disk).toEqual({ good: 60, bad: 90 });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });
 
@@ -38,6 +43,10 @@ describe('configuration', () => {
     [{ LOG_LEVEL: 'loud' }, {}, /^LOG_LEVEL: must be one of fatal, error/],
     [{ DEFAULT_AGENTS: '-2' }, {}, /^DEFAULT_AGENTS:/],
     [{ HOST: '   ' }, {}, /^HOST: must not be empty/],
+    [{ HEALTH_SCORE: '{cpu:1}' }, {}, /^HEALTH_SCORE: must be JSON/],
+    [{ HEALTH_SCORE: '{"weights":{"wifi":3}}' }, {}, /^HEALTH_SCORE: weights.wifi: unknown factor/],
+    [{ HEALTH_SCORE: '{"weight":{}}' }, {}, /^HEALTH_SCORE: unknown key "weight"/],
+    [{}, { healthScore: '{"thresholds":{"cpu":{"good":50,"bad":50}}}' }, /^--health-score: thresholds.cpu: good and bad must differ/],
     [{ AGENT_TIMEOUT: '5s', HEARTBEAT_INTERVAL: '5s' }, {}, /^AGENT_TIMEOUT: must be longer than HEARTBEAT_INTERVAL/],
     [{}, { agentTimeoutMs: '1s' }, /^--agent-timeout: must be longer than HEARTBEAT_INTERVAL/],
   ])('%o %o is refused naming the setting', (env, flags, message) => {
