@@ -160,6 +160,9 @@ async function main(): Promise<void> {
   const mid = [...rounds].sort((a, b) => a.totalMs - b.totalMs)[1] as (typeof rounds)[number];
   process.stderr.write(`  sort ${round(sortMs)} ms; rebalance rounds ${JSON.stringify(rounds)}\n`);
 
+  // Steady state for the reads: the background snapshot of the import's moves is written, garbage collected.
+  await fleet.snapshot();
+  gc();
   const cluster = await httpLatency(`${server.url}/cluster_status`, 2000);
   const rings = await httpLatency(`${server.url}/api/v1/rings`, 2000);
   process.stderr.write(`  GET /cluster_status ${JSON.stringify(cluster)}; GET /api/v1/rings ${JSON.stringify(rings)}\n`);

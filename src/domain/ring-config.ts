@@ -61,6 +61,8 @@ export const DEFAULT_RING_CONFIG: RingConfig = {
 };
 
 export const MAX_RINGS = 16;
+/** Pins and holds each: every rule is evaluated for every device when the configuration changes. */
+export const MAX_RULES = 100;
 export const RULE_FIELDS = ['id', 'site', 'department', 'manufacturer', 'model', 'osName', 'tag'] as const;
 export type RuleField = (typeof RULE_FIELDS)[number];
 
@@ -244,6 +246,8 @@ export function compileRingConfig(input: unknown): { config: CompiledRingConfig 
   const pinRules: CompiledRingConfig['pinRules'] = [];
   const pins: PinSpec[] = [];
   if (doc.pins !== undefined && !Array.isArray(doc.pins)) errors.push('pins: must be a list of { rule, ring }');
+  if (Array.isArray(doc.pins) && doc.pins.length > MAX_RULES) errors.push(`pins: at most ${MAX_RULES} pins`);
+  if (Array.isArray(doc.holds) && doc.holds.length > MAX_RULES) errors.push(`holds: at most ${MAX_RULES} holds`);
   (Array.isArray(doc.pins) ? doc.pins : []).forEach((raw: unknown, i: number) => {
     const p = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
     const rule = parseRule(p.rule as string);
