@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/config.js';
@@ -245,5 +246,58 @@ describe('/api/v1/devices and /api/v1/rings over HTTP', () => {
     expect((await call('GET', '/api/v1/rings')).body).toEqual(rings);
     const again = (await call('GET', '/api/v1/devices/dev-00010')).body;
     expect({ ...again, status: 'x' }).toEqual({ ...device, status: 'x' });
+  });
+});
+
+describe('hostile input on the fleet routes', () => {
+  it('no random body or query gets a 5xx, every error has the error shape, and the fleet stays whole', async () => {
+    const before = (await call('GET', '/api/v1/rings')).body;
+    const ringArb = fc.record({ name: fc.oneof(fc.constantFrom('canary', 'dev', 'prod', 'unassigned', ''), fc.string()), share: fc.oneof(fc.double(), fc.constantFrom(0.5, 1)), min: fc.jsonValue(), max: fc.jsonValue() }, { requiredKeys: [] });
+    const ringsBody = fc.record(
+      {
+        rings: fc.oneof(fc.array(ringArb, { maxLength: 20 }), fc.jsonValue()),
+        pins: fc.oneof(fc.array(fc.record({ rule: fc.oneof(fc.string(), fc.constantFrom('department = IT', 'tag in (a, b)', 'site = "x" and model != y')), ring: fc.string() }), { maxLength: 5 }), fc.jsonValue()),
+        holds: fc.oneof(fc.array(fc.string(), { maxLength: 5 }), fc.jsonValue()),
+        policy: fc.jsonValue(),
+        hysteresis: fc.jsonValue(),
+        dwellMs: fc.jsonValue(),
+      },
+      { requiredKeys: [] },
+    );
+    const devicesBody = fc.record({ devices: fc.oneof(fc.array(fc.record({ id: fc.oneof(fc.string(), fc.constantFrom('dev-00001', 'new-1')), site: fc.jsonValue(), tags: fc.jsonValue(), metrics: fc.jsonValue() }, { requiredKeys: [] }), { maxLength: 5 }), fc.jsonValue()) }, { requiredKeys: [] });
+    const overrideBody = fc.record({ ring: fc.oneof(fc.constantFrom('canary', 'broad', null), fc.jsonValue()), pinned: fc.jsonValue(), reason: fc.oneof(fc.string(), fc.jsonValue()) }, { requiredKeys: [] });
+    const request = fc.oneof(
+      fc.tuple(fc.constant('PUT'), fc.constant('/api/v1/rings'), fc.oneof(ringsBody.map((b) => JSON.stringify(b)), fc.string())),
+      fc.tuple(fc.constant('POST'), fc.constant('/api/v1/devices'), fc.oneof(devicesBody.map((b) => JSON.stringify(b)), fc.string())),
+      fc.tuple(fc.constant('PUT'), fc.constantFrom('/api/v1/devices/dev-00002/ring', '/api/v1/devices/nope/ring'), overrideBody.map((b) => JSON.stringify(b))),
+      fc.tuple(
+        fc.constant('GET'),
+        fc.tuple(fc.constantFrom('ring', 'status', 'healthBelow', 'site', 'sort', 'limit', 'cursor', 'x'), fc.string()).map(([k, v]) => `/api/v1/devices?${k}=${encodeURIComponent(v)}`),
+        fc.constant(undefined),
+      ),
+      fc.tuple(fc.constant('GET'), fc.string().map((v) => `/api/v1/rings/moves?since=${encodeURIComponent(v)}`), fc.constant(undefined)),
+    );
+    let requests = 0;
+    await fc.assert(
+      fc.asyncProperty(request, async ([method, path, body]) => {
+        requests++;
+        const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body }) });
+        expect(res.status, `${method} ${path} ${body ?? ''}`).toBeLessThan(500);
+        const json = (await res.json()) as Record<string, unknown>;
+        if (res.status >= 400) {
+          expect(typeof json.error).toBe('string');
+          expect(typeof json.code).toBe('string');
+        }
+      }),
+      { numRuns: 300, seed: 2027 },
+    );
+    expect(requests).toBe(300);
+    // Whatever was accepted, the fleet is whole: every device counted once, the configuration valid.
+    const after = (await call('GET', '/api/v1/rings')).body;
+    const rings = after.rings as RingJson[];
+    expect(rings.reduce((a, r) => a + r.size, 0) + (after.unassigned as number)).toBe(after.total);
+    expect(after.total as number).toBeGreaterThanOrEqual(before.total as number);
+    const shares = (after.config as { rings: { share: number }[] }).rings.reduce((a, r) => a + r.share, 0);
+    expect(shares).toBeCloseTo(1, 6);
   });
 });
