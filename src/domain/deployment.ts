@@ -1,0 +1,302 @@
+/**
+ * Staged deployments: the plan, the gates and their arithmetic, the rate of
+ * each stage, maintenance windows, and the state machines of a deployment and
+ * of each device's execution. Pure: no I/O, time is a parameter.
+ */
+
+export const DEPLOYMENT_STATUSES = ['scheduled', 'in_progress', 'paused', 'halted', 'completed', 'cancelled', 'rolled_back'] as const;
+export type DeploymentState = (typeof DEPLOYMENT_STATUSES)[number];
+
+/** Per-device execution states, in the manner of AWS IoT Jobs. */
+export const EXECUTION_STATES = ['queued', 'in_progress', 'succeeded', 'failed', 'timed_out', 'rejected', 'skipped', 'cancelled', 'rolled_back'] as const;
+export type ExecutionState = (typeof EXECUTION_STATES)[number];
+
+export const DEPLOYMENT_ACTIONS = ['start', 'pause', 'resume', 'promote', 'abort', 'rollback', 'acknowledge'] as const;
+export type DeploymentAction = (typeof DEPLOYMENT_ACTIONS)[number];
+
+/** Which states each action may be taken from, and where it leads. */
+export const TRANSITIONS: Record<DeploymentAction, { from: readonly DeploymentState[]; to: DeploymentState }> = {
+  start: { from: ['scheduled'], to: 'in_progress' },
+  pause: { from: ['in_progress'], to: 'paused' },
+  resume: { from: ['paused'], to: 'in_progress' },
+  promote: { from: ['in_progress', 'paused'], to: 'in_progress' },
+  abort: { from: ['scheduled', 'in_progress', 'paused', 'halted'], to: 'cancelled' },
+  rollback: { from: ['in_progress', 'paused', 'halted', 'completed', 'cancelled'], to: 'rolled_back' },
+  acknowledge: { from: ['halted'], to: 'in_progress' },
+};
+
+export const TERMINAL_DEPLOYMENT_STATES: ReadonlySet<DeploymentState> = new Set(['completed', 'cancelled', 'rolled_back']);
+export const TERMINAL_EXECUTION_STATES: ReadonlySet<ExecutionState> = new Set(['succeeded', 'failed', 'timed_out', 'rejected', 'cancelled', 'rolled_back']);
+
+export type Rate = { maxPerMinute: number } | { exponential: { base: number; factor: number; every: number; max: number } };
+
+export interface Gate {
+  /** Halt when more than this share of judged devices failed or rejected the update. */
+  maxFailureShare: number;
+  /** Halt when more than this share of judged devices timed out. */
+  maxTimeoutShare: number;
+  /** Halt when updated devices' CPU rose by more than this many points over their own baselines, on average. */
+  maxCpuRegression: number;
+  maxMemoryRegression: number;
+  /** Battery drain, % per hour, over each device's own baseline. */
+  maxBatteryDrainRegression: number;
+  /** No verdict before this many devices are judged (unless the ring has fewer). */
+  minDevices: number;
+  /** How long after its update a device is watched before its health counts. */
+  observeMs: number;
+  /**
+   * 0: halt as soon as an observed share or mean is over its limit (a fixed
+   * threshold). Above 0 (default 0.95): halt only when the limit is exceeded
+   * at that confidence (Wilson lower bound for shares, the mean's lower
+   * confidence bound for regressions), so that noise in small samples does not
+   * halt good releases.
+   */
+  confidence: number;
+}
+
+export interface Preflight {
+  minBattery: number;
+  requireCharging: boolean;
+  /** % of the disk that must be free. */
+  minFreeDisk: number;
+}
+
+export interface Stage {
+  ring: string;
+  rate: Rate;
+  soakMs: number;
+  gate: Gate;
+  preflight: Preflight;
+}
+
+/** A weekly window in UTC: `days` 0 (Sunday) – 6, `start` and `end` "HH:MM"; an end before the start runs past midnight. */
+export interface MaintenanceWindow {
+  days: number[];
+  start: string;
+  end: string;
+}
+
+export interface Payload {
+  type: string;
+  params: Record<string, unknown>;
+}
+
+export interface DeploymentSpec {
+  name: string;
+  payload: Payload;
+  stages: Stage[];
+  maintenanceWindows: MaintenanceWindow[];
+  autoRollback: boolean;
+  rollbackPayload: Payload;
+}
+
+export const DEFAULT_GATE: Gate = {
+  maxFailureShare: 0.1,
+  maxTimeoutShare: 0.1,
+  maxCpuRegression: 15,
+  maxMemoryRegression: 15,
+  maxBatteryDrainRegression: 10,
+  minDevices: 10,
+  observeMs: 5 * 60_000,
+  confidence: 0.95,
+};
+
+export const DEFAULT_PREFLIGHT: Preflight = { minBattery: 20, requireCharging: false, minFreeDisk: 5 };
+
+/** Canary starts slowly and soaks longest; later rings go faster. */
+export function defaultStage(ring: string, index: number): Stage {
+  return {
+    ring,
+    rate: index === 0 ? { maxPerMinute: 20 } : { exponential: { base: 50, factor: 2, every: 100, max: 2000 } },
+    soakMs: index === 0 ? 15 * 60_000 : 10 * 60_000,
+    gate: { ...DEFAULT_GATE },
+    preflight: { ...DEFAULT_PREFLIGHT },
+  };
+}
+
+// ------------------------------------------------------------------ rate
+
+/** Executions per minute allowed now, given how many have succeeded in this stage. */
+export function ratePerMinute(rate: Rate, successes: number): number {
+  if ('maxPerMinute' in rate) return rate.maxPerMinute;
+  const e = rate.exponential;
+  const steps = Math.floor(successes / Math.max(1, e.every));
+  return Math.min(e.max, e.base * e.factor ** Math.min(steps, 60));
+}
+
+// ------------------------------------------------------------------ maintenance windows
+
+function minutesOf(hhmm: string): number {
+  const [h, m] = hhmm.split(':').map(Number);
+  return (h ?? 0) * 60 + (m ?? 0);
+}
+
+/** Whether `at` (ms since the epoch) falls in one of the windows; no windows means always. */
+export function inMaintenanceWindow(windows: readonly MaintenanceWindow[], at: number): boolean {
+  if (windows.length === 0) return true;
+  const d = new Date(at);
+  const day = d.getUTCDay();
+  const minute = d.getUTCHours() * 60 + d.getUTCMinutes();
+  return windows.some((w) => {
+    const start = minutesOf(w.start);
+    const end = minutesOf(w.end);
+    if (start <= end) return w.days.includes(day) && minute >= start && minute < end;
+    // Past midnight: the part before midnight belongs to the listed day, the part after to the next one.
+    return (w.days.includes(day) && minute >= start) || (w.days.includes((day + 6) % 7) && minute < end);
+  });
+}
+
+// ------------------------------------------------------------------ pre-flight
+
+export interface DeviceReading {
+  battery: number;
+  charging: boolean;
+  cpu: number;
+  memory: number;
+  disk: number;
+  /** % per hour. */
+  drain: number;
+}
+
+/** Null when the device qualifies, else why not. */
+export function preflightFailure(p: Preflight, d: DeviceReading): string | null {
+  if (p.requireCharging && !d.charging) return 'pre-flight: not charging, and the stage requires it';
+  if (!d.charging && d.battery < p.minBattery) return `pre-flight: battery ${d.battery.toFixed(0)}% is below the ${p.minBattery}% minimum`;
+  const free = 100 - d.disk;
+  if (free < p.minFreeDisk) return `pre-flight: ${free.toFixed(1)}% of the disk is free, below the ${p.minFreeDisk}% minimum`;
+  return null;
+}
+
+// ------------------------------------------------------------------ gate
+
+/** What a gate judges: the devices of one stage that have an outcome. */
+export interface GateInput {
+  ring: string;
+  /** Devices in the stage's ring that are not held (the denominator's upper bound, for small rings). */
+  ringDevices: number;
+  /** Whether every device of the stage has an outcome (or cannot get one now). */
+  stageDone: boolean;
+  succeeded: number;
+  failed: number;
+  rejected: number;
+  timedOut: number;
+  /** Per-device health changes over each device's own baseline, for devices observed long enough. */
+  cpuDeltas: readonly number[];
+  memoryDeltas: readonly number[];
+  drainDeltas: readonly number[];
+}
+
+export type Verdict = { verdict: 'pass' | 'fail' | 'wait'; reason: string; figures: Record<string, number> };
+
+/** z for a one-sided bound at `confidence` (0.8–0.999); 0 for a fixed threshold. */
+export function zFor(confidence: number): number {
+  if (confidence <= 0) return 0;
+  // Acklam's rational approximation of the normal quantile, good to 1e-9 here.
+  const p = Math.min(0.999999, Math.max(0.5, confidence));
+  const a = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
+  const b = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+  const c = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+  const q = Math.sqrt(-2 * Math.log(1 - p));
+  if (p > 0.97575) {
+    return -((((((c[0] as number) * q + (c[1] as number)) * q + (c[2] as number)) * q + (c[3] as number)) * q + (c[4] as number)) * q + (c[5] as number)) /
+      (((((d[0] as number) * q + (d[1] as number)) * q + (d[2] as number)) * q + (d[3] as number)) * q + 1);
+  }
+  const r = p - 0.5;
+  const s = r * r;
+  return ((((((a[0] as number) * s + (a[1] as number)) * s + (a[2] as number)) * s + (a[3] as number)) * s + (a[4] as number)) * s + (a[5] as number)) * r /
+    (((((((b[0] as number) * s + (b[1] as number)) * s + (b[2] as number)) * s + (b[3] as number)) * s + (b[4] as number)) * s + 1));
+}
+
+/** Wilson score lower bound of a proportion k/n at one-sided z. */
+export function wilsonLower(k: number, n: number, z: number): number {
+  if (n === 0) return 0;
+  const p = k / n;
+  if (z === 0) return p;
+  const z2 = z * z;
+  const centre = p + z2 / (2 * n);
+  const margin = z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
+  return Math.max(0, (centre - margin) / (1 + z2 / n));
+}
+
+/** Lower confidence bound of a mean (normal approximation); the mean itself at z = 0. */
+export function meanLower(xs: readonly number[], z: number): { mean: number; lower: number } {
+  const n = xs.length;
+  if (n === 0) return { mean: 0, lower: 0 };
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  if (z === 0 || n < 2) return { mean, lower: z === 0 ? mean : -Infinity };
+  const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
+  return { mean, lower: mean - (z * Math.sqrt(variance)) / Math.sqrt(n) };
+}
+
+const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;
+const num = (x: number): string => (Math.round(x * 10) / 10).toString();
+
+/**
+ * Judges one stage. `fail` when a limit is exceeded (at the gate's confidence),
+ * `pass` when enough devices were judged and none is, `wait` otherwise. The
+ * reason says what was measured against which limit, in plain words.
+ */
+export function judgeGate(g: Gate, x: GateInput): Verdict {
+  const judged = x.succeeded + x.failed + x.rejected + x.timedOut;
+  const failures = x.failed + x.rejected;
+  const z = zFor(g.confidence);
+  const figures: Record<string, number> = { judged, failed: failures, timedOut: x.timedOut, observed: x.cpuDeltas.length };
+  // A ring smaller than minDevices is judged once it is done; otherwise wait for minDevices outcomes.
+  const need = Math.min(g.minDevices, Math.max(1, x.ringDevices));
+  const enough = judged >= need || (x.stageDone && judged > 0);
+  const at = `ring ${x.ring}`;
+  const conf = z === 0 ? '' : ` (at ${Math.round(g.confidence * 100)}% confidence: at least `;
+  if (enough) {
+    const fLow = wilsonLower(failures, judged, z);
+    if (failures > 0 && fLow > g.maxFailureShare) {
+      return { verdict: 'fail', figures: { ...figures, failureShare: failures / judged }, reason: `halted at ${at}: ${failures} of ${judged} devices (${pct(failures / judged)}) failed, above the ${pct(g.maxFailureShare)} limit${conf ? `${conf}${pct(fLow)})` : ''}` };
+    }
+    const tLow = wilsonLower(x.timedOut, judged, z);
+    if (x.timedOut > 0 && tLow > g.maxTimeoutShare) {
+      return { verdict: 'fail', figures: { ...figures, timeoutShare: x.timedOut / judged }, reason: `halted at ${at}: ${x.timedOut} of ${judged} devices (${pct(x.timedOut / judged)}) timed out, above the ${pct(g.maxTimeoutShare)} limit${conf ? `${conf}${pct(tLow)})` : ''}` };
+    }
+  }
+  const observed = x.cpuDeltas.length;
+  const needObserved = Math.min(g.minDevices, Math.max(1, x.succeeded));
+  const enoughObserved = observed >= needObserved || (x.stageDone && observed > 0 && observed >= x.succeeded);
+  if (enoughObserved) {
+    const checks: [string, readonly number[], number, string][] = [
+      ['CPU', x.cpuDeltas, g.maxCpuRegression, ' points'],
+      ['memory', x.memoryDeltas, g.maxMemoryRegression, ' points'],
+      ['battery drain', x.drainDeltas, g.maxBatteryDrainRegression, '%/h'],
+    ];
+    for (const [name, deltas, limit, unit] of checks) {
+      const { mean, lower } = meanLower(deltas, z);
+      figures[`${name === 'battery drain' ? 'drain' : name.toLowerCase()}Regression`] = Math.round(mean * 100) / 100;
+      if (lower > limit) {
+        return {
+          verdict: 'fail',
+          figures,
+          reason: `halted at ${at}: ${name} rose by ${num(mean)}${unit} on average over each device's own baseline (${deltas.length} devices), above the ${num(limit)}${unit} limit${conf ? `${conf}${num(lower)}${unit})` : ''}`,
+        };
+      }
+    }
+  }
+  if (!enough || !enoughObserved) {
+    return { verdict: 'wait', figures, reason: `${at}: ${judged} of ${need} devices judged and ${observed} observed so far` };
+  }
+  return {
+    verdict: 'pass',
+    figures,
+    reason: `${at} passed: ${failures} of ${judged} failed (${pct(judged === 0 ? 0 : failures / judged)}), ${x.timedOut} timed out; CPU ${signed(figures.cpuRegression ?? 0)} points, memory ${signed(figures.memoryRegression ?? 0)} points, battery drain ${signed(figures.drainRegression ?? 0)}%/h on average`,
+  };
+}
+
+function signed(x: number): string {
+  return `${x >= 0 ? '+' : ''}${num(x)}`;
+}
+
+/**
+ * The baseline of the deployment-safety benchmark, in the manner of AWS IoT
+ * Jobs `abortConfig`: abort when more than `share` of at least `min` executed
+ * devices failed. Health is not looked at.
+ */
+export function fixedThresholdGate(share = 0.1, min = 10): Gate {
+  return { ...DEFAULT_GATE, maxFailureShare: share, maxTimeoutShare: share, minDevices: min, confidence: 0, maxCpuRegression: Infinity, maxMemoryRegression: Infinity, maxBatteryDrainRegression: Infinity, observeMs: 0 };
+}

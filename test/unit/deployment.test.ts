@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import type { GateInput } from '../../src/domain/deployment.js';
+import { DEFAULT_GATE, fixedThresholdGate, inMaintenanceWindow, judgeGate, meanLower, preflightFailure, ratePerMinute, TRANSITIONS, wilsonLower, zFor } from '../../src/domain/deployment.js';
+import { parseDeploymentSpec } from '../../src/domain/deployment-spec.js';
+
+const base: GateInput = { ring: 'canary', ringDevices: 500, stageDone: false, succeeded: 0, failed: 0, rejected: 0, timedOut: 0, cpuDeltas: [], memoryDeltas: [], drainDeltas: [] };
+const fixed = { ...DEFAULT_GATE, confidence: 0 };
+const zeros = (n: number): number[] => Array.from({ length: n }, () => 0);
+
+describe('gate arithmetic', () => {
+  it.each<[string, typeof DEFAULT_GATE, Partial<GateInput>, 'pass' | 'fail' | 'wait', string]>([
+    ['too few judged', fixed, { succeeded: 5, failed: 4 }, 'wait', 'ring canary: 9 of 10 devices judged and 0 observed so far'],
+    ['4 of 20 failed, fixed 10% limit', fixed, { succeeded: 16, failed: 4 }, 'fail', 'halted at ring canary: 4 of 20 devices (20%) failed, above the 10% limit'],
+    ['rejections count as failures', fixed, { succeeded: 17, failed: 1, rejected: 2 }, 'fail', 'halted at ring canary: 3 of 20 devices (15%) failed, above the 10% limit'],
+    ['exactly at the limit passes', fixed, { succeeded: 18, failed: 2, cpuDeltas: zeros(18), memoryDeltas: zeros(18), drainDeltas: zeros(18) }, 'pass', 'ring canary passed: 2 of 20 failed (10%), 0 timed out; CPU +0 points, memory +0 points, battery drain +0%/h on average'],
+    ['timeouts have their own limit', fixed, { succeeded: 8, timedOut: 2 }, 'fail', 'halted at ring canary: 2 of 10 devices (20%) timed out, above the 10% limit'],
+    ['2 of 10 at 95% confidence is not enough evidence', DEFAULT_GATE, { succeeded: 8, failed: 2 }, 'wait', 'ring canary: 10 of 10 devices judged and 0 observed so far'],
+    ['6 of 20 at 95% confidence halts', DEFAULT_GATE, { succeeded: 14, failed: 6 }, 'fail', 'halted at ring canary: 6 of 20 devices (30%) failed, above the 10% limit (at 95% confidence: at least 16.4%)'],
+    ['CPU regression over each baseline', fixed, { succeeded: 10, cpuDeltas: [40, 40, 40, 0, 0, 0, 5, 5, 5, 5], memoryDeltas: zeros(10), drainDeltas: zeros(10) }, 'fail', "halted at ring canary: CPU rose by 14 points on average over each device's own baseline (10 devices), above the 10 points limit"],
+    ['battery drain regression', { ...fixed, maxBatteryDrainRegression: 5 }, { succeeded: 10, cpuDeltas: zeros(10), memoryDeltas: zeros(10), drainDeltas: Array.from({ length: 10 }, () => 8) }, 'fail', "halted at ring canary: battery drain rose by 8%/h on average over each device's own baseline (10 devices), above the 5%/h limit"],
+    ['a small ring is judged when done', fixed, { ringDevices: 3, stageDone: true, succeeded: 3, cpuDeltas: [1, 2, 3], memoryDeltas: [0, 0, 0], drainDeltas: [0, 0, 0] }, 'pass', 'ring canary passed: 0 of 3 failed (0%), 0 timed out; CPU +2 points, memory +0 points, battery drain +0%/h on average'],
+  ])('%s', (_name, gate, input, verdict, reason) => {
+    const g = { ...gate, maxCpuRegression: gate === DEFAULT_GATE ? 15 : 10 };
+    const out = judgeGate(g, { ...base, ...input });
+    expect(out.verdict).toBe(verdict);
+    expect(out.reason).toBe(reason);
+  });
+
+  it('statistics: z, Wilson bound and the mean bound', () => {
+    expect(zFor(0.95)).toBeCloseTo(1.6449, 3);
+    expect(zFor(0.99)).toBeCloseTo(2.3263, 3);
+    expect(zFor(0)).toBe(0);
+    expect(wilsonLower(0, 10, 1.645)).toBe(0);
+    expect(wilsonLower(5, 10, 0)).toBe(0.5);
+    expect(wilsonLower(6, 20, 1.6449)).toBeCloseTo(0.1639, 3);
+    expect(meanLower([1, 2, 3], 0)).toEqual({ mean: 2, lower: 2 });
+    expect(meanLower([1, 2, 3], 1.6449).lower).toBeCloseTo(2 - 1.6449 / Math.sqrt(3), 6);
+  });
+
+  it('the fixed-threshold baseline looks at failures only', () => {
+    const g = fixedThresholdGate();
+    expect(judgeGate(g, { ...base, succeeded: 10, cpuDeltas: Array.from({ length: 10 }, () => 80), memoryDeltas: zeros(10), drainDeltas: zeros(10) }).verdict).toBe('pass');
+    expect(judgeGate(g, { ...base, succeeded: 8, failed: 2 }).verdict).toBe('fail');
+  });
+});
+
+describe('rates, windows and pre-flight', () => {
+  it('rates: fixed, and exponential by successes up to a maximum', () => {
+    expect(ratePerMinute({ maxPerMinute: 30 }, 1000)).toBe(30);
+    const e = { exponential: { base: 10, factor: 2, every: 50, max: 100 } };
+    expect([0, 49, 50, 100, 150, 200, 10_000].map((s) => ratePerMinute(e, s))).toEqual([10, 10, 20, 40, 80, 100, 100]);
+  });
+
+  it('maintenance windows in UTC, including one past midnight', () => {
+    const at = (iso: string): number => Date.parse(iso);
+    const nights = [{ days: [1, 2, 3, 4, 5], start: '22:00', end: '06:00' }];
+    expect(inMaintenanceWindow([], at('2026-11-25T12:00:00Z'))).toBe(true);
+    expect(inMaintenanceWindow(nights, at('2026-11-25T23:00:00Z'))).toBe(true); // Wednesday night
+    expect(inMaintenanceWindow(nights, at('2026-11-26T05:59:00Z'))).toBe(true); // Thursday early, Wednesday's window
+    expect(inMaintenanceWindow(nights, at('2026-11-25T12:00:00Z'))).toBe(false);
+    expect(inMaintenanceWindow(nights, at('2026-11-29T23:00:00Z'))).toBe(false); // Sunday night
+    expect(inMaintenanceWindow(nights, at('2026-11-30T01:00:00Z'))).toBe(false); // Monday early belongs to Sunday
+    expect(inMaintenanceWindow([{ days: [3], start: '09:00', end: '17:00' }], at('2026-11-25T16:59:00Z'))).toBe(true);
+  });
+
+  it('pre-flight checks battery (unless charging), charging and free disk', () => {
+    const d = { battery: 50, charging: false, cpu: 10, memory: 30, disk: 50, drain: 0 };
+    expect(preflightFailure({ minBattery: 20, requireCharging: false, minFreeDisk: 5 }, d)).toBeNull();
+    expect(preflightFailure({ minBattery: 60, requireCharging: false, minFreeDisk: 5 }, d)).toBe('pre-flight: battery 50% is below the 60% minimum');
+    expect(preflightFailure({ minBattery: 60, requireCharging: false, minFreeDisk: 5 }, { ...d, charging: true })).toBeNull();
+    expect(preflightFailure({ minBattery: 0, requireCharging: true, minFreeDisk: 5 }, d)).toBe('pre-flight: not charging, and the stage requires it');
+    expect(preflightFailure({ minBattery: 0, requireCharging: false, minFreeDisk: 60 }, d)).toBe('pre-flight: 50.0% of the disk is free, below the 60% minimum');
+  });
+
+  it('state transitions: which action is allowed from where', () => {
+    expect(TRANSITIONS.start.from).toEqual(['scheduled']);
+    expect(TRANSITIONS.acknowledge).toEqual({ from: ['halted'], to: 'in_progress' });
+    expect(TRANSITIONS.rollback.from).not.toContain('scheduled');
+    expect(TRANSITIONS.abort.from).not.toContain('completed');
+  });
+});
+
+describe('deployment requests', () => {
+  const rings = ['canary', 'dev', 'stage', 'prod'];
+  it('fills a default plan over every ring in order', () => {
+    const out = parseDeploymentSpec({ name: 'v2', payload: { type: 'deploy', params: { version: '2' } } }, rings);
+    if ('errors' in out) throw new Error(out.errors.join('; '));
+    expect(out.spec.stages.map((s) => s.ring)).toEqual(rings);
+    expect(out.spec.rollbackPayload).toEqual({ type: 'deploy', params: { version: '2', rollback: true } });
+    expect(out.spec.autoRollback).toBe(false);
+  });
+
+  it('names every problem', () => {
+    const out = parseDeploymentSpec(
+      {
+        name: '',
+        payload: { type: 'teleport' },
+        plan: { stages: [{ ring: 'moon', rate: { maxPerMinute: 0 } }, { ring: 'dev', gate: { maxFailureShare: 2, bogus: 1 }, preflight: { minBattery: -1 } }, { ring: 'dev' }] },
+        maintenanceWindows: [{ days: [7], start: '25:00', end: '06:00' }],
+        extra: 1,
+      },
+      rings,
+    );
+    expect(out).toEqual({
+      errors: [
+        'extra: unknown field',
+        'name: must be a non-empty string of at most 200 characters',
+        'payload.type: must be one of process_data, health_check, deploy, analyze_risk, monitor',
+        'plan.stages[0].ring: must name one of the rings (canary, dev, stage, prod)',
+        'plan.stages[0].rate.maxPerMinute: must be a number from 0.01 to 1000000',
+        'plan.stages[1].gate.maxFailureShare: must be a number from 0 to 1',
+        'plan.stages[1].gate.bogus: unknown field',
+        'plan.stages[1].preflight.minBattery: must be a number from 0 to 100',
+        'plan.stages[2].ring: ring dev has two stages',
+        'maintenanceWindows[0].days: must be a non-empty list of weekdays 0 (Sunday) to 6',
+        'maintenanceWindows[0].start: must be "HH:MM" (UTC)',
+      ],
+    });
+  });
+});
