@@ -1,6 +1,6 @@
 import { isHealthy } from '../domain/health.js';
-import type { Asset, Deployment, DeviceInfo, Task, TaskStatus } from '../domain/types.js';
-import type { AgentView, ClusterSnapshot } from '../core/orchestrator.js';
+import type { Asset, DeviceInfo, Task, TaskStatus } from '../domain/types.js';
+import type { AgentView, ClusterSnapshot, SeedDeployment } from '../core/orchestrator.js';
 import type { TaskAttempt } from '../store/store.js';
 
 /** Renders domain objects in the seed's wire format (snake_case, ISO timestamps). */
@@ -131,7 +131,7 @@ export function clusterJson(c: ClusterSnapshot) {
   };
 }
 
-export function deploymentJson(d: Deployment, c: ClusterSnapshot) {
+export function deploymentJson(d: SeedDeployment, c: ClusterSnapshot) {
   const cluster = clusterJson(c);
   return {
     deployment_id: d.id,

@@ -12,7 +12,8 @@ export interface OrchestratorEvents {
   'task.started': { task: Task; agentId: string };
   'task.completed': { task: Task };
   'task.requeued': { task: Task; reason: string };
-  'task.failed': { task: Task };
+  /** `failed` or `dead`; `outcome` is how its last attempt ended. */
+  'task.failed': { task: Task; outcome: string };
   'task.cancelled': { task: Task };
   'task.expired': { task: Task };
   'task.attempt_ended': { taskId: string; attempt: number; agentId: string; outcome: string };
@@ -20,6 +21,7 @@ export interface OrchestratorEvents {
   'ring.moved': { move: Omit<RingMove, 'id'> };
   'rings.rebalanced': { trigger: string; moves: number; planMs: number; totalMs: number };
   'deployment.started': { deploymentId: string; affected: string[] };
+  'deployment.changed': { deploymentId: string; status: string; action: string };
   'deployment.completed': { deploymentId: string; recovered: string[] };
 }
 

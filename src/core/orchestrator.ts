@@ -14,7 +14,8 @@ import type { MetricAdjustment } from '../domain/metrics.js';
 import type { Rng } from '../domain/random.js';
 import { sample } from '../domain/random.js';
 import { OrchestratorError } from '../domain/errors.js';
-import type { Agent, Asset, BackoffPolicy, Deployment, DeviceInfo, Task, TaskStatus, TaskType } from '../domain/types.js';
+import type { Agent, Asset, BackoffPolicy, DeviceInfo, Task, TaskStatus, TaskType } from '../domain/types.js';
+import type { DeploymentRecord, Execution } from '../domain/deployment.js';
 import type { AnyEnvelope, Envelope } from '../protocol/envelope.js';
 import type { EndpointStats, Wire } from '../protocol/reliable-endpoint.js';
 import { ReliableEndpoint } from '../protocol/reliable-endpoint.js';
@@ -27,6 +28,8 @@ import { EventBus } from './events.js';
 import { Loop } from './loop.js';
 import type { ResultReport, SubmitInput, Worker } from './task-engine.js';
 import { TaskEngine } from './task-engine.js';
+import type { ExecutionDriver, ExecutionOutcome } from './rollouts.js';
+import { RolloutController } from './rollouts.js';
 
 export interface OrchestratorSettings {
   heartbeatIntervalMs: number;
@@ -60,6 +63,8 @@ export interface OrchestratorOptions {
   replyTimeoutMs?: number;
   /** Retransmission interval of unacknowledged messages to agents. @default 1000 */
   retryIntervalMs?: number;
+  /** How often running deployments dispatch, observe and judge. @default 1000 */
+  deploymentTickMs?: number;
 }
 
 /** An agent as the orchestrator holds it in memory: its stored record, its connection, and its worker in the task engine. */
@@ -69,6 +74,16 @@ export interface LiveAgent {
   worker: Worker;
   succeeded: number;
   failed: number;
+}
+
+/** A deployment as the seed's endpoints show it. */
+export interface SeedDeployment {
+  id: string;
+  status: 'active' | 'completed' | 'cancelled' | 'rolled_back';
+  startedAt: number;
+  completedAt: number | null;
+  affectedAgents: string[];
+  recoveredAgents: string[];
 }
 
 export interface AgentView {
@@ -103,6 +118,7 @@ export class Orchestrator {
   readonly events = new EventBus();
   readonly tasks: TaskEngine;
   readonly fleet: Fleet;
+  readonly deployments: RolloutController;
   private readonly store: Store;
   private readonly clock: Clock;
   private readonly rng: Rng;
@@ -115,6 +131,7 @@ export class Orchestrator {
   private readonly replyWaiters = new Map<string, (device: DeviceInfo) => void>();
   private readonly sweeper: Loop;
   private readonly rebalancer: Loop;
+  private readonly deployer: Loop;
   private masterIdValue = '';
   private started = false;
   /** Agent messages being handled, so that stop() can wait for their writes. */
@@ -154,6 +171,24 @@ export class Orchestrator {
       this.tasks.workerChanged();
       if (move.to !== 'unassigned') live.endpoint?.send('ring_assignment', { ring: move.to, reason: move.reason });
     });
+    this.deployments = new RolloutController({ store: this.store, clock: this.clock, fleet: this.fleet, driver: this.deploymentDriver(), events: this.events, log: this.log });
+    // Deployment tasks carry their deployment in their parameters; their outcomes go back to the controller.
+    this.events.on('task.completed', ({ task }) => {
+      const d = deploymentOf(task);
+      if (d) this.deployments.report(d.id, d.deviceId, { kind: 'succeeded' }, d.rollback);
+    });
+    this.events.on('task.failed', ({ task, outcome }) => {
+      const d = deploymentOf(task);
+      if (!d) return;
+      const reason = task.error ?? outcome;
+      const mapped: ExecutionOutcome =
+        outcome === 'timed_out'
+          ? { kind: 'timed_out', reason }
+          : outcome === 'agent_lost' || outcome === 'lease_expired' || outcome === 'interrupted'
+            ? { kind: 'lost', reason: `the device went away during the update (${reason}); it is updated when it returns` }
+            : { kind: 'failed', reason };
+      this.deployments.report(d.id, d.deviceId, mapped, d.rollback);
+    });
     this.events.on('task.attempt_ended', ({ agentId, outcome }) => {
       const live = this.agents.get(agentId);
       if (!live) return;
@@ -165,6 +200,7 @@ export class Orchestrator {
     this.rebalancer = new Loop('rebalancer', this.clock, this.settings.rebalanceIntervalMs, async () => {
       await this.rebalance();
     }, onError);
+    this.deployer = new Loop('deployer', this.clock, options.deploymentTickMs ?? 1000, () => this.deployments.tick(), onError);
   }
 
   get masterId(): string {
@@ -204,6 +240,7 @@ export class Orchestrator {
       live.failed = c?.failed ?? 0;
     }
     await this.tasks.load();
+    await this.deployments.load((taskId) => this.tasks.isLive(taskId));
     this.started = true;
     const restored: string[] = [];
     for (const live of this.agents.values()) {
@@ -213,6 +250,7 @@ export class Orchestrator {
     }
     this.sweeper.start();
     this.rebalancer.start();
+    this.deployer.start();
     return restored;
   }
 
@@ -221,10 +259,12 @@ export class Orchestrator {
     this.started = false;
     await this.sweeper.stop();
     await this.rebalancer.stop();
+    await this.deployer.stop();
     this.tasks.stop();
     this.launcher.stopAll();
     for (const live of this.agents.values()) live.endpoint?.close();
     await Promise.all([...this.handling]);
+    await this.deployments.flush();
     await this.fleet.snapshot();
   }
 
@@ -560,7 +600,30 @@ export class Orchestrator {
     return (await this.fleet.rebalance('schedule')).moves;
   }
 
-  // ---------------------------------------------------------------- deployments (the seed's facade)
+  // ---------------------------------------------------------------- deployments
+
+  /** Deployments run their payloads as tasks on the devices' agents, one attempt each. */
+  private deploymentDriver(): ExecutionDriver {
+    return {
+      online: (id) => this.agents.get(id)?.agent.connectivity === 'online',
+      reading: (id) => this.fleet.reading(id),
+      refuses: (id, payload) => {
+        const live = this.agents.get(id);
+        if (!live) return 'no agent runs on this device';
+        return live.agent.capabilities.includes(payload.type as TaskType) ? null : `the agent does not offer task type ${payload.type}`;
+      },
+      start: (deploymentId, deviceId, payload, rollback) => {
+        const { tasks, committed } = this.tasks.enqueue([
+          { type: payload.type, parameters: { ...payload.params, _deployment: { id: deploymentId, rollback } }, target: { agentId: deviceId }, maxAttempts: 1 },
+        ]);
+        return { handle: (tasks[0] as Task).id, committed };
+      },
+      cancel: (handle) => {
+        this.tasks.cancel(handle).catch(() => undefined);
+      },
+    };
+  }
+
 
   private onlineWithDevice(): LiveAgent[] {
     return [...this.agents.values()].filter((l) => l.agent.connectivity === 'online' && l.agent.device !== null);
@@ -593,46 +656,93 @@ export class Orchestrator {
     await Promise.all(waits);
   }
 
-  async startDeployment(id: string): Promise<Deployment> {
+  /**
+   * `/start_deployment`: a deployment of kind `seed` in the same model as every
+   * other. 30–50% of online agents are affected: each gets an execution with
+   * its health before, the seed's impact as a `modify_metrics` instruction, and
+   * its health after once the agent reports it (stored as the execution's impact).
+   */
+  async startDeployment(id: string): Promise<SeedDeployment> {
     this.assertRunning();
-    if (await this.store.getDeployment(id)) throw new OrchestratorError('ORCH_DEPLOYMENT_EXISTS', `deployment ${id} already exists`);
+    if (this.deployments.isActive(id) || (await this.store.getDeployment(id))) throw new OrchestratorError('ORCH_DEPLOYMENT_EXISTS', `deployment ${id} already exists`);
     const online = this.onlineWithDevice();
     const affected = sample(this.rng, online, affectedCount(this.rng, online.length));
-    const deployment: Deployment = {
+    const now = this.clock.now();
+    const rec: Omit<DeploymentRecord, 'seq'> = {
       id,
-      status: 'active',
-      startedAt: this.clock.now(),
-      completedAt: null,
-      affectedAgents: affected.map((l) => l.agent.id),
-      recoveredAgents: [],
+      kind: 'seed',
+      spec: { name: id, payload: { type: 'deploy', params: {} }, stages: [], maintenanceWindows: [], autoRollback: false, rollbackPayload: { type: 'deploy', params: { rollback: true } } },
+      status: 'in_progress',
+      stage: 0,
+      phase: 'dispatching',
+      soakUntil: null,
+      gateResetAt: 0,
+      haltReason: null,
+      detail: { recovered: [] },
+      createdAt: now,
+      startedAt: now,
+      endedAt: null,
     };
-    await this.store.insertDeployment(deployment);
-    // The deployment-impact history of every device in it feeds its health score.
-    const hurt = new Set(deployment.affectedAgents);
-    await Promise.all(online.map((l) => this.fleet.recordImpact(l.agent.id, hurt.has(l.agent.id))));
+    const seq = await this.store.insertDeployment(rec);
+    const executions: Execution[] = affected.map((l) => ({
+      deviceId: l.agent.id, stage: 0, state: 'in_progress', taskId: null, reason: null, baseline: this.fleet.reading(l.agent.id), observed: null,
+      cpuDelta: null, memoryDelta: null, drainDelta: null, rollbackTaskId: null, queuedAt: now, startedAt: now, endedAt: null, observedAt: null,
+    }));
+    await this.store.saveExecutions(seq, executions);
     await this.instruct(affected, 'deployment_impact', () => deploymentImpact(this.rng), id);
-    this.events.emit('deployment.started', { deploymentId: id, affected: deployment.affectedAgents });
-    return deployment;
+    // What each device reported after the impact is the execution's outcome and its impact.
+    const after = this.clock.now();
+    for (const e of executions) {
+      const r = this.fleet.reading(e.deviceId);
+      e.state = 'succeeded';
+      e.endedAt = after;
+      e.observedAt = after;
+      e.observed = r;
+      if (r && e.baseline) {
+        e.cpuDelta = Math.round((r.cpu - e.baseline.cpu) * 100) / 100;
+        e.memoryDelta = Math.round((r.memory - e.baseline.memory) * 100) / 100;
+        e.drainDelta = Math.round((r.drain - e.baseline.drain) * 100) / 100;
+      }
+    }
+    await this.store.saveExecutions(seq, executions);
+    // The deployment-impact history of every device in it feeds its health score.
+    const hurt = new Set(affected.map((l) => l.agent.id));
+    await Promise.all(online.map((l) => this.fleet.recordImpact(l.agent.id, hurt.has(l.agent.id))));
+    this.events.emit('deployment.started', { deploymentId: id, affected: [...hurt] });
+    return { id, status: 'active', startedAt: now, completedAt: null, affectedAgents: [...hurt], recoveredAgents: [] };
   }
 
-  async completeDeployment(id: string): Promise<Deployment> {
+  /** `/complete_deployment`: 40–80% of online agents recover by the seed's rules. Only for deployments started there. */
+  async completeDeployment(id: string): Promise<SeedDeployment> {
     this.assertRunning();
-    const existing = await this.store.getDeployment(id);
-    if (!existing) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
-    if (existing.status !== 'active') throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_ACTIVE', `deployment ${id} is ${existing.status}, not active`);
+    const rec = await this.store.getDeployment(id);
+    if (!rec) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
+    if (rec.kind !== 'seed') throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} is a staged deployment; it completes when its last ring passes its gate`);
+    if (rec.status !== 'in_progress') throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_ACTIVE', `deployment ${id} is completed, not active`);
     const online = this.onlineWithDevice();
     const recovered = sample(this.rng, online, recoveredCount(this.rng, online.length));
-    const done = await this.store.completeDeployment(id, recovered.map((l) => l.agent.id), this.clock.now());
-    if (!done) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_ACTIVE', `deployment ${id} is no longer active`);
+    rec.status = 'completed';
+    rec.endedAt = this.clock.now();
+    rec.detail = { ...rec.detail, recovered: recovered.map((l) => l.agent.id) };
+    await this.store.saveDeployment(rec);
     await this.instruct(recovered, 'deployment_recovery', () => deploymentRecovery(this.rng), id);
-    this.events.emit('deployment.completed', { deploymentId: id, recovered: done.recoveredAgents });
-    return done;
+    this.events.emit('deployment.completed', { deploymentId: id, recovered: recovered.map((l) => l.agent.id) });
+    return this.getDeployment(id);
   }
 
-  async getDeployment(id: string): Promise<Deployment> {
-    const d = await this.store.getDeployment(id);
-    if (!d) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
-    return d;
+  /** Any deployment, in the seed's terms (`active` while not ended). */
+  async getDeployment(id: string): Promise<SeedDeployment> {
+    const { deployment: d, executions } = await this.deployments.get(id);
+    const status = d.status === 'completed' || d.status === 'cancelled' || d.status === 'rolled_back' ? d.status : 'active';
+    const recovered = Array.isArray(d.detail.recovered) ? (d.detail.recovered as string[]) : executions.filter((e) => e.state === 'rolled_back').map((e) => e.deviceId);
+    return {
+      id: d.id,
+      status,
+      startedAt: d.startedAt ?? d.createdAt,
+      completedAt: d.endedAt,
+      affectedAgents: executions.filter((e) => e.state !== 'queued' && e.state !== 'skipped' && e.state !== 'cancelled').map((e) => e.deviceId),
+      recoveredAgents: recovered,
+    };
   }
 
   /** `/simulate_activity`: a burst of use on every online agent, with metrics before and after. */
@@ -650,6 +760,13 @@ export class Orchestrator {
   }
 }
 
+
+/** The deployment a task belongs to, from its parameters. */
+function deploymentOf(task: Task): { id: string; deviceId: string; rollback: boolean } | null {
+  const d = task.parameters._deployment as { id?: unknown; rollback?: unknown } | undefined;
+  if (!d || typeof d.id !== 'string' || !task.target || !('agentId' in task.target)) return null;
+  return { id: d.id, deviceId: task.target.agentId, rollback: d.rollback === true };
+}
 
 function metricsOf(d: DeviceInfo): MetricsSample {
   return { battery: d.battery_level, charging: d.battery_charging, cpu: d.cpu_usage, memory: d.memory_usage, disk: d.disk_usage };

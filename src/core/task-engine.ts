@@ -212,6 +212,30 @@ export class TaskEngine {
       fresh.push(task);
       out.push({ task, created: true });
     }
+    const committed = this.accept(fresh);
+    // The answer is each task as submitted, whatever happens to it while the commit runs.
+    const answer = out.map(({ task, created }) => ({ task: { ...task }, created }));
+    await committed;
+    return answer;
+  }
+
+  /**
+   * Submits tasks without idempotency keys at once: the tasks are built, queued
+   * and ready when this returns, and `committed` resolves once they are stored.
+   * For callers that must know the task ids before the commit (deployments).
+   */
+  enqueue(inputs: readonly SubmitInput[]): { tasks: Task[]; committed: Promise<void> } {
+    if (this.stopped) throw new OrchestratorError('ORCH_SHUTTING_DOWN', 'the orchestrator is not running');
+    const now = this.clock.now();
+    const fresh = inputs.map((input) => {
+      if (input.idempotencyKey !== undefined) throw new OrchestratorError('ORCH_VALIDATION', 'enqueue takes no idempotency keys');
+      return this.buildTask(input, now);
+    });
+    return { tasks: fresh.map((t) => ({ ...t })), committed: this.accept(fresh) };
+  }
+
+  /** Takes built tasks into the queue; resolves when their insert is committed. */
+  private accept(fresh: Task[]): Promise<void> {
     for (const task of fresh) {
       this.live.set(task.id, task);
       this.counts.pending++;
@@ -220,14 +244,16 @@ export class TaskEngine {
     // Ready only after the insert is queued, so that no later write of these tasks can precede it.
     // The store reads the rows now, so later changes to these objects cannot leak into this write.
     const committed = this.store.insertTasks(fresh);
-    // The answer is each task as submitted, whatever happens to it while the commit runs.
-    const answer = out.map(({ task, created }) => ({ task: { ...task }, created }));
     for (const task of fresh) {
       this.makeReady(task, task.runAfter ?? task.createdAt);
       this.events.emit('task.submitted', { task });
     }
-    await committed;
-    return answer;
+    return committed;
+  }
+
+  /** Whether the task is pending or running. */
+  isLive(id: string): boolean {
+    return this.live.has(id);
   }
 
   private async findByKey(key: string): Promise<Task | null> {
@@ -495,7 +521,7 @@ export class TaskEngine {
     this.setStatus(task, decision.kind);
     task.completedAt = now;
     const write = this.persist(task, attempt);
-    this.events.emit('task.failed', { task });
+    this.events.emit('task.failed', { task, outcome });
     this.scheduleDispatch();
     await write;
     this.forgetIfEnded(task);

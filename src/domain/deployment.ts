@@ -181,9 +181,32 @@ export interface GateInput {
   rejected: number;
   timedOut: number;
   /** Per-device health changes over each device's own baseline, for devices observed long enough. */
-  cpuDeltas: readonly number[];
-  memoryDeltas: readonly number[];
-  drainDeltas: readonly number[];
+  cpu: Moments;
+  memory: Moments;
+  drain: Moments;
+}
+
+/** Count, sum and sum of squares: enough for a mean and its confidence bound, kept incrementally. */
+export interface Moments {
+  n: number;
+  sum: number;
+  sumSq: number;
+}
+
+export function emptyMoments(): Moments {
+  return { n: 0, sum: 0, sumSq: 0 };
+}
+
+export function addMoment(m: Moments, x: number, sign: 1 | -1 = 1): void {
+  m.n += sign;
+  m.sum += sign * x;
+  m.sumSq += sign * x * x;
+}
+
+export function momentsOf(xs: readonly number[]): Moments {
+  const m = emptyMoments();
+  for (const x of xs) addMoment(m, x);
+  return m;
 }
 
 export type Verdict = { verdict: 'pass' | 'fail' | 'wait'; reason: string; figures: Record<string, number> };
@@ -220,13 +243,13 @@ export function wilsonLower(k: number, n: number, z: number): number {
 }
 
 /** Lower confidence bound of a mean (normal approximation); the mean itself at z = 0. */
-export function meanLower(xs: readonly number[], z: number): { mean: number; lower: number } {
-  const n = xs.length;
-  if (n === 0) return { mean: 0, lower: 0 };
-  const mean = xs.reduce((a, b) => a + b, 0) / n;
-  if (z === 0 || n < 2) return { mean, lower: z === 0 ? mean : -Infinity };
-  const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
-  return { mean, lower: mean - (z * Math.sqrt(variance)) / Math.sqrt(n) };
+export function meanLower(m: Moments, z: number): { mean: number; lower: number } {
+  if (m.n === 0) return { mean: 0, lower: 0 };
+  const mean = m.sum / m.n;
+  if (z === 0) return { mean, lower: mean };
+  if (m.n < 2) return { mean, lower: -Infinity };
+  const variance = Math.max(0, (m.sumSq - m.n * mean * mean) / (m.n - 1));
+  return { mean, lower: mean - (z * Math.sqrt(variance)) / Math.sqrt(m.n) };
 }
 
 const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;
@@ -241,7 +264,7 @@ export function judgeGate(g: Gate, x: GateInput): Verdict {
   const judged = x.succeeded + x.failed + x.rejected + x.timedOut;
   const failures = x.failed + x.rejected;
   const z = zFor(g.confidence);
-  const figures: Record<string, number> = { judged, failed: failures, timedOut: x.timedOut, observed: x.cpuDeltas.length };
+  const figures: Record<string, number> = { judged, failed: failures, timedOut: x.timedOut, observed: x.cpu.n };
   // A ring smaller than minDevices is judged once it is done; otherwise wait for minDevices outcomes.
   const need = Math.min(g.minDevices, Math.max(1, x.ringDevices));
   const enough = judged >= need || (x.stageDone && judged > 0);
@@ -257,14 +280,14 @@ export function judgeGate(g: Gate, x: GateInput): Verdict {
       return { verdict: 'fail', figures: { ...figures, timeoutShare: x.timedOut / judged }, reason: `halted at ${at}: ${x.timedOut} of ${judged} devices (${pct(x.timedOut / judged)}) timed out, above the ${pct(g.maxTimeoutShare)} limit${conf ? `${conf}${pct(tLow)})` : ''}` };
     }
   }
-  const observed = x.cpuDeltas.length;
+  const observed = x.cpu.n;
   const needObserved = Math.min(g.minDevices, Math.max(1, x.succeeded));
   const enoughObserved = observed >= needObserved || (x.stageDone && observed > 0 && observed >= x.succeeded);
   if (enoughObserved) {
-    const checks: [string, readonly number[], number, string][] = [
-      ['CPU', x.cpuDeltas, g.maxCpuRegression, ' points'],
-      ['memory', x.memoryDeltas, g.maxMemoryRegression, ' points'],
-      ['battery drain', x.drainDeltas, g.maxBatteryDrainRegression, '%/h'],
+    const checks: [string, Moments, number, string][] = [
+      ['CPU', x.cpu, g.maxCpuRegression, ' points'],
+      ['memory', x.memory, g.maxMemoryRegression, ' points'],
+      ['battery drain', x.drain, g.maxBatteryDrainRegression, '%/h'],
     ];
     for (const [name, deltas, limit, unit] of checks) {
       const { mean, lower } = meanLower(deltas, z);
@@ -273,7 +296,7 @@ export function judgeGate(g: Gate, x: GateInput): Verdict {
         return {
           verdict: 'fail',
           figures,
-          reason: `halted at ${at}: ${name} rose by ${num(mean)}${unit} on average over each device's own baseline (${deltas.length} devices), above the ${num(limit)}${unit} limit${conf ? `${conf}${num(lower)}${unit})` : ''}`,
+          reason: `halted at ${at}: ${name} rose by ${num(mean)}${unit} on average over each device's own baseline (${deltas.n} devices), above the ${num(limit)}${unit} limit${conf ? `${conf}${num(lower)}${unit})` : ''}`,
         };
       }
     }
@@ -299,4 +322,59 @@ function signed(x: number): string {
  */
 export function fixedThresholdGate(share = 0.1, min = 10): Gate {
   return { ...DEFAULT_GATE, maxFailureShare: share, maxTimeoutShare: share, minDevices: min, confidence: 0, maxCpuRegression: Infinity, maxMemoryRegression: Infinity, maxBatteryDrainRegression: Infinity, observeMs: 0 };
+}
+
+// ------------------------------------------------------------------ records
+
+export type DeploymentKind = 'rollout' | 'seed';
+
+/** A deployment as stored. */
+export interface DeploymentRecord {
+  seq: number;
+  id: string;
+  kind: DeploymentKind;
+  spec: DeploymentSpec;
+  status: DeploymentState;
+  /** Index of the stage being rolled out. */
+  stage: number;
+  /** `dispatching` the stage's devices, or `soaking` after the last of them is done. */
+  phase: 'dispatching' | 'soaking';
+  soakUntil: number | null;
+  /** A halt acknowledged at this instant: the stage's gate only counts outcomes after it. */
+  gateResetAt: number;
+  haltReason: string | null;
+  /** What only one kind needs (the seed facade's recovered agents). */
+  detail: Record<string, unknown>;
+  createdAt: number;
+  startedAt: number | null;
+  endedAt: number | null;
+}
+
+/** One device's execution of a deployment. */
+export interface Execution {
+  deviceId: string;
+  stage: number;
+  state: ExecutionState;
+  taskId: string | null;
+  reason: string | null;
+  /** The device's health just before its update, and once it was watched for `observeMs` after. */
+  baseline: DeviceReading | null;
+  observed: DeviceReading | null;
+  cpuDelta: number | null;
+  memoryDelta: number | null;
+  drainDelta: number | null;
+  rollbackTaskId: string | null;
+  queuedAt: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  observedAt: number | null;
+}
+
+export interface GateEvaluation {
+  stage: number;
+  ring: string;
+  at: number;
+  verdict: 'pass' | 'fail' | 'wait' | 'override';
+  reason: string;
+  figures: Record<string, number>;
 }

@@ -137,13 +137,3 @@ export interface RingMove {
   at: number;
 }
 
-export type DeploymentStatus = 'active' | 'completed';
-
-export interface Deployment {
-  id: string;
-  status: DeploymentStatus;
-  startedAt: number;
-  completedAt: number | null;
-  affectedAgents: string[];
-  recoveredAgents: string[];
-}

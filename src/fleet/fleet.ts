@@ -474,6 +474,29 @@ export class Fleet {
     return this.registry.healthyCount;
   }
 
+  /** Devices in a ring now (held ones are in none), in registration order: O(n). */
+  members(ring: string): string[] {
+    const reg = this.registry;
+    const r = reg.ringNumber(ring);
+    if (r === NO_RING) return [];
+    const out: string[] = [];
+    for (let i = 0; i < reg.size; i++) if (reg.ring[i] === r && reg.connectivity[i] !== 2) out.push(reg.ids[i] as string);
+    return out;
+  }
+
+  ringSize(ring: string): number {
+    const r = this.registry.ringNumber(ring);
+    return r === NO_RING ? 0 : (this.registry.aggregates[r]?.size ?? 0);
+  }
+
+  /** The device's latest health, for deployment baselines and pre-flight; null before its first sample. */
+  reading(id: string): { battery: number; charging: boolean; cpu: number; memory: number; disk: number; drain: number } | null {
+    const reg = this.registry;
+    const i = reg.indexOf(id);
+    if (i === undefined || (reg.scoreBin[i] as number) < 0) return null;
+    return { battery: reg.battery[i] as number, charging: reg.charging[i] === 1, cpu: reg.cpu[i] as number, memory: reg.memory[i] as number, disk: reg.disk[i] as number, drain: reg.drain[i] as number };
+  }
+
   ringOf(id: string): string {
     const i = this.registry.indexOf(id);
     return i === undefined ? 'unassigned' : this.registry.ringName(this.registry.ring[i] as number);

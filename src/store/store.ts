@@ -1,8 +1,8 @@
+import type { DeploymentRecord, Execution, GateEvaluation } from '../domain/deployment.js';
 import type {
   Agent,
   Connectivity,
   Asset,
-  Deployment,
   DeviceInfo,
   RingMove,
   Task,
@@ -88,9 +88,19 @@ export interface Store {
   /** Ended attempts per agent: how many succeeded and how many did not. */
   countAttemptsByAgent(): Promise<Map<string, { succeeded: number; failed: number }>>;
 
-  insertDeployment(deployment: Deployment): Promise<void>;
-  getDeployment(id: string): Promise<Deployment | null>;
-  completeDeployment(id: string, recoveredAgents: string[], at: number): Promise<Deployment | null>;
+  /** Stores a new deployment; resolves with its `seq`. */
+  insertDeployment(deployment: Omit<DeploymentRecord, 'seq'>): Promise<number>;
+  saveDeployment(deployment: DeploymentRecord): Promise<void>;
+  /** Inserts or replaces executions of one deployment, in one commit. */
+  saveExecutions(deploymentSeq: number, executions: readonly Execution[]): Promise<void>;
+  insertGateEvaluation(deploymentSeq: number, evaluation: GateEvaluation): Promise<void>;
+  getDeployment(id: string): Promise<DeploymentRecord | null>;
+  /** Newest first; `before` is the `seq` of the last deployment of the previous page. */
+  listDeployments(limit: number, before?: number): Promise<DeploymentRecord[]>;
+  /** Deployments not yet ended (scheduled, in progress, paused or halted). */
+  loadActiveDeployments(): Promise<DeploymentRecord[]>;
+  getExecutions(deploymentSeq: number): Promise<Execution[]>;
+  getGateEvaluations(deploymentSeq: number): Promise<GateEvaluation[]>;
 }
 
 export type AttemptEndOutcome = 'failed' | 'timed_out' | 'lease_expired' | 'agent_lost' | 'interrupted' | 'cancelled';

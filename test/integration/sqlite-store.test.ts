@@ -214,9 +214,13 @@ describe.each(['inline', 'thread'] as const)('SqliteStore with the %s writer', (
     await s1.recordHeartbeat(agent.id, device, 77);
     await s1.applyRingMoves([{ agentId: agent.id, from: 'unassigned', to: 'dev', reason: 'first heartbeat', at: 78 }]);
     await s1.insertTasks([task('t3', { priority: 3 })]);
-    await s1.insertDeployment({ id: 'd1', status: 'active', startedAt: 5, completedAt: null, affectedAgents: [agent.id], recoveredAgents: [] });
-    await s1.completeDeployment('d1', [agent.id], 9);
-    expect(await s1.completeDeployment('d1', [], 10)).toBeNull();
+    const spec = { name: 'd1', payload: { type: 'deploy', params: { version: '2' } }, stages: [], maintenanceWindows: [], autoRollback: false, rollbackPayload: { type: 'deploy', params: {} } };
+    const dep = { id: 'd1', kind: 'rollout' as const, spec, status: 'in_progress' as const, stage: 0, phase: 'dispatching' as const, soakUntil: null, gateResetAt: 0, haltReason: null, detail: {}, createdAt: 5, startedAt: 5, endedAt: null };
+    const seq = await s1.insertDeployment(dep);
+    await s1.saveDeployment({ ...dep, seq, status: 'halted', haltReason: 'halted at ring canary', stage: 1 });
+    const exec = { deviceId: agent.id, stage: 0, state: 'succeeded' as const, taskId: 't1', reason: null, baseline: { battery: 50, charging: false, cpu: 10, memory: 30, disk: 40, drain: 1 }, observed: null, cpuDelta: 4, memoryDelta: 1, drainDelta: 0.5, rollbackTaskId: null, queuedAt: 5, startedAt: 6, endedAt: 7, observedAt: 8 };
+    await s1.saveExecutions(seq, [exec]);
+    await s1.insertGateEvaluation(seq, { stage: 0, ring: 'canary', at: 9, verdict: 'fail', reason: 'halted at ring canary', figures: { judged: 1 } });
     await s1.close();
 
     const s2 = store(path);
@@ -227,7 +231,11 @@ describe.each(['inline', 'thread'] as const)('SqliteStore with the %s writer', (
     expect(await s2.findAgentByAsset('asset-1')).toMatchObject({ id: agent.id });
     expect(await s2.listRingMoves(agent.id)).toEqual([{ id: 1, agentId: agent.id, from: 'unassigned', to: 'dev', reason: 'first heartbeat', at: 78 }]);
     expect(await s2.getTask('t3')).toMatchObject({ id: 't3', priority: 3, status: 'pending', parameters: { n: 't3' } });
-    expect(await s2.getDeployment('d1')).toEqual({ id: 'd1', status: 'completed', startedAt: 5, completedAt: 9, affectedAgents: [agent.id], recoveredAgents: [agent.id] });
+    expect(await s2.getDeployment('d1')).toEqual({ ...dep, seq: 1, status: 'halted', haltReason: 'halted at ring canary', stage: 1 });
+    expect((await s2.loadActiveDeployments()).map((d) => d.id)).toEqual(['d1']);
+    expect(await s2.getExecutions(1)).toEqual([exec]);
+    expect(await s2.getGateEvaluations(1)).toEqual([{ stage: 0, ring: 'canary', at: 9, verdict: 'fail', reason: 'halted at ring canary', figures: { judged: 1 } }]);
+    expect((await s2.listDeployments(10)).map((d) => d.id)).toEqual(['d1']);
   });
 
   it('hides decommissioned agents and frees their asset', async () => {

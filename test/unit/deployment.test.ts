@@ -1,14 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { GateInput } from '../../src/domain/deployment.js';
-import { DEFAULT_GATE, fixedThresholdGate, inMaintenanceWindow, judgeGate, meanLower, preflightFailure, ratePerMinute, TRANSITIONS, wilsonLower, zFor } from '../../src/domain/deployment.js';
+import { DEFAULT_GATE, fixedThresholdGate, inMaintenanceWindow, judgeGate, meanLower, momentsOf, preflightFailure, ratePerMinute, TRANSITIONS, wilsonLower, zFor } from '../../src/domain/deployment.js';
 import { parseDeploymentSpec } from '../../src/domain/deployment-spec.js';
 
-const base: GateInput = { ring: 'canary', ringDevices: 500, stageDone: false, succeeded: 0, failed: 0, rejected: 0, timedOut: 0, cpuDeltas: [], memoryDeltas: [], drainDeltas: [] };
+const base: GateInput = { ring: 'canary', ringDevices: 500, stageDone: false, succeeded: 0, failed: 0, rejected: 0, timedOut: 0, cpu: momentsOf([]), memory: momentsOf([]), drain: momentsOf([]) };
+/** Test rows give per-device deltas as arrays. */
+type Row = Partial<Omit<GateInput, 'cpu' | 'memory' | 'drain'>> & { cpuDeltas?: number[]; memoryDeltas?: number[]; drainDeltas?: number[] };
+const input = ({ cpuDeltas = [], memoryDeltas = [], drainDeltas = [], ...rest }: Row): GateInput => ({ ...base, ...rest, cpu: momentsOf(cpuDeltas), memory: momentsOf(memoryDeltas), drain: momentsOf(drainDeltas) });
 const fixed = { ...DEFAULT_GATE, confidence: 0 };
 const zeros = (n: number): number[] => Array.from({ length: n }, () => 0);
 
 describe('gate arithmetic', () => {
-  it.each<[string, typeof DEFAULT_GATE, Partial<GateInput>, 'pass' | 'fail' | 'wait', string]>([
+  it.each<[string, typeof DEFAULT_GATE, Row, 'pass' | 'fail' | 'wait', string]>([
     ['too few judged', fixed, { succeeded: 5, failed: 4 }, 'wait', 'ring canary: 9 of 10 devices judged and 0 observed so far'],
     ['4 of 20 failed, fixed 10% limit', fixed, { succeeded: 16, failed: 4 }, 'fail', 'halted at ring canary: 4 of 20 devices (20%) failed, above the 10% limit'],
     ['rejections count as failures', fixed, { succeeded: 17, failed: 1, rejected: 2 }, 'fail', 'halted at ring canary: 3 of 20 devices (15%) failed, above the 10% limit'],
@@ -19,9 +22,9 @@ describe('gate arithmetic', () => {
     ['CPU regression over each baseline', fixed, { succeeded: 10, cpuDeltas: [40, 40, 40, 0, 0, 0, 5, 5, 5, 5], memoryDeltas: zeros(10), drainDeltas: zeros(10) }, 'fail', "halted at ring canary: CPU rose by 14 points on average over each device's own baseline (10 devices), above the 10 points limit"],
     ['battery drain regression', { ...fixed, maxBatteryDrainRegression: 5 }, { succeeded: 10, cpuDeltas: zeros(10), memoryDeltas: zeros(10), drainDeltas: Array.from({ length: 10 }, () => 8) }, 'fail', "halted at ring canary: battery drain rose by 8%/h on average over each device's own baseline (10 devices), above the 5%/h limit"],
     ['a small ring is judged when done', fixed, { ringDevices: 3, stageDone: true, succeeded: 3, cpuDeltas: [1, 2, 3], memoryDeltas: [0, 0, 0], drainDeltas: [0, 0, 0] }, 'pass', 'ring canary passed: 0 of 3 failed (0%), 0 timed out; CPU +2 points, memory +0 points, battery drain +0%/h on average'],
-  ])('%s', (_name, gate, input, verdict, reason) => {
+  ])('%s', (_name, gate, row, verdict, reason) => {
     const g = { ...gate, maxCpuRegression: gate === DEFAULT_GATE ? 15 : 10 };
-    const out = judgeGate(g, { ...base, ...input });
+    const out = judgeGate(g, input(row));
     expect(out.verdict).toBe(verdict);
     expect(out.reason).toBe(reason);
   });
@@ -33,14 +36,14 @@ describe('gate arithmetic', () => {
     expect(wilsonLower(0, 10, 1.645)).toBe(0);
     expect(wilsonLower(5, 10, 0)).toBe(0.5);
     expect(wilsonLower(6, 20, 1.6449)).toBeCloseTo(0.1639, 3);
-    expect(meanLower([1, 2, 3], 0)).toEqual({ mean: 2, lower: 2 });
-    expect(meanLower([1, 2, 3], 1.6449).lower).toBeCloseTo(2 - 1.6449 / Math.sqrt(3), 6);
+    expect(meanLower(momentsOf([1, 2, 3]), 0)).toEqual({ mean: 2, lower: 2 });
+    expect(meanLower(momentsOf([1, 2, 3]), 1.6449).lower).toBeCloseTo(2 - 1.6449 / Math.sqrt(3), 6);
   });
 
   it('the fixed-threshold baseline looks at failures only', () => {
     const g = fixedThresholdGate();
-    expect(judgeGate(g, { ...base, succeeded: 10, cpuDeltas: Array.from({ length: 10 }, () => 80), memoryDeltas: zeros(10), drainDeltas: zeros(10) }).verdict).toBe('pass');
-    expect(judgeGate(g, { ...base, succeeded: 8, failed: 2 }).verdict).toBe('fail');
+    expect(judgeGate(g, input({ succeeded: 10, cpuDeltas: Array.from({ length: 10 }, () => 80), memoryDeltas: zeros(10), drainDeltas: zeros(10) })).verdict).toBe('pass');
+    expect(judgeGate(g, input({ succeeded: 8, failed: 2 })).verdict).toBe('fail');
   });
 });
 

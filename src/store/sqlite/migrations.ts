@@ -172,4 +172,69 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       INSERT INTO meta (key, value) SELECT 'ring_snapshot_move_id', COALESCE(MAX(id), 0) FROM ring_moves;
     `,
   },
+  {
+    version: 7,
+    name: 'staged deployments: deployments with a plan, per-device executions and gate evaluations; the seed facade is a deployment of kind seed',
+    sql: `
+      ALTER TABLE deployments RENAME TO deployments_v1;
+      CREATE TABLE deployments (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        status TEXT NOT NULL,
+        stage INTEGER NOT NULL DEFAULT 0,
+        phase TEXT NOT NULL DEFAULT 'dispatching',
+        soak_until INTEGER,
+        gate_reset_at INTEGER NOT NULL DEFAULT 0,
+        halt_reason TEXT,
+        detail TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        ended_at INTEGER
+      );
+      CREATE INDEX deployments_active ON deployments(status) WHERE status IN ('scheduled', 'in_progress', 'paused', 'halted');
+      CREATE TABLE deployment_executions (
+        deployment_seq INTEGER NOT NULL,
+        device_id TEXT NOT NULL,
+        stage INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        task_id TEXT,
+        reason TEXT,
+        baseline TEXT,
+        observed TEXT,
+        cpu_delta REAL,
+        memory_delta REAL,
+        drain_delta REAL,
+        rollback_task_id TEXT,
+        queued_at INTEGER NOT NULL,
+        started_at INTEGER,
+        ended_at INTEGER,
+        observed_at INTEGER,
+        PRIMARY KEY (deployment_seq, device_id)
+      ) WITHOUT ROWID;
+      CREATE TABLE gate_evaluations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        deployment_seq INTEGER NOT NULL,
+        stage INTEGER NOT NULL,
+        ring TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        verdict TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        figures TEXT NOT NULL
+      );
+      CREATE INDEX gate_evaluations_deployment ON gate_evaluations(deployment_seq, id);
+      INSERT INTO deployments (id, kind, spec, status, detail, created_at, started_at, ended_at)
+        SELECT id, 'seed',
+               json_object('name', id, 'payload', json_object('type', 'deploy', 'params', json_object()), 'stages', json_array(),
+                           'maintenanceWindows', json_array(), 'autoRollback', json('false'), 'rollbackPayload', json_object('type', 'deploy', 'params', json_object())),
+               CASE status WHEN 'active' THEN 'in_progress' ELSE 'completed' END,
+               json_object('recovered', json(recovered_agents)), started_at, started_at, completed_at
+        FROM deployments_v1 ORDER BY started_at, id;
+      INSERT INTO deployment_executions (deployment_seq, device_id, stage, state, queued_at, started_at, ended_at)
+        SELECT d.seq, j.value, 0, 'succeeded', v.started_at, v.started_at, v.started_at
+        FROM deployments_v1 v JOIN deployments d ON d.id = v.id, json_each(v.affected_agents) j;
+      DROP TABLE deployments_v1;
+    `,
+  },
 ];

@@ -6,7 +6,6 @@ import type {
   Asset,
   BackoffPolicy,
   Connectivity,
-  Deployment,
   DeviceInfo,
   RingMove,
   Task,
@@ -15,6 +14,7 @@ import type {
   TaskType,
 } from '../../domain/types.js';
 import { TASK_STATUSES } from '../../domain/types.js';
+import type { DeploymentRecord, DeploymentSpec, DeploymentState, DeviceReading, Execution, ExecutionState, GateEvaluation } from '../../domain/deployment.js';
 import type { DeviceRecord, DeviceSample, RingMoveWrite, Store, TaskAttempt, TaskFilter } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import type { Step, StepResult, Writer } from './writer.js';
@@ -128,12 +128,48 @@ interface MoveRow {
 }
 
 interface DeploymentRow {
+  seq: number;
   id: string;
+  kind: string;
+  spec: string;
   status: string;
-  started_at: number;
-  completed_at: number | null;
-  affected_agents: string;
-  recovered_agents: string;
+  stage: number;
+  phase: string;
+  soak_until: number | null;
+  gate_reset_at: number;
+  halt_reason: string | null;
+  detail: string;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+}
+
+interface ExecutionRow {
+  deployment_seq: number;
+  device_id: string;
+  stage: number;
+  state: string;
+  task_id: string | null;
+  reason: string | null;
+  baseline: string | null;
+  observed: string | null;
+  cpu_delta: number | null;
+  memory_delta: number | null;
+  drain_delta: number | null;
+  rollback_task_id: string | null;
+  queued_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  observed_at: number | null;
+}
+
+interface GateRow {
+  stage: number;
+  ring: string;
+  at: number;
+  verdict: string;
+  reason: string;
+  figures: string;
 }
 
 function toAgent(r: AgentRow): Agent {
@@ -188,14 +224,42 @@ function toMove(r: MoveRow): RingMove {
     at: r.at,
   };
 }
-function toDeployment(r: DeploymentRow): Deployment {
+function toDeployment(r: DeploymentRow): DeploymentRecord {
   return {
+    seq: r.seq,
     id: r.id,
-    status: r.status as Deployment['status'],
+    kind: r.kind as DeploymentRecord['kind'],
+    spec: JSON.parse(r.spec) as DeploymentSpec,
+    status: r.status as DeploymentState,
+    stage: r.stage,
+    phase: r.phase as DeploymentRecord['phase'],
+    soakUntil: r.soak_until,
+    gateResetAt: r.gate_reset_at,
+    haltReason: r.halt_reason,
+    detail: JSON.parse(r.detail) as Record<string, unknown>,
+    createdAt: r.created_at,
     startedAt: r.started_at,
-    completedAt: r.completed_at,
-    affectedAgents: JSON.parse(r.affected_agents) as string[],
-    recoveredAgents: JSON.parse(r.recovered_agents) as string[],
+    endedAt: r.ended_at,
+  };
+}
+
+function toExecution(r: ExecutionRow): Execution {
+  return {
+    deviceId: r.device_id,
+    stage: r.stage,
+    state: r.state as ExecutionState,
+    taskId: r.task_id,
+    reason: r.reason,
+    baseline: r.baseline === null ? null : (JSON.parse(r.baseline) as DeviceReading),
+    observed: r.observed === null ? null : (JSON.parse(r.observed) as DeviceReading),
+    cpuDelta: r.cpu_delta,
+    memoryDelta: r.memory_delta,
+    drainDelta: r.drain_delta,
+    rollbackTaskId: r.rollback_task_id,
+    queuedAt: r.queued_at,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    observedAt: r.observed_at,
   };
 }
 
@@ -382,12 +446,24 @@ export class SqliteStore implements Store {
          ) GROUP BY agent_id`,
       ),
       insertDeployment: db.prepare(
-        'INSERT INTO deployments (id, status, started_at, completed_at, affected_agents, recovered_agents) VALUES (?, ?, ?, ?, ?, ?)',
+        `INSERT INTO deployments (id, kind, spec, status, stage, phase, soak_until, gate_reset_at, halt_reason, detail, created_at, started_at, ended_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
+      saveDeployment: db.prepare(
+        `UPDATE deployments SET status = ?, stage = ?, phase = ?, soak_until = ?, gate_reset_at = ?, halt_reason = ?, detail = ?, started_at = ?, ended_at = ?
+         WHERE seq = ?`,
+      ),
+      saveExecution: db.prepare(
+        `INSERT OR REPLACE INTO deployment_executions (deployment_seq, device_id, stage, state, task_id, reason, baseline, observed,
+           cpu_delta, memory_delta, drain_delta, rollback_task_id, queued_at, started_at, ended_at, observed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertGate: db.prepare('INSERT INTO gate_evaluations (deployment_seq, stage, ring, at, verdict, reason, figures) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       getDeployment: db.prepare<[string], DeploymentRow>('SELECT * FROM deployments WHERE id = ?'),
-      completeDeployment: db.prepare(
-        "UPDATE deployments SET status = 'completed', completed_at = ?, recovered_agents = ? WHERE id = ? AND status = 'active'",
-      ),
+      listDeployments: db.prepare<[number, number], DeploymentRow>('SELECT * FROM deployments WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
+      activeDeployments: db.prepare<[], DeploymentRow>("SELECT * FROM deployments WHERE status IN ('scheduled', 'in_progress', 'paused', 'halted') ORDER BY seq"),
+      executions: db.prepare<[number], ExecutionRow>('SELECT * FROM deployment_executions WHERE deployment_seq = ? ORDER BY queued_at, device_id'),
+      gates: db.prepare<[number], GateRow>('SELECT * FROM gate_evaluations WHERE deployment_seq = ? ORDER BY id'),
     };
   }
 
@@ -674,26 +750,63 @@ export class SqliteStore implements Store {
     );
   }
 
-  insertDeployment(d: Deployment): Promise<void> {
+  insertDeployment(d: Omit<DeploymentRecord, 'seq'>): Promise<number> {
     return this.write([
       {
         sql: this.stmts.insertDeployment.source,
-        params: [d.id, d.status, d.startedAt, d.completedAt, JSON.stringify(d.affectedAgents), JSON.stringify(d.recoveredAgents)],
+        params: [d.id, d.kind, JSON.stringify(d.spec), d.status, d.stage, d.phase, d.soakUntil, d.gateResetAt, d.haltReason, JSON.stringify(d.detail), d.createdAt, d.startedAt, d.endedAt],
+        want: 'rowid',
       },
+    ]).then(([seq]) => seq as number);
+  }
+
+  saveDeployment(d: DeploymentRecord): Promise<void> {
+    return this.write([
+      { sql: this.stmts.saveDeployment.source, params: [d.status, d.stage, d.phase, d.soakUntil, d.gateResetAt, d.haltReason, JSON.stringify(d.detail), d.startedAt, d.endedAt, d.seq] },
     ]).then(() => undefined);
   }
 
-  getDeployment(id: string): Promise<Deployment | null> {
+  saveExecutions(deploymentSeq: number, executions: readonly Execution[]): Promise<void> {
+    if (executions.length === 0) return Promise.resolve();
+    const sql = this.stmts.saveExecution.source;
+    return this.write(
+      executions.map((e) => ({
+        sql,
+        params: [
+          deploymentSeq, e.deviceId, e.stage, e.state, e.taskId, e.reason,
+          e.baseline === null ? null : JSON.stringify(e.baseline), e.observed === null ? null : JSON.stringify(e.observed),
+          e.cpuDelta, e.memoryDelta, e.drainDelta, e.rollbackTaskId, e.queuedAt, e.startedAt, e.endedAt, e.observedAt,
+        ],
+      })),
+    ).then(() => undefined);
+  }
+
+  insertGateEvaluation(deploymentSeq: number, e: GateEvaluation): Promise<void> {
+    return this.write([{ sql: this.stmts.insertGate.source, params: [deploymentSeq, e.stage, e.ring, e.at, e.verdict, e.reason, JSON.stringify(e.figures)] }]).then(() => undefined);
+  }
+
+  getDeployment(id: string): Promise<DeploymentRecord | null> {
     return run(() => {
       const row = this.stmts.getDeployment.get(id);
       return row ? toDeployment(row) : null;
     });
   }
 
-  completeDeployment(id: string, recoveredAgents: string[], at: number): Promise<Deployment | null> {
-    return this.write([
-      { sql: this.stmts.completeDeployment.source, params: [at, JSON.stringify(recoveredAgents), id], want: 'changes' },
-      { sql: this.stmts.getDeployment.source, params: [id], want: 'row' },
-    ]).then(([changed, row]) => (changed === 0 ? null : toDeployment(row as unknown as DeploymentRow)));
+  listDeployments(limit: number, before?: number): Promise<DeploymentRecord[]> {
+    return run(() => this.stmts.listDeployments.all(before ?? Number.MAX_SAFE_INTEGER, limit).map(toDeployment));
+  }
+
+  loadActiveDeployments(): Promise<DeploymentRecord[]> {
+    return run(() => this.stmts.activeDeployments.all().map(toDeployment));
+  }
+
+  getExecutions(deploymentSeq: number): Promise<Execution[]> {
+    return run(() => this.stmts.executions.all(deploymentSeq).map(toExecution));
+  }
+
+  getGateEvaluations(deploymentSeq: number): Promise<GateEvaluation[]> {
+    return run(() =>
+      this.stmts.gates.all(deploymentSeq).map((r) => ({ stage: r.stage, ring: r.ring, at: r.at, verdict: r.verdict as GateEvaluation['verdict'], reason: r.reason, figures: JSON.parse(r.figures) as Record<string, number> })),
+    );
   }
 }

@@ -1,0 +1,748 @@
+import type {
+  DeploymentAction,
+  DeploymentRecord,
+  DeploymentSpec,
+  DeviceReading,
+  Execution,
+  ExecutionState,
+  GateEvaluation,
+  Moments,
+  Payload,
+  Stage,
+} from '../domain/deployment.js';
+import {
+  addMoment,
+  emptyMoments,
+  inMaintenanceWindow,
+  judgeGate,
+  preflightFailure,
+  ratePerMinute,
+  TERMINAL_DEPLOYMENT_STATES,
+  TERMINAL_EXECUTION_STATES,
+  TRANSITIONS,
+} from '../domain/deployment.js';
+import { OrchestratorError } from '../domain/errors.js';
+import type { Fleet } from '../fleet/fleet.js';
+import type { Store } from '../store/store.js';
+import type { Clock } from '../util/clock.js';
+import { Heap } from '../util/heap.js';
+import { newTaskId } from '../util/ids.js';
+import type { Logger } from '../util/logger.js';
+import type { EventBus } from './events.js';
+
+/** How the controller reaches devices. The orchestrator's runs payloads as tasks; the simulator's on a virtual fleet. */
+export interface ExecutionDriver {
+  /** Whether the device can be reached now. */
+  online(deviceId: string): boolean;
+  /** The device's health now, or null when it has not reported any. */
+  reading(deviceId: string): DeviceReading | null;
+  /** Null when the device can run the payload at all, else why not (the execution is `rejected`). */
+  refuses(deviceId: string, payload: Payload): string | null;
+  /**
+   * Starts the payload on the device. The outcome comes back through
+   * `RolloutController.report` with the same deployment id and device id.
+   * Resolves with a handle (a task id) once the start is committed.
+   */
+  start(deploymentId: string, deviceId: string, payload: Payload, rollback: boolean): { handle: string; committed: Promise<void> };
+  cancel(handle: string): void;
+}
+
+export type ExecutionOutcome =
+  | { kind: 'succeeded' }
+  | { kind: 'failed'; reason: string }
+  | { kind: 'timed_out'; reason: string }
+  | { kind: 'rejected'; reason: string }
+  /** The device went away mid-update (offline, restart): it is tried again when it returns. */
+  | { kind: 'lost'; reason: string };
+
+interface StageStats {
+  succeeded: number;
+  failed: number;
+  rejected: number;
+  timedOut: number;
+  cpu: Moments;
+  memory: Moments;
+  drain: Moments;
+}
+
+interface Active {
+  rec: DeploymentRecord;
+  execs: Map<string, Execution>;
+  /** Devices waiting to be dispatched, in order (may hold stale entries: checked on use). */
+  pending: string[];
+  pendingAt: number;
+  /** Queued devices that were offline, and skipped ones: looked at again now and then. */
+  parked: Set<string>;
+  lastParkedScan: number;
+  lastMemberScan: number;
+  tokens: number;
+  lastRefill: number;
+  /** Per stage: successes (for exponential rates) and the gate's counters since its last reset. */
+  successes: number[];
+  stats: StageStats[];
+  observe: Heap<{ due: number; deviceId: string }>;
+  gateDirty: boolean;
+  lastVerdict: Map<number, string>;
+  inFlight: number;
+  /** Per stage: executions in flight, and successes not yet observed. */
+  stageInFlight: number[];
+  stageObserving: number[];
+  rollbacksOutstanding: number;
+}
+
+export interface DeploymentView {
+  deployment: DeploymentRecord;
+  executions: Execution[];
+  evaluations: GateEvaluation[];
+}
+
+const PARKED_SCAN_MS = 30_000;
+const MEMBER_SCAN_MS = 60_000;
+
+function emptyStats(): StageStats {
+  return { succeeded: 0, failed: 0, rejected: 0, timedOut: 0, cpu: emptyMoments(), memory: emptyMoments(), drain: emptyMoments() };
+}
+
+/**
+ * Runs staged deployments: dispatches each stage's devices at the stage's
+ * rate inside the maintenance windows, after pre-flight checks; records each
+ * device's health before its update and after `observeMs`; judges the stage's
+ * gate on every new outcome and when its soak ends; halts (and rolls back, if
+ * asked) when a gate fails; moves on ring by ring. All state changes are
+ * written to the store; what it keeps in memory is rebuilt from the store on
+ * start.
+ */
+export class RolloutController {
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly fleet: Fleet;
+  private readonly driver: ExecutionDriver;
+  private readonly events: EventBus;
+  private readonly log: Logger;
+  private readonly active = new Map<string, Active>();
+  /** Writes not yet awaited by anyone, so that `flush()` can wait for them. */
+  private readonly writes = new Set<Promise<void>>();
+
+  constructor(options: { store: Store; clock: Clock; fleet: Fleet; driver: ExecutionDriver; events: EventBus; log: Logger }) {
+    this.store = options.store;
+    this.clock = options.clock;
+    this.fleet = options.fleet;
+    this.driver = options.driver;
+    this.events = options.events;
+    this.log = options.log;
+  }
+
+  // ---------------------------------------------------------------- loading
+
+  /**
+   * Loads the deployments that have not ended. An execution that was in
+   * progress when the last process stopped is over: if its task is gone, the
+   * device goes back to the queue (the update is tried again).
+   */
+  async load(taskLive: (taskId: string) => boolean): Promise<void> {
+    for (const rec of await this.store.loadActiveDeployments()) {
+      if (rec.kind !== 'rollout') continue;
+      const a = this.track(rec, await this.store.getExecutions(rec.seq));
+      const now = this.clock.now();
+      const changed: Execution[] = [];
+      for (const e of a.execs.values()) {
+        if (e.state === 'in_progress' && (e.taskId === null || !taskLive(e.taskId))) {
+          e.state = 'queued';
+          e.taskId = null;
+          e.reason = 'interrupted by an orchestrator restart; updated again';
+          a.pending.push(e.deviceId);
+          changed.push(e);
+        } else if (e.state === 'in_progress') {
+          this.fleet.markInflight(e.deviceId, 1);
+          a.inFlight++;
+          a.stageInFlight[e.stage] = (a.stageInFlight[e.stage] ?? 0) + 1;
+        }
+        if (e.rollbackTaskId !== null && e.state !== 'rolled_back' && e.reason?.startsWith('rollback failed') !== true) {
+          if (taskLive(e.rollbackTaskId)) a.rollbacksOutstanding++;
+        }
+      }
+      this.write(this.store.saveExecutions(rec.seq, changed));
+      void now;
+    }
+  }
+
+  private track(rec: DeploymentRecord, executions: Execution[]): Active {
+    const stages = Math.max(1, rec.spec.stages.length);
+    const a: Active = {
+      rec,
+      execs: new Map(executions.map((e) => [e.deviceId, e])),
+      pending: [],
+      pendingAt: 0,
+      parked: new Set(),
+      lastParkedScan: 0,
+      lastMemberScan: 0,
+      tokens: 1,
+      lastRefill: this.clock.now(),
+      successes: new Array<number>(stages).fill(0),
+      stats: Array.from({ length: stages }, emptyStats),
+      observe: new Heap((x, y) => x.due < y.due),
+      gateDirty: true,
+      lastVerdict: new Map(),
+      inFlight: 0,
+      stageInFlight: new Array<number>(stages).fill(0),
+      stageObserving: new Array<number>(stages).fill(0),
+      rollbacksOutstanding: 0,
+    };
+    for (const e of executions) {
+      if (e.state === 'queued') a.pending.push(e.deviceId);
+      else if (e.state === 'skipped') a.parked.add(e.deviceId);
+      if (e.state === 'succeeded') a.successes[e.stage] = (a.successes[e.stage] ?? 0) + 1;
+      if (e.endedAt !== null && e.endedAt >= rec.gateResetAt) this.count(a, e, 1);
+      if (e.state === 'succeeded' && e.observedAt === null && e.endedAt !== null) {
+        a.observe.push({ due: e.endedAt + (rec.spec.stages[e.stage]?.gate.observeMs ?? 0), deviceId: e.deviceId });
+        a.stageObserving[e.stage] = (a.stageObserving[e.stage] ?? 0) + 1;
+      }
+    }
+    this.active.set(rec.id, a);
+    return a;
+  }
+
+  /** Adds (or removes) an execution's outcome to its stage's gate counters. */
+  private count(a: Active, e: Execution, sign: 1 | -1): void {
+    const s = a.stats[e.stage];
+    if (!s) return;
+    if (e.state === 'succeeded' || e.state === 'rolled_back') s.succeeded += sign;
+    else if (e.state === 'failed') s.failed += sign;
+    else if (e.state === 'rejected') s.rejected += sign;
+    else if (e.state === 'timed_out') s.timedOut += sign;
+    if (e.cpuDelta !== null && e.memoryDelta !== null && e.drainDelta !== null) {
+      addMoment(s.cpu, e.cpuDelta, sign);
+      addMoment(s.memory, e.memoryDelta, sign);
+      addMoment(s.drain, e.drainDelta, sign);
+    }
+  }
+
+  private write(p: Promise<void>): void {
+    this.writes.add(p);
+    void p.then(
+      () => this.writes.delete(p),
+      (err: unknown) => {
+        this.writes.delete(p);
+        this.log.error({ err }, 'deployment write failed');
+      },
+    );
+  }
+
+  /** Resolves once every write made so far has committed. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.writes]);
+  }
+
+  // ---------------------------------------------------------------- API
+
+  async create(spec: DeploymentSpec, options: { id?: string; start?: boolean } = {}): Promise<DeploymentRecord> {
+    const id = options.id ?? `dep-${newTaskId().slice(0, 8)}`;
+    if (this.active.has(id) || (await this.store.getDeployment(id))) throw new OrchestratorError('ORCH_DEPLOYMENT_EXISTS', `deployment ${id} already exists`);
+    const now = this.clock.now();
+    const rec: Omit<DeploymentRecord, 'seq'> = {
+      id,
+      kind: 'rollout',
+      spec,
+      status: 'scheduled',
+      stage: 0,
+      phase: 'dispatching',
+      soakUntil: null,
+      gateResetAt: 0,
+      haltReason: null,
+      detail: {},
+      createdAt: now,
+      startedAt: null,
+      endedAt: null,
+    };
+    const seq = await this.store.insertDeployment(rec);
+    const full = { ...rec, seq };
+    this.track(full, []);
+    if (options.start) return this.act(id, 'start');
+    return { ...full };
+  }
+
+  private activeOrThrow(id: string): Active {
+    const a = this.active.get(id);
+    if (!a) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
+    return a;
+  }
+
+  /** An operator's action; refused with 409 from a state it does not apply to. */
+  async act(id: string, action: DeploymentAction): Promise<DeploymentRecord> {
+    const a = this.active.get(id);
+    if (!a) {
+      const stored = await this.store.getDeployment(id);
+      if (!stored) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
+      if (stored.kind === 'seed') throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} was started through /start_deployment; use /complete_deployment`);
+      throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} is ${stored.status}; cannot ${action}`);
+    }
+    const rec = a.rec;
+    const t = TRANSITIONS[action];
+    if (!t.from.includes(rec.status) || (action === 'rollback' && rec.status === 'rolled_back')) {
+      throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} is ${rec.status}; ${action} applies to ${t.from.join(', ')}`);
+    }
+    const now = this.clock.now();
+    switch (action) {
+      case 'start':
+        rec.status = 'in_progress';
+        rec.startedAt = now;
+        this.beginStage(a, 0, now);
+        break;
+      case 'pause':
+        rec.status = 'paused';
+        break;
+      case 'resume':
+        rec.status = 'in_progress';
+        a.lastRefill = now;
+        break;
+      case 'promote':
+        await this.evaluate(a, { stage: rec.stage, ring: this.ringOf(a, rec.stage), at: now, verdict: 'override', reason: `ring ${this.ringOf(a, rec.stage)}: promoted by an operator; soak skipped`, figures: {} });
+        this.nextStage(a, now);
+        break;
+      case 'acknowledge':
+        rec.status = 'in_progress';
+        rec.haltReason = null;
+        rec.gateResetAt = now;
+        // The gate of the halted stage starts over from outcomes after this instant.
+        a.stats[rec.stage] = emptyStats();
+        a.lastVerdict.delete(rec.stage);
+        a.lastRefill = now;
+        await this.evaluate(a, { stage: rec.stage, ring: this.ringOf(a, rec.stage), at: now, verdict: 'override', reason: `ring ${this.ringOf(a, rec.stage)}: halt acknowledged by an operator; resuming`, figures: {} });
+        break;
+      case 'abort':
+        this.abort(a, now);
+        break;
+      case 'rollback':
+        this.rollback(a, now, 'rolled back by an operator');
+        break;
+    }
+    await this.save(a);
+    this.events.emit('deployment.changed', { deploymentId: id, status: rec.status, action });
+    return { ...rec };
+  }
+
+  private ringOf(a: Active, stage: number): string {
+    return a.rec.spec.stages[stage]?.ring ?? '?';
+  }
+
+  private async save(a: Active): Promise<void> {
+    await this.store.saveDeployment({ ...a.rec });
+  }
+
+  private async evaluate(a: Active, e: GateEvaluation): Promise<void> {
+    a.lastVerdict.set(e.stage, e.verdict);
+    await this.store.insertGateEvaluation(a.rec.seq, e);
+  }
+
+  async get(id: string): Promise<DeploymentView> {
+    const a = this.active.get(id);
+    const rec = a ? { ...a.rec } : await this.store.getDeployment(id);
+    if (!rec) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
+    await this.flush();
+    const executions = a ? [...a.execs.values()].map((e) => ({ ...e })) : await this.store.getExecutions(rec.seq);
+    return { deployment: rec, executions, evaluations: await this.store.getGateEvaluations(rec.seq) };
+  }
+
+  list(limit: number, before?: number): Promise<DeploymentRecord[]> {
+    return this.store.listDeployments(limit, before);
+  }
+
+  isActive(id: string): boolean {
+    return this.active.has(id);
+  }
+
+  // ---------------------------------------------------------------- stages
+
+  private beginStage(a: Active, stage: number, now: number): void {
+    const rec = a.rec;
+    rec.stage = stage;
+    rec.phase = 'dispatching';
+    rec.soakUntil = null;
+    this.addMembers(a, stage, now);
+    a.lastMemberScan = now;
+  }
+
+  /** Queues every device of the stage's ring that has no execution yet. */
+  private addMembers(a: Active, stage: number, now: number): void {
+    const ring = this.ringOf(a, stage);
+    const fresh: Execution[] = [];
+    for (const deviceId of this.fleet.members(ring)) {
+      if (a.execs.has(deviceId)) continue;
+      const e: Execution = {
+        deviceId, stage, state: 'queued', taskId: null, reason: null, baseline: null, observed: null,
+        cpuDelta: null, memoryDelta: null, drainDelta: null, rollbackTaskId: null, queuedAt: now, startedAt: null, endedAt: null, observedAt: null,
+      };
+      a.execs.set(deviceId, e);
+      a.pending.push(deviceId);
+      fresh.push(e);
+    }
+    this.write(this.store.saveExecutions(a.rec.seq, fresh));
+  }
+
+  private nextStage(a: Active, now: number): void {
+    const rec = a.rec;
+    if (rec.stage + 1 >= rec.spec.stages.length) {
+      rec.status = 'completed';
+      rec.phase = 'soaking';
+      rec.endedAt = now;
+      this.events.emit('deployment.changed', { deploymentId: rec.id, status: 'completed', action: 'complete' });
+      this.retire(a);
+      return;
+    }
+    this.beginStage(a, rec.stage + 1, now);
+  }
+
+  /** A deployment that has ended leaves memory once nothing it started is outstanding. */
+  private retire(a: Active): void {
+    if (TERMINAL_DEPLOYMENT_STATES.has(a.rec.status) && a.inFlight === 0 && a.rollbacksOutstanding === 0) {
+      if (a.rec.status === 'rolled_back' && a.rec.endedAt === null) {
+        a.rec.endedAt = this.clock.now();
+        this.write(this.save(a));
+      }
+      this.active.delete(a.rec.id);
+    }
+  }
+
+  private abort(a: Active, now: number): void {
+    const changed: Execution[] = [];
+    for (const e of a.execs.values()) {
+      if (e.state === 'queued' || e.state === 'skipped') {
+        e.state = 'cancelled';
+        e.reason = 'the deployment was aborted';
+        e.endedAt = now;
+        changed.push(e);
+      } else if (e.state === 'in_progress') {
+        if (e.taskId !== null) this.driver.cancel(e.taskId);
+        this.settle(a, e);
+        e.state = 'cancelled';
+        e.reason = 'the deployment was aborted during the update';
+        e.endedAt = now;
+        changed.push(e);
+      }
+    }
+    a.pending = [];
+    a.parked.clear();
+    a.rec.status = 'cancelled';
+    a.rec.endedAt = now;
+    this.write(this.store.saveExecutions(a.rec.seq, changed));
+    this.retire(a);
+  }
+
+  /** Every device that got (or may have got) the update gets the rollback payload. */
+  private rollback(a: Active, now: number, why: string): void {
+    const changed: Execution[] = [];
+    const targets: Execution[] = [];
+    for (const e of a.execs.values()) {
+      if (e.state === 'queued' || e.state === 'skipped') {
+        e.state = 'cancelled';
+        e.reason = `${why} before this device was updated`;
+        e.endedAt = now;
+        changed.push(e);
+      } else if (e.state === 'in_progress') {
+        if (e.taskId !== null) this.driver.cancel(e.taskId);
+        this.settle(a, e);
+        e.endedAt = now;
+        targets.push(e);
+      } else if ((e.state === 'succeeded' || e.state === 'failed' || e.state === 'timed_out') && e.rollbackTaskId === null) {
+        targets.push(e);
+      }
+    }
+    for (const e of targets) {
+      const { handle, committed } = this.driver.start(a.rec.id, e.deviceId, a.rec.spec.rollbackPayload, true);
+      e.rollbackTaskId = handle;
+      e.reason = `${why}; rollback sent`;
+      a.rollbacksOutstanding++;
+      changed.push(e);
+      this.write(committed);
+    }
+    a.pending = [];
+    a.parked.clear();
+    a.rec.status = 'rolled_back';
+    this.write(this.store.saveExecutions(a.rec.seq, changed));
+    this.events.emit('deployment.changed', { deploymentId: a.rec.id, status: 'rolled_back', action: 'rollback' });
+    this.retire(a);
+  }
+
+  /** The device no longer has an execution in flight. */
+  private settle(a: Active, e: Execution): void {
+    if (e.state === 'in_progress') {
+      a.inFlight--;
+      a.stageInFlight[e.stage] = (a.stageInFlight[e.stage] ?? 1) - 1;
+      this.fleet.markInflight(e.deviceId, -1);
+    }
+  }
+
+  // ---------------------------------------------------------------- outcomes
+
+  /** An execution's outcome, from the driver (a task ended). */
+  report(deploymentId: string, deviceId: string, outcome: ExecutionOutcome, rollback = false): void {
+    const a = this.active.get(deploymentId);
+    const e = a?.execs.get(deviceId);
+    if (!a || !e) return;
+    const now = this.clock.now();
+    if (rollback) {
+      if (e.rollbackTaskId === null) return;
+      a.rollbacksOutstanding--;
+      if (outcome.kind === 'succeeded') {
+        e.state = 'rolled_back';
+        e.reason = 'rolled back';
+      } else {
+        e.reason = `rollback failed: ${outcome.reason}`;
+      }
+      this.write(this.store.saveExecutions(a.rec.seq, [e]));
+      this.retire(a);
+      return;
+    }
+    if (e.state !== 'in_progress') return;
+    this.settle(a, e);
+    e.endedAt = now;
+    switch (outcome.kind) {
+      case 'succeeded': {
+        e.state = 'succeeded';
+        e.reason = null;
+        a.successes[e.stage] = (a.successes[e.stage] ?? 0) + 1;
+        const observeMs = a.rec.spec.stages[e.stage]?.gate.observeMs ?? 0;
+        a.observe.push({ due: now + observeMs, deviceId });
+        a.stageObserving[e.stage] = (a.stageObserving[e.stage] ?? 0) + 1;
+        break;
+      }
+      case 'lost':
+        e.state = 'queued';
+        e.reason = outcome.reason;
+        e.endedAt = null;
+        e.taskId = null;
+        a.parked.add(deviceId);
+        break;
+      default:
+        e.state = outcome.kind;
+        e.reason = outcome.reason;
+    }
+    if (e.state !== 'queued') {
+      this.count(a, e, 1);
+      a.gateDirty = true;
+    }
+    this.write(this.store.saveExecutions(a.rec.seq, [e]));
+    if (outcome.kind === 'succeeded' && (a.rec.spec.stages[e.stage]?.gate.observeMs ?? 0) === 0) this.observeDue(a, now);
+    this.retire(a);
+  }
+
+  private observeDue(a: Active, now: number): void {
+    const changed: Execution[] = [];
+    for (let top = a.observe.peek(); top && top.due <= now; top = a.observe.peek()) {
+      a.observe.pop();
+      const e = a.execs.get(top.deviceId);
+      if (!e || e.observedAt !== null) continue;
+      a.stageObserving[e.stage] = (a.stageObserving[e.stage] ?? 1) - 1;
+      if (e.state !== 'succeeded') continue;
+      e.observedAt = now;
+      const r = this.driver.online(e.deviceId) ? this.driver.reading(e.deviceId) : null;
+      if (r && e.baseline) {
+        e.observed = r;
+        e.cpuDelta = round2(r.cpu - e.baseline.cpu);
+        e.memoryDelta = round2(r.memory - e.baseline.memory);
+        e.drainDelta = round2(r.drain - e.baseline.drain);
+        if (e.endedAt !== null && e.endedAt >= a.rec.gateResetAt) {
+          const s = a.stats[e.stage];
+          if (s) {
+            addMoment(s.cpu, e.cpuDelta);
+            addMoment(s.memory, e.memoryDelta);
+            addMoment(s.drain, e.drainDelta);
+          }
+        }
+        const g = a.rec.spec.stages[e.stage]?.gate;
+        const hurt = g !== undefined && (e.cpuDelta > g.maxCpuRegression || e.memoryDelta > g.maxMemoryRegression || e.drainDelta > g.maxBatteryDrainRegression);
+        void this.fleet.recordImpact(e.deviceId, hurt);
+      } else {
+        e.reason = 'not observed after the update: the device was offline';
+      }
+      a.gateDirty = true;
+      changed.push(e);
+    }
+    this.write(this.store.saveExecutions(a.rec.seq, changed));
+  }
+
+  // ---------------------------------------------------------------- the loop
+
+  /** One pass over every running deployment. */
+  async tick(): Promise<void> {
+    const now = this.clock.now();
+    for (const a of [...this.active.values()]) {
+      if (a.rec.status === 'in_progress') await this.step(a, now);
+      else if (a.rec.status === 'halted' || a.rec.status === 'paused') this.observeDue(a, now);
+    }
+  }
+
+  private async step(a: Active, now: number): Promise<void> {
+    const rec = a.rec;
+    const stage = rec.spec.stages[rec.stage] as Stage;
+    if (now - a.lastMemberScan >= MEMBER_SCAN_MS) {
+      a.lastMemberScan = now;
+      for (let k = 0; k <= rec.stage; k++) this.addMembers(a, k, now);
+    }
+    this.observeDue(a, now);
+    if (inMaintenanceWindow(rec.spec.maintenanceWindows, now)) this.dispatch(a, stage, now);
+    else a.lastRefill = now;
+    if (a.gateDirty || (rec.phase === 'soaking' && rec.soakUntil !== null && now >= rec.soakUntil)) {
+      a.gateDirty = false;
+      await this.judge(a, now);
+    }
+  }
+
+  private dispatch(a: Active, stage: Stage, now: number): void {
+    const rate = ratePerMinute(stage.rate, a.successes[a.rec.stage] ?? 0);
+    const perMs = rate / 60_000;
+    a.tokens = Math.min(a.tokens + (now - a.lastRefill) * perMs, Math.max(1, perMs * 5000));
+    a.lastRefill = now;
+    const started: Execution[] = [];
+    if (now - a.lastParkedScan >= PARKED_SCAN_MS && a.parked.size > 0) {
+      a.lastParkedScan = now;
+      // Offline and skipped devices get another chance, ahead of the queue.
+      a.pending.splice(a.pendingAt, 0, ...a.parked);
+      a.parked.clear();
+    }
+    while (a.tokens >= 1 && a.pendingAt < a.pending.length) {
+      const deviceId = a.pending[a.pendingAt++] as string;
+      const e = a.execs.get(deviceId);
+      if (!e || (e.state !== 'queued' && e.state !== 'skipped')) continue;
+      const st = a.rec.spec.stages[e.stage] as Stage;
+      if (!this.driver.online(deviceId)) {
+        a.parked.add(deviceId);
+        continue;
+      }
+      const refusal = this.driver.refuses(deviceId, a.rec.spec.payload);
+      if (refusal !== null) {
+        e.state = 'rejected';
+        e.reason = refusal;
+        e.endedAt = now;
+        this.count(a, e, 1);
+        a.gateDirty = true;
+        started.push(e);
+        continue;
+      }
+      const reading = this.driver.reading(deviceId);
+      const why = reading === null ? 'pre-flight: the device has not reported its health yet' : preflightFailure(st.preflight, reading);
+      if (why !== null) {
+        if (e.state !== 'skipped' || e.reason !== why) {
+          e.state = 'skipped';
+          e.reason = why;
+          started.push(e);
+        }
+        a.parked.add(deviceId);
+        continue;
+      }
+      a.tokens -= 1;
+      e.state = 'in_progress';
+      e.reason = null;
+      e.baseline = reading;
+      e.startedAt = now;
+      e.endedAt = null;
+      a.inFlight++;
+      a.stageInFlight[e.stage] = (a.stageInFlight[e.stage] ?? 0) + 1;
+      this.fleet.markInflight(deviceId, 1);
+      const { handle, committed } = this.driver.start(a.rec.id, deviceId, a.rec.spec.payload, false);
+      e.taskId = handle;
+      this.write(committed);
+      started.push(e);
+    }
+    if (a.pendingAt > 4096 && a.pendingAt * 2 > a.pending.length) {
+      a.pending = a.pending.slice(a.pendingAt);
+      a.pendingAt = 0;
+    }
+    this.write(this.store.saveExecutions(a.rec.seq, started));
+    if (a.rec.phase === 'dispatching' && this.stageDone(a)) {
+      a.rec.phase = 'soaking';
+      a.rec.soakUntil = now + stage.soakMs;
+      a.gateDirty = true;
+      this.write(this.save(a));
+    }
+  }
+
+  /**
+   * Every device of the current stage has an outcome or cannot get one now
+   * (offline, skipped), and every success has been observed. Constant time:
+   * the queue is visited in order, so nothing is left once the cursor is at
+   * its end.
+   */
+  private stageDone(a: Active): boolean {
+    const k = a.rec.stage;
+    return a.pendingAt >= a.pending.length && (a.stageInFlight[k] ?? 0) === 0 && (a.stageObserving[k] ?? 0) === 0;
+  }
+
+  private gateInput(a: Active, done: boolean) {
+    const s = a.stats[a.rec.stage] ?? emptyStats();
+    return {
+      ring: this.ringOf(a, a.rec.stage),
+      ringDevices: this.fleet.ringSize(this.ringOf(a, a.rec.stage)),
+      stageDone: done,
+      succeeded: s.succeeded,
+      failed: s.failed,
+      rejected: s.rejected,
+      timedOut: s.timedOut,
+      cpu: s.cpu,
+      memory: s.memory,
+      drain: s.drain,
+    };
+  }
+
+  private async judge(a: Active, now: number): Promise<void> {
+    const rec = a.rec;
+    const stage = rec.spec.stages[rec.stage] as Stage;
+    const soakOver = rec.phase === 'soaking' && rec.soakUntil !== null && now >= rec.soakUntil;
+    const v = judgeGate(stage.gate, this.gateInput(a, rec.phase === 'soaking'));
+    const ring = stage.ring;
+    if (v.verdict === 'fail') {
+      rec.status = 'halted';
+      rec.haltReason = v.reason;
+      await this.evaluate(a, { stage: rec.stage, ring, at: now, verdict: 'fail', reason: v.reason, figures: v.figures });
+      this.log.warn({ deploymentId: rec.id, reason: v.reason }, 'deployment halted');
+      this.events.emit('deployment.changed', { deploymentId: rec.id, status: 'halted', action: 'halt' });
+      if (rec.spec.autoRollback) this.rollback(a, now, `rolled back automatically: ${v.reason}`);
+      await this.save(a);
+      return;
+    }
+    if (!soakOver) {
+      if (v.verdict === 'wait' && a.lastVerdict.get(rec.stage) === undefined) {
+        await this.evaluate(a, { stage: rec.stage, ring, at: now, verdict: 'wait', reason: v.reason, figures: v.figures });
+      }
+      return;
+    }
+    const judged = (v.figures.judged ?? 0) > 0;
+    const reason = v.verdict === 'pass' ? v.reason : judged ? `${v.reason}; the soak is over, moving on` : `ring ${ring}: no device could be judged (offline, skipped or none in the ring); moving on`;
+    await this.evaluate(a, { stage: rec.stage, ring, at: now, verdict: 'pass', reason, figures: v.figures });
+    this.nextStage(a, now);
+    await this.save(a);
+  }
+
+  // ---------------------------------------------------------------- impact
+
+  /** The most affected devices of a deployment, by the size of their health change. */
+  async impact(id: string, limit: number): Promise<{ deviceId: string; ring: string; cpuDelta: number; memoryDelta: number; drainDelta: number; score: number }[]> {
+    const view = await this.get(id);
+    const rows = view.executions
+      .filter((e) => e.cpuDelta !== null && e.memoryDelta !== null && e.drainDelta !== null)
+      .map((e) => {
+        const cpu = e.cpuDelta as number;
+        const memory = e.memoryDelta as number;
+        const drain = e.drainDelta as number;
+        // Only worsening counts; battery drain weighs double (%/h is a smaller unit than points).
+        return { deviceId: e.deviceId, ring: view.deployment.spec.stages[e.stage]?.ring ?? '?', cpuDelta: cpu, memoryDelta: memory, drainDelta: drain, score: round2(Math.max(0, cpu) + Math.max(0, memory) + 2 * Math.max(0, drain)) };
+      });
+    rows.sort((x, y) => y.score - x.score || x.deviceId.localeCompare(y.deviceId));
+    return rows.slice(0, limit);
+  }
+
+  /** Counts of executions by state, for views. */
+  static countStates(executions: readonly Execution[]): Record<ExecutionState, number> {
+    const out = { queued: 0, in_progress: 0, succeeded: 0, failed: 0, timed_out: 0, rejected: 0, skipped: 0, cancelled: 0, rolled_back: 0 };
+    for (const e of executions) out[e.state]++;
+    return out;
+  }
+
+  static isTerminal(state: ExecutionState): boolean {
+    return TERMINAL_EXECUTION_STATES.has(state);
+  }
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
