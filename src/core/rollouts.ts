@@ -358,12 +358,13 @@ export class RolloutController {
     rec.stage = stage;
     rec.phase = 'dispatching';
     rec.soakUntil = null;
-    this.addMembers(a, stage, now);
+    // Devices that moved into rings already reached are picked up too.
+    for (let k = 0; k <= stage; k++) this.addMembers(a, k, now);
     a.lastMemberScan = now;
   }
 
-  /** Queues every device of the stage's ring that has no execution yet. */
-  private addMembers(a: Active, stage: number, now: number): void {
+  /** Queues every device of the stage's ring that has no execution yet; returns how many. */
+  private addMembers(a: Active, stage: number, now: number): number {
     const ring = this.ringOf(a, stage);
     const fresh: Execution[] = [];
     for (const deviceId of this.fleet.members(ring)) {
@@ -377,11 +378,20 @@ export class RolloutController {
       fresh.push(e);
     }
     this.write(this.store.saveExecutions(a.rec.seq, fresh));
+    return fresh.length;
   }
 
   private nextStage(a: Active, now: number): void {
     const rec = a.rec;
     if (rec.stage + 1 >= rec.spec.stages.length) {
+      // Devices that moved into a reached ring since the last look are updated before the deployment completes.
+      let added = 0;
+      for (let k = 0; k <= rec.stage; k++) added += this.addMembers(a, k, now);
+      if (added > 0) {
+        rec.phase = 'dispatching';
+        rec.soakUntil = null;
+        return;
+      }
       rec.status = 'completed';
       rec.phase = 'soaking';
       rec.endedAt = now;

@@ -211,6 +211,8 @@ export class SimulatedAgent {
         return abort.signal;
       },
       device: () => this.snapshot(),
+      agentId: this.id,
+      setMetrics: (change: Partial<DeviceMetrics>) => this.setMetrics(change),
       installed: this.installed,
     };
     handler(parameters, ctx).then(

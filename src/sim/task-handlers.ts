@@ -21,6 +21,9 @@ export interface HandlerContext {
   rng: Rng;
   signal: AbortSignal;
   device: () => DeviceInfo;
+  agentId: string;
+  /** Changes the simulated device's metrics (what a release may do to a device). */
+  setMetrics: (change: Partial<DeviceMetrics>) => void;
   /** The release a simulated device has installed, changed by `deploy`. */
   installed: { version: string | null };
 }
