@@ -18,7 +18,7 @@ const releases: TaskHandler = async (params, ctx) => {
     await ctx.clock.sleep(200, ctx.signal);
     throw new TaskFailure('install failed: checksum mismatch', false);
   }
-  const out = await (SIMULATED_HANDLERS.deploy as TaskHandler)(params, ctx);
+  const out = await (SIMULATED_HANDLERS.deploy)(params, ctx);
   if (params.version === 'hot') ctx.setMetrics({ cpu_usage: Math.min(95, ctx.device().cpu_usage + 40) });
   return out;
 };
