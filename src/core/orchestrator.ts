@@ -181,12 +181,15 @@ export class Orchestrator {
       const d = deploymentOf(task);
       if (!d) return;
       const reason = task.error ?? outcome;
+      // A failure the agent marked non-retryable is the device refusing the update: `rejected`.
       const mapped: ExecutionOutcome =
         outcome === 'timed_out'
           ? { kind: 'timed_out', reason }
           : outcome === 'agent_lost' || outcome === 'lease_expired' || outcome === 'interrupted'
             ? { kind: 'lost', reason: `the device went away during the update (${reason}); it is updated when it returns` }
-            : { kind: 'failed', reason };
+            : task.status === 'failed'
+              ? { kind: 'rejected', reason }
+              : { kind: 'failed', reason };
       this.deployments.report(d.id, d.deviceId, mapped, d.rollback);
     });
     this.events.on('task.attempt_ended', ({ agentId, outcome }) => {

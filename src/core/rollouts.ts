@@ -36,7 +36,7 @@ export interface ExecutionDriver {
   online(deviceId: string): boolean;
   /** The device's health now, or null when it has not reported any. */
   reading(deviceId: string): DeviceReading | null;
-  /** Null when the device can run the payload at all, else why not (the execution is `rejected`). */
+  /** Null when the device can run the payload at all, else why not (the execution is `skipped` with that reason). */
   refuses(deviceId: string, payload: Payload): string | null;
   /**
    * Starts the payload on the device. The outcome comes back through
@@ -619,18 +619,9 @@ export class RolloutController {
         a.parked.add(deviceId);
         continue;
       }
-      const refusal = this.driver.refuses(deviceId, a.rec.spec.payload);
-      if (refusal !== null) {
-        e.state = 'rejected';
-        e.reason = refusal;
-        e.endedAt = now;
-        this.count(a, e, 1);
-        a.gateDirty = true;
-        started.push(e);
-        continue;
-      }
+      // A device that cannot run the payload at all (no agent, no such capability) is skipped, not failed.
       const reading = this.driver.reading(deviceId);
-      const why = reading === null ? 'pre-flight: the device has not reported its health yet' : preflightFailure(st.preflight, reading);
+      const why = this.driver.refuses(deviceId, a.rec.spec.payload) ?? (reading === null ? 'pre-flight: the device has not reported its health yet' : preflightFailure(st.preflight, reading));
       if (why !== null) {
         if (e.state !== 'skipped' || e.reason !== why) {
           e.state = 'skipped';

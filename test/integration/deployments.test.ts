@@ -10,13 +10,13 @@ import { advanceUntil, harnessPerTest } from '../support/harness.js';
 const harness = harnessPerTest({ capabilities: [...TASK_TYPES] });
 
 /**
- * `version: "bad"` fails; `version: "hot"` succeeds but adds 40 CPU points;
+ * `version: "bad"` fails (a retryable failure, so with one attempt the execution is `failed`); `version: "hot"` succeeds but adds 40 CPU points;
  * anything else installs as the simulated handler does.
  */
 const releases: TaskHandler = async (params, ctx) => {
   if (params.version === 'bad') {
     await ctx.clock.sleep(200, ctx.signal);
-    throw new TaskFailure('install failed: checksum mismatch', false);
+    throw new TaskFailure('install failed: checksum mismatch', true);
   }
   const out = await (SIMULATED_HANDLERS.deploy)(params, ctx);
   if (params.version === 'hot') ctx.setMetrics({ cpu_usage: Math.min(95, ctx.device().cpu_usage + 40) });

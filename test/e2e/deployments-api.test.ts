@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/config.js';
+import type { RunningServer } from '../../src/server.js';
+import { startServer } from '../../src/server.js';
+import { getJson, waitFor } from '../support/server-process.js';
+import { cleanupTempDirs, tempDir } from '../support/tmp.js';
+
+let server: RunningServer;
+let base: string;
+
+beforeAll(async () => {
+  const config = loadConfig({ PORT: '0', DATA_DIR: tempDir(), HEARTBEAT_INTERVAL: '200ms', AGENT_TIMEOUT: '5s', LOG_LEVEL: 'silent', DEFAULT_AGENTS: '5' });
+  server = await startServer(config, { print: () => undefined, logger: pino({ level: 'silent' }) });
+  base = server.url;
+  await waitFor(async () => ((await getJson(`${base}/cluster_status`)).body.idle_slaves === 6 ? true : undefined));
+});
+
+afterAll(async () => {
+  await server.close();
+  cleanupTempDirs();
+});
+
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+describe('/api/v1/deployments over HTTP', () => {
+  it('refuses an invalid deployment with every problem listed, and unknown ids and actions', async () => {
+    const bad = await call('POST', '/api/v1/deployments', { name: 'x', payload: { type: 'deploy' }, plan: { stages: [{ ring: 'moon' }] }, autoRollback: 'yes' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.code).toBe('ORCH_VALIDATION');
+    expect(bad.body.errors).toEqual(['autoRollback: must be true or false', 'plan.stages[0].ring: must name one of the rings (canary, dev, stage, prod)']);
+    expect((await call('POST', '/api/v1/deployments', '[1,2]')).status).toBe(400);
+    expect(await call('GET', '/api/v1/deployments/nope')).toEqual({ status: 404, body: { error: 'deployment nope not found', code: 'ORCH_DEPLOYMENT_NOT_FOUND' } });
+    expect((await call('POST', '/api/v1/deployments/nope/start')).status).toBe(404);
+    expect((await call('GET', '/api/v1/deployments?limit=0')).status).toBe(400);
+  });
+
+  it('creates, starts and completes a deployment over the default plan with fast stages, visible to the seed endpoint too', async () => {
+    const fast = (ring: string) => ({ ring, rate: { maxPerMinute: 6000 }, soakMs: 500, gate: { minDevices: 1, observeMs: 300 } });
+    const created = await call('POST', '/api/v1/deployments', {
+      name: 'agent 2.5',
+      payload: { type: 'health_check', params: {} },
+      plan: { stages: ['canary', 'dev', 'stage', 'prod'].map(fast) },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ name: 'agent 2.5', status: 'scheduled', kind: 'rollout' });
+    const id = created.body.id as string;
+    expect((await call('POST', `/api/v1/deployments/${id}/acknowledge-and-resume`)).status).toBe(409);
+    expect((await call('POST', `/api/v1/deployments/${id}/explode`)).body.code).toBe('ORCH_NOT_FOUND');
+    const started = await call('POST', `/api/v1/deployments/${id}/start`);
+    expect(started.body).toMatchObject({ status: 'in_progress', stage: { index: 0, ring: 'canary' } });
+    const done = await waitFor(async () => {
+      const d = await call('GET', `/api/v1/deployments/${id}`);
+      return d.body.status === 'completed' ? d.body : undefined;
+    }, 30_000);
+    const progress = done.progress as { rings: { ring: string; reached: boolean; devices: number; counts: Record<string, number> }[]; counts: Record<string, number> };
+    expect(progress.rings.map((r) => r.ring)).toEqual(['canary', 'dev', 'stage', 'prod']);
+    expect(progress.rings.every((r) => r.reached)).toBe(true);
+    // Every agent that offers health_check ran it; the others were skipped for it.
+    expect((progress.counts.succeeded ?? 0) + (progress.counts.skipped ?? 0)).toBe(6);
+    expect(progress.counts.succeeded).toBeGreaterThan(0);
+    const executions = done.executions as { state: string; reason: string | null; baseline: unknown }[];
+    for (const e of executions.filter((x) => x.state === 'skipped')) expect(e.reason).toBe('the agent does not offer task type health_check');
+    expect((done.evaluations as { verdict: string }[]).filter((e) => e.verdict === 'pass')).toHaveLength(4);
+    const impact = await call('GET', `/api/v1/deployments/${id}/impact?limit=3`);
+    expect((impact.body.devices as unknown[]).length).toBeLessThanOrEqual(3);
+    const listed = await call('GET', '/api/v1/deployments');
+    expect((listed.body.deployments as { id: string }[]).map((d) => d.id)).toContain(id);
+    const seedView = await call('GET', `/deployment_status?deployment_id=${id}`);
+    expect(seedView.body.status).toBe('completed');
+    expect((await call('POST', `/api/v1/deployments/${id}/pause`)).status).toBe(409);
+  });
+
+  it('the seed endpoints run as deployments of the same model, with per-device impact', async () => {
+    const started = await call('POST', '/start_deployment', { deployment_id: 'seed-1' });
+    expect(started.status).toBe(200);
+    const affected = started.body.affected_agents as string[];
+    expect(affected.length).toBeGreaterThanOrEqual(1);
+    const detail = await call('GET', '/api/v1/deployments/seed-1');
+    expect(detail.body).toMatchObject({ kind: 'seed', status: 'in_progress' });
+    const executions = detail.body.executions as { deviceId: string; state: string; impact: { cpu: number } | null }[];
+    expect(executions.map((e) => e.deviceId).sort()).toEqual([...affected].sort());
+    expect(executions.every((e) => e.state === 'succeeded' && e.impact !== null)).toBe(true);
+    expect((await call('POST', '/api/v1/deployments/seed-1/pause')).status).toBe(409);
+    const completed = await call('POST', '/complete_deployment', { deployment_id: 'seed-1' });
+    expect(completed.body.status).toBe('completed');
+    expect((await call('GET', '/api/v1/deployments/seed-1')).body.status).toBe('completed');
+  });
+});
