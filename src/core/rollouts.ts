@@ -13,6 +13,7 @@ import type {
 import {
   addMoment,
   emptyMoments,
+  regressed,
   inMaintenanceWindow,
   judgeGate,
   preflightFailure,
@@ -60,6 +61,9 @@ interface StageStats {
   failed: number;
   rejected: number;
   timedOut: number;
+  observed: number;
+  regressed: number;
+  models: Map<string, { judged: number; failed: number }>;
   cpu: Moments;
   memory: Moments;
   drain: Moments;
@@ -100,7 +104,7 @@ const PARKED_SCAN_MS = 30_000;
 const MEMBER_SCAN_MS = 60_000;
 
 function emptyStats(): StageStats {
-  return { succeeded: 0, failed: 0, rejected: 0, timedOut: 0, cpu: emptyMoments(), memory: emptyMoments(), drain: emptyMoments() };
+  return { succeeded: 0, failed: 0, rejected: 0, timedOut: 0, observed: 0, regressed: 0, models: new Map(), cpu: emptyMoments(), memory: emptyMoments(), drain: emptyMoments() };
 }
 
 /**
@@ -202,19 +206,33 @@ export class RolloutController {
     return a;
   }
 
-  /** Adds (or removes) an execution's outcome to its stage's gate counters. */
+  /** Adds (or removes) an execution's outcome, and its observation if any, to its stage's gate counters. */
   private count(a: Active, e: Execution, sign: 1 | -1): void {
     const s = a.stats[e.stage];
     if (!s) return;
+    const failed = e.state === 'failed' || e.state === 'rejected';
     if (e.state === 'succeeded' || e.state === 'rolled_back') s.succeeded += sign;
     else if (e.state === 'failed') s.failed += sign;
     else if (e.state === 'rejected') s.rejected += sign;
     else if (e.state === 'timed_out') s.timedOut += sign;
-    if (e.cpuDelta !== null && e.memoryDelta !== null && e.drainDelta !== null) {
-      addMoment(s.cpu, e.cpuDelta, sign);
-      addMoment(s.memory, e.memoryDelta, sign);
-      addMoment(s.drain, e.drainDelta, sign);
-    }
+    else return;
+    const model = this.fleet.modelOf(e.deviceId) ?? '(unknown model)';
+    const m = s.models.get(model) ?? { judged: 0, failed: 0 };
+    m.judged += sign;
+    if (failed) m.failed += sign;
+    s.models.set(model, m);
+    this.countObservation(a, e, sign);
+  }
+
+  private countObservation(a: Active, e: Execution, sign: 1 | -1): void {
+    const s = a.stats[e.stage];
+    const g = a.rec.spec.stages[e.stage]?.gate;
+    if (!s || !g || e.cpuDelta === null || e.memoryDelta === null || e.drainDelta === null) return;
+    s.observed += sign;
+    if (regressed(g, e.cpuDelta, e.memoryDelta, e.drainDelta)) s.regressed += sign;
+    addMoment(s.cpu, e.cpuDelta, sign);
+    addMoment(s.memory, e.memoryDelta, sign);
+    addMoment(s.drain, e.drainDelta, sign);
   }
 
   private write(p: Promise<void>): void {
@@ -550,17 +568,11 @@ export class RolloutController {
         e.observed = r;
         e.cpuDelta = round2(r.cpu - e.baseline.cpu);
         e.memoryDelta = round2(r.memory - e.baseline.memory);
-        e.drainDelta = round2(r.drain - e.baseline.drain);
-        if (e.endedAt !== null && e.endedAt >= a.rec.gateResetAt) {
-          const s = a.stats[e.stage];
-          if (s) {
-            addMoment(s.cpu, e.cpuDelta);
-            addMoment(s.memory, e.memoryDelta);
-            addMoment(s.drain, e.drainDelta);
-          }
-        }
+        // Drain only compares like with like: a device plugged in or unplugged meanwhile tells nothing about the release.
+        e.drainDelta = r.charging || e.baseline.charging ? 0 : round2(r.drain - e.baseline.drain);
+        if (e.endedAt !== null && e.endedAt >= a.rec.gateResetAt) this.countObservation(a, e, 1);
         const g = a.rec.spec.stages[e.stage]?.gate;
-        const hurt = g !== undefined && (e.cpuDelta > g.maxCpuRegression || e.memoryDelta > g.maxMemoryRegression || e.drainDelta > g.maxBatteryDrainRegression);
+        const hurt = g !== undefined && regressed(g, e.cpuDelta, e.memoryDelta, e.drainDelta);
         void this.fleet.recordImpact(e.deviceId, hurt);
       } else {
         e.reason = 'not observed after the update: the device was offline';
@@ -679,6 +691,9 @@ export class RolloutController {
       failed: s.failed,
       rejected: s.rejected,
       timedOut: s.timedOut,
+      observed: s.observed,
+      regressed: s.regressed,
+      models: s.models,
       cpu: s.cpu,
       memory: s.memory,
       drain: s.drain,

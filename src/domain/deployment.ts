@@ -35,21 +35,33 @@ export interface Gate {
   maxFailureShare: number;
   /** Halt when more than this share of judged devices timed out. */
   maxTimeoutShare: number;
-  /** Halt when updated devices' CPU rose by more than this many points over their own baselines, on average. */
+  /**
+   * A device has *regressed* when, watched for `observeMs` after its update,
+   * its CPU rose by more than this many points over its own baseline (taken
+   * just before its update)...
+   */
   maxCpuRegression: number;
+  /** ...or its memory by more than this many points... */
   maxMemoryRegression: number;
-  /** Battery drain, % per hour, over each device's own baseline. */
+  /** ...or its battery drain by more than this many % per hour. */
   maxBatteryDrainRegression: number;
+  /** Halt when more than this share of observed devices regressed. */
+  maxRegressedShare: number;
   /** No verdict before this many devices are judged (unless the ring has fewer). */
   minDevices: number;
+  /**
+   * Failures are also judged per device model, so that a release that breaks
+   * one model halts before that model's share of the fleet dilutes it: a model
+   * is judged once this many of its devices have an outcome (0 turns it off).
+   */
+  minModelDevices: number;
   /** How long after its update a device is watched before its health counts. */
   observeMs: number;
   /**
-   * 0: halt as soon as an observed share or mean is over its limit (a fixed
-   * threshold). Above 0 (default 0.95): halt only when the limit is exceeded
-   * at that confidence (Wilson lower bound for shares, the mean's lower
-   * confidence bound for regressions), so that noise in small samples does not
-   * halt good releases.
+   * 0: halt as soon as an observed share is over its limit (a fixed
+   * threshold). Above 0 (default 0.95): halt only when the limit is exceeded at
+   * that confidence (the Wilson lower bound of the share), so that noise in
+   * small samples does not halt good releases.
    */
   confidence: number;
 }
@@ -91,13 +103,15 @@ export interface DeploymentSpec {
 }
 
 export const DEFAULT_GATE: Gate = {
-  maxFailureShare: 0.1,
-  maxTimeoutShare: 0.1,
-  maxCpuRegression: 15,
+  maxFailureShare: 0.05,
+  maxTimeoutShare: 0.05,
+  maxCpuRegression: 20,
   maxMemoryRegression: 15,
-  maxBatteryDrainRegression: 10,
+  maxBatteryDrainRegression: 6,
+  maxRegressedShare: 0.1,
   minDevices: 10,
-  observeMs: 5 * 60_000,
+  minModelDevices: 3,
+  observeMs: 2 * 60_000,
   confidence: 0.95,
 };
 
@@ -107,7 +121,8 @@ export const DEFAULT_PREFLIGHT: Preflight = { minBattery: 20, requireCharging: f
 export function defaultStage(ring: string, index: number): Stage {
   return {
     ring,
-    rate: index === 0 ? { maxPerMinute: 20 } : { exponential: { base: 50, factor: 2, every: 100, max: 2000 } },
+    // Canary starts at 10 devices a minute, so that a bad release is caught within about the first hundred.
+    rate: index === 0 ? { exponential: { base: 10, factor: 2, every: 100, max: 500 } } : { exponential: { base: 50, factor: 2, every: 100, max: 2000 } },
     soakMs: index === 0 ? 15 * 60_000 : 10 * 60_000,
     gate: { ...DEFAULT_GATE },
     preflight: { ...DEFAULT_PREFLIGHT },
@@ -180,10 +195,15 @@ export interface GateInput {
   failed: number;
   rejected: number;
   timedOut: number;
-  /** Per-device health changes over each device's own baseline, for devices observed long enough. */
+  /** Devices watched long enough after a successful update, and how many of them regressed over their own baselines. */
+  observed: number;
+  regressed: number;
+  /** Per-device health changes over each device's own baseline (for the averages in reasons). */
   cpu: Moments;
   memory: Moments;
   drain: Moments;
+  /** Outcomes per device model: judged and failed (failed or rejected). */
+  models: ReadonlyMap<string, { judged: number; failed: number }>;
 }
 
 /** Count, sum and sum of squares: enough for a mean and its confidence bound, kept incrementally. */
@@ -255,6 +275,11 @@ export function meanLower(m: Moments, z: number): { mean: number; lower: number 
 const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;
 const num = (x: number): string => (Math.round(x * 10) / 10).toString();
 
+/** Whether one device's changes over its own baseline exceed the gate's limits. */
+export function regressed(g: Gate, cpu: number, memory: number, drain: number): boolean {
+  return cpu > g.maxCpuRegression || memory > g.maxMemoryRegression || drain > g.maxBatteryDrainRegression;
+}
+
 /**
  * Judges one stage. `fail` when a limit is exceeded (at the gate's confidence),
  * `pass` when enough devices were judged and none is, `wait` otherwise. The
@@ -264,50 +289,56 @@ export function judgeGate(g: Gate, x: GateInput): Verdict {
   const judged = x.succeeded + x.failed + x.rejected + x.timedOut;
   const failures = x.failed + x.rejected;
   const z = zFor(g.confidence);
-  const figures: Record<string, number> = { judged, failed: failures, timedOut: x.timedOut, observed: x.cpu.n };
+  const mean = (m: Moments): number => (m.n === 0 ? 0 : Math.round((m.sum / m.n) * 100) / 100);
+  const figures: Record<string, number> = {
+    judged, failed: failures, timedOut: x.timedOut, observed: x.observed, regressed: x.regressed,
+    cpuRegression: mean(x.cpu), memoryRegression: mean(x.memory), drainRegression: mean(x.drain),
+  };
   // A ring smaller than minDevices is judged once it is done; otherwise wait for minDevices outcomes.
   const need = Math.min(g.minDevices, Math.max(1, x.ringDevices));
   const enough = judged >= need || (x.stageDone && judged > 0);
   const at = `ring ${x.ring}`;
-  const conf = z === 0 ? '' : ` (at ${Math.round(g.confidence * 100)}% confidence: at least `;
+  const bound = (low: number): string => (z === 0 ? '' : ` (at ${Math.round(g.confidence * 100)}% confidence: at least ${pct(low)})`);
   if (enough) {
     const fLow = wilsonLower(failures, judged, z);
     if (failures > 0 && fLow > g.maxFailureShare) {
-      return { verdict: 'fail', figures: { ...figures, failureShare: failures / judged }, reason: `halted at ${at}: ${failures} of ${judged} devices (${pct(failures / judged)}) failed, above the ${pct(g.maxFailureShare)} limit${conf ? `${conf}${pct(fLow)})` : ''}` };
+      return { verdict: 'fail', figures, reason: `halted at ${at}: ${failures} of ${judged} devices (${pct(failures / judged)}) failed, above the ${pct(g.maxFailureShare)} limit${bound(fLow)}` };
     }
     const tLow = wilsonLower(x.timedOut, judged, z);
     if (x.timedOut > 0 && tLow > g.maxTimeoutShare) {
-      return { verdict: 'fail', figures: { ...figures, timeoutShare: x.timedOut / judged }, reason: `halted at ${at}: ${x.timedOut} of ${judged} devices (${pct(x.timedOut / judged)}) timed out, above the ${pct(g.maxTimeoutShare)} limit${conf ? `${conf}${pct(tLow)})` : ''}` };
+      return { verdict: 'fail', figures, reason: `halted at ${at}: ${x.timedOut} of ${judged} devices (${pct(x.timedOut / judged)}) timed out, above the ${pct(g.maxTimeoutShare)} limit${bound(tLow)}` };
     }
   }
-  const observed = x.cpu.n;
-  const needObserved = Math.min(g.minDevices, Math.max(1, x.succeeded));
-  const enoughObserved = observed >= needObserved || (x.stageDone && observed > 0 && observed >= x.succeeded);
-  if (enoughObserved) {
-    const checks: [string, Moments, number, string][] = [
-      ['CPU', x.cpu, g.maxCpuRegression, ' points'],
-      ['memory', x.memory, g.maxMemoryRegression, ' points'],
-      ['battery drain', x.drain, g.maxBatteryDrainRegression, '%/h'],
-    ];
-    for (const [name, deltas, limit, unit] of checks) {
-      const { mean, lower } = meanLower(deltas, z);
-      figures[`${name === 'battery drain' ? 'drain' : name.toLowerCase()}Regression`] = Math.round(mean * 100) / 100;
-      if (lower > limit) {
-        return {
-          verdict: 'fail',
-          figures,
-          reason: `halted at ${at}: ${name} rose by ${num(mean)}${unit} on average over each device's own baseline (${deltas.n} devices), above the ${num(limit)}${unit} limit${conf ? `${conf}${num(lower)}${unit})` : ''}`,
-        };
+  if (g.minModelDevices > 0) {
+    for (const [model, m] of x.models) {
+      if (m.judged < g.minModelDevices || m.failed === 0) continue;
+      const low = wilsonLower(m.failed, m.judged, z);
+      if (low > g.maxFailureShare) {
+        return { verdict: 'fail', figures, reason: `halted at ${at}: ${m.failed} of ${m.judged} ${model} devices (${pct(m.failed / m.judged)}) failed, above the ${pct(g.maxFailureShare)} limit${bound(low)}` };
       }
     }
   }
+  const needObserved = Math.min(g.minDevices, Math.max(1, x.succeeded));
+  const enoughObserved = x.observed >= needObserved || (x.stageDone && x.observed > 0 && x.observed >= x.succeeded);
+  if (enoughObserved && x.regressed > 0) {
+    const rLow = wilsonLower(x.regressed, x.observed, z);
+    if (rLow > g.maxRegressedShare) {
+      return {
+        verdict: 'fail',
+        figures,
+        reason:
+          `halted at ${at}: ${x.regressed} of ${x.observed} devices (${pct(x.regressed / x.observed)}) regressed over their own baselines, above the ${pct(g.maxRegressedShare)} limit${bound(rLow)}; ` +
+          `on average CPU ${signed(figures.cpuRegression ?? 0)} points, memory ${signed(figures.memoryRegression ?? 0)} points, battery drain ${signed(figures.drainRegression ?? 0)}%/h`,
+      };
+    }
+  }
   if (!enough || !enoughObserved) {
-    return { verdict: 'wait', figures, reason: `${at}: ${judged} of ${need} devices judged and ${observed} observed so far` };
+    return { verdict: 'wait', figures, reason: `${at}: ${judged} of ${need} devices judged and ${x.observed} observed so far` };
   }
   return {
     verdict: 'pass',
     figures,
-    reason: `${at} passed: ${failures} of ${judged} failed (${pct(judged === 0 ? 0 : failures / judged)}), ${x.timedOut} timed out; CPU ${signed(figures.cpuRegression ?? 0)} points, memory ${signed(figures.memoryRegression ?? 0)} points, battery drain ${signed(figures.drainRegression ?? 0)}%/h on average`,
+    reason: `${at} passed: ${failures} of ${judged} failed (${pct(judged === 0 ? 0 : failures / judged)}), ${x.timedOut} timed out, ${x.regressed} of ${x.observed} regressed; CPU ${signed(figures.cpuRegression ?? 0)} points, memory ${signed(figures.memoryRegression ?? 0)} points, battery drain ${signed(figures.drainRegression ?? 0)}%/h on average`,
   };
 }
 
@@ -321,7 +352,7 @@ function signed(x: number): string {
  * devices failed. Health is not looked at.
  */
 export function fixedThresholdGate(share = 0.1, min = 10): Gate {
-  return { ...DEFAULT_GATE, maxFailureShare: share, maxTimeoutShare: share, minDevices: min, confidence: 0, maxCpuRegression: Infinity, maxMemoryRegression: Infinity, maxBatteryDrainRegression: Infinity, observeMs: 0 };
+  return { ...DEFAULT_GATE, maxFailureShare: share, maxTimeoutShare: share, minDevices: min, confidence: 0, maxRegressedShare: 1, minModelDevices: 0, observeMs: 0 };
 }
 
 // ------------------------------------------------------------------ records

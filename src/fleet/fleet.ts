@@ -484,6 +484,11 @@ export class Fleet {
     return out;
   }
 
+  modelOf(id: string): string | undefined {
+    const i = this.registry.indexOf(id);
+    return i === undefined ? undefined : this.registry.interner.value(this.registry.model[i] as number);
+  }
+
   ringSize(ring: string): number {
     const r = this.registry.ringNumber(ring);
     return r === NO_RING ? 0 : (this.registry.aggregates[r]?.size ?? 0);

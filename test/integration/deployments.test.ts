@@ -33,8 +33,15 @@ async function fleetOf(n: number, seed = 42): Promise<Harness> {
   return h;
 }
 
+/**
+ * The simulated agents drift by the seed's rules, battery included (−0..3% every 10 s on battery, about
+ * 50%/h, and a charger that comes and goes): battery drain per hour is mostly noise here, so these gates
+ * leave it out. The drain limit is covered by the gate's table tests and by the rollout simulator.
+ */
+const GATE = { ...DEFAULT_GATE, minDevices: 2, observeMs: 6000, maxBatteryDrainRegression: 1000 };
+
 function stage(ring: string, over: Partial<Stage> = {}): Stage {
-  return { ring, rate: { maxPerMinute: 600 }, soakMs: 20_000, gate: { ...DEFAULT_GATE, minDevices: 2, observeMs: 6000 }, preflight: { ...DEFAULT_PREFLIGHT }, ...over };
+  return { ring, rate: { maxPerMinute: 600 }, soakMs: 20_000, gate: { ...GATE }, preflight: { ...DEFAULT_PREFLIGHT }, ...over };
 }
 
 function spec(version: string, over: Partial<DeploymentSpec> = {}): DeploymentSpec {
@@ -50,7 +57,12 @@ function spec(version: string, over: Partial<DeploymentSpec> = {}): DeploymentSp
 }
 
 async function until(h: Harness, id: string, status: string, maxMs = 600_000): Promise<void> {
-  await advanceUntil(h, async () => (await h.orchestrator.deployments.get(id)).deployment.status === status, maxMs, 1000);
+  try {
+    await advanceUntil(h, async () => (await h.orchestrator.deployments.get(id)).deployment.status === status, maxMs, 1000);
+  } catch (err) {
+    const v = await h.orchestrator.deployments.get(id);
+    throw new Error(`${String(err)}: deployment is ${v.deployment.status}; ${v.evaluations.map((e) => e.reason).join(' | ')}; ${JSON.stringify(v.executions.filter((e) => e.state !== 'succeeded').map((e) => [e.state, e.reason]))}`);
+  }
 }
 
 describe('staged deployments with simulated agents', () => {
@@ -69,7 +81,7 @@ describe('staged deployments with simulated agents', () => {
       expect(earliest).toBeGreaterThanOrEqual(passes[k - 1]?.at ?? Infinity);
     }
     expect(passes.map((e) => e.ring)).toEqual(['canary', 'dev', 'stage', 'prod']);
-    expect(passes[0]?.reason).toMatch(/^ring canary passed: 0 of 1 failed \(0%\), 0 timed out; CPU [+-][\d.]+ points/);
+    expect(passes[0]?.reason).toMatch(/^ring canary passed: 0 of 1 failed \(0%\), 0 timed out, 0 of 1 regressed; CPU [+-][\d.]+ points/);
     // Baselines and observations were taken for each device.
     expect(view.executions.every((e) => e.baseline !== null && e.observed !== null && e.cpuDelta !== null)).toBe(true);
     for (const id of h.orchestrator.listAgentIds()) expect((await h.orchestrator.getTask(view.executions.find((e) => e.deviceId === id)?.taskId as string)).task.status).toBe('completed');
@@ -82,7 +94,7 @@ describe('staged deployments with simulated agents', () => {
     await advanceUntil(h, async () => (await h.orchestrator.deployments.get(d.id)).executions.every((e) => e.state !== 'failed' && e.state !== 'in_progress'), 60_000, 500);
     const view = await h.orchestrator.deployments.get(d.id);
     const fail = view.evaluations.find((e) => e.verdict === 'fail');
-    expect(fail?.reason).toBe('halted at ring canary: 1 of 1 devices (100%) failed, above the 10% limit (at 95% confidence: at least 27%)');
+    expect(fail?.reason).toBe('halted at ring canary: 1 of 1 devices (100%) failed, above the 5% limit (at 95% confidence: at least 27%)');
     expect(view.deployment.haltReason).toBe(fail?.reason);
     // Only the canary ring was reached.
     expect(new Set(view.executions.map((e) => e.stage))).toEqual(new Set([0]));
@@ -94,11 +106,11 @@ describe('staged deployments with simulated agents', () => {
 
   it('a release that raises CPU on each device over its own baseline halts on health, then an operator can acknowledge and resume', async () => {
     const h = await fleetOf(24);
-    const stages = ['canary', 'dev', 'stage', 'prod'].map((r) => stage(r, { gate: { ...DEFAULT_GATE, minDevices: 1, observeMs: 6000, confidence: 0 } }));
+    const stages = ['canary', 'dev', 'stage', 'prod'].map((r) => stage(r, { gate: { ...GATE, minDevices: 1, confidence: 0 } }));
     const d = await h.orchestrator.deployments.create(spec('hot', { stages }), { start: true });
     await until(h, d.id, 'halted');
     const view = await h.orchestrator.deployments.get(d.id);
-    expect(view.deployment.haltReason).toMatch(/^halted at ring canary: CPU rose by [\d.]+ points on average over each device's own baseline \(\d devices?\), above the 15 points limit$/);
+    expect(view.deployment.haltReason).toMatch(/^halted at ring canary: 1 of 1 devices \(100%\) regressed over their own baselines, above the 10% limit; on average CPU \+[2-4]\d(\.\d+)? points/);
     const impact = await h.orchestrator.deployments.impact(d.id, 5);
     expect(impact[0]?.cpuDelta).toBeGreaterThan(15);
     // The hurt devices' deployment impact feeds their health score.

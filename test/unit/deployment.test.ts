@@ -1,32 +1,43 @@
 import { describe, expect, it } from 'vitest';
 import type { GateInput } from '../../src/domain/deployment.js';
-import { DEFAULT_GATE, fixedThresholdGate, inMaintenanceWindow, judgeGate, meanLower, momentsOf, preflightFailure, ratePerMinute, TRANSITIONS, wilsonLower, zFor } from '../../src/domain/deployment.js';
+import { DEFAULT_GATE, fixedThresholdGate, inMaintenanceWindow, judgeGate, meanLower, momentsOf, preflightFailure, ratePerMinute, regressed, TRANSITIONS, wilsonLower, zFor } from '../../src/domain/deployment.js';
 import { parseDeploymentSpec } from '../../src/domain/deployment-spec.js';
 
-const base: GateInput = { ring: 'canary', ringDevices: 500, stageDone: false, succeeded: 0, failed: 0, rejected: 0, timedOut: 0, cpu: momentsOf([]), memory: momentsOf([]), drain: momentsOf([]) };
-/** Test rows give per-device deltas as arrays. */
-type Row = Partial<Omit<GateInput, 'cpu' | 'memory' | 'drain'>> & { cpuDeltas?: number[]; memoryDeltas?: number[]; drainDeltas?: number[] };
-const input = ({ cpuDeltas = [], memoryDeltas = [], drainDeltas = [], ...rest }: Row): GateInput => ({ ...base, ...rest, cpu: momentsOf(cpuDeltas), memory: momentsOf(memoryDeltas), drain: momentsOf(drainDeltas) });
-const fixed = { ...DEFAULT_GATE, confidence: 0 };
-const zeros = (n: number): number[] => Array.from({ length: n }, () => 0);
+const base: GateInput = {
+  ring: 'canary', ringDevices: 500, stageDone: false, succeeded: 0, failed: 0, rejected: 0, timedOut: 0,
+  observed: 0, regressed: 0, cpu: momentsOf([]), memory: momentsOf([]), drain: momentsOf([]), models: new Map(),
+};
+/** Test rows give per-device deltas as arrays, and per-model outcomes as an object. */
+type Row = Partial<Omit<GateInput, 'cpu' | 'memory' | 'drain' | 'models'>> & { cpuDeltas?: number[]; memoryDeltas?: number[]; drainDeltas?: number[]; models?: Record<string, { judged: number; failed: number }> };
+const input = ({ cpuDeltas = [], memoryDeltas = [], drainDeltas = [], models = {}, ...rest }: Row): GateInput => ({
+  ...base, ...rest, cpu: momentsOf(cpuDeltas), memory: momentsOf(memoryDeltas), drain: momentsOf(drainDeltas), models: new Map(Object.entries(models)),
+});
+const fixed = { ...DEFAULT_GATE, confidence: 0, maxFailureShare: 0.1, maxTimeoutShare: 0.1 };
 
 describe('gate arithmetic', () => {
   it.each<[string, typeof DEFAULT_GATE, Row, 'pass' | 'fail' | 'wait', string]>([
     ['too few judged', fixed, { succeeded: 5, failed: 4 }, 'wait', 'ring canary: 9 of 10 devices judged and 0 observed so far'],
     ['4 of 20 failed, fixed 10% limit', fixed, { succeeded: 16, failed: 4 }, 'fail', 'halted at ring canary: 4 of 20 devices (20%) failed, above the 10% limit'],
     ['rejections count as failures', fixed, { succeeded: 17, failed: 1, rejected: 2 }, 'fail', 'halted at ring canary: 3 of 20 devices (15%) failed, above the 10% limit'],
-    ['exactly at the limit passes', fixed, { succeeded: 18, failed: 2, cpuDeltas: zeros(18), memoryDeltas: zeros(18), drainDeltas: zeros(18) }, 'pass', 'ring canary passed: 2 of 20 failed (10%), 0 timed out; CPU +0 points, memory +0 points, battery drain +0%/h on average'],
+    ['exactly at the limit passes', fixed, { succeeded: 18, failed: 2, observed: 18, cpuDeltas: [3, -3] }, 'pass', 'ring canary passed: 2 of 20 failed (10%), 0 timed out, 0 of 18 regressed; CPU +0 points, memory +0 points, battery drain +0%/h on average'],
     ['timeouts have their own limit', fixed, { succeeded: 8, timedOut: 2 }, 'fail', 'halted at ring canary: 2 of 10 devices (20%) timed out, above the 10% limit'],
-    ['2 of 10 at 95% confidence is not enough evidence', DEFAULT_GATE, { succeeded: 8, failed: 2 }, 'wait', 'ring canary: 10 of 10 devices judged and 0 observed so far'],
-    ['6 of 20 at 95% confidence halts', DEFAULT_GATE, { succeeded: 14, failed: 6 }, 'fail', 'halted at ring canary: 6 of 20 devices (30%) failed, above the 10% limit (at 95% confidence: at least 16.4%)'],
-    ['CPU regression over each baseline', fixed, { succeeded: 10, cpuDeltas: [40, 40, 40, 0, 0, 0, 5, 5, 5, 5], memoryDeltas: zeros(10), drainDeltas: zeros(10) }, 'fail', "halted at ring canary: CPU rose by 14 points on average over each device's own baseline (10 devices), above the 10 points limit"],
-    ['battery drain regression', { ...fixed, maxBatteryDrainRegression: 5 }, { succeeded: 10, cpuDeltas: zeros(10), memoryDeltas: zeros(10), drainDeltas: Array.from({ length: 10 }, () => 8) }, 'fail', "halted at ring canary: battery drain rose by 8%/h on average over each device's own baseline (10 devices), above the 5%/h limit"],
-    ['a small ring is judged when done', fixed, { ringDevices: 3, stageDone: true, succeeded: 3, cpuDeltas: [1, 2, 3], memoryDeltas: [0, 0, 0], drainDeltas: [0, 0, 0] }, 'pass', 'ring canary passed: 0 of 3 failed (0%), 0 timed out; CPU +2 points, memory +0 points, battery drain +0%/h on average'],
+    ['2 of 10 at 95% confidence is not enough evidence', { ...DEFAULT_GATE, maxFailureShare: 0.1 }, { succeeded: 8, failed: 2 }, 'wait', 'ring canary: 10 of 10 devices judged and 0 observed so far'],
+    ['6 of 20 at 95% confidence halts', { ...DEFAULT_GATE, maxFailureShare: 0.1 }, { succeeded: 14, failed: 6 }, 'fail', 'halted at ring canary: 6 of 20 devices (30%) failed, above the 10% limit (at 95% confidence: at least 16.4%)'],
+    ['one model failing halts before it is diluted', DEFAULT_GATE, { succeeded: 60, failed: 4, models: { x1: { judged: 60, failed: 0 }, t14: { judged: 4, failed: 4 } } }, 'fail', 'halted at ring canary: 4 of 4 t14 devices (100%) failed, above the 5% limit (at 95% confidence: at least 59.7%)'],
+    ['regressed devices over their own baselines', fixed, { succeeded: 10, observed: 10, regressed: 4, cpuDeltas: [40, 40, 40, 40, 0, 0, 0, 0, 0, 0] }, 'fail', 'halted at ring canary: 4 of 10 devices (40%) regressed over their own baselines, above the 10% limit; on average CPU +16 points, memory +0 points, battery drain +0%/h'],
+    ['one regressed device in 30 is noise at 95% confidence', DEFAULT_GATE, { succeeded: 30, observed: 30, regressed: 1 }, 'pass', 'ring canary passed: 0 of 30 failed (0%), 0 timed out, 1 of 30 regressed; CPU +0 points, memory +0 points, battery drain +0%/h on average'],
+    ['a small ring is judged when done', fixed, { ringDevices: 3, stageDone: true, succeeded: 3, observed: 3, cpuDeltas: [1, 2, 3] }, 'pass', 'ring canary passed: 0 of 3 failed (0%), 0 timed out, 0 of 3 regressed; CPU +2 points, memory +0 points, battery drain +0%/h on average'],
   ])('%s', (_name, gate, row, verdict, reason) => {
-    const g = { ...gate, maxCpuRegression: gate === DEFAULT_GATE ? 15 : 10 };
-    const out = judgeGate(g, input(row));
+    const out = judgeGate(gate, input(row));
     expect(out.verdict).toBe(verdict);
     expect(out.reason).toBe(reason);
+  });
+
+  it('a device regressed when any change over its own baseline exceeds its limit', () => {
+    expect(regressed(DEFAULT_GATE, 20, 15, 6)).toBe(false);
+    expect(regressed(DEFAULT_GATE, 20.5, 0, 0)).toBe(true);
+    expect(regressed(DEFAULT_GATE, 0, 15.5, 0)).toBe(true);
+    expect(regressed(DEFAULT_GATE, 0, 0, 6.5)).toBe(true);
   });
 
   it('statistics: z, Wilson bound and the mean bound', () => {
@@ -42,8 +53,9 @@ describe('gate arithmetic', () => {
 
   it('the fixed-threshold baseline looks at failures only', () => {
     const g = fixedThresholdGate();
-    expect(judgeGate(g, input({ succeeded: 10, cpuDeltas: Array.from({ length: 10 }, () => 80), memoryDeltas: zeros(10), drainDeltas: zeros(10) })).verdict).toBe('pass');
+    expect(judgeGate(g, input({ succeeded: 10, observed: 10, regressed: 10, cpuDeltas: Array.from({ length: 10 }, () => 80) })).verdict).toBe('pass');
     expect(judgeGate(g, input({ succeeded: 8, failed: 2 })).verdict).toBe('fail');
+    expect(judgeGate(g, input({ succeeded: 9, failed: 1, observed: 9, models: { t14: { judged: 1, failed: 1 } } })).verdict).toBe('pass');
   });
 });
 
