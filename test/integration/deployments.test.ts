@@ -61,7 +61,7 @@ async function until(h: Harness, id: string, status: string, maxMs = 600_000): P
     await advanceUntil(h, async () => (await h.orchestrator.deployments.get(id)).deployment.status === status, maxMs, 1000);
   } catch (err) {
     const v = await h.orchestrator.deployments.get(id);
-    throw new Error(`${String(err)}: deployment is ${v.deployment.status}; ${v.evaluations.map((e) => e.reason).join(' | ')}; ${JSON.stringify(v.executions.filter((e) => e.state !== 'succeeded').map((e) => [e.state, e.reason]))}`);
+    throw new Error(`${String(err)}: deployment is ${v.deployment.status}; ${v.evaluations.map((e) => e.reason).join(' | ')}; ${JSON.stringify(v.executions.filter((e) => e.state !== 'succeeded').map((e) => [e.state, e.reason]))}`, { cause: err });
   }
 }
 
