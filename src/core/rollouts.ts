@@ -63,6 +63,8 @@ interface StageStats {
   timedOut: number;
   observed: number;
   regressed: number;
+  /** Updates whose device went away mid-update (they are tried again, but the loss is evidence). */
+  lost: number;
   models: Map<string, { judged: number; failed: number }>;
   cpu: Moments;
   memory: Moments;
@@ -88,6 +90,8 @@ interface Active {
   gateDirty: boolean;
   lastVerdict: Map<number, string>;
   inFlight: number;
+  /** Devices with an update running, for the gate's stalled count. */
+  running: Set<string>;
   /** Per stage: executions in flight, and successes not yet observed. */
   stageInFlight: number[];
   stageObserving: number[];
@@ -104,7 +108,7 @@ const PARKED_SCAN_MS = 30_000;
 const MEMBER_SCAN_MS = 60_000;
 
 function emptyStats(): StageStats {
-  return { succeeded: 0, failed: 0, rejected: 0, timedOut: 0, observed: 0, regressed: 0, models: new Map(), cpu: emptyMoments(), memory: emptyMoments(), drain: emptyMoments() };
+  return { succeeded: 0, failed: 0, rejected: 0, timedOut: 0, observed: 0, regressed: 0, lost: 0, models: new Map(), cpu: emptyMoments(), memory: emptyMoments(), drain: emptyMoments() };
 }
 
 /**
@@ -159,6 +163,7 @@ export class RolloutController {
         } else if (e.state === 'in_progress') {
           this.fleet.markInflight(e.deviceId, 1);
           a.inFlight++;
+          a.running.add(e.deviceId);
           a.stageInFlight[e.stage] = (a.stageInFlight[e.stage] ?? 0) + 1;
         }
         if (e.rollbackTaskId !== null && e.state !== 'rolled_back' && e.reason?.startsWith('rollback failed') !== true) {
@@ -188,6 +193,7 @@ export class RolloutController {
       gateDirty: true,
       lastVerdict: new Map(),
       inFlight: 0,
+      running: new Set(),
       stageInFlight: new Array<number>(stages).fill(0),
       stageObserving: new Array<number>(stages).fill(0),
       rollbacksOutstanding: 0,
@@ -495,6 +501,7 @@ export class RolloutController {
   private settle(a: Active, e: Execution): void {
     if (e.state === 'in_progress') {
       a.inFlight--;
+      a.running.delete(e.deviceId);
       a.stageInFlight[e.stage] = (a.stageInFlight[e.stage] ?? 1) - 1;
       this.fleet.markInflight(e.deviceId, -1);
     }
@@ -534,13 +541,17 @@ export class RolloutController {
         a.stageObserving[e.stage] = (a.stageObserving[e.stage] ?? 0) + 1;
         break;
       }
-      case 'lost':
+      case 'lost': {
+        const st = a.stats[e.stage];
+        if (st && e.startedAt !== null && e.startedAt >= a.rec.gateResetAt) st.lost++;
+        a.gateDirty = true;
         e.state = 'queued';
         e.reason = outcome.reason;
         e.endedAt = null;
         e.taskId = null;
         a.parked.add(deviceId);
         break;
+      }
       default:
         e.state = outcome.kind;
         e.reason = outcome.reason;
@@ -604,7 +615,8 @@ export class RolloutController {
     this.observeDue(a, now);
     if (inMaintenanceWindow(rec.spec.maintenanceWindows, now)) this.dispatch(a, stage, now);
     else a.lastRefill = now;
-    if (a.gateDirty || (rec.phase === 'soaking' && rec.soakUntil !== null && now >= rec.soakUntil)) {
+    // Stalled updates appear with time alone: with updates running, the gate looks every tick.
+    if (a.gateDirty || a.running.size > 0 || (rec.phase === 'soaking' && rec.soakUntil !== null && now >= rec.soakUntil)) {
       a.gateDirty = false;
       await this.judge(a, now);
     }
@@ -650,6 +662,7 @@ export class RolloutController {
       e.startedAt = now;
       e.endedAt = null;
       a.inFlight++;
+      a.running.add(deviceId);
       a.stageInFlight[e.stage] = (a.stageInFlight[e.stage] ?? 0) + 1;
       this.fleet.markInflight(deviceId, 1);
       const { handle, committed } = this.driver.start(a.rec.id, deviceId, a.rec.spec.payload, false);
@@ -681,8 +694,17 @@ export class RolloutController {
     return a.pendingAt >= a.pending.length && (a.stageInFlight[k] ?? 0) === 0 && (a.stageObserving[k] ?? 0) === 0;
   }
 
-  private gateInput(a: Active, done: boolean) {
+  private gateInput(a: Active, done: boolean, now: number) {
     const s = a.stats[a.rec.stage] ?? emptyStats();
+    const stalledMs = a.rec.spec.stages[a.rec.stage]?.gate.stalledMs ?? 0;
+    let stalled = 0;
+    if (stalledMs > 0) {
+      // Running too long, or its device dropped off mid-update (a crashed agent looks like that).
+      for (const deviceId of a.running) {
+        const e = a.execs.get(deviceId);
+        if (e && e.stage === a.rec.stage && e.startedAt !== null && e.startedAt >= a.rec.gateResetAt && (now - e.startedAt >= stalledMs || !this.driver.online(deviceId))) stalled++;
+      }
+    }
     return {
       ring: this.ringOf(a, a.rec.stage),
       ringDevices: this.fleet.ringSize(this.ringOf(a, a.rec.stage)),
@@ -691,6 +713,7 @@ export class RolloutController {
       failed: s.failed,
       rejected: s.rejected,
       timedOut: s.timedOut,
+      stalled: stalled + s.lost,
       observed: s.observed,
       regressed: s.regressed,
       models: s.models,
@@ -704,7 +727,7 @@ export class RolloutController {
     const rec = a.rec;
     const stage = rec.spec.stages[rec.stage] as Stage;
     const soakOver = rec.phase === 'soaking' && rec.soakUntil !== null && now >= rec.soakUntil;
-    const v = judgeGate(stage.gate, this.gateInput(a, rec.phase === 'soaking'));
+    const v = judgeGate(stage.gate, this.gateInput(a, rec.phase === 'soaking', now));
     const ring = stage.ring;
     if (v.verdict === 'fail') {
       rec.status = 'halted';

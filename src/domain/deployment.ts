@@ -58,8 +58,14 @@ export interface Gate {
   /** How long after its update a device is watched before its health counts. */
   observeMs: number;
   /**
+   * An update still running after this long counts as timed out for the gate
+   * (a crashed agent answers nothing; waiting for the task's own timeout would
+   * let the release reach more devices meanwhile). 0 turns it off.
+   */
+  stalledMs: number;
+  /**
    * 0: halt as soon as an observed share is over its limit (a fixed
-   * threshold). Above 0 (default 0.95): halt only when the limit is exceeded at
+   * threshold). Above 0 (default 0.99): halt only when the limit is exceeded at
    * that confidence (the Wilson lower bound of the share), so that noise in
    * small samples does not halt good releases.
    */
@@ -112,7 +118,8 @@ export const DEFAULT_GATE: Gate = {
   minDevices: 10,
   minModelDevices: 3,
   observeMs: 2 * 60_000,
-  confidence: 0.95,
+  stalledMs: 5 * 60_000,
+  confidence: 0.99,
 };
 
 export const DEFAULT_PREFLIGHT: Preflight = { minBattery: 20, requireCharging: false, minFreeDisk: 5 };
@@ -195,6 +202,11 @@ export interface GateInput {
   failed: number;
   rejected: number;
   timedOut: number;
+  /**
+   * Updates still running after the gate's `stalledMs`, or whose device went
+   * offline during the update: counted as timed out.
+   */
+  stalled: number;
   /** Devices watched long enough after a successful update, and how many of them regressed over their own baselines. */
   observed: number;
   regressed: number;
@@ -286,12 +298,13 @@ export function regressed(g: Gate, cpu: number, memory: number, drain: number): 
  * reason says what was measured against which limit, in plain words.
  */
 export function judgeGate(g: Gate, x: GateInput): Verdict {
-  const judged = x.succeeded + x.failed + x.rejected + x.timedOut;
+  const timedOut = x.timedOut + x.stalled;
+  const judged = x.succeeded + x.failed + x.rejected + timedOut;
   const failures = x.failed + x.rejected;
   const z = zFor(g.confidence);
   const mean = (m: Moments): number => (m.n === 0 ? 0 : Math.round((m.sum / m.n) * 100) / 100);
   const figures: Record<string, number> = {
-    judged, failed: failures, timedOut: x.timedOut, observed: x.observed, regressed: x.regressed,
+    judged, failed: failures, timedOut, stalled: x.stalled, observed: x.observed, regressed: x.regressed,
     cpuRegression: mean(x.cpu), memoryRegression: mean(x.memory), drainRegression: mean(x.drain),
   };
   // A ring smaller than minDevices is judged once it is done; otherwise wait for minDevices outcomes.
@@ -304,17 +317,22 @@ export function judgeGate(g: Gate, x: GateInput): Verdict {
     if (failures > 0 && fLow > g.maxFailureShare) {
       return { verdict: 'fail', figures, reason: `halted at ${at}: ${failures} of ${judged} devices (${pct(failures / judged)}) failed, above the ${pct(g.maxFailureShare)} limit${bound(fLow)}` };
     }
-    const tLow = wilsonLower(x.timedOut, judged, z);
-    if (x.timedOut > 0 && tLow > g.maxTimeoutShare) {
-      return { verdict: 'fail', figures, reason: `halted at ${at}: ${x.timedOut} of ${judged} devices (${pct(x.timedOut / judged)}) timed out, above the ${pct(g.maxTimeoutShare)} limit${bound(tLow)}` };
+    const tLow = wilsonLower(timedOut, judged, z);
+    if (timedOut > 0 && tLow > g.maxTimeoutShare) {
+      const stalled = x.stalled > 0 ? ` (${x.stalled} of them stalled: still running after ${Math.round(g.stalledMs / 60_000)} minutes, or offline since the update began)` : '';
+      return { verdict: 'fail', figures, reason: `halted at ${at}: ${timedOut} of ${judged} devices (${pct(timedOut / judged)}) timed out${stalled}, above the ${pct(g.maxTimeoutShare)} limit${bound(tLow)}` };
     }
   }
   if (g.minModelDevices > 0) {
+    // Every model is judged again at every outcome: each look asks for much stronger evidence (the
+    // error rate split 50 ways), or a good release would halt on the first unlucky model.
+    const zModel = z === 0 ? 0 : zFor(1 - (1 - g.confidence) / 50);
+    const modelBound = (low: number): string => (z === 0 ? '' : ` (at ${Math.round((1 - (1 - g.confidence) / 50) * 1000) / 10}% confidence: at least ${pct(low)})`);
     for (const [model, m] of x.models) {
       if (m.judged < g.minModelDevices || m.failed === 0) continue;
-      const low = wilsonLower(m.failed, m.judged, z);
+      const low = wilsonLower(m.failed, m.judged, zModel);
       if (low > g.maxFailureShare) {
-        return { verdict: 'fail', figures, reason: `halted at ${at}: ${m.failed} of ${m.judged} ${model} devices (${pct(m.failed / m.judged)}) failed, above the ${pct(g.maxFailureShare)} limit${bound(low)}` };
+        return { verdict: 'fail', figures, reason: `halted at ${at}: ${m.failed} of ${m.judged} ${model} devices (${pct(m.failed / m.judged)}) failed, above the ${pct(g.maxFailureShare)} limit${modelBound(low)}` };
       }
     }
   }
@@ -338,7 +356,7 @@ export function judgeGate(g: Gate, x: GateInput): Verdict {
   return {
     verdict: 'pass',
     figures,
-    reason: `${at} passed: ${failures} of ${judged} failed (${pct(judged === 0 ? 0 : failures / judged)}), ${x.timedOut} timed out, ${x.regressed} of ${x.observed} regressed; CPU ${signed(figures.cpuRegression ?? 0)} points, memory ${signed(figures.memoryRegression ?? 0)} points, battery drain ${signed(figures.drainRegression ?? 0)}%/h on average`,
+    reason: `${at} passed: ${failures} of ${judged} failed (${pct(judged === 0 ? 0 : failures / judged)}), ${timedOut} timed out, ${x.regressed} of ${x.observed} regressed; CPU ${signed(figures.cpuRegression ?? 0)} points, memory ${signed(figures.memoryRegression ?? 0)} points, battery drain ${signed(figures.drainRegression ?? 0)}%/h on average`,
   };
 }
 
@@ -352,7 +370,7 @@ function signed(x: number): string {
  * devices failed. Health is not looked at.
  */
 export function fixedThresholdGate(share = 0.1, min = 10): Gate {
-  return { ...DEFAULT_GATE, maxFailureShare: share, maxTimeoutShare: share, minDevices: min, confidence: 0, maxRegressedShare: 1, minModelDevices: 0, observeMs: 0 };
+  return { ...DEFAULT_GATE, maxFailureShare: share, maxTimeoutShare: share, minDevices: min, confidence: 0, maxRegressedShare: 1, minModelDevices: 0, observeMs: 0, stalledMs: 0 };
 }
 
 // ------------------------------------------------------------------ records

@@ -94,7 +94,7 @@ describe('staged deployments with simulated agents', () => {
     await advanceUntil(h, async () => (await h.orchestrator.deployments.get(d.id)).executions.every((e) => e.state !== 'failed' && e.state !== 'in_progress'), 60_000, 500);
     const view = await h.orchestrator.deployments.get(d.id);
     const fail = view.evaluations.find((e) => e.verdict === 'fail');
-    expect(fail?.reason).toBe('halted at ring canary: 1 of 1 devices (100%) failed, above the 5% limit (at 95% confidence: at least 27%)');
+    expect(fail?.reason).toBe('halted at ring canary: 1 of 1 devices (100%) failed, above the 5% limit (at 99% confidence: at least 15.6%)');
     expect(view.deployment.haltReason).toBe(fail?.reason);
     // Only the canary ring was reached.
     expect(new Set(view.executions.map((e) => e.stage))).toEqual(new Set([0]));

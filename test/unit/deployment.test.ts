@@ -4,7 +4,7 @@ import { DEFAULT_GATE, fixedThresholdGate, inMaintenanceWindow, judgeGate, meanL
 import { parseDeploymentSpec } from '../../src/domain/deployment-spec.js';
 
 const base: GateInput = {
-  ring: 'canary', ringDevices: 500, stageDone: false, succeeded: 0, failed: 0, rejected: 0, timedOut: 0,
+  ring: 'canary', ringDevices: 500, stageDone: false, succeeded: 0, failed: 0, rejected: 0, timedOut: 0, stalled: 0,
   observed: 0, regressed: 0, cpu: momentsOf([]), memory: momentsOf([]), drain: momentsOf([]), models: new Map(),
 };
 /** Test rows give per-device deltas as arrays, and per-model outcomes as an object. */
@@ -21,9 +21,11 @@ describe('gate arithmetic', () => {
     ['rejections count as failures', fixed, { succeeded: 17, failed: 1, rejected: 2 }, 'fail', 'halted at ring canary: 3 of 20 devices (15%) failed, above the 10% limit'],
     ['exactly at the limit passes', fixed, { succeeded: 18, failed: 2, observed: 18, cpuDeltas: [3, -3] }, 'pass', 'ring canary passed: 2 of 20 failed (10%), 0 timed out, 0 of 18 regressed; CPU +0 points, memory +0 points, battery drain +0%/h on average'],
     ['timeouts have their own limit', fixed, { succeeded: 8, timedOut: 2 }, 'fail', 'halted at ring canary: 2 of 10 devices (20%) timed out, above the 10% limit'],
-    ['2 of 10 at 95% confidence is not enough evidence', { ...DEFAULT_GATE, maxFailureShare: 0.1 }, { succeeded: 8, failed: 2 }, 'wait', 'ring canary: 10 of 10 devices judged and 0 observed so far'],
-    ['6 of 20 at 95% confidence halts', { ...DEFAULT_GATE, maxFailureShare: 0.1 }, { succeeded: 14, failed: 6 }, 'fail', 'halted at ring canary: 6 of 20 devices (30%) failed, above the 10% limit (at 95% confidence: at least 16.4%)'],
-    ['one model failing halts before it is diluted', DEFAULT_GATE, { succeeded: 60, failed: 4, models: { x1: { judged: 60, failed: 0 }, t14: { judged: 4, failed: 4 } } }, 'fail', 'halted at ring canary: 4 of 4 t14 devices (100%) failed, above the 5% limit (at 95% confidence: at least 59.7%)'],
+    ['updates still running past stalledMs count as timed out', fixed, { succeeded: 8, timedOut: 1, stalled: 2 }, 'fail', 'halted at ring canary: 3 of 11 devices (27.3%) timed out (2 of them stalled: still running after 5 minutes, or offline since the update began), above the 10% limit'],
+    ['2 of 10 at 95% confidence is not enough evidence', { ...DEFAULT_GATE, maxFailureShare: 0.1, confidence: 0.95 }, { succeeded: 8, failed: 2 }, 'wait', 'ring canary: 10 of 10 devices judged and 0 observed so far'],
+    ['6 of 20 at 95% confidence halts', { ...DEFAULT_GATE, maxFailureShare: 0.1, confidence: 0.95 }, { succeeded: 14, failed: 6 }, 'fail', 'halted at ring canary: 6 of 20 devices (30%) failed, above the 10% limit (at 95% confidence: at least 16.4%)'],
+    ['one model failing halts before it is diluted', { ...DEFAULT_GATE, confidence: 0.95 }, { succeeded: 60, failed: 4, models: { x1: { judged: 60, failed: 0 }, t14: { judged: 4, failed: 4 } } }, 'fail', 'halted at ring canary: 4 of 4 t14 devices (100%) failed, above the 5% limit (at 99.9% confidence: at least 29.5%)'],
+    ['one failure in three of a model is not enough evidence', DEFAULT_GATE, { succeeded: 60, failed: 1, models: { x1: { judged: 58, failed: 0 }, t14: { judged: 3, failed: 1 } } }, 'wait', 'ring canary: 61 of 10 devices judged and 0 observed so far'],
     ['regressed devices over their own baselines', fixed, { succeeded: 10, observed: 10, regressed: 4, cpuDeltas: [40, 40, 40, 40, 0, 0, 0, 0, 0, 0] }, 'fail', 'halted at ring canary: 4 of 10 devices (40%) regressed over their own baselines, above the 10% limit; on average CPU +16 points, memory +0 points, battery drain +0%/h'],
     ['one regressed device in 30 is noise at 95% confidence', DEFAULT_GATE, { succeeded: 30, observed: 30, regressed: 1 }, 'pass', 'ring canary passed: 0 of 30 failed (0%), 0 timed out, 1 of 30 regressed; CPU +0 points, memory +0 points, battery drain +0%/h on average'],
     ['a small ring is judged when done', fixed, { ringDevices: 3, stageDone: true, succeeded: 3, observed: 3, cpuDeltas: [1, 2, 3] }, 'pass', 'ring canary passed: 0 of 3 failed (0%), 0 timed out, 0 of 3 regressed; CPU +2 points, memory +0 points, battery drain +0%/h on average'],
