@@ -2,7 +2,9 @@
 import { Command, Option } from 'commander';
 import type { ConfigFlags } from '../config/config.js';
 import { ConfigError, loadConfig, SETTINGS } from '../config/config.js';
+import { readFileSync } from 'node:fs';
 import { startServer } from '../server.js';
+import { parseScenario, simulate } from '../sim/rollout-sim.js';
 
 async function serve(flags: ConfigFlags): Promise<void> {
   let config;
@@ -56,6 +58,57 @@ serveCommand.action(async (opts: Record<string, string | undefined>) => {
   }
   await serve(flags);
 });
+
+program
+  .command('simulate')
+  .description('run a staged rollout against simulated devices on a virtual clock and report its outcome')
+  .requiredOption('--scenario <file>', 'scenario JSON (see scenarios/)')
+  .option('--devices <n>', 'devices in the simulated fleet', '10000')
+  .option('--json', 'print the report as one JSON line')
+  .action(async (opts: { scenario: string; devices: string; json?: boolean }) => {
+    const devices = Number(opts.devices);
+    if (!Number.isInteger(devices) || devices < 1 || devices > 1_000_000) {
+      process.stderr.write('--devices: must be an integer from 1 to 1000000\n');
+      process.exit(2);
+    }
+    let scenario;
+    try {
+      scenario = parseScenario(JSON.parse(readFileSync(opts.scenario, 'utf8')));
+    } catch (err) {
+      process.stderr.write(`--scenario: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(2);
+    }
+    const tty = process.stderr.isTTY;
+    const result = await simulate(scenario, {
+      devices,
+      onProgress: (p) => {
+        const width = 30;
+        const filled = Math.round((p.done / p.total) * width);
+        const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round((p.done / p.total) * 100)}% updated · ring ${p.ring} (${p.stage + 1}/${p.stages}) · virtual ${formatDuration(p.virtualMs)}`;
+        process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+      },
+    });
+    if (tty) process.stderr.write('\n');
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+      return;
+    }
+    const lines = [
+      `scenario: ${result.scenario} (${result.bad ? 'a bad release' : 'a good release'}), ${result.devices} devices`,
+      `outcome: ${result.outcome}${result.haltReason ? ` — ${result.haltReason}` : ''}`,
+      `time (virtual): ${formatDuration(result.virtualMs)}`,
+      `updated per ring: ${Object.entries(result.updatedPerRing).map(([r, n]) => `${r} ${n}`).join(', ')}`,
+      `${result.bad ? 'blast radius' : 'devices reached'}: ${result.exposed} devices (${(result.exposedShare * 100).toFixed(2)}% of the fleet)`,
+      `false halt: ${result.falseHalt ? 'yes' : 'no'}`,
+      `simulated in ${(result.wallMs / 1000).toFixed(1)} s`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  });
+
+function formatDuration(ms: number): string {
+  const m = Math.floor(ms / 60_000);
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -371,6 +371,17 @@ export class RolloutController {
     return this.store.listDeployments(limit, before);
   }
 
+  /** The deployment's record without its executions (cheap), or null when it is not running. */
+  peek(id: string): DeploymentRecord | null {
+    const a = this.active.get(id);
+    return a ? { ...a.rec } : null;
+  }
+
+  /** Successful executions of a running deployment. */
+  succeeded(id: string): number {
+    return (this.active.get(id)?.successes ?? []).reduce((x, y) => x + y, 0);
+  }
+
   isActive(id: string): boolean {
     return this.active.has(id);
   }

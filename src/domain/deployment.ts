@@ -285,6 +285,8 @@ export function meanLower(m: Moments, z: number): { mean: number; lower: number 
 }
 
 const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;
+/** A lower bound shown with enough digits to be visibly above its limit. */
+const pctOver = (x: number, limit: number): string => (Math.round(x * 1000) / 1000 > limit ? pct(x) : `${Math.floor(x * 100_000) / 1000}%`);
 const num = (x: number): string => (Math.round(x * 10) / 10).toString();
 
 /** Whether one device's changes over its own baseline exceed the gate's limits. */
@@ -311,23 +313,23 @@ export function judgeGate(g: Gate, x: GateInput): Verdict {
   const need = Math.min(g.minDevices, Math.max(1, x.ringDevices));
   const enough = judged >= need || (x.stageDone && judged > 0);
   const at = `ring ${x.ring}`;
-  const bound = (low: number): string => (z === 0 ? '' : ` (at ${Math.round(g.confidence * 100)}% confidence: at least ${pct(low)})`);
+  const bound = (low: number, limit: number): string => (z === 0 ? '' : ` (at ${Math.round(g.confidence * 100)}% confidence: at least ${pctOver(low, limit)})`);
   if (enough) {
     const fLow = wilsonLower(failures, judged, z);
     if (failures > 0 && fLow > g.maxFailureShare) {
-      return { verdict: 'fail', figures, reason: `halted at ${at}: ${failures} of ${judged} devices (${pct(failures / judged)}) failed, above the ${pct(g.maxFailureShare)} limit${bound(fLow)}` };
+      return { verdict: 'fail', figures, reason: `halted at ${at}: ${failures} of ${judged} devices (${pct(failures / judged)}) failed, above the ${pct(g.maxFailureShare)} limit${bound(fLow, g.maxFailureShare)}` };
     }
     const tLow = wilsonLower(timedOut, judged, z);
     if (timedOut > 0 && tLow > g.maxTimeoutShare) {
       const stalled = x.stalled > 0 ? ` (${x.stalled} of them stalled: still running after ${Math.round(g.stalledMs / 60_000)} minutes, or offline since the update began)` : '';
-      return { verdict: 'fail', figures, reason: `halted at ${at}: ${timedOut} of ${judged} devices (${pct(timedOut / judged)}) timed out${stalled}, above the ${pct(g.maxTimeoutShare)} limit${bound(tLow)}` };
+      return { verdict: 'fail', figures, reason: `halted at ${at}: ${timedOut} of ${judged} devices (${pct(timedOut / judged)}) timed out${stalled}, above the ${pct(g.maxTimeoutShare)} limit${bound(tLow, g.maxTimeoutShare)}` };
     }
   }
   if (g.minModelDevices > 0) {
     // Every model is judged again at every outcome: each look asks for much stronger evidence (the
     // error rate split 50 ways), or a good release would halt on the first unlucky model.
     const zModel = z === 0 ? 0 : zFor(1 - (1 - g.confidence) / 50);
-    const modelBound = (low: number): string => (z === 0 ? '' : ` (at ${Math.round((1 - (1 - g.confidence) / 50) * 1000) / 10}% confidence: at least ${pct(low)})`);
+    const modelBound = (low: number): string => (z === 0 ? '' : ` (at ${Math.round((1 - (1 - g.confidence) / 50) * 1000) / 10}% confidence: at least ${pctOver(low, g.maxFailureShare)})`);
     for (const [model, m] of x.models) {
       if (m.judged < g.minModelDevices || m.failed === 0) continue;
       const low = wilsonLower(m.failed, m.judged, zModel);
@@ -345,7 +347,7 @@ export function judgeGate(g: Gate, x: GateInput): Verdict {
         verdict: 'fail',
         figures,
         reason:
-          `halted at ${at}: ${x.regressed} of ${x.observed} devices (${pct(x.regressed / x.observed)}) regressed over their own baselines, above the ${pct(g.maxRegressedShare)} limit${bound(rLow)}; ` +
+          `halted at ${at}: ${x.regressed} of ${x.observed} devices (${pct(x.regressed / x.observed)}) regressed over their own baselines, above the ${pct(g.maxRegressedShare)} limit${bound(rLow, g.maxRegressedShare)}; ` +
           `on average CPU ${signed(figures.cpuRegression ?? 0)} points, memory ${signed(figures.memoryRegression ?? 0)} points, battery drain ${signed(figures.drainRegression ?? 0)}%/h`,
       };
     }

@@ -293,17 +293,16 @@ export async function simulate(scenario: Scenario, options: SimOptions = {}): Pr
   while (clock.now() - start < maxMs) {
     clock.advanceTo(clock.now() + tickMs);
     await controller.tick();
-    if (!controller.isActive(d.id)) {
+    const rec = controller.peek(d.id);
+    if (!rec) {
       status = (await controller.get(d.id)).deployment.status;
       break;
     }
-    const view = (await controller.get(d.id)).deployment;
-    status = view.status;
+    status = rec.status;
     if (status === 'halted') break;
     if (options.onProgress && clock.now() - lastProgress >= 60_000) {
       lastProgress = clock.now();
-      const all = (await controller.get(d.id)).executions;
-      options.onProgress({ virtualMs: clock.now() - start, ring: stages[view.stage]?.ring ?? '?', stage: view.stage, stages: stages.length, done: all.filter((e) => e.state === 'succeeded').length, total: n });
+      options.onProgress({ virtualMs: clock.now() - start, ring: stages[rec.stage]?.ring ?? '?', stage: rec.stage, stages: stages.length, done: controller.succeeded(d.id), total: n });
     }
   }
   const view = await controller.get(d.id);
