@@ -293,12 +293,16 @@ export class RolloutController {
 
   /** An operator's action; refused with 409 from a state it does not apply to. */
   async act(id: string, action: DeploymentAction): Promise<DeploymentRecord> {
-    const a = this.active.get(id);
+    let a = this.active.get(id);
     if (!a) {
       const stored = await this.store.getDeployment(id);
       if (!stored) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
       if (stored.kind === 'seed') throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} was started through /start_deployment; use /complete_deployment`);
-      throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} is ${stored.status}; cannot ${action}`);
+      // An ended deployment can still be rolled back: it comes back into memory for that.
+      if (!TRANSITIONS[action].from.includes(stored.status) || this.active.has(id)) {
+        throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} is ${stored.status}; ${action} applies to ${TRANSITIONS[action].from.join(', ')}`);
+      }
+      a = this.track(stored, await this.store.getExecutions(stored.seq));
     }
     const rec = a.rec;
     const t = TRANSITIONS[action];
@@ -320,6 +324,8 @@ export class RolloutController {
         a.lastRefill = now;
         break;
       case 'promote':
+        rec.status = 'in_progress';
+        a.lastRefill = now;
         await this.evaluate(a, { stage: rec.stage, ring: this.ringOf(a, rec.stage), at: now, verdict: 'override', reason: `ring ${this.ringOf(a, rec.stage)}: promoted by an operator; soak skipped`, figures: {} });
         this.nextStage(a, now);
         break;

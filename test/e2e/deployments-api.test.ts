@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/config.js';
@@ -92,5 +93,52 @@ describe('/api/v1/deployments over HTTP', () => {
     const completed = await call('POST', '/complete_deployment', { deployment_id: 'seed-1' });
     expect(completed.body.status).toBe('completed');
     expect((await call('GET', '/api/v1/deployments/seed-1')).body.status).toBe('completed');
+  });
+});
+
+describe('hostile input on the deployment routes', () => {
+  it('no random deployment, action or query gets a 5xx, and every error has the error shape', async () => {
+    const stageArb = fc.record(
+      {
+        ring: fc.oneof(fc.constantFrom('canary', 'dev', 'prod'), fc.string()),
+        rate: fc.oneof(fc.record({ maxPerMinute: fc.oneof(fc.double(), fc.integer()) }), fc.record({ exponential: fc.record({ base: fc.double(), factor: fc.double(), every: fc.integer(), max: fc.jsonValue() }, { requiredKeys: [] }) }), fc.jsonValue()),
+        soakMs: fc.oneof(fc.integer(), fc.jsonValue()),
+        gate: fc.oneof(fc.dictionary(fc.constantFrom('maxFailureShare', 'minDevices', 'confidence', 'observeMs', 'bogus'), fc.oneof(fc.double(), fc.jsonValue())), fc.jsonValue()),
+        preflight: fc.oneof(fc.dictionary(fc.constantFrom('minBattery', 'requireCharging', 'minFreeDisk'), fc.jsonValue()), fc.jsonValue()),
+      },
+      { requiredKeys: [] },
+    );
+    const body = fc.record(
+      {
+        name: fc.oneof(fc.string(), fc.jsonValue()),
+        payload: fc.oneof(fc.record({ type: fc.oneof(fc.constantFrom('deploy', 'health_check'), fc.string()), params: fc.jsonValue() }, { requiredKeys: [] }), fc.jsonValue()),
+        plan: fc.oneof(fc.record({ stages: fc.array(stageArb, { maxLength: 5 }) }), fc.jsonValue()),
+        maintenanceWindows: fc.oneof(fc.array(fc.record({ days: fc.jsonValue(), start: fc.oneof(fc.constant('22:00'), fc.string()), end: fc.string() }), { maxLength: 3 }), fc.jsonValue()),
+        autoRollback: fc.jsonValue(),
+        start: fc.constant(false),
+      },
+      { requiredKeys: [] },
+    );
+    const request = fc.oneof(
+      fc.tuple(fc.constant('POST'), fc.constant('/api/v1/deployments'), fc.oneof(body.map((b) => JSON.stringify(b)), fc.string())),
+      fc.tuple(fc.constant('POST'), fc.tuple(fc.constantFrom('seed-1', 'nope', '%20'), fc.oneof(fc.constantFrom('start', 'pause', 'rollback', 'acknowledge-and-resume'), fc.string({ minLength: 1 }))).map(([id, a]) => `/api/v1/deployments/${id}/${encodeURIComponent(a)}`), fc.constant(undefined)),
+      fc.tuple(fc.constant('GET'), fc.tuple(fc.constantFrom('limit', 'cursor', 'state', 'x'), fc.string()).map(([k, v]) => `/api/v1/deployments?${k}=${encodeURIComponent(v)}`), fc.constant(undefined)),
+      fc.tuple(fc.constant('GET'), fc.string().map((v) => `/api/v1/deployments/seed-1/impact?limit=${encodeURIComponent(v)}`), fc.constant(undefined)),
+    );
+    let requests = 0;
+    await fc.assert(
+      fc.asyncProperty(request, async ([method, path, payload]) => {
+        requests++;
+        const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(payload === undefined ? {} : { body: payload }) });
+        expect(res.status, `${method} ${path} ${payload ?? ''}`).toBeLessThan(500);
+        const json = (await res.json()) as Record<string, unknown>;
+        if (res.status >= 400) {
+          expect(typeof json.error).toBe('string');
+          expect(typeof json.code).toBe('string');
+        }
+      }),
+      { numRuns: 300, seed: 2028 },
+    );
+    expect(requests).toBe(300);
   });
 });

@@ -207,3 +207,58 @@ describe('staged deployments with simulated agents', () => {
     expect(perDevice.size).toBe(16);
   });
 });
+
+describe('every action from every state', () => {
+  const STATES = ['scheduled', 'in_progress', 'paused', 'halted', 'completed', 'cancelled', 'rolled_back'] as const;
+  type State = (typeof STATES)[number];
+  const fastStages = (): Stage[] => ['canary', 'dev', 'stage', 'prod'].map((r) => stage(r, { soakMs: 2000 }));
+
+  /** A fresh deployment driven into `state`. */
+  async function inState(h: Harness, state: State): Promise<string> {
+    const c = h.orchestrator.deployments;
+    const version = state === 'halted' ? 'bad' : '5.0';
+    const stages = state === 'in_progress' || state === 'paused' ? ['canary', 'dev', 'stage', 'prod'].map((r) => stage(r, { soakMs: 3_600_000 })) : fastStages();
+    const d = await c.create(spec(version, { stages }));
+    if (state === 'scheduled') return d.id;
+    await c.act(d.id, 'start');
+    if (state === 'in_progress') return d.id;
+    if (state === 'paused') return (await c.act(d.id, 'pause')).id;
+    if (state === 'cancelled') return (await c.act(d.id, 'abort')).id;
+    if (state === 'rolled_back') return (await c.act(d.id, 'rollback')).id;
+    await until(h, d.id, state);
+    return d.id;
+  }
+
+  it('an action is taken from the states it applies to, and refused with 409 from every other, leaving the deployment as it was', async () => {
+    const h = await fleetOf(8);
+    const c = h.orchestrator.deployments;
+    const { TRANSITIONS, DEPLOYMENT_ACTIONS } = await import('../../src/domain/deployment.js');
+    for (const state of STATES) {
+      const refusedFrom = await inState(h, state);
+      for (const action of DEPLOYMENT_ACTIONS) {
+        const allowed = (TRANSITIONS[action].from as readonly string[]).includes(state);
+        if (allowed) {
+          const id = await inState(h, state);
+          const after = await c.act(id, action);
+          expect(after.status, `${action} from ${state}`).toBe(TRANSITIONS[action].to);
+        } else {
+          await expect(c.act(refusedFrom, action), `${action} from ${state}`).rejects.toMatchObject({ code: 'ORCH_DEPLOYMENT_STATE', status: 409 });
+          expect((await c.get(refusedFrom)).deployment.status).toBe(state);
+        }
+      }
+    }
+  });
+
+  it('a manual rollback of a completed deployment sends the rollback payload to every updated device', async () => {
+    const h = await fleetOf(6);
+    const c = h.orchestrator.deployments;
+    const d = await c.create(spec('6.0', { stages: ['canary', 'dev', 'stage', 'prod'].map((r) => stage(r, { soakMs: 2000 })) }), { start: true });
+    await until(h, d.id, 'completed');
+    expect((await c.act(d.id, 'rollback')).status).toBe('rolled_back');
+    await advanceUntil(h, async () => (await c.get(d.id)).executions.every((e) => e.state === 'rolled_back'), 60_000, 500);
+    const view = await c.get(d.id);
+    expect(view.executions).toHaveLength(6);
+    for (const e of view.executions) expect((await h.orchestrator.getTask(e.rollbackTaskId as string)).task).toMatchObject({ status: 'completed', parameters: { version: '1.0' } });
+    expect(view.deployment.endedAt).not.toBeNull();
+  });
+});
