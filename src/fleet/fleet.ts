@@ -576,16 +576,7 @@ export class Fleet {
     const reg = this.registry;
     const i = this.indexOrThrow(id);
     const known = (reg.scoreBin[i] as number) >= 0;
-    const inputs = {
-      battery: reg.battery[i] as number,
-      charging: reg.charging[i] === 1,
-      cpu: reg.cpu[i] as number,
-      memory: reg.memory[i] as number,
-      disk: reg.disk[i] as number,
-      batteryDrain: reg.drain[i] as number,
-      cpuTrend: reg.cpuTrend[i] as number,
-      impact: reg.impact[i] as number,
-    };
+    const inputs = reg.healthInputs(i);
     const r1 = (x: number): number => Math.round(x * 10) / 10;
     return {
       ...this.summary(i),

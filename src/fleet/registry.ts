@@ -1,4 +1,4 @@
-import type { HealthScoreConfig } from '../domain/health-score.js';
+import type { HealthInputs, HealthScoreConfig } from '../domain/health-score.js';
 import { healthScore, IMPACT_DECAY } from '../domain/health-score.js';
 import type { CompiledRingConfig, RuleSubject } from '../domain/ring-config.js';
 import { matchesRule } from '../domain/ring-config.js';
@@ -465,22 +465,24 @@ export class DeviceRegistry {
     if (live) this.enter(i);
   }
 
-  private computeBin(i: number): number {
-    const s = healthScore(
-      {
-        battery: this.battery[i] as number,
-        charging: this.charging[i] === 1,
-        cpu: this.cpu[i] as number,
-        memory: this.memory[i] as number,
-        disk: this.disk[i] as number,
-        batteryDrain: this.drain[i] as number,
-        cpuTrend: this.cpuTrend[i] as number,
-        impact: this.impact[i] as number,
-      },
-      this.scoreConfig,
-    );
-    return Math.round(s * 10);
+  /** What device i's score is computed from. */
+  healthInputs(i: number): HealthInputs {
+    return {
+      battery: this.battery[i] as number,
+      charging: this.charging[i] === 1,
+      cpu: this.cpu[i] as number,
+      memory: this.memory[i] as number,
+      disk: this.disk[i] as number,
+      batteryDrain: this.drain[i] as number,
+      cpuTrend: this.cpuTrend[i] as number,
+      impact: this.impact[i] as number,
+    };
   }
+
+  private computeBin(i: number): number {
+    return Math.round(healthScore(this.healthInputs(i), this.scoreConfig) * 10);
+  }
+
 
   score(i: number): number | null {
     const b = this.scoreBin[i] as number;

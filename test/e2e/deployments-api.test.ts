@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config/config.js';
 import type { RunningServer } from '../../src/server.js';
 import { startServer } from '../../src/server.js';
-import { getJson, waitFor } from '../support/server-process.js';
+import { getJson, jsonClient, waitFor } from '../support/server-process.js';
 import { cleanupTempDirs, tempDir } from '../support/tmp.js';
 
 let server: RunningServer;
@@ -22,14 +22,7 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const call = jsonClient(() => base);
 
 describe('/api/v1/deployments over HTTP', () => {
   it('refuses an invalid deployment with every problem listed, and unknown ids and actions', async () => {

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config/config.js';
 import type { RunningServer } from '../../src/server.js';
 import { startServer } from '../../src/server.js';
-import { getJson, waitFor } from '../support/server-process.js';
+import { getJson, jsonClient, waitFor } from '../support/server-process.js';
 import { cleanupTempDirs, tempDir } from '../support/tmp.js';
 
 let server: RunningServer;
@@ -21,14 +21,7 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const call = jsonClient(() => base);
 
 describe('/api/v1/tasks over HTTP', () => {
   it('creates a task (201), returns the original for a repeated idempotency key (200), and runs it to completion', async () => {

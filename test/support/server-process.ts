@@ -91,3 +91,18 @@ export function serversPerTest(): (env: Record<string, string>) => Promise<Serve
     return s;
   };
 }
+
+/**
+ * A JSON client for one server: `call(method, path, body?)` sends `body` as JSON (a string is sent as
+ * it is) and returns the status and the parsed reply. `base` is read at each call (servers start later).
+ */
+export function jsonClient(base: () => string): (method: string, path: string, body?: unknown) => Promise<{ status: number; body: Record<string, unknown> }> {
+  return async (method, path, body) => {
+    const res = await fetch(`${base()}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+}
