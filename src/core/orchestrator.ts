@@ -1,6 +1,7 @@
 import { isHealthy } from '../domain/health.js';
 import type { HealthScoreConfig } from '../domain/health-score.js';
 import { DEFAULT_HEALTH_SCORE_CONFIG } from '../domain/health-score.js';
+import { detectorSettings, PhiAccrualDetector } from '../domain/failure-detector.js';
 import { Fleet } from '../fleet/fleet.js';
 import type { DeviceAttributes, MetricsSample } from '../fleet/registry.js';
 import {
@@ -70,6 +71,8 @@ export interface OrchestratorOptions {
 /** An agent as the orchestrator holds it in memory: its stored record, its connection, and its worker in the task engine. */
 export interface LiveAgent {
   agent: Agent;
+  /** Learns the agent's heartbeat rhythm and says when its silence means it is gone. */
+  detector: PhiAccrualDetector;
   endpoint: ReliableEndpoint | null;
   worker: Worker;
   succeeded: number;
@@ -276,6 +279,7 @@ export class Orchestrator {
   private track(agent: Agent, asset: Asset | null): LiveAgent {
     const live: LiveAgent = {
       agent,
+      detector: new PhiAccrualDetector(detectorSettings(this.settings.heartbeatIntervalMs, this.settings.agentTimeoutMs)),
       endpoint: null,
       succeeded: 0,
       failed: 0,
@@ -520,6 +524,7 @@ export class Orchestrator {
     live.agent.device = env.payload.device_info;
     live.agent.registeredAt ??= now;
     live.agent.lastHeartbeatAt = now;
+    live.detector.heartbeat(now);
     this.events.emit('agent.registered', { agentId: live.agent.id });
     await Promise.all([write, this.markOnline(live), this.fleet.sample(live.agent.id, metricsOf(env.payload.device_info), now)]);
   }
@@ -532,6 +537,7 @@ export class Orchestrator {
     live.agent.device = device;
     live.agent.lastHeartbeatAt = now;
     live.agent.registeredAt ??= now;
+    live.detector.heartbeat(now);
     writes.push(this.markOnline(live));
     // Work the agent still runs but no longer holds (it ended while the agent was away) is cancelled.
     for (const taskId of env.payload.running_tasks) {
@@ -584,8 +590,9 @@ export class Orchestrator {
     const writes: Promise<void>[] = [];
     for (const live of this.agents.values()) {
       const a = live.agent;
-      if (a.connectivity === 'online' && a.lastHeartbeatAt !== null && now - a.lastHeartbeatAt > this.settings.agentTimeoutMs) {
-        const silentMs = now - a.lastHeartbeatAt;
+      if (a.connectivity === 'online' && live.detector.suspect(now)) {
+        const silentMs = now - (live.detector.lastArrival ?? now);
+        live.detector.reset();
         a.connectivity = 'offline';
         live.worker.online = false;
         writes.push(this.store.setConnectivity(a.id, 'offline'), this.fleet.setConnectivity(a.id, 'offline'));

@@ -17,6 +17,8 @@ export interface SimulatedAgentOptions {
   clock: Clock;
   rng: Rng;
   heartbeatIntervalMs: number;
+  /** Each heartbeat interval varies by up to this share either way (an irregular laptop). @default 0 */
+  heartbeatJitter?: number;
   driftIntervalMs?: number;
   handlers?: Partial<Record<TaskType, TaskHandler>>;
   retryIntervalMs?: number;
@@ -148,7 +150,8 @@ export class SimulatedAgent {
           { reliable: false },
         );
       }
-      this.scheduleHeartbeat(this.opts.heartbeatIntervalMs);
+      const jitter = this.opts.heartbeatJitter ?? 0;
+      this.scheduleHeartbeat(jitter === 0 ? this.opts.heartbeatIntervalMs : this.opts.heartbeatIntervalMs * (1 + jitter * (2 * this.opts.rng() - 1)));
     }, delayMs);
   }
 

@@ -13,6 +13,8 @@ export interface SimulatedFleetOptions {
   clock: Clock;
   rng: Rng;
   heartbeatIntervalMs: number;
+  /** Heartbeat jitter of every agent, as a share of the interval either way. @default 0 */
+  heartbeatJitter?: number;
   driftIntervalMs?: number;
   retryIntervalMs?: number;
   /** Replaces built-in handlers, for tests that need a handler to fail or hang. */
@@ -49,6 +51,7 @@ export class SimulatedFleet implements AgentLauncher {
       clock: this.opts.clock,
       rng: this.opts.rng,
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+      ...(this.opts.heartbeatJitter !== undefined ? { heartbeatJitter: this.opts.heartbeatJitter } : {}),
       ...(this.opts.driftIntervalMs !== undefined ? { driftIntervalMs: this.opts.driftIntervalMs } : {}),
       ...(this.opts.retryIntervalMs !== undefined ? { retryIntervalMs: this.opts.retryIntervalMs } : {}),
       ...(this.opts.handlers ? { handlers: this.opts.handlers } : {}),

@@ -436,3 +436,28 @@ describe('restart', () => {
     await waitForStatus(h2, running.id, 'completed', 10_000);
   });
 });
+
+describe('adaptive failure detection', () => {
+  it('agents with ±20% heartbeat jitter are never marked offline; a killed one is, between two missed beats and AGENT_TIMEOUT', async () => {
+    const jittery = await harness({ seed: 11, heartbeatJitter: 0.2 });
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push(await jittery.orchestrator.spawnAgent());
+    const offline: { agentId: string; at: number; silentMs: number }[] = [];
+    jittery.orchestrator.events.on('agent.offline', ({ agentId, silentMs }) => offline.push({ agentId, at: jittery.clock.now(), silentMs }));
+    for (let t = 0; t < 3600; t += 10) await jittery.advance(10_000);
+    expect(offline).toEqual([]);
+    const victim = ids[3] as string;
+    jittery.fleet.get(victim)?.pause();
+    const killedAt = jittery.clock.now();
+    await advanceUntil(jittery, () => offline.length > 0, 60_000, 250);
+    expect(offline.map((o) => o.agentId)).toEqual([victim]);
+    const detectedAfter = (offline[0]?.at ?? 0) - killedAt;
+    // Between two heartbeat intervals (10 s) and AGENT_TIMEOUT (20 s), plus the sweeper's second and the last beat's age.
+    expect(detectedAfter).toBeGreaterThanOrEqual(10_000 - 6000);
+    expect(detectedAfter).toBeLessThanOrEqual(20_000 + 1000);
+    // This rhythm (5 s ± 20%) teaches a timeout below the floor, so the floor applies: about 10 s of silence,
+    // half of AGENT_TIMEOUT, which a fixed timeout would have waited for.
+    expect(offline[0]?.silentMs).toBeGreaterThan(10_000);
+    expect(offline[0]?.silentMs).toBeLessThanOrEqual(11_000);
+  });
+});

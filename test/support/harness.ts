@@ -29,6 +29,8 @@ export interface HarnessOptions {
   faults?: LinkFaults;
   /** Every agent offers these task types (default: the seed's random 1–3). */
   capabilities?: TaskType[];
+  /** Heartbeat jitter of the simulated agents, as a share of the interval either way. */
+  heartbeatJitter?: number;
 }
 
 export interface Harness {
@@ -56,6 +58,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...(options.handlers ? { handlers: options.handlers } : {}),
     ...(options.faults ? { faults: options.faults } : {}),
     ...(options.capabilities ? { capabilities: options.capabilities } : {}),
+    ...(options.heartbeatJitter !== undefined ? { heartbeatJitter: options.heartbeatJitter } : {}),
   });
   const orchestrator = new Orchestrator({ store, clock, rng, launcher: fleet, settings, log: silentLogger });
   await orchestrator.start();
