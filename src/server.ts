@@ -65,6 +65,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       agentConcurrency: config.agentConcurrency,
       taskAgingMs: config.taskAgingMs,
       healthScore: config.healthScore,
+      ...(config.enrollToken !== '' ? { enrollToken: config.enrollToken } : {}),
     },
   });
   orchestrator.events.on('agent.offline', ({ agentId, silentMs }) => logger.warn({ agentId, silentMs }, 'agent marked offline'));
@@ -103,6 +104,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   print('Orchestrator is running. HTTP API will accept commands...');
   print(`HTTP API running at ${url}`);
+  print(`Agents enroll with: orchestrator agent --server ${url} --enroll-token ${orchestrator.enrollmentToken}`);
 
   const server = app;
   let closing: Promise<void> | null = null;

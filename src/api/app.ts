@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { errorHandler } from './errors.js';
+import { agentRoutes } from './agent-routes.js';
 import { deploymentRoutes } from './deployment-routes.js';
 import { fleetRoutes } from './fleet-routes.js';
 import { seedRoutes } from './seed-routes.js';
@@ -94,5 +95,6 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
   await app.register(taskRoutes(orchestrator));
   await app.register(fleetRoutes(orchestrator));
   await app.register(deploymentRoutes(orchestrator));
+  await app.register(agentRoutes(orchestrator));
   return app;
 }

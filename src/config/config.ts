@@ -26,6 +26,8 @@ export interface Config {
   readonly taskAgingMs: number;
   /** Weights and thresholds of the device health score (defaults merged with HEALTH_SCORE). */
   readonly healthScore: HealthScoreConfig;
+  /** The token network agents enroll with; '' to generate one on the first start and keep it. */
+  readonly enrollToken: string;
 }
 
 export class ConfigError extends Error {
@@ -112,6 +114,7 @@ export const SETTINGS = [
   { key: 'rebalanceIntervalMs', env: 'REBALANCE_INTERVAL', flag: '--rebalance-interval', description: 'how often every ring is rebalanced in full (health changes also move devices at once)', default: '30s', parse: duration(100, 86_400_000) },
   { key: 'agentConcurrency', env: 'AGENT_CONCURRENCY', flag: '--agent-concurrency', description: 'tasks one agent runs at once', default: '1', parse: integer(1, 1000) },
   { key: 'healthScore', env: 'HEALTH_SCORE', flag: '--health-score', description: 'JSON weights and thresholds of the health score over the defaults, e.g. {"weights":{"cpu":30}}', default: '{}', parse: healthScoreJson },
+  { key: 'enrollToken', env: 'ENROLL_TOKEN', flag: '--enroll-token', description: 'the token network agents enroll with (at least 16 characters); by default one is generated on the first start, kept, and printed', default: '', parse: (raw: string) => (raw === '' || /^[A-Za-z0-9._~-]{16,200}$/.test(raw) ? raw : { error: 'must be 16 to 200 characters of A-Z, a-z, 0-9, ".", "_", "~" or "-"' }) },
   { key: 'taskAgingMs', env: 'TASK_AGING', flag: '--task-aging', description: 'waiting this long counts as one priority level; off disables aging', default: '60s', parse: durationOrOff(1000, 365 * 86_400_000) },
 ] as const satisfies readonly Setting<keyof Config>[];
 

@@ -15,8 +15,9 @@ import type { MetricAdjustment } from '../domain/metrics.js';
 import type { Rng } from '../domain/random.js';
 import { sample } from '../domain/random.js';
 import { OrchestratorError } from '../domain/errors.js';
-import type { Agent, Asset, BackoffPolicy, DeviceInfo, Task, TaskStatus, TaskType } from '../domain/types.js';
+import type { Agent, Asset, BackoffPolicy, DeviceInfo, DeviceMetrics, Task, TaskStatus, TaskType } from '../domain/types.js';
 import type { DeploymentRecord, Execution } from '../domain/deployment.js';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AnyEnvelope, Envelope } from '../protocol/envelope.js';
 import type { EndpointStats, Wire } from '../protocol/reliable-endpoint.js';
 import { ReliableEndpoint } from '../protocol/reliable-endpoint.js';
@@ -30,6 +31,8 @@ import { Loop } from './loop.js';
 import type { ResultReport, SubmitInput, Worker } from './task-engine.js';
 import { TaskEngine } from './task-engine.js';
 import type { ExecutionDriver, ExecutionOutcome } from './rollouts.js';
+import type { AgentChannel, Command } from './network-channel.js';
+import { NetworkChannel } from './network-channel.js';
 import { RolloutController } from './rollouts.js';
 
 export interface OrchestratorSettings {
@@ -46,6 +49,8 @@ export interface OrchestratorSettings {
   defaultBackoff?: BackoffPolicy;
   /** Weights and thresholds of the device health score. */
   healthScore?: HealthScoreConfig;
+  /** The token network agents enroll with; generated on the first start and kept when not given. */
+  enrollToken?: string;
 }
 
 /** Retries wait 1 s, 2 s, 4 s … up to a minute, each spread over its upper half. */
@@ -73,7 +78,9 @@ export interface LiveAgent {
   agent: Agent;
   /** Learns the agent's heartbeat rhythm and says when its silence means it is gone. */
   detector: PhiAccrualDetector;
-  endpoint: ReliableEndpoint | null;
+  /** A network agent's credential, hashed. */
+  credentialHash: string | null;
+  endpoint: AgentChannel | null;
   worker: Worker;
   succeeded: number;
   failed: number;
@@ -136,6 +143,7 @@ export class Orchestrator {
   private readonly rebalancer: Loop;
   private readonly deployer: Loop;
   private masterIdValue = '';
+  private enrollToken = '';
   private started = false;
   /** Agent messages being handled, so that stop() can wait for their writes. */
   private readonly handling = new Set<Promise<void>>();
@@ -209,6 +217,10 @@ export class Orchestrator {
     this.deployer = new Loop('deployer', this.clock, options.deploymentTickMs ?? 1000, () => this.deployments.tick(), onError);
   }
 
+  get heartbeatIntervalMs(): number {
+    return this.settings.heartbeatIntervalMs;
+  }
+
   get masterId(): string {
     return this.masterIdValue;
   }
@@ -231,6 +243,12 @@ export class Orchestrator {
       await this.store.setMeta('master_id', masterId);
     }
     this.masterIdValue = masterId;
+    let token = this.settings.enrollToken ?? (await this.store.getMeta('enroll_token'));
+    if (token === null) {
+      token = randomBytes(18).toString('base64url');
+      await this.store.setMeta('enroll_token', token);
+    }
+    this.enrollToken = token;
     await this.fleet.load();
     const counts = await this.store.countAttemptsByAgent();
     const assets = new Map((await this.store.listAssets()).map((a) => [a.id, a]));
@@ -280,6 +298,7 @@ export class Orchestrator {
     const live: LiveAgent = {
       agent,
       detector: new PhiAccrualDetector(detectorSettings(this.settings.heartbeatIntervalMs, this.settings.agentTimeoutMs)),
+      credentialHash: agent.credentialHash ?? null,
       endpoint: null,
       succeeded: 0,
       failed: 0,
@@ -443,7 +462,7 @@ export class Orchestrator {
   connect(agentId: string, toAgent: Wire): Wire {
     const live = this.agents.get(agentId);
     if (!live) throw new OrchestratorError('ORCH_AGENT_NOT_FOUND', `agent ${agentId} not found`);
-    if (live.endpoint && !live.endpoint.isClosed) {
+    if (live.endpoint instanceof ReliableEndpoint && !live.endpoint.isClosed) {
       live.endpoint.rewire(toAgent);
     } else {
       live.endpoint = new ReliableEndpoint({
@@ -455,7 +474,7 @@ export class Orchestrator {
         retryIntervalMs: this.retryIntervalMs,
       });
     }
-    const endpoint = live.endpoint;
+    const endpoint = live.endpoint as ReliableEndpoint;
     return (env) => endpoint.receive(env);
   }
 
@@ -529,10 +548,15 @@ export class Orchestrator {
     await Promise.all([write, this.markOnline(live), this.fleet.sample(live.agent.id, metricsOf(env.payload.device_info), now)]);
   }
 
-  private async onHeartbeat(live: LiveAgent, env: Envelope<'heartbeat'>, now: number): Promise<void> {
+  private onHeartbeat(live: LiveAgent, env: Envelope<'heartbeat'>, now: number): Promise<void> {
+    return this.recordHeartbeat(live, env.payload.metrics, env.payload.running_tasks, now);
+  }
+
+  /** A heartbeat from any agent: new metrics, leases renewed, online, work it should not hold cancelled, the device rescored. */
+  private async recordHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly string[], now: number): Promise<void> {
     const base = live.agent.device;
     if (base === null) return;
-    const device: DeviceInfo = { ...base, ...env.payload.metrics };
+    const device: DeviceInfo = { ...base, ...metrics };
     const writes = [this.store.recordHeartbeat(live.agent.id, device, now), this.tasks.renewLeases(live.agent.id)];
     live.agent.device = device;
     live.agent.lastHeartbeatAt = now;
@@ -540,12 +564,110 @@ export class Orchestrator {
     live.detector.heartbeat(now);
     writes.push(this.markOnline(live));
     // Work the agent still runs but no longer holds (it ended while the agent was away) is cancelled.
-    for (const taskId of env.payload.running_tasks) {
+    for (const taskId of runningTasks) {
       if (!this.tasks.holds(live.agent.id, taskId)) live.endpoint?.send('task_status', { task_id: taskId, attempt: Number.MAX_SAFE_INTEGER, status: 'cancel' });
     }
     // New score, and the ring rules for a first placement or a health change.
     writes.push(this.fleet.sample(live.agent.id, metricsOf(device), now));
     await Promise.all(writes);
+  }
+
+  // ---------------------------------------------------------------- network agents
+
+  /** The token that enrolls network agents (ENROLL_TOKEN, or one generated on the first start and kept). */
+  get enrollmentToken(): string {
+    return this.enrollToken;
+  }
+
+  /**
+   * Enrolls a network agent. A new one gets an id and a credential (only its
+   * hash is stored). An agent that presents its id and credential again gets
+   * its identity back; the same id with another credential is refused.
+   */
+  async enroll(input: { token: string; agentId?: string; credential?: string; capabilities: TaskType[]; device: DeviceInfo }): Promise<{ agentId: string; credential: string }> {
+    this.assertRunning();
+    if (!safeEqual(input.token, this.enrollToken)) throw new OrchestratorError('ORCH_ENROLL_REFUSED', 'enrollment token not accepted');
+    const now = this.clock.now();
+    if (input.agentId !== undefined) {
+      const live = this.agents.get(input.agentId);
+      if (!live || live.agent.kind !== 'network') throw new OrchestratorError('ORCH_AGENT_IDENTITY', `agent ${input.agentId} is not an enrolled network agent; enroll without an id`);
+      if (input.credential === undefined || !safeEqual(hashCredential(input.credential), live.credentialHash ?? '')) {
+        throw new OrchestratorError('ORCH_AGENT_IDENTITY', `agent ${input.agentId} is enrolled with another credential`);
+      }
+      live.agent.capabilities = [...input.capabilities];
+      live.worker.capabilities = new Set(input.capabilities);
+      await this.registerNetworkAgent(live, input.device, now);
+      return { agentId: live.agent.id, credential: input.credential };
+    }
+    let id = newAgentId(this.rng);
+    while (this.agents.has(id) || (await this.store.getAgent(id)) !== null) id = newAgentId(this.rng);
+    const credential = randomBytes(32).toString('base64url');
+    const agent: Agent = {
+      id, kind: 'network', capabilities: [...input.capabilities], connectivity: 'offline', registeredAt: null, lastHeartbeatAt: now,
+      device: input.device, ring: 'unassigned', assetId: null, createdAt: now, credentialHash: hashCredential(credential),
+    };
+    await this.store.insertAgent(agent);
+    await this.fleet.ensureDevice(id, { model: input.device.name });
+    const live = this.track(agent, null);
+    live.endpoint = new NetworkChannel();
+    await this.registerNetworkAgent(live, input.device, now);
+    this.events.emit('agent.spawned', { agentId: id, assetId: null });
+    return { agentId: id, credential };
+  }
+
+  private async registerNetworkAgent(live: LiveAgent, device: DeviceInfo, now: number): Promise<void> {
+    if (!(live.endpoint instanceof NetworkChannel) || live.endpoint.isClosed) live.endpoint = new NetworkChannel();
+    const write = this.store.recordRegistration(live.agent.id, device, now);
+    live.agent.device = device;
+    live.agent.registeredAt ??= now;
+    live.agent.lastHeartbeatAt = now;
+    live.detector.heartbeat(now);
+    this.events.emit('agent.registered', { agentId: live.agent.id });
+    await Promise.all([write, this.markOnline(live), this.fleet.sample(live.agent.id, metricsOf(device), now)]);
+  }
+
+  /** The network agent a request's bearer credential (`agentId:secret`) belongs to. */
+  authenticate(authorization: string | undefined): LiveAgent {
+    const m = /^Bearer ([A-Za-z0-9._-]{1,100}):([A-Za-z0-9_-]{20,200})$/.exec(authorization ?? '');
+    const live = m ? this.agents.get(m[1] as string) : undefined;
+    if (!m || !live || live.agent.kind !== 'network' || !safeEqual(hashCredential(m[2] as string), live.credentialHash ?? '')) {
+      throw new OrchestratorError('ORCH_UNAUTHORIZED', 'agent credential missing or not accepted');
+    }
+    this.assertRunning();
+    return live;
+  }
+
+  agentHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly string[]): Promise<void> {
+    return this.recordHeartbeat(live, metrics, runningTasks, this.clock.now());
+  }
+
+  /** The agent's long-poll: commands after `ack`, waiting up to `waitMs`. A poll is a sign of life. */
+  pollCommands(live: LiveAgent, ack: number, waitMs: number): Promise<Command[]> {
+    const current = live.endpoint;
+    const channel = current instanceof NetworkChannel && !current.isClosed ? current : new NetworkChannel();
+    live.endpoint = channel;
+    return channel.poll(ack, waitMs);
+  }
+
+  /** Results of attempts, each committed before the answer; a stale attempt is refused and changes nothing. */
+  async agentResults(live: LiveAgent, results: readonly { taskId: string; attempt: number; report: ResultReport }[]): Promise<{ taskId: string; attempt: number; status: 'accepted' | 'refused'; code?: string; error?: string }[]> {
+    return Promise.all(
+      results.map(async (r) => {
+        try {
+          await this.tasks.reportResult(live.agent.id, r.taskId, r.attempt, r.report);
+          return { taskId: r.taskId, attempt: r.attempt, status: 'accepted' as const };
+        } catch (err) {
+          if (err instanceof OrchestratorError && (err.code === 'ORCH_STALE_ATTEMPT' || err.code === 'ORCH_TASK_NOT_FOUND')) {
+            return { taskId: r.taskId, attempt: r.attempt, status: 'refused' as const, code: err.code, error: err.message };
+          }
+          throw err;
+        }
+      }),
+    );
+  }
+
+  agentProgress(live: LiveAgent, taskId: string, attempt: number): void {
+    this.tasks.progress(live.agent.id, taskId, attempt);
   }
 
   private async onTaskResult(live: LiveAgent, env: Envelope<'task_result'>): Promise<void> {
@@ -635,8 +757,9 @@ export class Orchestrator {
   }
 
 
+  /** The prototype's simulated activity and deployments apply to simulated agents (a real machine's metrics are its own). */
   private onlineWithDevice(): LiveAgent[] {
-    return [...this.agents.values()].filter((l) => l.agent.connectivity === 'online' && l.agent.device !== null);
+    return [...this.agents.values()].filter((l) => l.agent.kind === 'simulated' && l.agent.connectivity === 'online' && l.agent.device !== null);
   }
 
   /**
@@ -770,6 +893,17 @@ export class Orchestrator {
   }
 }
 
+
+function hashCredential(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+/** Compares secrets in time that does not depend on where they differ. */
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
 
 /** The deployment a task belongs to, from its parameters. */
 function deploymentOf(task: Task): { id: string; deviceId: string; rollback: boolean } | null {

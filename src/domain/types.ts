@@ -48,7 +48,8 @@ export interface Asset {
   [field: string]: unknown;
 }
 
-export type AgentKind = 'simulated';
+/** `simulated`: an in-process agent the orchestrator launched; `network`: an agent process that enrolled over HTTP. */
+export type AgentKind = 'simulated' | 'network';
 
 export interface Agent {
   id: string;
@@ -62,6 +63,8 @@ export interface Agent {
   ring: RingOrUnassigned;
   assetId: string | null;
   createdAt: number;
+  /** A network agent's credential, hashed (SHA-256, hex). */
+  credentialHash?: string | null;
 }
 
 /**

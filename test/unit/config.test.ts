@@ -18,6 +18,7 @@ describe('configuration', () => {
       agentConcurrency: 1,
       taskAgingMs: 60_000,
       healthScore: DEFAULT_HEALTH_SCORE_CONFIG,
+      enrollToken: '',
     });
     expect(loadConfig({ TASK_AGING: 'off' }).taskAgingMs).toBe(Infinity);
     const tuned = loadConfig({ HEALTH_SCORE: '{"weights":{"cpu":30},"thresholds":{"disk":{"bad":90}}}' }).healthScore;

@@ -237,4 +237,9 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       DROP TABLE deployments_v1;
     `,
   },
+  {
+    version: 8,
+    name: 'network agents: the hash of each agent credential',
+    sql: `ALTER TABLE agents ADD COLUMN credential_hash TEXT;`,
+  },
 ];

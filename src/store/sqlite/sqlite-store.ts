@@ -31,6 +31,7 @@ interface AgentRow {
   ring: string;
   asset_id: string | null;
   created_at: number;
+  credential_hash: string | null;
 }
 
 interface TaskRow {
@@ -184,6 +185,7 @@ function toAgent(r: AgentRow): Agent {
     ring: r.ring,
     assetId: r.asset_id,
     createdAt: r.created_at,
+    ...(r.credential_hash !== null ? { credentialHash: r.credential_hash } : {}),
   };
 }
 
@@ -371,8 +373,8 @@ export class SqliteStore implements Store {
       updateAsset: db.prepare('UPDATE assets SET data = ?, updated_at = ? WHERE id = ?'),
       listAssets: db.prepare<[], { data: string }>('SELECT data FROM assets ORDER BY created_at, id'),
       insertAgent: db.prepare(
-        `INSERT INTO agents (id, kind, capabilities, connectivity, registered_at, last_heartbeat_at, device, ring, asset_id, created_at)
-         VALUES (@id, @kind, @capabilities, @connectivity, @registered_at, @last_heartbeat_at, @device, @ring, @asset_id, @created_at)`,
+        `INSERT INTO agents (id, kind, capabilities, connectivity, registered_at, last_heartbeat_at, device, ring, asset_id, created_at, credential_hash)
+         VALUES (@id, @kind, @capabilities, @connectivity, @registered_at, @last_heartbeat_at, @device, @ring, @asset_id, @created_at, @credential_hash)`,
       ),
       getAgent: db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE id = ?'),
       listAgents: db.prepare<[], AgentRow>(
@@ -526,6 +528,7 @@ export class SqliteStore implements Store {
         ring: agent.ring,
         asset_id: agent.assetId,
         created_at: agent.createdAt,
+        credential_hash: agent.credentialHash ?? null,
       } }]).then(() => undefined);
   }
 

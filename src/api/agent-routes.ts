@@ -1,0 +1,143 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Orchestrator } from '../core/orchestrator.js';
+import type { ResultReport } from '../core/task-engine.js';
+import { TASK_TYPES } from '../domain/types.js';
+import type { DeviceInfo } from '../domain/types.js';
+
+/** The longest a command long-poll waits. */
+export const MAX_POLL_MS = 30_000;
+export const RESULTS_MAX = 500;
+
+const Percent = Type.Number({ minimum: 0, maximum: 100 });
+const Nullable = <T extends ReturnType<typeof Type.Number> | ReturnType<typeof Type.Boolean>>(t: T) => Type.Union([t, Type.Null()]);
+
+/** Metrics as a real machine reports them: a machine without a battery reports `battery: null`. */
+const Metrics = Type.Object(
+  {
+    battery: Nullable(Percent),
+    charging: Nullable(Type.Boolean()),
+    cpu: Percent,
+    memory: Percent,
+    disk: Percent,
+  },
+  { additionalProperties: false },
+);
+
+const Enroll = Type.Object(
+  {
+    token: Type.String({ minLength: 1, maxLength: 200 }),
+    agentId: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    credential: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    hostname: Type.String({ minLength: 1, maxLength: 200 }),
+    osVersion: Type.Optional(Type.String({ maxLength: 200 })),
+    capabilities: Type.Array(Type.Union(TASK_TYPES.map((t) => Type.Literal(t))), { maxItems: TASK_TYPES.length, uniqueItems: true }),
+    metrics: Metrics,
+  },
+  { additionalProperties: false },
+);
+
+const Heartbeat = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 0 }),
+    metrics: Metrics,
+    running: Type.Array(Type.Object({ taskId: Type.String({ minLength: 1, maxLength: 200 }), attempt: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }), { maxItems: 1000 }),
+  },
+  { additionalProperties: false },
+);
+
+const Poll = Type.Object(
+  { ack: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })), waitMs: Type.Optional(Type.String({ pattern: '^[0-9]{1,6}$' })) },
+  { additionalProperties: false },
+);
+
+const Result = Type.Object(
+  {
+    taskId: Type.String({ minLength: 1, maxLength: 200 }),
+    attempt: Type.Integer({ minimum: 1 }),
+    success: Type.Boolean(),
+    result: Type.Optional(Type.Unknown()),
+    error: Type.Optional(Type.String({ maxLength: 10_000 })),
+    retryable: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+const Results = Type.Object({ results: Type.Array(Result, { minItems: 1, maxItems: RESULTS_MAX }) }, { additionalProperties: false });
+const Progress = Type.Object({ taskId: Type.String({ minLength: 1, maxLength: 200 }), attempt: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
+
+type MetricsIn = { battery: number | null; charging: boolean | null; cpu: number; memory: number; disk: number };
+
+/**
+ * A machine's metrics as the orchestrator keeps them. A machine without a
+ * battery runs on mains power: it is kept as fully charged and charging, so
+ * that the battery factors of its score and the prototype's rule see nothing
+ * to worry about; `has_battery: false` is kept with its device facts.
+ */
+function deviceMetrics(m: MetricsIn) {
+  const hasBattery = m.battery !== null;
+  return {
+    battery_level: m.battery ?? 100,
+    battery_charging: hasBattery ? (m.charging ?? false) : true,
+    cpu_usage: m.cpu,
+    memory_usage: m.memory,
+    disk_usage: m.disk,
+    has_battery: hasBattery,
+  };
+}
+
+/**
+ * The network agent protocol (docs/agent-protocol.md): enrollment, heartbeats,
+ * long-polled commands, progress and results, all JSON over HTTP. Every route
+ * but enrollment takes `Authorization: Bearer <agentId>:<credential>`.
+ */
+export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
+  // eslint-disable-next-line @typescript-eslint/require-await
+  return async (app) => {
+    const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+    r.post('/api/v1/agent/enroll', { schema: { body: Enroll } }, async (request) => {
+      const b = request.body;
+      const device: DeviceInfo = { name: b.hostname, os_version: b.osVersion ?? 'unknown', ...deviceMetrics(b.metrics) };
+      const out = await orchestrator.enroll({
+        token: b.token,
+        ...(b.agentId !== undefined ? { agentId: b.agentId } : {}),
+        ...(b.credential !== undefined ? { credential: b.credential } : {}),
+        capabilities: b.capabilities,
+        device,
+      });
+      return { ...out, heartbeatIntervalMs: orchestrator.heartbeatIntervalMs, maxPollMs: MAX_POLL_MS };
+    });
+
+    r.post('/api/v1/agent/heartbeat', { schema: { body: Heartbeat } }, async (request) => {
+      const live = orchestrator.authenticate(request.headers.authorization);
+      await orchestrator.agentHeartbeat(live, deviceMetrics(request.body.metrics), request.body.running.map((t) => t.taskId));
+      return { ok: true, seq: request.body.seq };
+    });
+
+    r.get('/api/v1/agent/commands', { schema: { querystring: Poll } }, async (request) => {
+      const live = orchestrator.authenticate(request.headers.authorization);
+      const waitMs = Math.min(MAX_POLL_MS, request.query.waitMs === undefined ? MAX_POLL_MS : Number(request.query.waitMs));
+      const commands = await orchestrator.pollCommands(live, request.query.ack === undefined ? 0 : Number(request.query.ack), waitMs);
+      return { commands };
+    });
+
+    r.post('/api/v1/agent/results', { schema: { body: Results } }, async (request) => {
+      const live = orchestrator.authenticate(request.headers.authorization);
+      const results = request.body.results.map((x) => {
+        const report: ResultReport = x.success
+          ? { success: true, result: x.result ?? null }
+          : { success: false, error: x.error ?? 'task failed', ...(x.retryable !== undefined ? { retryable: x.retryable } : {}) };
+        return { taskId: x.taskId, attempt: x.attempt, report };
+      });
+      return { results: await orchestrator.agentResults(live, results) };
+    });
+
+    r.post('/api/v1/agent/progress', { schema: { body: Progress } }, (request) => {
+      const live = orchestrator.authenticate(request.headers.authorization);
+      orchestrator.agentProgress(live, request.body.taskId, request.body.attempt);
+      return { ok: true };
+    });
+  };
+}

@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/config.js';
+import type { RunningServer } from '../../src/server.js';
+import { startServer } from '../../src/server.js';
+import { jsonClient, waitFor } from '../support/server-process.js';
+import { cleanupTempDirs, tempDir } from '../support/tmp.js';
+
+const TOKEN = 'test-enroll-token-0123456789';
+let server: RunningServer;
+let base: string;
+const call = jsonClient(() => base);
+
+beforeAll(async () => {
+  const config = loadConfig({ PORT: '0', DATA_DIR: tempDir(), HEARTBEAT_INTERVAL: '1s', AGENT_TIMEOUT: '5s', LOG_LEVEL: 'silent', DEFAULT_AGENTS: '0', ENROLL_TOKEN: TOKEN });
+  server = await startServer(config, { print: () => undefined, logger: pino({ level: 'silent' }) });
+  base = server.url;
+});
+
+afterAll(async () => {
+  await server.close();
+  cleanupTempDirs();
+});
+
+const metrics = { battery: null, charging: null, cpu: 12.5, memory: 40, disk: 55 };
+
+async function agentCall(auth: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', authorization: auth },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function enroll(): Promise<{ agentId: string; credential: string; auth: string }> {
+  const res = await call('POST', '/api/v1/agent/enroll', { token: TOKEN, hostname: 'laptop-1', osVersion: 'Linux 6.1', capabilities: ['health_check', 'deploy'], metrics });
+  expect(res.status).toBe(200);
+  const { agentId, credential } = res.body as { agentId: string; credential: string };
+  return { agentId, credential, auth: `Bearer ${agentId}:${credential}` };
+}
+
+describe('the network agent protocol over HTTP', () => {
+  it('enrolls an agent, which then holds its identity; other credentials and tokens are refused', async () => {
+    const a = await enroll();
+    expect(a.agentId).toMatch(/^slave-[0-9a-f]{8}$/);
+    expect(a.credential.length).toBeGreaterThanOrEqual(40);
+    const agent = await call('GET', `/api/v1/agents/${a.agentId}`);
+    expect(agent.body).toMatchObject({ slave_id: a.agentId, connectivity: 'online', capabilities: ['health_check', 'deploy'] });
+    // A machine without a battery is on mains power: healthy, not a made-up low battery.
+    expect((agent.body.device_info as { is_healthy: boolean }).is_healthy).toBe(true);
+    const again = await call('POST', '/api/v1/agent/enroll', { token: TOKEN, agentId: a.agentId, credential: a.credential, hostname: 'laptop-1', capabilities: ['health_check'], metrics });
+    expect(again.body).toMatchObject({ agentId: a.agentId, credential: a.credential });
+    expect(await call('POST', '/api/v1/agent/enroll', { token: TOKEN, agentId: a.agentId, credential: 'x'.repeat(43), hostname: 'evil', capabilities: [], metrics })).toMatchObject({ status: 409, body: { code: 'ORCH_AGENT_IDENTITY' } });
+    expect(await call('POST', '/api/v1/agent/enroll', { token: 'wrong-token-000000000', hostname: 'h', capabilities: [], metrics })).toMatchObject({ status: 403, body: { code: 'ORCH_ENROLL_REFUSED' } });
+    expect(await agentCall(`Bearer ${a.agentId}:${'y'.repeat(43)}`, 'POST', '/api/v1/agent/heartbeat', { seq: 1, metrics, running: [] })).toMatchObject({ status: 401, body: { code: 'ORCH_UNAUTHORIZED' } });
+    expect((await agentCall('', 'GET', '/api/v1/agent/commands?waitMs=0')).status).toBe(401);
+  });
+
+  it('a task submitted for the agent reaches its long-poll within a second; the result completes it once; a stale one is refused', async () => {
+    const a = await enroll();
+    // What is queued at enrollment (its ring) is taken and acknowledged first.
+    const first = (await agentCall(a.auth, 'GET', '/api/v1/agent/commands?waitMs=0')).body.commands as { id: number; type: string }[];
+    expect(first.map((c) => c.type)).toEqual(['ring_assignment']);
+    const acked = first.at(-1)?.id ?? 0;
+    // The agent waits on its long-poll before the task exists.
+    const t0 = Date.now();
+    const poll = agentCall(a.auth, 'GET', `/api/v1/agent/commands?waitMs=10000&ack=${acked}`);
+    const submitted = await call('POST', '/api/v1/tasks', { type: 'health_check', target: { agentId: a.agentId } });
+    expect(submitted.status).toBe(201);
+    const got = await poll;
+    const startedWithin = Date.now() - t0;
+    expect(startedWithin).toBeLessThan(1000);
+    const [cmd] = got.body.commands as { id: number; type: string; taskId: string; attempt: number; taskType: string; timeoutMs: number }[];
+    expect(cmd).toMatchObject({ type: 'task_assignment', taskId: submitted.body.id, attempt: 1, taskType: 'health_check' });
+    // Not acknowledged yet: the next poll hands it out again; acknowledged, it is gone.
+    expect(((await agentCall(a.auth, 'GET', '/api/v1/agent/commands?waitMs=0')).body.commands as unknown[]).length).toBe(1);
+    expect((await agentCall(a.auth, 'GET', `/api/v1/agent/commands?waitMs=0&ack=${cmd?.id ?? 0}`)).body.commands).toEqual([]);
+    expect((await agentCall(a.auth, 'POST', '/api/v1/agent/progress', { taskId: cmd?.taskId, attempt: 1 })).status).toBe(200);
+    const results = await agentCall(a.auth, 'POST', '/api/v1/agent/results', {
+      results: [
+        { taskId: cmd?.taskId, attempt: 1, success: true, result: { cpu: 12.5 } },
+        { taskId: cmd?.taskId, attempt: 7, success: true },
+      ],
+    });
+    expect(results.body.results).toEqual([
+      { taskId: cmd?.taskId, attempt: 1, status: 'accepted' },
+      { taskId: cmd?.taskId, attempt: 7, status: 'refused', code: 'ORCH_STALE_ATTEMPT', error: expect.stringMatching(/^attempt 7 of task .* is no longer current \(the task is completed\)$/) as unknown },
+    ]);
+    const task = await call('GET', `/api/v1/tasks/${String(submitted.body.id)}`);
+    expect(task.body).toMatchObject({ status: 'completed', result: { cpu: 12.5 }, attempts: 1 });
+  });
+
+  it('heartbeats keep an agent online and report its metrics; a silent one goes offline and its task is requeued', async () => {
+    const a = await enroll();
+    for (let seq = 1; seq <= 3; seq++) {
+      expect((await agentCall(a.auth, 'POST', '/api/v1/agent/heartbeat', { seq, metrics: { ...metrics, cpu: 30 + seq }, running: [] })).body).toEqual({ ok: true, seq });
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const device = await call('GET', `/api/v1/devices/${a.agentId}`);
+    expect(device.body).toMatchObject({ status: 'online', metrics: { cpu: 33 } });
+    const task = await call('POST', '/api/v1/tasks', { type: 'deploy', params: { version: '2' }, target: { agentId: a.agentId }, maxAttempts: 3 });
+    const got = await agentCall(a.auth, 'GET', '/api/v1/agent/commands?waitMs=5000');
+    expect((got.body.commands as { taskId: string }[]).map((c) => c.taskId)).toContain(task.body.id);
+    // Silence: offline within the detector's bound (AGENT_TIMEOUT 5 s here), and the attempt is counted.
+    const offlineAt = await waitFor(async () => ((await call('GET', `/api/v1/agents/${a.agentId}`)).body.connectivity === 'offline' ? Date.now() : undefined), 10_000, 200);
+    expect(offlineAt).toBeGreaterThan(0);
+    const requeued = await waitFor(async () => {
+      const t = await call('GET', `/api/v1/tasks/${String(task.body.id)}`);
+      return t.body.status === 'pending' && (t.body.attempts as number) === 1 ? t.body : undefined;
+    }, 5000, 100);
+    expect((requeued.attemptHistory as { outcome: string; agentId: string }[])[0]).toMatchObject({ outcome: 'agent_lost', agentId: a.agentId });
+  });
+
+  it('refuses malformed protocol messages with 400', async () => {
+    const a = await enroll();
+    for (const [path, body] of [
+      ['/api/v1/agent/heartbeat', { seq: -1, metrics, running: [] }],
+      ['/api/v1/agent/heartbeat', { seq: 1, metrics: { ...metrics, cpu: 300 }, running: [] }],
+      ['/api/v1/agent/results', { results: [] }],
+      ['/api/v1/agent/results', { results: [{ taskId: 't', attempt: 0, success: true }] }],
+    ] as const) {
+      const res = await agentCall(a.auth, 'POST', path, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.code).toBe('ORCH_VALIDATION');
+    }
+    expect((await call('POST', '/api/v1/agent/enroll', { token: TOKEN, hostname: 'h', capabilities: ['teleport'], metrics })).status).toBe(400);
+  });
+});
