@@ -81,11 +81,14 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     print('Starting master orchestrator (background)...');
     const restored = await orchestrator.start();
     if ((await store.getMeta('bootstrapped')) === null) {
-      print(`Spawning ${config.defaultAgents} default agents...`);
-      for (let i = 0; i < config.defaultAgents; i++) print(`[Master] spawned agent ${await orchestrator.spawnAgent()}`);
-      print('Simulating asset add from UI (will spawn one agent)...');
-      const { agentId } = await orchestrator.addAsset(SEED_STARTUP_ASSET);
-      print(`[Master] spawned agent ${agentId}`);
+      // DEFAULT_AGENTS=0 is a fleet of real agents only: no simulated ones, and not the prototype's demo asset either.
+      if (config.defaultAgents > 0) {
+        print(`Spawning ${config.defaultAgents} default agents...`);
+        for (let i = 0; i < config.defaultAgents; i++) print(`[Master] spawned agent ${await orchestrator.spawnAgent()}`);
+        print('Simulating asset add from UI (will spawn one agent)...');
+        const { agentId } = await orchestrator.addAsset(SEED_STARTUP_ASSET);
+        print(`[Master] spawned agent ${agentId}`);
+      }
       await store.setMeta('bootstrapped', new Date(clock.now()).toISOString());
     } else {
       print(`Restored ${restored.length} agents from ${databasePath(config)}`);

@@ -3,6 +3,8 @@ import { Command, Option } from 'commander';
 import type { ConfigFlags } from '../config/config.js';
 import { ConfigError, loadConfig, SETTINGS } from '../config/config.js';
 import { readFileSync } from 'node:fs';
+import { pino } from 'pino';
+import { NetworkAgent, SystemMetrics } from '../agent/agent.js';
 import { startServer } from '../server.js';
 import { parseScenario, simulate } from '../sim/rollout-sim.js';
 
@@ -103,6 +105,44 @@ program
       `simulated in ${(result.wallMs / 1000).toFixed(1)} s`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
+  });
+
+program
+  .command('agent')
+  .description('run an agent on this machine: enroll with an orchestrator, report real metrics, run tasks')
+  .requiredOption('--server <url>', 'the orchestrator, e.g. http://10.0.0.5:8000')
+  .requiredOption('--enroll-token <token>', 'the enrollment token the orchestrator printed at start')
+  .option('--handlers <dir>', 'folder of task handler executables (one file per task type)', './handlers')
+  .option('--state-dir <dir>', 'folder for the agent identity and undelivered results', './agent-state')
+  .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
+  .action(async (opts: { server: string; enrollToken: string; handlers: string; stateDir: string; logLevel: string }) => {
+    let server: string;
+    try {
+      const u = new URL(opts.server);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+      server = u.origin;
+    } catch {
+      process.stderr.write(`--server: must be an http(s) URL (got "${opts.server}")\n`);
+      process.exit(2);
+    }
+    const log = pino({ level: opts.logLevel, base: { service: 'agent' } }, pino.destination(2));
+    const agent = new NetworkAgent({ server, enrollToken: opts.enrollToken, handlersDir: opts.handlers, stateDir: opts.stateDir, metrics: new SystemMetrics(), log });
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'stopping');
+      agent.stop().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    try {
+      await agent.start();
+      process.stdout.write(`Agent ${agent.agentId ?? '?'} enrolled with ${server}; task types: ${agent.capabilities().join(', ')}\n`);
+    } catch (err) {
+      process.stderr.write(`enrollment refused: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(3);
+    }
   });
 
 function formatDuration(ms: number): string {

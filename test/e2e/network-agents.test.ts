@@ -1,0 +1,96 @@
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { getJson, jsonClient, runCli, serversPerTest, waitFor } from '../support/server-process.js';
+import { tempDir } from '../support/tmp.js';
+
+const server = serversPerTest();
+const TOKEN = 'network-agents-test-token';
+const agents: ChildProcess[] = [];
+afterEach(() => {
+  for (const a of agents.splice(0)) if (a.exitCode === null && a.signalCode === null) a.kill('SIGKILL');
+});
+
+/** A handler directory: `process_data` sums `params.data`; `analyze_risk` sleeps `holdMs` first when given. */
+function handlers(holdMs = 0): string {
+  const dir = tempDir();
+  mkdirSync(dir, { recursive: true });
+  const script = (body: string): string => `#!/usr/bin/env node\nlet s = '';\nprocess.stdin.on('data', (d) => (s += d));\nprocess.stdin.on('end', () => {\n  const p = JSON.parse(s || '{}');\n${body}\n});\n`;
+  writeFileSync(join(dir, 'process_data'), script(`  process.stdout.write(JSON.stringify({ sum: (p.data || []).reduce((a, b) => a + b, 0), pid: process.pid }));`));
+  writeFileSync(join(dir, 'analyze_risk'), script(`  setTimeout(() => process.stdout.write(JSON.stringify({ risk: 'low' })), ${holdMs});`));
+  writeFileSync(join(dir, 'deploy'), script(`  process.stderr.write('disk full'); process.exit(3);`));
+  writeFileSync(join(dir, 'not-a-task-type'), script(`  process.stdout.write('{}');`));
+  for (const f of ['process_data', 'analyze_risk', 'deploy', 'not-a-task-type']) chmodSync(join(dir, f), 0o755);
+  return dir;
+}
+
+function startAgent(url: string, handlersDir: string): { child: ChildProcess; out: () => string; err: () => string } {
+  const run = runCli(['agent', '--server', url, '--enroll-token', TOKEN, '--handlers', handlersDir, '--state-dir', tempDir(), '--log-level', 'warn'], {});
+  agents.push(run.child);
+  return run;
+}
+
+async function enrolled(run: { out: () => string; err: () => string }): Promise<string> {
+  return waitFor(async () => /Agent (slave-[0-9a-f]{8}) enrolled/.exec(run.out())?.[1] ?? (await Promise.resolve(undefined)), 15_000, 50);
+}
+
+describe('agent processes over HTTP on loopback', () => {
+  it('three agents enroll with their handlers; tasks run through handler scripts and their results (and failures) come back', async () => {
+    const s = await server({ DATA_DIR: tempDir(), DEFAULT_AGENTS: '0', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '500ms', AGENT_TIMEOUT: '3s' });
+    const call = jsonClient(() => s.url);
+    const dir = handlers();
+    const runs = [startAgent(s.url, dir), startAgent(s.url, dir), startAgent(s.url, dir)];
+    const ids = await Promise.all(runs.map(enrolled));
+    expect(new Set(ids).size).toBe(3);
+    const agent = await getJson(`${s.url}/api/v1/agents/${ids[0] ?? ''}`);
+    // Real metrics of this machine; only executables named after task types are offered.
+    expect((agent.body.capabilities as string[]).sort()).toEqual(['analyze_risk', 'deploy', 'health_check', 'monitor', 'process_data']);
+    const sum = await call('POST', '/api/v1/tasks', { type: 'process_data', params: { data: [1, 2, 3, 4] } });
+    const fail = await call('POST', '/api/v1/tasks', { type: 'deploy', params: { version: '2' }, maxAttempts: 1 });
+    const health = await call('POST', '/api/v1/tasks', { type: 'health_check', target: { agentId: ids[1] } });
+    const done = await waitFor(async () => {
+      const t = await call('GET', `/api/v1/tasks/${String(sum.body.id)}`);
+      return t.body.status === 'completed' ? t.body : undefined;
+    }, 15_000, 100);
+    expect(done.result).toMatchObject({ sum: 10 });
+    const failed = await waitFor(async () => {
+      const t = await call('GET', `/api/v1/tasks/${String(fail.body.id)}`);
+      return t.body.status === 'dead' ? t.body : undefined;
+    }, 15_000, 100);
+    expect(failed.error).toBe('handler exited with 3: disk full');
+    const h = await waitFor(async () => {
+      const t = await call('GET', `/api/v1/tasks/${String(health.body.id)}`);
+      return t.body.status === 'completed' ? t.body : undefined;
+    }, 15_000, 100);
+    const r = h.result as { cpu: number; memory: number; disk: number; battery: number | null };
+    expect(r.cpu).toBeGreaterThanOrEqual(0);
+    expect(r.memory).toBeGreaterThan(0);
+    expect(r.disk).toBeGreaterThan(0);
+  });
+
+  it('an agent killed while it holds a task is marked offline within the bound, and the task runs on another agent with the attempt counted', async () => {
+    const s = await server({ DATA_DIR: tempDir(), DEFAULT_AGENTS: '0', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '500ms', AGENT_TIMEOUT: '3s' });
+    const call = jsonClient(() => s.url);
+    const slow = startAgent(s.url, handlers(60_000));
+    const slowId = await enrolled(slow);
+    const task = await call('POST', '/api/v1/tasks', { type: 'analyze_risk', maxAttempts: 3 });
+    await waitFor(async () => ((await call('GET', `/api/v1/tasks/${String(task.body.id)}`)).body.status === 'in_progress' ? true : undefined), 10_000, 100);
+    const fast = [startAgent(s.url, handlers()), startAgent(s.url, handlers())];
+    const fastIds = await Promise.all(fast.map(enrolled));
+    // Let the detector learn the rhythm of the new agents before the kill.
+    await new Promise((r) => setTimeout(r, 1500));
+    slow.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    const offlineAt = await waitFor(async () => ((await call('GET', `/api/v1/agents/${slowId}`)).body.connectivity === 'offline' ? Date.now() : undefined), 10_000, 100);
+    // AGENT_TIMEOUT (3 s) is the bound; the sweeper looks every second.
+    expect(offlineAt - killedAt).toBeLessThan(3000 + 1500);
+    const done = await waitFor(async () => {
+      const t = await call('GET', `/api/v1/tasks/${String(task.body.id)}`);
+      return t.body.status === 'completed' ? t.body : undefined;
+    }, 15_000, 100);
+    expect(done.attempts, JSON.stringify(done)).toBe(2);
+    expect(fastIds).toContain(done.agentId);
+    expect((done.attemptHistory as { agentId: string; outcome: string }[])[0]).toMatchObject({ agentId: slowId, outcome: 'agent_lost' });
+  });
+});
