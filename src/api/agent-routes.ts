@@ -48,7 +48,7 @@ const Heartbeat = Type.Object(
 );
 
 const Poll = Type.Object(
-  { ack: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })), waitMs: Type.Optional(Type.String({ pattern: '^[0-9]{1,6}$' })) },
+  { ack: Type.Optional(Type.String({ pattern: '^[0-9]{1,16}$' })), waitMs: Type.Optional(Type.String({ pattern: '^[0-9]{1,6}$' })) },
   { additionalProperties: false },
 );
 

@@ -33,7 +33,8 @@ export const POLL_BATCH = 100;
 export class NetworkChannel implements AgentChannel {
   readonly stats: EndpointStats = { sent: 0, received: 0, dropped: 0, retransmitted: 0, duplicates: 0 };
   private readonly queue: Command[] = [];
-  private nextId = 1;
+  /** Ids keep increasing across channels and restarts (an agent's `ack` outlives both): microseconds-ish from the clock. */
+  private nextId = Date.now() * 1000;
   private closed = false;
   private waiter: { resolve: () => void; timer: ReturnType<typeof setTimeout> } | null = null;
   /** The highest id handed out in a reply, to count re-sends. */

@@ -263,7 +263,8 @@ export class Orchestrator {
       live.succeeded = c?.succeeded ?? 0;
       live.failed = c?.failed ?? 0;
     }
-    await this.tasks.load();
+    // Network agents are processes of their own: what they were running when this process stopped goes on.
+    await this.tasks.load((agentId) => this.agents.get(agentId)?.agent.kind === 'network');
     await this.deployments.load((taskId) => this.tasks.isLive(taskId));
     this.started = true;
     const restored: string[] = [];

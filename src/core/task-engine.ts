@@ -123,7 +123,7 @@ export class TaskEngine {
    * process ended are over (their agents ran in that process): each is ended
    * as `interrupted`, counting the attempt.
    */
-  async load(): Promise<void> {
+  async load(survives: (agentId: string) => boolean = () => false): Promise<void> {
     Object.assign(this.counts, await this.store.countTasksByStatus());
     this.seq = await this.store.maxTaskSeq();
     const now = this.clock.now();
@@ -131,8 +131,15 @@ export class TaskEngine {
     for (const task of await this.store.loadLiveTasks()) {
       this.live.set(task.id, task);
       if (task.idempotencyKey !== null) this.byKey.set(task.idempotencyKey, task.id);
+      const worker = task.assignedTo === null ? undefined : this.workers.get(task.assignedTo);
       if (task.status === 'pending') {
         this.makeReady(task, task.runAfter ?? task.createdAt);
+      } else if (worker && survives(worker.id)) {
+        // Its agent is a process of its own and ran on through the restart: the attempt goes on, under its
+        // lease, and its result is taken when the agent reconnects.
+        task.leaseExpiresAt = Math.max(task.leaseExpiresAt ?? now, now + this.settings.leaseMs);
+        const startedAt = task.startedAt ?? now;
+        worker.running.set(task.id, { attempt: task.attempts, startedAt, timeoutAt: startedAt + task.timeoutMs });
       } else {
         writes.push(this.endAttempt(task, null, 'interrupted', 'the orchestrator restarted while the task ran', true, now));
       }

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getJson, jsonClient, runCli, serversPerTest, waitFor } from '../support/server-process.js';
@@ -12,21 +12,21 @@ afterEach(() => {
   for (const a of agents.splice(0)) if (a.exitCode === null && a.signalCode === null) a.kill('SIGKILL');
 });
 
-/** A handler directory: `process_data` sums `params.data`; `analyze_risk` sleeps `holdMs` first when given. */
-function handlers(holdMs = 0): string {
+/** A handler directory: `process_data` sums `params.data`; `analyze_risk` sleeps `holdMs` first and says who ran it. */
+function handlers(holdMs = 0, who = 'agent'): string {
   const dir = tempDir();
   mkdirSync(dir, { recursive: true });
   const script = (body: string): string => `#!/usr/bin/env node\nlet s = '';\nprocess.stdin.on('data', (d) => (s += d));\nprocess.stdin.on('end', () => {\n  const p = JSON.parse(s || '{}');\n${body}\n});\n`;
   writeFileSync(join(dir, 'process_data'), script(`  process.stdout.write(JSON.stringify({ sum: (p.data || []).reduce((a, b) => a + b, 0), pid: process.pid }));`));
-  writeFileSync(join(dir, 'analyze_risk'), script(`  setTimeout(() => process.stdout.write(JSON.stringify({ risk: 'low' })), ${holdMs});`));
+  writeFileSync(join(dir, 'analyze_risk'), script(`  setTimeout(() => process.stdout.write(JSON.stringify({ risk: 'low', by: '${who}' })), ${holdMs});`));
   writeFileSync(join(dir, 'deploy'), script(`  process.stderr.write('disk full'); process.exit(3);`));
   writeFileSync(join(dir, 'not-a-task-type'), script(`  process.stdout.write('{}');`));
   for (const f of ['process_data', 'analyze_risk', 'deploy', 'not-a-task-type']) chmodSync(join(dir, f), 0o755);
   return dir;
 }
 
-function startAgent(url: string, handlersDir: string): { child: ChildProcess; out: () => string; err: () => string } {
-  const run = runCli(['agent', '--server', url, '--enroll-token', TOKEN, '--handlers', handlersDir, '--state-dir', tempDir(), '--log-level', 'warn'], {});
+function startAgent(url: string, handlersDir: string, stateDir = tempDir()): { child: ChildProcess; out: () => string; err: () => string } {
+  const run = runCli(['agent', '--server', url, '--enroll-token', TOKEN, '--handlers', handlersDir, '--state-dir', stateDir, '--log-level', 'warn'], {});
   agents.push(run.child);
   return run;
 }
@@ -92,5 +92,55 @@ describe('agent processes over HTTP on loopback', () => {
     expect(done.attempts, JSON.stringify(done)).toBe(2);
     expect(fastIds).toContain(done.agentId);
     expect((done.attemptHistory as { agentId: string; outcome: string }[])[0]).toMatchObject({ agentId: slowId, outcome: 'agent_lost' });
+  });
+
+  it('an agent stopped (SIGSTOP) past its lease and resumed (SIGCONT): its late result is refused and the task completes once, on another agent', async () => {
+    const s = await server({ DATA_DIR: tempDir(), DEFAULT_AGENTS: '0', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '500ms', AGENT_TIMEOUT: '3s' });
+    const call = jsonClient(() => s.url);
+    const stateA = tempDir();
+    const a = startAgent(s.url, handlers(2500, 'A'), stateA);
+    const aId = await enrolled(a);
+    const task = await call('POST', '/api/v1/tasks', { type: 'analyze_risk', maxAttempts: 3 });
+    await waitFor(async () => ((await call('GET', `/api/v1/tasks/${String(task.body.id)}`)).body.status === 'in_progress' ? true : undefined), 10_000, 100);
+    a.child.kill('SIGSTOP');
+    await waitFor(async () => ((await call('GET', `/api/v1/agents/${aId}`)).body.connectivity === 'offline' ? true : undefined), 10_000, 100);
+    const b = startAgent(s.url, handlers(0, 'B'));
+    const bId = await enrolled(b);
+    const done = await waitFor(async () => {
+      const t = await call('GET', `/api/v1/tasks/${String(task.body.id)}`);
+      return t.body.status === 'completed' ? t.body : undefined;
+    }, 15_000, 100);
+    expect(done).toMatchObject({ agentId: bId, attempts: 2, result: { by: 'B' } });
+    // A wakes up: its handler finished long ago, its result for attempt 1 is delivered and refused.
+    a.child.kill('SIGCONT');
+    await waitFor(async () => (readdirSync(join(stateA, 'results')).length === 0 && ((await call('GET', `/api/v1/agents/${aId}`)).body.connectivity === 'online') ? true : undefined), 15_000, 200);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await call('GET', `/api/v1/tasks/${String(task.body.id)}`)).body).toMatchObject({ status: 'completed', agentId: bId, attempts: 2, result: { by: 'B' } });
+  });
+
+  it('the orchestrator restarts while an agent runs a task: the agent reconnects and its result, kept on disk meanwhile, completes the task', async () => {
+    const data = tempDir();
+    const env = { DATA_DIR: data, DEFAULT_AGENTS: '0', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '500ms', AGENT_TIMEOUT: '3s' };
+    const s1 = await server(env);
+    const port = new URL(s1.url).port;
+    const stateDir = tempDir();
+    const a = startAgent(s1.url, handlers(2000, 'A'), stateDir);
+    const aId = await enrolled(a);
+    const call1 = jsonClient(() => s1.url);
+    const task = await call1('POST', '/api/v1/tasks', { type: 'analyze_risk', maxAttempts: 3 });
+    await waitFor(async () => ((await call1('GET', `/api/v1/tasks/${String(task.body.id)}`)).body.status === 'in_progress' ? true : undefined), 10_000, 100);
+    s1.child.kill('SIGKILL');
+    await s1.exited;
+    // The handler finishes while the orchestrator is down: the result waits on disk.
+    await waitFor(async () => (readdirSync(join(stateDir, 'results')).length === 1 ? true : Promise.resolve(undefined)), 10_000, 100);
+    const s2 = await server({ ...env, PORT: port });
+    const call2 = jsonClient(() => s2.url);
+    const done = await waitFor(async () => {
+      const t = await call2('GET', `/api/v1/tasks/${String(task.body.id)}`);
+      return t.body.status === 'completed' ? t.body : undefined;
+    }, 20_000, 200);
+    expect(done).toMatchObject({ agentId: aId, attempts: 1, result: { by: 'A' } });
+    expect(readdirSync(join(stateDir, 'results'))).toEqual([]);
+    expect((await call2('GET', `/api/v1/agents/${aId}`)).body.connectivity).toBe('online');
   });
 });
