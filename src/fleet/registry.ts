@@ -51,14 +51,8 @@ export class Interner {
   }
 }
 
-export interface DeviceAttributes {
-  site?: string | undefined;
-  department?: string | undefined;
-  manufacturer?: string | undefined;
-  model?: string | undefined;
-  osName?: string | undefined;
-  tags?: readonly string[] | undefined;
-}
+/** A device's attributes: what pin and hold rules read, without the id. */
+export type DeviceAttributes = Omit<RuleSubject, 'id'>;
 
 export interface MetricsSample {
   battery: number;
