@@ -2,7 +2,7 @@ import { isHealthy } from '../domain/health.js';
 import type { HealthScoreConfig } from '../domain/health-score.js';
 import { DEFAULT_HEALTH_SCORE_CONFIG } from '../domain/health-score.js';
 import { detectorSettings, PhiAccrualDetector } from '../domain/failure-detector.js';
-import { Fleet } from '../fleet/fleet.js';
+import { Fleet, WRITE_BEHIND_MS } from '../fleet/fleet.js';
 import type { DeviceAttributes, MetricsSample } from '../fleet/registry.js';
 import {
   activityBurst,
@@ -22,7 +22,7 @@ import type { AnyEnvelope, Envelope } from '../protocol/envelope.js';
 import type { EndpointStats, Wire } from '../protocol/reliable-endpoint.js';
 import { ReliableEndpoint } from '../protocol/reliable-endpoint.js';
 import type { Store, TaskAttempt, TaskFilter } from '../store/store.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock, TimerHandle } from '../util/clock.js';
 import { newAgentId, newMasterId } from '../util/ids.js';
 import type { Logger } from '../util/logger.js';
 import type { AgentLauncher } from './agent-launcher.js';
@@ -144,6 +144,8 @@ export class Orchestrator {
   private readonly deployer: Loop;
   private masterIdValue = '';
   private enrollToken = '';
+  private readonly heldHeartbeats = new Map<string, { device: DeviceInfo; at: number }>();
+  private heartbeatFlush: TimerHandle | null = null;
   private started = false;
   /** Agent messages being handled, so that stop() can wait for their writes. */
   private readonly handling = new Set<Promise<void>>();
@@ -289,6 +291,7 @@ export class Orchestrator {
     this.launcher.stopAll();
     for (const live of this.agents.values()) live.endpoint?.close();
     await Promise.all([...this.handling]);
+    await this.flushHeartbeats();
     await this.deployments.flush();
     await this.fleet.snapshot();
   }
@@ -553,12 +556,24 @@ export class Orchestrator {
     return this.recordHeartbeat(live, env.payload.metrics, env.payload.running_tasks, now);
   }
 
-  /** A heartbeat from any agent: new metrics, leases renewed, online, work it should not hold cancelled, the device rescored. */
-  private async recordHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly string[], now: number): Promise<void> {
+  /**
+   * A heartbeat from any agent: new metrics, leases renewed, online, work it should not hold cancelled, the
+   * device rescored. With `writeBehind` (network agents' heartbeats, many and each superseding the last) the
+   * heartbeat and the sample are written within a second, together with the others, instead of before the
+   * answer; leases are renewed in memory at once and in the store with the next write of the task.
+   */
+  private async recordHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly string[], now: number, writeBehind = false): Promise<void> {
     const base = live.agent.device;
     if (base === null) return;
     const device: DeviceInfo = { ...base, ...metrics };
-    const writes = [this.store.recordHeartbeat(live.agent.id, device, now), this.tasks.renewLeases(live.agent.id)];
+    const writes: Promise<void>[] = [];
+    if (writeBehind) {
+      this.heldHeartbeats.set(live.agent.id, { device, at: now });
+      this.heartbeatFlush ??= this.clock.setTimeout(() => void this.flushHeartbeats(), WRITE_BEHIND_MS);
+      this.tasks.renewLeasesInMemory(live.agent.id);
+    } else {
+      writes.push(this.store.recordHeartbeat(live.agent.id, device, now), this.tasks.renewLeases(live.agent.id));
+    }
     live.agent.device = device;
     live.agent.lastHeartbeatAt = now;
     live.agent.registeredAt ??= now;
@@ -569,8 +584,22 @@ export class Orchestrator {
       if (!this.tasks.holds(live.agent.id, taskId)) live.endpoint?.send('task_status', { task_id: taskId, attempt: Number.MAX_SAFE_INTEGER, status: 'cancel' });
     }
     // New score, and the ring rules for a first placement or a health change.
-    writes.push(this.fleet.sample(live.agent.id, metricsOf(device), now));
+    writes.push(this.fleet.sample(live.agent.id, metricsOf(device), now, { writeBehind }));
     await Promise.all(writes);
+  }
+
+  /** Writes the heartbeats held back by write-behind, and the device samples with them. */
+  async flushHeartbeats(): Promise<void> {
+    this.heartbeatFlush?.cancel();
+    this.heartbeatFlush = null;
+    const held = [...this.heldHeartbeats];
+    this.heldHeartbeats.clear();
+    await Promise.all([
+      ...held.map(([id, h]) =>
+        this.store.recordHeartbeat(id, h.device, h.at).catch((err: unknown) => this.log.error({ err, agentId: id }, 'writing a held-back heartbeat failed')),
+      ),
+      this.fleet.flushSamples(),
+    ]);
   }
 
   // ---------------------------------------------------------------- network agents
@@ -639,7 +668,7 @@ export class Orchestrator {
   }
 
   agentHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly string[]): Promise<void> {
-    return this.recordHeartbeat(live, metrics, runningTasks, this.clock.now());
+    return this.recordHeartbeat(live, metrics, runningTasks, this.clock.now(), true);
   }
 
   /** The agent's long-poll: commands after `ack`, waiting up to `waitMs`. A poll is a sign of life. */

@@ -182,6 +182,17 @@ export class TaskEngine {
     this.workers.delete(id);
   }
 
+  /** A heartbeat, in memory only: the agent's leases run on; the store has them with the task's next write (or the sweep's). */
+  renewLeasesInMemory(workerId: string): void {
+    const worker = this.workers.get(workerId);
+    if (!worker || worker.running.size === 0) return;
+    const until = this.clock.now() + this.settings.leaseMs;
+    for (const taskId of worker.running.keys()) {
+      const task = this.live.get(taskId);
+      if (task) task.leaseExpiresAt = until;
+    }
+  }
+
   /** A heartbeat: the agent's leases run on. */
   renewLeases(workerId: string): Promise<void> {
     const worker = this.workers.get(workerId);

@@ -6,7 +6,7 @@ import { compileRingConfig, DEFAULT_RING_CONFIG, plainRingConfig, ringTargets } 
 import type { Connectivity, RingMove } from '../domain/types.js';
 import type { EventBus } from '../core/events.js';
 import type { DeviceRecord, DeviceSample, RingMoveWrite, Store } from '../store/store.js';
-import type { Clock } from '../util/clock.js';
+import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { PlannedMove } from './planner.js';
 import { planFull, planIncremental, unhealthyText } from './planner.js';
@@ -77,6 +77,8 @@ export interface RingsView {
 }
 
 const LOAD_PAGE = 20_000;
+/** Held-back samples (network agents' heartbeats) reach the store within this long. */
+export const WRITE_BEHIND_MS = 1000;
 /** Devices whose ring changed since the last snapshot; past this many, a snapshot is written. */
 const SNAPSHOT_AFTER = 50_000;
 const WRITE_CHUNK = 20_000;
@@ -95,6 +97,8 @@ export class Fleet {
   /** Devices whose ring changed since the snapshot in `devices.ring` (the move log has them). */
   private readonly dirty = new Set<number>();
   private snapshotting: Promise<void> | null = null;
+  private readonly pendingSamples = new Set<number>();
+  private sampleFlush: TimerHandle | null = null;
   private readonly store: Store;
   private readonly clock: Clock;
   private readonly events: EventBus;
@@ -303,14 +307,34 @@ export class Fleet {
    * then the incremental ring rules. Resolves once the sample and any move are
    * committed.
    */
-  async sample(id: string, metrics: MetricsSample, at = this.clock.now()): Promise<void> {
+  async sample(id: string, metrics: MetricsSample, at = this.clock.now(), options: { writeBehind?: boolean } = {}): Promise<void> {
     const reg = this.registry;
     const i = reg.indexOf(id);
     if (i === undefined) return;
     reg.sample(i, metrics, at);
-    const write = this.store.saveDeviceSamples([this.sampleRow(i)]);
     const moves = planIncremental(reg, i, at, this.cuts);
-    await Promise.all([write, this.apply(moves, at)]);
+    if (options.writeBehind) {
+      // Only the latest sample of a device matters: it is written with the others within WRITE_BEHIND_MS.
+      this.pendingSamples.add(i);
+      this.sampleFlush ??= this.clock.setTimeout(() => void this.flushSamples(), WRITE_BEHIND_MS);
+      await this.apply(moves, at);
+      return;
+    }
+    await Promise.all([this.store.saveDeviceSamples([this.sampleRow(i)]), this.apply(moves, at)]);
+  }
+
+  /** Writes the samples held back by write-behind (at the latest WRITE_BEHIND_MS after they came, and on stop). */
+  async flushSamples(): Promise<void> {
+    this.sampleFlush?.cancel();
+    this.sampleFlush = null;
+    if (this.pendingSamples.size === 0) return;
+    const rows = [...this.pendingSamples].map((i) => this.sampleRow(i));
+    this.pendingSamples.clear();
+    try {
+      await this.store.saveDeviceSamples(rows);
+    } catch (err) {
+      this.log.error({ err, samples: rows.length }, 'writing held-back device samples failed');
+    }
   }
 
   private sampleRow(i: number): DeviceSample {

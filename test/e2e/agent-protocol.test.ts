@@ -10,12 +10,15 @@ const TOKEN = 'test-enroll-token-0123456789';
 let server: RunningServer;
 let base: string;
 const call = jsonClient(() => base);
+const dataDir = tempDir();
 
-beforeAll(async () => {
-  const config = loadConfig({ PORT: '0', DATA_DIR: tempDir(), HEARTBEAT_INTERVAL: '1s', AGENT_TIMEOUT: '5s', LOG_LEVEL: 'silent', DEFAULT_AGENTS: '0', ENROLL_TOKEN: TOKEN });
+async function start(): Promise<void> {
+  const config = loadConfig({ PORT: '0', DATA_DIR: dataDir, HEARTBEAT_INTERVAL: '1s', AGENT_TIMEOUT: '5s', LOG_LEVEL: 'silent', DEFAULT_AGENTS: '0', ENROLL_TOKEN: TOKEN });
   server = await startServer(config, { print: () => undefined, logger: pino({ level: 'silent' }) });
   base = server.url;
-});
+}
+
+beforeAll(start);
 
 afterAll(async () => {
   await server.close();
@@ -125,5 +128,18 @@ describe('the network agent protocol over HTTP', () => {
       expect(res.body.code).toBe('ORCH_VALIDATION');
     }
     expect((await call('POST', '/api/v1/agent/enroll', { token: TOKEN, hostname: 'h', capabilities: ['teleport'], metrics })).status).toBe(400);
+  });
+
+  it('heartbeats are written behind (within a second) and flushed when the orchestrator stops', async () => {
+    const a = await enroll();
+    expect((await agentCall(a.auth, 'POST', '/api/v1/agent/heartbeat', { seq: 1, metrics: { ...metrics, cpu: 71 }, running: [] })).status).toBe(200);
+    // Held back at most a second: after that the store has it.
+    await new Promise((r) => setTimeout(r, 1300));
+    expect((await server.store.loadDevices('', 1000)).find((d) => d.id === a.agentId)?.metrics?.cpu).toBe(71);
+    // The next one is still held back when the orchestrator stops; stopping writes it.
+    expect((await agentCall(a.auth, 'POST', '/api/v1/agent/heartbeat', { seq: 2, metrics: { ...metrics, cpu: 77 }, running: [] })).status).toBe(200);
+    await server.close();
+    await start();
+    expect((await call('GET', `/api/v1/devices/${a.agentId}`)).body).toMatchObject({ metrics: { cpu: 77 } });
   });
 });
