@@ -1,3 +1,4 @@
+import swagger from '@fastify/swagger';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import { OrchestratorError } from '../domain/errors.js';
@@ -90,11 +91,20 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`, code: 'ORCH_NOT_FOUND' }),
   );
+  // The OpenAPI document is generated from the routes' own schemas: GET /openapi.json.
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'AWS Orchestrator', version: '0.1.0', description: 'The prototype endpoints, /api/v1 and the agent protocol (docs/agent-protocol.md). Errors are 4xx with {"error", "code"}.' },
+      components: { securitySchemes: { agent: { type: 'http', scheme: 'bearer', description: 'agentId:credential, from /api/v1/agent/enroll' } } },
+    },
+  });
   await app.register(seedRoutes(orchestrator));
   await app.register(v1Routes(orchestrator));
   await app.register(taskRoutes(orchestrator));
   await app.register(fleetRoutes(orchestrator));
   await app.register(deploymentRoutes(orchestrator));
   await app.register(agentRoutes(orchestrator));
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;
 }

@@ -142,4 +142,16 @@ describe('the network agent protocol over HTTP', () => {
     await start();
     expect((await call('GET', `/api/v1/devices/${a.agentId}`)).body).toMatchObject({ metrics: { cpu: 77 } });
   });
+
+  it('the OpenAPI document describes the protocol routes with their schemas', async () => {
+    const doc = await call('GET', '/openapi.json');
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toBe('3.0.3');
+    const paths = doc.body.paths as Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { required?: string[] } }> } }>>;
+    for (const p of ['/api/v1/agent/enroll', '/api/v1/agent/heartbeat', '/api/v1/agent/results', '/api/v1/agent/progress']) expect(paths[p]?.post, p).toBeDefined();
+    expect(paths['/api/v1/agent/commands']?.get).toBeDefined();
+    expect(paths['/api/v1/agent/heartbeat']?.post?.requestBody?.content['application/json']?.schema.required).toEqual(['seq', 'metrics', 'running']);
+    expect(paths['/api/v1/tasks']?.post).toBeDefined();
+    expect(paths['/openapi.json']).toBeUndefined();
+  });
 });
