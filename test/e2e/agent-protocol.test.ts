@@ -1,34 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { loadConfig } from '../../src/config/config.js';
-import type { RunningServer } from '../../src/server.js';
-import { startServer } from '../../src/server.js';
-import { jsonClient, waitFor } from '../support/server-process.js';
-import { cleanupTempDirs, tempDir } from '../support/tmp.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../support/server-process.js';
+import { serverPerFile } from '../support/in-process.js';
 
 const TOKEN = 'test-enroll-token-0123456789';
-let server: RunningServer;
-let base: string;
-const call = jsonClient(() => base);
-const dataDir = tempDir();
-
-async function start(): Promise<void> {
-  const config = loadConfig({ PORT: '0', DATA_DIR: dataDir, HEARTBEAT_INTERVAL: '1s', AGENT_TIMEOUT: '5s', LOG_LEVEL: 'silent', DEFAULT_AGENTS: '0', ENROLL_TOKEN: TOKEN });
-  server = await startServer(config, { print: () => undefined, logger: pino({ level: 'silent' }) });
-  base = server.url;
-}
-
-beforeAll(start);
-
-afterAll(async () => {
-  await server.close();
-  cleanupTempDirs();
-});
+const srv = serverPerFile({ HEARTBEAT_INTERVAL: '1s', AGENT_TIMEOUT: '5s', DEFAULT_AGENTS: '0', ENROLL_TOKEN: TOKEN });
+const base = (): string => srv.base();
+const { call } = srv;
 
 const metrics = { battery: null, charging: null, cpu: 12.5, memory: 40, disk: 55 };
 
 async function agentCall(auth: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${base}${path}`, {
+  const res = await fetch(`${base()}${path}`, {
     method,
     headers: { 'content-type': 'application/json', authorization: auth },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -135,11 +117,10 @@ describe('the network agent protocol over HTTP', () => {
     expect((await agentCall(a.auth, 'POST', '/api/v1/agent/heartbeat', { seq: 1, metrics: { ...metrics, cpu: 71 }, running: [] })).status).toBe(200);
     // Held back at most a second: after that the store has it.
     await new Promise((r) => setTimeout(r, 1300));
-    expect((await server.store.loadDevices('', 1000)).find((d) => d.id === a.agentId)?.metrics?.cpu).toBe(71);
+    expect((await srv.server().store.loadDevices('', 1000)).find((d) => d.id === a.agentId)?.metrics?.cpu).toBe(71);
     // The next one is still held back when the orchestrator stops; stopping writes it.
     expect((await agentCall(a.auth, 'POST', '/api/v1/agent/heartbeat', { seq: 2, metrics: { ...metrics, cpu: 77 }, running: [] })).status).toBe(200);
-    await server.close();
-    await start();
+    await srv.restart();
     expect((await call('GET', `/api/v1/devices/${a.agentId}`)).body).toMatchObject({ metrics: { cpu: 77 } });
   });
 

@@ -1,28 +1,11 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { loadConfig } from '../../src/config/config.js';
-import type { RunningServer } from '../../src/server.js';
-import { startServer } from '../../src/server.js';
-import { getJson, jsonClient, waitFor } from '../support/server-process.js';
-import { cleanupTempDirs, tempDir } from '../support/tmp.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../support/server-process.js';
+import { serverPerFile } from '../support/in-process.js';
 
-let server: RunningServer;
-let base: string;
-
-beforeAll(async () => {
-  const config = loadConfig({ PORT: '0', DATA_DIR: tempDir(), HEARTBEAT_INTERVAL: '200ms', AGENT_TIMEOUT: '5s', LOG_LEVEL: 'silent', DEFAULT_AGENTS: '5' });
-  server = await startServer(config, { print: () => undefined, logger: pino({ level: 'silent' }) });
-  base = server.url;
-  await waitFor(async () => ((await getJson(`${base}/cluster_status`)).body.idle_slaves === 6 ? true : undefined));
-});
-
-afterAll(async () => {
-  await server.close();
-  cleanupTempDirs();
-});
-
-const call = jsonClient(() => base);
+const srv = serverPerFile({ HEARTBEAT_INTERVAL: '200ms', AGENT_TIMEOUT: '5s', DEFAULT_AGENTS: '5' });
+const { call } = srv;
+const base = (): string => srv.base();
 
 describe('/api/v1/deployments over HTTP', () => {
   it('refuses an invalid deployment with every problem listed, and unknown ids and actions', async () => {
@@ -122,7 +105,7 @@ describe('hostile input on the deployment routes', () => {
     await fc.assert(
       fc.asyncProperty(request, async ([method, path, payload]) => {
         requests++;
-        const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(payload === undefined ? {} : { body: payload }) });
+        const res = await fetch(`${base()}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(payload === undefined ? {} : { body: payload }) });
         expect(res.status, `${method} ${path} ${payload ?? ''}`).toBeLessThan(500);
         const json = (await res.json()) as Record<string, unknown>;
         if (res.status >= 400) {

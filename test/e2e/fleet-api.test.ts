@@ -1,33 +1,11 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { loadConfig } from '../../src/config/config.js';
-import type { RunningServer } from '../../src/server.js';
-import { startServer } from '../../src/server.js';
-import { getJson, jsonClient, waitFor } from '../support/server-process.js';
-import { cleanupTempDirs, tempDir } from '../support/tmp.js';
+import { describe, expect, it } from 'vitest';
+import { serverPerFile } from '../support/in-process.js';
 
-let server: RunningServer;
-let base: string;
-const dataDir = tempDir();
+const srv = serverPerFile({ HEARTBEAT_INTERVAL: '200ms', AGENT_TIMEOUT: '5s', DEFAULT_AGENTS: '2' });
+const base = (): string => srv.base();
 
-async function start(): Promise<void> {
-  const config = loadConfig({ PORT: '0', DATA_DIR: dataDir, HEARTBEAT_INTERVAL: '200ms', AGENT_TIMEOUT: '5s', LOG_LEVEL: 'silent', DEFAULT_AGENTS: '2' });
-  server = await startServer(config, { print: () => undefined, logger: pino({ level: 'silent' }) });
-  base = server.url;
-}
-
-beforeAll(async () => {
-  await start();
-  await waitFor(async () => ((await getJson(`${base}/cluster_status`)).body.idle_slaves === 3 ? true : undefined));
-});
-
-afterAll(async () => {
-  await server.close();
-  cleanupTempDirs();
-});
-
-const call = jsonClient(() => base);
+const { call } = srv;
 
 const SITES = ['berlin', 'austin', 'tokyo'];
 const MODELS = ['x1', 't14', 'mac'];
@@ -236,8 +214,7 @@ describe('/api/v1/devices and /api/v1/rings over HTTP', () => {
   it('keeps devices, rings, pins and the configuration across a restart', async () => {
     const rings = (await call('GET', '/api/v1/rings')).body;
     const device = (await call('GET', '/api/v1/devices/dev-00010')).body;
-    await server.close();
-    await start();
+    await srv.restart();
     expect((await call('GET', '/api/v1/rings')).body).toEqual(rings);
     const again = (await call('GET', '/api/v1/devices/dev-00010')).body;
     expect({ ...again, status: 'x' }).toEqual({ ...device, status: 'x' });
@@ -276,7 +253,7 @@ describe('hostile input on the fleet routes', () => {
     await fc.assert(
       fc.asyncProperty(request, async ([method, path, body]) => {
         requests++;
-        const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body }) });
+        const res = await fetch(`${base()}${path}`, { method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body }) });
         expect(res.status, `${method} ${path} ${body ?? ''}`).toBeLessThan(500);
         const json = (await res.json()) as Record<string, unknown>;
         if (res.status >= 400) {

@@ -1,27 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { loadConfig } from '../../src/config/config.js';
-import type { RunningServer } from '../../src/server.js';
-import { startServer } from '../../src/server.js';
-import { getJson, jsonClient, waitFor } from '../support/server-process.js';
-import { cleanupTempDirs, tempDir } from '../support/tmp.js';
+import { describe, expect, it } from 'vitest';
+import { getJson, waitFor } from '../support/server-process.js';
+import { serverPerFile } from '../support/in-process.js';
 
-let server: RunningServer;
-let base: string;
-
-beforeAll(async () => {
-  const config = loadConfig({ PORT: '0', DATA_DIR: tempDir(), HEARTBEAT_INTERVAL: '200ms', AGENT_TIMEOUT: '5s', LOG_LEVEL: 'silent', DEFAULT_AGENTS: '3' });
-  server = await startServer(config, { print: () => undefined, logger: pino({ level: 'silent' }) });
-  base = server.url;
-  await waitFor(async () => ((await getJson(`${base}/cluster_status`)).body.idle_slaves === 4 ? true : undefined));
-});
-
-afterAll(async () => {
-  await server.close();
-  cleanupTempDirs();
-});
-
-const call = jsonClient(() => base);
+const srv = serverPerFile({ HEARTBEAT_INTERVAL: '200ms', AGENT_TIMEOUT: '5s', DEFAULT_AGENTS: '3' });
+const { call } = srv;
+const base = (): string => srv.base();
 
 describe('/api/v1/tasks over HTTP', () => {
   it('creates a task (201), returns the original for a repeated idempotency key (200), and runs it to completion', async () => {
@@ -38,7 +21,7 @@ describe('/api/v1/tasks over HTTP', () => {
     expect(done.result).toMatchObject({ sum: 9 });
     expect(done.attemptHistory).toEqual([expect.objectContaining({ attempt: 1, outcome: 'succeeded' })]);
     // The seed's view of the same task.
-    expect((await getJson(`${base}/status/${String(created.body.id)}`)).body).toMatchObject({ status: 'completed', state: 'completed', result: { sum: 9 } });
+    expect((await getJson(`${base()}/status/${String(created.body.id)}`)).body).toMatchObject({ status: 'completed', state: 'completed', result: { sum: 9 } });
   });
 
   it('takes a batch in one commit, and pages through tasks with a cursor', async () => {
@@ -107,20 +90,20 @@ describe('/api/v1/tasks over HTTP', () => {
     [{ type: 'monitor', status: 'completed' }, 'ORCH_VALIDATION', /unknown field "status"/],
     [{ type: 'monitor', idempotencyKey: '' }, 'ORCH_VALIDATION', /idempotencyKey/],
   ])('refuses %j with 400 %s', async (body, code, message) => {
-    const before = (await getJson(`${base}/cluster_status`)).body.total_tasks;
+    const before = (await getJson(`${base()}/cluster_status`)).body.total_tasks;
     const res = await call('POST', '/api/v1/tasks', body);
     expect(res.status).toBe(400);
     expect(res.body.code).toBe(code);
     expect(String(res.body.error)).toMatch(message);
-    expect((await getJson(`${base}/cluster_status`)).body.total_tasks).toBe(before);
+    expect((await getJson(`${base()}/cluster_status`)).body.total_tasks).toBe(before);
   });
 
   it('refuses a batch over 1,000 tasks, an empty one, and one with a bad task, storing none', async () => {
-    const before = (await getJson(`${base}/cluster_status`)).body.total_tasks;
+    const before = (await getJson(`${base()}/cluster_status`)).body.total_tasks;
     expect((await call('POST', '/api/v1/tasks/batch', { tasks: Array.from({ length: 1001 }, () => ({ type: 'monitor' })) })).status).toBe(400);
     expect((await call('POST', '/api/v1/tasks/batch', { tasks: [] })).status).toBe(400);
     expect((await call('POST', '/api/v1/tasks/batch', { tasks: [{ type: 'monitor' }, { type: 'nope' }] })).body.code).toBe('ORCH_UNKNOWN_TASK_TYPE');
-    expect((await getJson(`${base}/cluster_status`)).body.total_tasks).toBe(before);
+    expect((await getJson(`${base()}/cluster_status`)).body.total_tasks).toBe(before);
   });
 
   it('validates list queries', async () => {

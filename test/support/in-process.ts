@@ -1,0 +1,53 @@
+import { afterAll, beforeAll } from 'vitest';
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config/config.js';
+import type { RunningServer } from '../../src/server.js';
+import { startServer } from '../../src/server.js';
+import { getJson, jsonClient, waitFor } from './server-process.js';
+import { cleanupTempDirs, tempDir } from './tmp.js';
+
+export interface InProcessServer {
+  /** The server's URL (set once it started). */
+  base(): string;
+  server(): RunningServer;
+  call: ReturnType<typeof jsonClient>;
+  /** Stops the server and starts it again on the same data folder. */
+  restart(): Promise<void>;
+}
+
+/**
+ * One orchestrator in this process for a whole test file, on a temporary data folder, silent, on a free
+ * port: started before the file's tests, once every agent it spawned is idle, and closed after them.
+ */
+export function serverPerFile(env: Record<string, string>): InProcessServer {
+  let server: RunningServer | null = null;
+  const dataDir = tempDir();
+  const start = async (): Promise<void> => {
+    const config = loadConfig({ PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...env });
+    server = await startServer(config, { print: () => undefined, logger: pino({ level: 'silent' }) });
+  };
+  const running = (): RunningServer => {
+    if (!server) throw new Error('the server has not started');
+    return server;
+  };
+  beforeAll(async () => {
+    await start();
+    // The default agents and the prototype's start-up asset (one more) are up before the tests run.
+    const agents = Number(env.DEFAULT_AGENTS ?? 2);
+    const expected = agents === 0 ? 0 : agents + 1;
+    await waitFor(async () => ((await getJson(`${running().url}/cluster_status`)).body.idle_slaves === expected ? true : undefined));
+  });
+  afterAll(async () => {
+    await server?.close();
+    cleanupTempDirs();
+  });
+  return {
+    base: () => running().url,
+    server: running,
+    call: jsonClient(() => running().url),
+    async restart() {
+      await running().close();
+      await start();
+    },
+  };
+}
