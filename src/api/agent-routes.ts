@@ -112,7 +112,7 @@ export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
 
     r.post('/api/v1/agent/heartbeat', { schema: { body: Heartbeat } }, async (request) => {
       const live = orchestrator.authenticate(request.headers.authorization);
-      await orchestrator.agentHeartbeat(live, deviceMetrics(request.body.metrics), request.body.running.map((t) => t.taskId));
+      await orchestrator.agentHeartbeat(live, deviceMetrics(request.body.metrics), request.body.running);
       return { ok: true, seq: request.body.seq };
     });
 

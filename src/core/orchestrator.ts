@@ -562,7 +562,7 @@ export class Orchestrator {
    * heartbeat and the sample are written within a second, together with the others, instead of before the
    * answer; leases are renewed in memory at once and in the store with the next write of the task.
    */
-  private async recordHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly string[], now: number, writeBehind = false): Promise<void> {
+  private async recordHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly (string | { taskId: string; attempt: number })[], now: number, writeBehind = false): Promise<void> {
     const base = live.agent.device;
     if (base === null) return;
     const device: DeviceInfo = { ...base, ...metrics };
@@ -579,9 +579,12 @@ export class Orchestrator {
     live.agent.registeredAt ??= now;
     live.detector.heartbeat(now);
     writes.push(this.markOnline(live));
-    // Work the agent still runs but no longer holds (it ended while the agent was away) is cancelled.
-    for (const taskId of runningTasks) {
-      if (!this.tasks.holds(live.agent.id, taskId)) live.endpoint?.send('task_status', { task_id: taskId, attempt: Number.MAX_SAFE_INTEGER, status: 'cancel' });
+    // Work the agent still runs but no longer holds (it ended, or went to another attempt, while the agent was
+    // away) is cancelled: the agent is told to drop the stale attempt.
+    for (const run of runningTasks) {
+      const taskId = typeof run === 'string' ? run : run.taskId;
+      const attempt = typeof run === 'string' ? undefined : run.attempt;
+      if (!this.tasks.holds(live.agent.id, taskId, attempt)) live.endpoint?.send('task_status', { task_id: taskId, attempt: attempt ?? Number.MAX_SAFE_INTEGER, status: 'cancel' });
     }
     // New score, and the ring rules for a first placement or a health change.
     writes.push(this.fleet.sample(live.agent.id, metricsOf(device), now, { writeBehind }));
@@ -667,7 +670,7 @@ export class Orchestrator {
     return live;
   }
 
-  agentHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly string[]): Promise<void> {
+  agentHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly { taskId: string; attempt: number }[]): Promise<void> {
     return this.recordHeartbeat(live, metrics, runningTasks, this.clock.now(), true);
   }
 

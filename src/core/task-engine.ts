@@ -398,8 +398,9 @@ export class TaskEngine {
   }
 
   /** True when the agent holds this attempt now (it should go on running it). */
-  holds(workerId: string, taskId: string): boolean {
-    return this.workers.get(workerId)?.running.has(taskId) ?? false;
+  holds(workerId: string, taskId: string, attempt?: number): boolean {
+    const run = this.workers.get(workerId)?.running.get(taskId);
+    return run !== undefined && (attempt === undefined || run.attempt === attempt);
   }
 
   // ---------------------------------------------------------------- operator actions

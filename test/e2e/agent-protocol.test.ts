@@ -135,4 +135,13 @@ describe('the network agent protocol over HTTP', () => {
     expect(paths['/api/v1/tasks']?.post).toBeDefined();
     expect(paths['/openapi.json']).toBeUndefined();
   });
+
+  it('an agent that reports running an attempt it no longer holds is told to drop it', async () => {
+    const a = await enroll();
+    const first = (await agentCall(a.auth, 'GET', '/api/v1/agent/commands?waitMs=0')).body.commands as { id: number }[];
+    const ack = first.at(-1)?.id ?? 0;
+    expect((await agentCall(a.auth, 'POST', '/api/v1/agent/heartbeat', { seq: 1, metrics, running: [{ taskId: 'gone-task', attempt: 3 }] })).status).toBe(200);
+    const got = (await agentCall(a.auth, 'GET', `/api/v1/agent/commands?waitMs=0&ack=${ack}`)).body.commands as { type: string; taskId: string; attempt: number }[];
+    expect(got).toEqual([expect.objectContaining({ type: 'cancel', taskId: 'gone-task', attempt: 3 })]);
+  });
 });
