@@ -19,7 +19,6 @@ import {
   preflightFailure,
   ratePerMinute,
   TERMINAL_DEPLOYMENT_STATES,
-  TERMINAL_EXECUTION_STATES,
   TRANSITIONS,
 } from '../domain/deployment.js';
 import { OrchestratorError } from '../domain/errors.js';
@@ -792,10 +791,6 @@ export class RolloutController {
     const out = { queued: 0, in_progress: 0, succeeded: 0, failed: 0, timed_out: 0, rejected: 0, skipped: 0, cancelled: 0, rolled_back: 0 };
     for (const e of executions) out[e.state]++;
     return out;
-  }
-
-  static isTerminal(state: ExecutionState): boolean {
-    return TERMINAL_EXECUTION_STATES.has(state);
   }
 }
 

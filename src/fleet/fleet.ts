@@ -9,7 +9,7 @@ import type { DeviceRecord, DeviceSample, RingMoveWrite, Store } from '../store/
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { PlannedMove } from './planner.js';
-import { planFull, planIncremental, unhealthyText } from './planner.js';
+import { planFull, planIncremental } from './planner.js';
 import type { DeviceAttributes, MetricsSample } from './registry.js';
 import { CONNECTIVITY, DeviceRegistry, NO_RING, PIN_MANUAL, PIN_NONE } from './registry.js';
 
@@ -622,12 +622,6 @@ export class Fleet {
       inflightExecutions: reg.inflight[i] as number,
       movedAt: reg.ring[i] === NO_RING && (reg.movedAt[i] as number) === 0 ? null : (reg.movedAt[i] as number),
     };
-  }
-
-  /** Why a device fails the seed rule, for messages. */
-  unhealthyReasons(id: string): string {
-    const i = this.indexOrThrow(id);
-    return unhealthyText(this.registry, i);
   }
 
   /**
