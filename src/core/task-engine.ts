@@ -182,27 +182,25 @@ export class TaskEngine {
     this.workers.delete(id);
   }
 
-  /** A heartbeat, in memory only: the agent's leases run on; the store has them with the task's next write (or the sweep's). */
-  renewLeasesInMemory(workerId: string): void {
+  /**
+   * A heartbeat, in memory only: the agent's leases run on; the store has them with the task's next write
+   * (or the sweep's). Returns the new lease end, or null when the agent holds nothing.
+   */
+  renewLeasesInMemory(workerId: string): number | null {
     const worker = this.workers.get(workerId);
-    if (!worker || worker.running.size === 0) return;
+    if (!worker || worker.running.size === 0) return null;
     const until = this.clock.now() + this.settings.leaseMs;
     for (const taskId of worker.running.keys()) {
       const task = this.live.get(taskId);
       if (task) task.leaseExpiresAt = until;
     }
+    return until;
   }
 
-  /** A heartbeat: the agent's leases run on. */
+  /** A heartbeat: the agent's leases run on, in memory and in the store. */
   renewLeases(workerId: string): Promise<void> {
-    const worker = this.workers.get(workerId);
-    if (!worker || worker.running.size === 0) return Promise.resolve();
-    const until = this.clock.now() + this.settings.leaseMs;
-    for (const taskId of worker.running.keys()) {
-      const task = this.live.get(taskId);
-      if (task) task.leaseExpiresAt = until;
-    }
-    return this.store.renewLeases(workerId, until);
+    const until = this.renewLeasesInMemory(workerId);
+    return until === null ? Promise.resolve() : this.store.renewLeases(workerId, until);
   }
 
   // ---------------------------------------------------------------- submit
