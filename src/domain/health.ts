@@ -5,16 +5,26 @@ import type { DeviceMetrics } from './types.js';
  * `battery > 20 && cpu < 80 && memory < 85` (disk is not considered).
  */
 export function isHealthy(m: DeviceMetrics): boolean {
-  return m.battery_level > 20 && m.cpu_usage < 80 && m.memory_usage < 85;
+  return passesSeedRule(m.battery_level, m.cpu_usage, m.memory_usage);
 }
 
-/** Names the failing parts of the seed rule, for ring-move reasons and logs. */
-export function unhealthyReasons(m: DeviceMetrics): string[] {
+/** The rule itself, on plain numbers (the fleet keeps metrics in columns). */
+export function passesSeedRule(battery: number, cpu: number, memory: number): boolean {
+  return battery > 20 && cpu < 80 && memory < 85;
+}
+
+/** Names the failing parts of the rule, each value written by `show`. */
+export function seedRuleFailures(battery: number, cpu: number, memory: number, show: (x: number) => string = (x) => String(round1(x))): string[] {
   const reasons: string[] = [];
-  if (!(m.battery_level > 20)) reasons.push(`battery ${round1(m.battery_level)}% <= 20%`);
-  if (!(m.cpu_usage < 80)) reasons.push(`cpu ${round1(m.cpu_usage)}% >= 80%`);
-  if (!(m.memory_usage < 85)) reasons.push(`memory ${round1(m.memory_usage)}% >= 85%`);
+  if (!(battery > 20)) reasons.push(`battery ${show(battery)}% <= 20%`);
+  if (!(cpu < 80)) reasons.push(`cpu ${show(cpu)}% >= 80%`);
+  if (!(memory < 85)) reasons.push(`memory ${show(memory)}% >= 85%`);
   return reasons;
+}
+
+/** Names the failing parts of the seed rule, for task results and logs. */
+export function unhealthyReasons(m: DeviceMetrics): string[] {
+  return seedRuleFailures(m.battery_level, m.cpu_usage, m.memory_usage);
 }
 
 export function round1(x: number): number {

@@ -1,3 +1,4 @@
+import { seedRuleFailures } from '../domain/health.js';
 import { matchesRule, ringTargets } from '../domain/ring-config.js';
 import type { DeviceRegistry } from './registry.js';
 import { BINS, NO_RING, PIN_MANUAL, PIN_NONE } from './registry.js';
@@ -67,11 +68,7 @@ function scoreText(reg: DeviceRegistry, i: number): string {
 }
 
 export function unhealthyText(reg: DeviceRegistry, i: number): string {
-  const parts: string[] = [];
-  if (!((reg.battery[i] as number) > 20)) parts.push(`battery ${(reg.battery[i] as number).toFixed(1)}% <= 20%`);
-  if (!((reg.cpu[i] as number) < 80)) parts.push(`cpu ${(reg.cpu[i] as number).toFixed(1)}% >= 80%`);
-  if (!((reg.memory[i] as number) < 85)) parts.push(`memory ${(reg.memory[i] as number).toFixed(1)}% >= 85%`);
-  return parts.join(', ');
+  return seedRuleFailures(reg.battery[i] as number, reg.cpu[i] as number, reg.memory[i] as number, (x) => x.toFixed(1)).join(', ');
 }
 
 function pinReason(reg: DeviceRegistry, i: number): string {

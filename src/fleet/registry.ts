@@ -1,5 +1,6 @@
 import type { HealthInputs, HealthScoreConfig } from '../domain/health-score.js';
 import { healthScore, IMPACT_DECAY } from '../domain/health-score.js';
+import { passesSeedRule } from '../domain/health.js';
 import type { CompiledRingConfig, RuleSubject } from '../domain/ring-config.js';
 import { matchesRule } from '../domain/ring-config.js';
 
@@ -441,7 +442,7 @@ export class DeviceRegistry {
     this.memory[i] = m.memory;
     this.disk[i] = m.disk;
     this.sampledAt[i] = at;
-    this.unhealthy[i] = m.battery > 20 && m.cpu < 80 && m.memory < 85 ? 0 : 1;
+    this.unhealthy[i] = passesSeedRule(m.battery, m.cpu, m.memory) ? 0 : 1;
     this.scoreBin[i] = this.computeBin(i);
     if (live) this.enter(i);
   }
