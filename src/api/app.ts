@@ -22,6 +22,10 @@ export interface AppOptions {
 /** Keys that could reach an object's prototype; a body holding one is refused. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
+/** A body without any of these strings (escaped or not) cannot hold a forbidden key: no need to walk it. */
+const SUSPECT_KEY = /__proto__|constructor|prototype|\\u/;
+const NOT_BLANK = /\S/;
+
 function hasForbiddenKey(value: unknown): boolean {
   if (value === null || typeof value !== 'object') return false;
   if (Array.isArray(value)) return value.some(hasForbiddenKey);
@@ -35,7 +39,7 @@ function hasForbiddenKey(value: unknown): boolean {
  * empty body is no body.
  */
 function parseJson(_req: unknown, body: string, done: (err: Error | null, value?: unknown) => void): void {
-  if (body.trim().length === 0) {
+  if (!NOT_BLANK.test(body)) {
     done(null, undefined);
     return;
   }
@@ -46,11 +50,16 @@ function parseJson(_req: unknown, body: string, done: (err: Error | null, value?
     done(new OrchestratorError('ORCH_INVALID_JSON', 'invalid json'));
     return;
   }
-  if (hasForbiddenKey(value)) {
+  if (SUSPECT_KEY.test(body) && hasForbiddenKey(value)) {
     done(new OrchestratorError('ORCH_VALIDATION', 'field names __proto__, constructor and prototype are not allowed'));
     return;
   }
   done(null, value);
+}
+
+/** Request lines are logged at debug level and below. */
+function logsRequests(logger: FastifyBaseLogger): boolean {
+  return logger.level === 'debug' || logger.level === 'trace';
 }
 
 export async function buildApp({ orchestrator, logger }: AppOptions): Promise<FastifyInstance> {
@@ -58,6 +67,8 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
     loggerInstance: logger,
     // Request lines are logged at debug level by the hook below, not at info by Fastify.
     logController: new LogController({ disableRequestLogging: true }),
+    // A child logger per request only where request lines are logged (debug); errors carry the request id.
+    childLoggerFactory: (parent, bindings, options) => (logsRequests(parent) ? parent.child(bindings, options) : parent),
     bodyLimit: BODY_LIMIT,
     return503OnClosing: true,
     routerOptions: {
@@ -82,12 +93,15 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
     },
   });
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson);
+  // application/json by name as well as '*': a named parser is found without a search.
+  app.addContentTypeParser(['application/json', '*'], { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson);
   app.setErrorHandler(errorHandler(logger));
-  app.addHook('onResponse', (request, reply, done) => {
-    request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
-    done();
-  });
+  if (logsRequests(logger)) {
+    app.addHook('onResponse', (request, reply, done) => {
+      request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
+      done();
+    });
+  }
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`, code: 'ORCH_NOT_FOUND' }),
   );

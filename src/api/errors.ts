@@ -66,7 +66,7 @@ export function errorHandler(log: Logger) {
     if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.status(err.statusCode).send({ error: err.message, code: 'ORCH_VALIDATION' } satisfies ErrorBody);
     }
-    log.error({ err, method: request.method, url: request.url }, 'unhandled error');
+    log.error({ err, reqId: request.id, method: request.method, url: request.url }, 'unhandled error');
     return reply.status(500).send({ error: 'internal error', code: 'ORCH_INTERNAL' } satisfies ErrorBody);
   };
 }

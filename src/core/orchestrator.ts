@@ -17,7 +17,7 @@ import { sample } from '../domain/random.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Agent, Asset, BackoffPolicy, DeviceInfo, DeviceMetrics, Task, TaskStatus, TaskType } from '../domain/types.js';
 import type { DeploymentRecord, Execution } from '../domain/deployment.js';
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { AnyEnvelope, Envelope } from '../protocol/envelope.js';
 import type { EndpointStats, Wire } from '../protocol/reliable-endpoint.js';
 import { ReliableEndpoint } from '../protocol/reliable-endpoint.js';
@@ -80,6 +80,11 @@ export interface LiveAgent {
   detector: PhiAccrualDetector;
   /** A network agent's credential, hashed. */
   credentialHash: string | null;
+  /**
+   * The credential last found to match `credentialHash`, kept in memory only, so that each request is one
+   * constant-time comparison rather than a hash. Cleared whenever the stored credential changes.
+   */
+  verifiedCredential?: string;
   endpoint: AgentChannel | null;
   worker: Worker;
   succeeded: number;
@@ -562,11 +567,17 @@ export class Orchestrator {
    * heartbeat and the sample are written within a second, together with the others, instead of before the
    * answer; leases are renewed in memory at once and in the store with the next write of the task.
    */
-  private async recordHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly (string | { taskId: string; attempt: number })[], now: number, writeBehind = false): Promise<void> {
+  private recordHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly (string | { taskId: string; attempt: number })[], now: number, writeBehind = false): Promise<void> {
+    const pending = this.applyHeartbeat(live, metrics, runningTasks, now, writeBehind);
+    return pending === null ? Promise.resolve() : pending.then(() => undefined);
+  }
+
+  /** Applies a heartbeat; returns the writes to wait for, or null when there are none (all written behind). */
+  private applyHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly (string | { taskId: string; attempt: number })[], now: number, writeBehind: boolean): Promise<unknown> | null {
     const base = live.agent.device;
-    if (base === null) return;
+    if (base === null) return null;
     const device: DeviceInfo = { ...base, ...metrics };
-    const writes: Promise<void>[] = [];
+    const writes: Promise<unknown>[] = [];
     if (writeBehind) {
       this.heldHeartbeats.set(live.agent.id, { device, at: now });
       this.heartbeatFlush ??= this.clock.setTimeout(() => void this.flushHeartbeats(), WRITE_BEHIND_MS);
@@ -578,7 +589,7 @@ export class Orchestrator {
     live.agent.lastHeartbeatAt = now;
     live.agent.registeredAt ??= now;
     live.detector.heartbeat(now);
-    writes.push(this.markOnline(live));
+    if (live.agent.connectivity !== 'online') writes.push(this.markOnline(live));
     // Work the agent still runs but no longer holds (it ended, or went to another attempt, while the agent was
     // away) is cancelled: the agent is told to drop the stale attempt.
     for (const run of runningTasks) {
@@ -587,20 +598,19 @@ export class Orchestrator {
       if (!this.tasks.holds(live.agent.id, taskId, attempt)) live.endpoint?.send('task_status', { task_id: taskId, attempt: attempt ?? Number.MAX_SAFE_INTEGER, status: 'cancel' });
     }
     // New score, and the ring rules for a first placement or a health change.
-    writes.push(this.fleet.sample(live.agent.id, metricsOf(device), now, { writeBehind }));
-    await Promise.all(writes);
+    const sampled = this.fleet.sample(live.agent.id, metricsOf(device), now, { writeBehind });
+    if (sampled !== null) writes.push(sampled);
+    return writes.length === 0 ? null : writes.length === 1 ? (writes[0] as Promise<unknown>) : Promise.all(writes);
   }
 
   /** Writes the heartbeats held back by write-behind, and the device samples with them. */
   async flushHeartbeats(): Promise<void> {
     this.heartbeatFlush?.cancel();
     this.heartbeatFlush = null;
-    const held = [...this.heldHeartbeats];
+    const held = [...this.heldHeartbeats].map(([id, h]) => ({ id, device: h.device, at: h.at }));
     this.heldHeartbeats.clear();
     await Promise.all([
-      ...held.map(([id, h]) =>
-        this.store.recordHeartbeat(id, h.device, h.at).catch((err: unknown) => this.log.error({ err, agentId: id }, 'writing a held-back heartbeat failed')),
-      ),
+      held.length === 0 ? undefined : this.store.recordHeartbeats(held).catch((err: unknown) => this.log.error({ err, heartbeats: held.length }, 'writing held-back heartbeats failed')),
       this.fleet.flushSamples(),
     ]);
   }
@@ -624,7 +634,7 @@ export class Orchestrator {
     if (input.agentId !== undefined) {
       const live = this.agents.get(input.agentId);
       if (!live || live.agent.kind !== 'network') throw new OrchestratorError('ORCH_AGENT_IDENTITY', `agent ${input.agentId} is not an enrolled network agent; enroll without an id`);
-      if (input.credential === undefined || !safeEqual(hashCredential(input.credential), live.credentialHash ?? '')) {
+      if (input.credential === undefined || !this.credentialMatches(live, input.credential)) {
         throw new OrchestratorError('ORCH_AGENT_IDENTITY', `agent ${input.agentId} is enrolled with another credential`);
       }
       live.agent.capabilities = [...input.capabilities];
@@ -663,15 +673,26 @@ export class Orchestrator {
   authenticate(authorization: string | undefined): LiveAgent {
     const m = /^Bearer ([A-Za-z0-9._-]{1,100}):([A-Za-z0-9_-]{20,200})$/.exec(authorization ?? '');
     const live = m ? this.agents.get(m[1] as string) : undefined;
-    if (!m || !live || live.agent.kind !== 'network' || !safeEqual(hashCredential(m[2] as string), live.credentialHash ?? '')) {
+    if (!m || !live || live.agent.kind !== 'network' || !this.credentialMatches(live, m[2] as string)) {
       throw new OrchestratorError('ORCH_UNAUTHORIZED', 'agent credential missing or not accepted');
     }
     this.assertRunning();
     return live;
   }
 
-  agentHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly { taskId: string; attempt: number }[]): Promise<void> {
-    return this.recordHeartbeat(live, metrics, runningTasks, this.clock.now(), true);
+  private credentialMatches(live: LiveAgent, secret: string): boolean {
+    if (live.verifiedCredential !== undefined && safeEqual(secret, live.verifiedCredential)) return true;
+    if (live.credentialHash === null || !safeEqual(hashCredential(secret), live.credentialHash)) return false;
+    live.verifiedCredential = secret;
+    return true;
+  }
+
+  /**
+   * A network agent's heartbeat. Written behind (within WRITE_BEHIND_MS); returns the writes the answer must
+   * wait for (the agent coming online, a ring move), or null when there are none, which is the usual case.
+   */
+  agentHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly { taskId: string; attempt: number }[]): Promise<unknown> | null {
+    return this.applyHeartbeat(live, metrics, runningTasks, this.clock.now(), true);
   }
 
   /** The agent's long-poll: commands after `ack`, waiting up to `waitMs`. A poll is a sign of life. */
@@ -931,11 +952,12 @@ function hashCredential(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
-/** Compares secrets in time that does not depend on where they differ. */
+/** Compares secrets in time that does not depend on where they differ (only on their length, which is no secret). */
 function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }
 
 /** The deployment a task belongs to, from its parameters. */

@@ -307,20 +307,23 @@ export class Fleet {
    * then the incremental ring rules. Resolves once the sample and any move are
    * committed.
    */
-  async sample(id: string, metrics: MetricsSample, at = this.clock.now(), options: { writeBehind?: boolean } = {}): Promise<void> {
+  /**
+   * A device's new metrics: rescored, and moved between rings where the rules say so. Returns the writes to
+   * wait for, or null when there are none (the sample written behind and no ring move).
+   */
+  sample(id: string, metrics: MetricsSample, at = this.clock.now(), options: { writeBehind?: boolean } = {}): Promise<unknown> | null {
     const reg = this.registry;
     const i = reg.indexOf(id);
-    if (i === undefined) return;
+    if (i === undefined) return null;
     reg.sample(i, metrics, at);
     const moves = planIncremental(reg, i, at, this.cuts);
     if (options.writeBehind) {
       // Only the latest sample of a device matters: it is written with the others within WRITE_BEHIND_MS.
       this.pendingSamples.add(i);
       this.sampleFlush ??= this.clock.setTimeout(() => void this.flushSamples(), WRITE_BEHIND_MS);
-      await this.apply(moves, at);
-      return;
+      return moves.length === 0 ? null : this.apply(moves, at);
     }
-    await Promise.all([this.store.saveDeviceSamples([this.sampleRow(i)]), this.apply(moves, at)]);
+    return Promise.all([this.store.saveDeviceSamples([this.sampleRow(i)]), this.apply(moves, at)]);
   }
 
   /** Writes the samples held back by write-behind (at the latest WRITE_BEHIND_MS after they came, and on stop). */

@@ -34,6 +34,8 @@ export interface Store {
   findAgentByAsset(assetId: string): Promise<Agent | null>;
   recordRegistration(id: string, device: DeviceInfo, at: number): Promise<void>;
   recordHeartbeat(id: string, device: DeviceInfo, at: number): Promise<void>;
+  /** Many agents' heartbeats in one commit (the write-behind flush). */
+  recordHeartbeats(rows: readonly { id: string; device: DeviceInfo; at: number }[]): Promise<void>;
   setConnectivity(id: string, connectivity: Agent['connectivity']): Promise<void>;
   updateAgentDevice(id: string, device: DeviceInfo): Promise<void>;
 

@@ -38,7 +38,10 @@ describe('the network agent protocol over HTTP', () => {
     expect(again.body).toMatchObject({ agentId: a.agentId, credential: a.credential });
     expect(await call('POST', '/api/v1/agent/enroll', { token: TOKEN, agentId: a.agentId, credential: 'x'.repeat(43), hostname: 'evil', capabilities: [], metrics })).toMatchObject({ status: 409, body: { code: 'ORCH_AGENT_IDENTITY' } });
     expect(await call('POST', '/api/v1/agent/enroll', { token: 'wrong-token-000000000', hostname: 'h', capabilities: [], metrics })).toMatchObject({ status: 403, body: { code: 'ORCH_ENROLL_REFUSED' } });
-    expect(await agentCall(`Bearer ${a.agentId}:${'y'.repeat(43)}`, 'POST', '/api/v1/agent/heartbeat', { seq: 1, metrics, running: [] })).toMatchObject({ status: 401, body: { code: 'ORCH_UNAUTHORIZED' } });
+    // A verified credential is remembered in memory; another one of the same length is still refused after it.
+    expect(await agentCall(a.auth, 'POST', '/api/v1/agent/heartbeat', { seq: 1, metrics, running: [] })).toMatchObject({ status: 200, body: { ok: true, seq: 1 } });
+    expect(await agentCall(`Bearer ${a.agentId}:${'y'.repeat(43)}`, 'POST', '/api/v1/agent/heartbeat', { seq: 2, metrics, running: [] })).toMatchObject({ status: 401, body: { code: 'ORCH_UNAUTHORIZED' } });
+    expect(await agentCall(`Bearer ${a.agentId}:${a.credential.slice(0, -1)}${a.credential.endsWith('A') ? 'B' : 'A'}`, 'POST', '/api/v1/agent/heartbeat', { seq: 3, metrics, running: [] })).toMatchObject({ status: 401 });
     expect((await agentCall('', 'GET', '/api/v1/agent/commands?waitMs=0')).status).toBe(401);
   });
 

@@ -555,7 +555,13 @@ export class SqliteStore implements Store {
   }
 
   recordHeartbeat(id: string, device: DeviceInfo, at: number): Promise<void> {
-    return this.write([{ sql: this.stmts.heartbeat.source, params: [JSON.stringify(device), at, id] }]).then(() => undefined);
+    return this.recordHeartbeats([{ id, device, at }]);
+  }
+
+  recordHeartbeats(rows: readonly { id: string; device: DeviceInfo; at: number }[]): Promise<void> {
+    if (rows.length === 0) return Promise.resolve();
+    const sql = this.stmts.heartbeat.source;
+    return this.write(rows.map((r) => ({ sql, params: [JSON.stringify(r.device), r.at, r.id] }))).then(() => undefined);
   }
 
   setConnectivity(id: string, connectivity: Agent['connectivity']): Promise<void> {
