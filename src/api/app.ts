@@ -4,6 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { errorHandler } from './errors.js';
+import { dualProtocolServer } from './listener.js';
 import { agentRoutes } from './agent-routes.js';
 import { deploymentRoutes } from './deployment-routes.js';
 import { fleetRoutes } from './fleet-routes.js';
@@ -71,6 +72,16 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
     childLoggerFactory: (parent, bindings, options) => (logsRequests(parent) ? parent.child(bindings, options) : parent),
     bodyLimit: BODY_LIMIT,
     return503OnClosing: true,
+    // HTTP/1.1 and clear-text HTTP/2 on the same port (see listener.ts).
+    serverFactory: (handler, options) => {
+      const number = (v: unknown, fallback: number): number => (typeof v === 'number' ? v : fallback);
+      return dualProtocolServer(handler, {
+        keepAliveTimeout: number(options.keepAliveTimeout, 72_000),
+        requestTimeout: number(options.requestTimeout, 0),
+        connectionTimeout: number(options.connectionTimeout, 0),
+        http2SessionTimeout: number(options.http2SessionTimeout, 72_000),
+      });
+    },
     routerOptions: {
       maxParamLength: MAX_PARAM_LENGTH,
       onMaxParamLength: (_path, _req, res) => {
@@ -96,6 +107,11 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
   // application/json by name as well as '*': a named parser is found without a search.
   app.addContentTypeParser(['application/json', '*'], { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson);
   app.setErrorHandler(errorHandler(logger));
+  // Parked long-polls are answered at once on close, so that closing does not wait for them.
+  app.addHook('preClose', (done) => {
+    orchestrator.releasePolls();
+    done();
+  });
   if (logsRequests(logger)) {
     app.addHook('onResponse', (request, reply, done) => {
       request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');

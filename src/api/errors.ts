@@ -44,6 +44,8 @@ function validationMessage(err: FastifyError): string {
 /** The one place errors become responses. Anything unplanned is a 500 without internals, and is logged. */
 export function errorHandler(log: Logger) {
   return (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    // A body that failed to parse closes an HTTP/1 connection; HTTP/2 has no such header (its streams end alone).
+    if (request.raw.httpVersionMajor === 2) reply.removeHeader('connection');
     if (err instanceof OrchestratorError) {
       return reply.status(err.status).send({ ...err.details, error: err.message, code: err.code } satisfies ErrorBody);
     }

@@ -101,6 +101,11 @@ export class NetworkChannel implements AgentChannel {
     return out;
   }
 
+  /** Answers a waiting poll now, with what is queued (the server is about to close its connections). */
+  release(): void {
+    this.wake();
+  }
+
   close(): void {
     this.closed = true;
     this.wake();

@@ -695,6 +695,11 @@ export class Orchestrator {
     return this.applyHeartbeat(live, metrics, runningTasks, this.clock.now(), true);
   }
 
+  /** Answers every waiting long-poll now (the HTTP server is closing and must not wait up to MAX_POLL_MS for them). */
+  releasePolls(): void {
+    for (const live of this.agents.values()) if (live.endpoint instanceof NetworkChannel) live.endpoint.release();
+  }
+
   /** The agent's long-poll: commands after `ack`, waiting up to `waitMs`. A poll is a sign of life. */
   pollCommands(live: LiveAgent, ack: number, waitMs: number): Promise<Command[]> {
     const current = live.endpoint;

@@ -1,0 +1,84 @@
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { Socket } from 'node:net';
+
+/** How every HTTP/2 connection begins (RFC 9113 §3.4). No HTTP/1 request line starts this way. */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/** Streams one HTTP/2 connection may carry at once: enough for a proxy or a load tool carrying many agents' long-polls. */
+export const H2_MAX_STREAMS = 10_000;
+
+export interface ListenerOptions {
+  keepAliveTimeout: number;
+  requestTimeout: number;
+  connectionTimeout: number;
+  /** An HTTP/2 connection without streams for this long is closed. */
+  http2SessionTimeout: number;
+}
+
+/** Fastify's request handler; it takes HTTP/2's compatibility request and response as well (it checks `httpVersionMajor`). */
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+/**
+ * One port, two protocols: HTTP/1.1 for curl, browsers and the prototype's
+ * clients, and HTTP/2 in clear text ("prior knowledge", h2c) for whatever
+ * carries many agents at once: a reverse proxy in front of the orchestrator,
+ * or the load tool, whose thousands of long-polls then share a few
+ * connections. Each new connection's first bytes say which it speaks; the
+ * connection is then handed to that protocol's server, bytes included.
+ *
+ * Returned as Fastify's `serverFactory`: the HTTP/1 server listens, and
+ * `closeHttp2Sessions` (which Fastify calls on close) ends the HTTP/2 ones.
+ */
+export function dualProtocolServer(handler: Handler, options: ListenerOptions): http.Server {
+  const h1 = http.createServer(handler);
+  h1.keepAliveTimeout = options.keepAliveTimeout;
+  h1.requestTimeout = options.requestTimeout;
+  h1.setTimeout(options.connectionTimeout);
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: H2_MAX_STREAMS } }, handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    session.setTimeout(options.http2SessionTimeout, () => session.close());
+  });
+
+  const [http1Connection] = h1.listeners('connection') as ((socket: Socket) => void)[];
+  if (http1Connection === undefined) throw new Error('node:http server without its connection listener');
+  h1.removeListener('connection', http1Connection);
+  h1.on('connection', (socket: Socket) => {
+    let head: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, H2_PREFACE.length);
+      const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (isH2 && head.length < H2_PREFACE.length) return; // a part of the preface: wait for the rest
+      socket.removeListener('data', onData);
+      socket.removeListener('error', onError);
+      socket.removeListener('timeout', onError);
+      socket.setTimeout(0);
+      socket.pause();
+      socket.unshift(head);
+      if (isH2) {
+        h2.emit('connection', socket);
+      } else {
+        http1Connection.call(h1, socket);
+        socket.resume();
+      }
+    };
+    const onError = (): void => {
+      socket.destroy();
+    };
+    socket.on('data', onData);
+    socket.on('error', onError);
+    // Until the first bytes arrive neither server's timeouts apply: a connection that says nothing is closed here.
+    socket.setTimeout(options.keepAliveTimeout);
+    socket.on('timeout', onError);
+  });
+
+  return Object.assign(h1, {
+    closeHttp2Sessions(): void {
+      for (const session of sessions) session.close();
+    },
+  });
+}
