@@ -700,12 +700,17 @@ export class Orchestrator {
     for (const live of this.agents.values()) if (live.endpoint instanceof NetworkChannel) live.endpoint.release();
   }
 
-  /** The agent's long-poll: commands after `ack`, waiting up to `waitMs`. A poll is a sign of life. */
+  /**
+   * The agent's long-poll: commands after `ack`, waiting up to `waitMs`. A long wait that ends empty ends up to
+   * POLL_JITTER sooner, at random: agents that came together (all of them, after a restart) would otherwise
+   * come back together every `waitMs`, for good.
+   */
   pollCommands(live: LiveAgent, ack: number, waitMs: number): Promise<Command[]> {
     const current = live.endpoint;
     const channel = current instanceof NetworkChannel && !current.isClosed ? current : new NetworkChannel();
     live.endpoint = channel;
-    return channel.poll(ack, waitMs);
+    const wait = waitMs >= 1000 ? Math.round(waitMs * (1 - POLL_JITTER * this.rng())) : waitMs;
+    return channel.poll(ack, wait);
   }
 
   /** Results of attempts, each committed before the answer; a stale attempt is refused and changes nothing. */
@@ -952,6 +957,9 @@ export class Orchestrator {
   }
 }
 
+
+/** The share of a long-poll's wait that may be cut off at random (see pollCommands). */
+const POLL_JITTER = 0.2;
 
 function hashCredential(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');

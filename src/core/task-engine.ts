@@ -97,7 +97,8 @@ export class TaskEngine {
   private readonly live = new Map<string, Task>();
   private readonly queued = new Map<string, Entry>();
   private readonly lanes = new Map<string, Heap<Entry>>();
-  private readonly lanesByType = new Map<TaskType, Set<string>>();
+  /** Lanes of tasks for a selector, by task type: the only lanes a worker must test one by one. */
+  private readonly selectorLanes = new Map<TaskType, Set<string>>();
   private readonly delayed = new Heap<Timed>((a, b) => a.at < b.at);
   private readonly deadlines = new Heap<Timed>((a, b) => a.at < b.at);
   private readonly byKey = new Map<string, string>();
@@ -568,12 +569,14 @@ export class TaskEngine {
     if (!heap) {
       heap = new Heap<Entry>(runsBefore);
       this.lanes.set(lane, heap);
-      let set = this.lanesByType.get(task.type);
-      if (!set) {
-        set = new Set();
-        this.lanesByType.set(task.type, set);
+      if (task.target !== null && 'selector' in task.target) {
+        let set = this.selectorLanes.get(task.type);
+        if (!set) {
+          set = new Set();
+          this.selectorLanes.set(task.type, set);
+        }
+        set.add(lane);
       }
-      set.add(lane);
     }
     const entry: Entry = { task, key: orderKey(task.priority, readyAt, this.settings.agingMs), seq: task.seq };
     this.queued.set(task.id, entry);
@@ -617,26 +620,37 @@ export class TaskEngine {
     });
   }
 
-  /** The best ready task this worker may run, or undefined. */
+  /**
+   * The best ready task this worker may run, or undefined. A worker looks only at the lanes it may take from:
+   * for each task type it runs, the untargeted lane, its own lane, its ring's lane, and the selector lanes
+   * whose selector it matches. So the cost does not grow with the number of agents that have tasks waiting.
+   */
   private bestFor(worker: Worker): Entry | undefined {
     let best: Entry | undefined;
     let bestHeap: Heap<Entry> | undefined;
-    for (const type of worker.capabilities) {
-      const lanes = this.lanesByType.get(type);
-      if (!lanes) continue;
-      for (const lane of lanes) {
-        const heap = this.lanes.get(lane) as Heap<Entry>;
-        if (!this.eligible(lane, type, worker)) continue;
-        let top = heap.peek();
-        while (top && this.queued.get(top.task.id) !== top) {
-          heap.pop();
-          top = heap.peek();
-        }
-        if (top && (!best || runsBefore(top, best))) {
-          best = top;
-          bestHeap = heap;
-        }
+    const consider = (lane: string): void => {
+      const heap = this.lanes.get(lane);
+      if (!heap) return;
+      let top = heap.peek();
+      while (top && this.queued.get(top.task.id) !== top) {
+        heap.pop();
+        top = heap.peek();
       }
+      if (!top) {
+        this.dropLane(lane);
+        return;
+      }
+      if (!best || runsBefore(top, best)) {
+        best = top;
+        bestHeap = heap;
+      }
+    };
+    for (const type of worker.capabilities) {
+      consider(`${type}|any`);
+      consider(`${type}|agent:${worker.id}`);
+      consider(`${type}|ring:${worker.ring}`);
+      const selectors = this.selectorLanes.get(type);
+      if (selectors) for (const lane of selectors) if (this.selectorEligible(lane, worker)) consider(lane);
     }
     if (best && bestHeap) {
       bestHeap.pop();
@@ -645,15 +659,17 @@ export class TaskEngine {
     return best;
   }
 
-  private eligible(lane: string, type: TaskType, worker: Worker): boolean {
-    const target = lane.slice(type.length + 1);
-    if (target === 'any') return true;
-    if (target.startsWith('agent:')) return target === `agent:${worker.id}`;
-    if (target.startsWith('ring:')) return target === `ring:${worker.ring}`;
-    // Selector lanes: every task in the lane has the same selector; read it from any entry.
-    const heap = this.lanes.get(lane);
-    const sample = heap?.peek();
-    const t = sample?.task.target;
+  /** An empty lane is forgotten (lanes are made again when a task needs one). */
+  private dropLane(lane: string): void {
+    this.lanes.delete(lane);
+    const type = lane.slice(0, lane.indexOf('|')) as TaskType;
+    const selectors = this.selectorLanes.get(type);
+    if (selectors?.delete(lane) && selectors.size === 0) this.selectorLanes.delete(type);
+  }
+
+  /** Every task in a selector lane has the same selector: read it from any entry. */
+  private selectorEligible(lane: string, worker: Worker): boolean {
+    const t = this.lanes.get(lane)?.peek()?.task.target;
     return t !== undefined && t !== null && 'selector' in t && selectorMatches(t.selector, worker.asset);
   }
 
@@ -665,13 +681,28 @@ export class TaskEngine {
   private dispatch(): void {
     if (this.queued.size === 0) return;
     const now = this.clock.now();
-    const free = [...this.workers.values()]
+    const free = this.candidates()
       .filter((w) => w.online && w.running.size < w.concurrency && w.capabilities.size > 0)
       .sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
     for (const worker of free) {
       this.fill(worker, now);
       if (this.queued.size === 0) break;
     }
+  }
+
+  /**
+   * The workers that may have something to take: when every waiting task names its agent (deployments, most
+   * operator tasks), only those agents; otherwise all of them.
+   */
+  private candidates(): Worker[] {
+    const named: Worker[] = [];
+    for (const lane of this.lanes.keys()) {
+      const at = lane.indexOf('|agent:');
+      if (at < 0) return [...this.workers.values()];
+      const worker = this.workers.get(lane.slice(at + '|agent:'.length));
+      if (worker) named.push(worker);
+    }
+    return [...new Set(named)];
   }
 
   /** Gives one worker the best ready tasks it may run, up to its free slots. */

@@ -100,6 +100,32 @@ describe('the network agent protocol over HTTP', () => {
     expect((requeued.attemptHistory as { outcome: string; agentId: string }[])[0]).toMatchObject({ outcome: 'agent_lost', agentId: a.agentId });
   });
 
+  it('an empty long-poll ends after its wait, cut by at most 20% at random, so agents that came together spread out', async () => {
+    const a = await enroll();
+    const first = (await agentCall(a.auth, 'GET', '/api/v1/agent/commands?waitMs=0')).body.commands as { id: number }[];
+    const ack = first.at(-1)?.id ?? 0;
+    const waits = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const b = await enroll();
+        await agentCall(b.auth, 'GET', '/api/v1/agent/commands?waitMs=0');
+        const started = Date.now();
+        const r = await agentCall(b.auth, 'GET', `/api/v1/agent/commands?waitMs=1500&ack=${Number.MAX_SAFE_INTEGER}`);
+        expect(r.body.commands).toEqual([]);
+        return Date.now() - started;
+      }),
+    );
+    for (const w of waits) {
+      expect(w).toBeGreaterThanOrEqual(1500 * 0.8 - 20);
+      expect(w).toBeLessThan(1500 + 500);
+    }
+    // The cut is uniform over 0–300 ms: six waits all within 30 ms of the full wait would be a 1-in-400,000 chance.
+    expect(Math.min(...waits)).toBeLessThan(1470);
+    // Under a second there is no jitter: waitMs=0 answers at once.
+    const started = Date.now();
+    expect((await agentCall(a.auth, 'GET', `/api/v1/agent/commands?waitMs=0&ack=${ack}`)).body.commands).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
   it('refuses malformed protocol messages with 400', async () => {
     const a = await enroll();
     for (const [path, body] of [

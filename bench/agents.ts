@@ -1,0 +1,390 @@
+/**
+ * npm run bench:agents
+ *
+ * 20,000 simulated network agents held by one orchestrator on this machine.
+ * The orchestrator runs from the compiled build, as `npm start` runs it, in a
+ * child process, with HEARTBEAT_INTERVAL=10s and AGENT_TIMEOUT=30s. A load
+ * tool of several processes (BENCH_AGENTS_WORKERS, default 4) runs each
+ * agent's own loops against it, over the real protocol:
+ *   - enrollment with the enrollment token;
+ *   - a heartbeat every 10 s (±10% jitter, first ones spread over 10 s);
+ *   - a long-poll for commands (30 s), acknowledging what it handled;
+ *   - a result for each task it receives, posted at once.
+ * The agents' requests share keep-alive HTTP/2 connections (25 per process):
+ * the machine allows a process 20,000 open files, so one HTTP/1 connection per
+ * parked long-poll would not fit on either side.
+ *
+ * Meanwhile tasks are submitted over the HTTP API (BENCH_AGENTS_TASK_RATE per
+ * second, default 20) to agents picked at random. A task has started when its
+ * agent's long-poll delivered it; the goal is every one within 1 s, and no
+ * agent marked offline at any time.
+ *
+ * BENCH_AGENTS (default 20000), BENCH_AGENTS_SECONDS (default 120).
+ * Prints one JSON line.
+ */
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import type * as ConfigModuleNs from '../src/config/config.js';
+import type * as ServerModuleNs from '../src/server.js';
+import { H2Client } from '../test/support/h2-client.js';
+
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 20_000);
+const SECONDS = Number(process.env.BENCH_AGENTS_SECONDS ?? 120);
+const WORKERS = Number(process.env.BENCH_AGENTS_WORKERS ?? 4);
+const TASK_RATE = Number(process.env.BENCH_AGENTS_TASK_RATE ?? 20);
+const SESSIONS_PER_WORKER = 25;
+const INTERVAL_MS = 10_000;
+const POLL_MS = 30_000;
+const TOKEN = 'bench-agents-token-0123456789';
+const metrics = { battery: 80, charging: false, cpu: 23.5, memory: 48.1, disk: 61 };
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Busy and total CPU time of the whole machine so far (every core). */
+function machineCpu(): { busy: number; total: number } {
+  let busy = 0;
+  let total = 0;
+  for (const c of cpus()) {
+    const t = c.times.user + c.times.nice + c.times.sys + c.times.irq + c.times.idle;
+    busy += t - c.times.idle;
+    total += t;
+  }
+  return { busy, total };
+}
+
+function busyShare(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
+  return (b.busy - a.busy) / Math.max(1, b.total - a.total);
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+// ------------------------------------------------------------------ the orchestrator (child process)
+
+interface ServerStats {
+  offlineMarks: number;
+  cpuUs: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+  gc: { count: number; totalMs: number; maxMs: number; majorCount: number; majorMaxMs: number };
+}
+
+async function serve(dir: string): Promise<void> {
+  const { pino } = await import('pino');
+  const { loadConfig } = (await import(String(new URL('../dist/config/config.js', import.meta.url)))) as typeof ConfigModuleNs;
+  const { startServer } = (await import(String(new URL('../dist/server.js', import.meta.url)))) as typeof ServerModuleNs;
+  const config = loadConfig({ PORT: '0', DATA_DIR: dir, DEFAULT_AGENTS: '0', LOG_LEVEL: 'warn', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '10s', AGENT_TIMEOUT: '30s' });
+  const server = await startServer(config, { print: () => undefined, logger: pino({ level: 'error' }) });
+  let offlineMarks = 0;
+  server.orchestrator.events.on('agent.offline', () => offlineMarks++);
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  let gc = { count: 0, totalMs: 0, maxMs: 0, majorCount: 0, majorMaxMs: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const major = ((e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0) === constants.NODE_PERFORMANCE_GC_MAJOR;
+      gc = {
+        count: gc.count + 1,
+        totalMs: gc.totalMs + e.duration,
+        maxMs: Math.max(gc.maxMs, e.duration),
+        majorCount: gc.majorCount + (major ? 1 : 0),
+        majorMaxMs: major ? Math.max(gc.majorMaxMs, e.duration) : gc.majorMaxMs,
+      };
+    }
+  }).observe({ entryTypes: ['gc'] });
+  process.on('message', (m: string) => {
+    if (m === 'reset') {
+      loop.reset();
+      gc = { count: 0, totalMs: 0, maxMs: 0, majorCount: 0, majorMaxMs: 0 };
+    }
+    if (m === 'enable') loop.enable();
+    if (m === 'stats' || m === 'reset') {
+      const stats: ServerStats = {
+        offlineMarks,
+        cpuUs: process.cpuUsage().user + process.cpuUsage().system,
+        rssBytes: process.memoryUsage().rss,
+        heapUsedBytes: process.memoryUsage().heapUsed,
+        loopDelayP99Ms: loop.percentile(99) / 1e6,
+        loopDelayMaxMs: loop.max / 1e6,
+        gc,
+      };
+      process.send?.({ stats });
+    }
+    if (m === 'stop') void server.close().then(() => process.exit(0));
+  });
+  process.send?.({ url: server.url });
+}
+
+// ------------------------------------------------------------------ the load tool (child processes)
+
+interface SimAgent {
+  id: string;
+  auth: string;
+  client: H2Client;
+  seq: number;
+  ack: number;
+}
+
+interface WorkerReport {
+  heartbeats: number;
+  heartbeatErrors: number;
+  heartbeatLatencyMs: number[];
+  lateHeartbeats: number;
+  polls: number;
+  pollErrors: number;
+  resultRequests: number;
+  resultsRefused: number;
+  received: [string, number][];
+  cpuUs: number;
+  loopDelayMaxMs: number;
+  loopDelayP99Ms: number;
+}
+
+async function runAgents(url: string, count: number, name: string): Promise<void> {
+  const clients = Array.from({ length: SESSIONS_PER_WORKER }, () => new H2Client(url));
+  const agents: SimAgent[] = [];
+  const report: WorkerReport = { heartbeats: 0, heartbeatErrors: 0, heartbeatLatencyMs: [], lateHeartbeats: 0, polls: 0, pollErrors: 0, resultRequests: 0, resultsRefused: 0, received: [], cpuUs: 0, loopDelayMaxMs: 0, loopDelayP99Ms: 0 };
+  let stopping = false;
+
+  for (let start = 0; start < count; start += 100) {
+    const batch = Array.from({ length: Math.min(100, count - start) }, (_, k) => start + k);
+    agents.push(
+      ...(await Promise.all(
+        batch.map(async (i) => {
+          const client = clients[i % clients.length] as H2Client;
+          const r = await client.request('POST', '/api/v1/agent/enroll', { body: { token: TOKEN, hostname: `${name}-${i}`, capabilities: ['health_check'], metrics } });
+          if (r.status !== 200) throw new Error(`enrollment answered ${r.status}: ${JSON.stringify(r.body)}`);
+          const id = r.body.agentId as string;
+          return { id, auth: `Bearer ${id}:${String(r.body.credential)}`, client, seq: 0, ack: 0 };
+        }),
+      )),
+    );
+  }
+  process.send?.({ enrolled: agents.map((a) => a.id) });
+  await new Promise<void>((resolve) => process.once('message', () => resolve()));
+
+  const postResults = async (a: SimAgent, results: unknown[]): Promise<void> => {
+    report.resultRequests++;
+    const r = await a.client.request('POST', '/api/v1/agent/results', { body: { results }, headers: { authorization: a.auth } });
+    for (const x of (r.body.results as { status: string }[] | undefined) ?? []) if (x.status !== 'accepted') report.resultsRefused++;
+  };
+
+  const pollLoop = async (a: SimAgent, firstWaitMs: number): Promise<void> => {
+    for (let waitMs = firstWaitMs; !stopping; waitMs = POLL_MS) {
+      try {
+        const r = await a.client.request('GET', `/api/v1/agent/commands?waitMs=${waitMs}&ack=${a.ack}`, { headers: { authorization: a.auth } });
+        report.polls++;
+        if (r.status !== 200) throw new Error(`poll answered ${r.status}`);
+        const results: unknown[] = [];
+        for (const c of r.body.commands as { id: number; type: string; taskId?: string; attempt?: number }[]) {
+          a.ack = Math.max(a.ack, c.id);
+          if (c.type === 'task_assignment') {
+            report.received.push([c.taskId as string, Date.now()]);
+            results.push({ taskId: c.taskId, attempt: c.attempt, success: true, result: { ok: true } });
+          }
+        }
+        // Every result of a reply in one request.
+        if (results.length > 0) void postResults(a, results).catch(() => report.pollErrors++);
+      } catch {
+        if (stopping) return;
+        report.pollErrors++;
+        await sleep(1000);
+      }
+    }
+  };
+
+  const beat = async (a: SimAgent, due: number): Promise<void> => {
+    if (stopping) return;
+    const sent = Date.now();
+    if (sent - due > 1000) report.lateHeartbeats++;
+    try {
+      const r = await a.client.request('POST', '/api/v1/agent/heartbeat', { body: { seq: ++a.seq, metrics, running: [] }, headers: { authorization: a.auth } });
+      if (r.status !== 200) throw new Error(`heartbeat answered ${r.status}`);
+      report.heartbeats++;
+      if (report.heartbeatLatencyMs.length < 200_000) report.heartbeatLatencyMs.push(Date.now() - sent);
+    } catch {
+      report.heartbeatErrors++;
+    }
+    const wait = INTERVAL_MS * (0.9 + Math.random() * 0.2);
+    const nextDue = Date.now() + wait;
+    setTimeout(() => void beat(a, nextDue), wait);
+  };
+
+  const cpuBefore = process.cpuUsage();
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  // As a fleet that has been running a while: heartbeats spread over one interval, and long-polls spread
+  // over one poll period (each agent's first poll waits a random part of it, the next ones all of it).
+  for (const a of agents) {
+    const offset = Math.random() * INTERVAL_MS;
+    const due = Date.now() + offset;
+    setTimeout(() => void beat(a, due), offset);
+    void pollLoop(a, 1000 + Math.floor(Math.random() * (POLL_MS - 1000)));
+  }
+  await new Promise<void>((resolve) => process.once('message', () => resolve()));
+  stopping = true;
+  const cpu = process.cpuUsage(cpuBefore);
+  report.cpuUs = cpu.user + cpu.system;
+  report.loopDelayMaxMs = Math.round(loop.max / 1e6);
+  report.loopDelayP99Ms = Math.round(loop.percentile(99) / 1e6);
+  process.send?.({ report });
+  await new Promise<void>((resolve) => process.once('message', () => resolve()));
+  process.exit(0);
+}
+
+// ------------------------------------------------------------------ the run
+
+function spawn(args: string[]): ChildProcess {
+  // BENCH_PROF=DIR writes a CPU profile of the orchestrator into DIR.
+  const profile = process.env.BENCH_PROF !== undefined && args[0] === '--serve' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [];
+  return fork(fileURLToPath(import.meta.url), args, { execArgv: ['--import', 'tsx', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+function next<T>(proc: ChildProcess, key: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: Record<string, unknown>): void => {
+      if (!(key in m)) return;
+      proc.off('message', onMessage);
+      proc.off('exit', onExit);
+      resolve(m[key] as T);
+    };
+    const onExit = (code: number | null): void => reject(new Error(`a child process exited with ${String(code)} while waiting for ${key}`));
+    proc.on('message', onMessage);
+    proc.once('exit', onExit);
+  });
+}
+
+async function main(): Promise<void> {
+  const i = process.argv.indexOf('--serve');
+  if (i >= 0) return serve(process.argv[i + 1] as string);
+  const w = process.argv.indexOf('--agents');
+  if (w >= 0) return runAgents(process.argv[w + 1] as string, Number(process.argv[w + 2]), process.argv[w + 3] as string);
+
+  const dir = mkdtempSync(join(tmpdir(), 'bench-agents-'));
+  const server = spawn(['--serve', dir]);
+  const workers: ChildProcess[] = [];
+  try {
+    const url = await next<string>(server, 'url');
+    const stats = async (message: string): Promise<ServerStats> => {
+      const reply = next<ServerStats>(server, 'stats');
+      server.send(message);
+      return reply;
+    };
+    process.stderr.write(`bench:agents: ${AGENTS} agents from ${WORKERS} processes over ${WORKERS * SESSIONS_PER_WORKER} HTTP/2 connections to ${url}\n`);
+
+    const enrollStarted = Date.now();
+    for (let k = 0; k < WORKERS; k++) workers.push(spawn(['--agents', url, String(Math.floor(AGENTS / WORKERS) + (k < AGENTS % WORKERS ? 1 : 0)), `w${k}`]));
+    const ids = (await Promise.all(workers.map((p) => next<string[]>(p, 'enrolled')))).flat();
+    const enrollSeconds = (Date.now() - enrollStarted) / 1000;
+    process.stderr.write(`  enrolled ${ids.length} agents in ${enrollSeconds.toFixed(1)} s\n`);
+
+    for (const p of workers) p.send('go');
+    // A whole poll period before the measured run: every agent beating and polling, its first poll renewed.
+    await sleep(POLL_MS + 2000);
+    server.send('enable');
+    const before = await stats('reset');
+    const cpuBefore = machineCpu();
+    const runStarted = Date.now();
+    process.stderr.write(`  running ${SECONDS} s, ${TASK_RATE} tasks/s...\n`);
+
+    const submitted = new Map<string, number>();
+    let submitErrors = 0;
+    const submissions: Promise<void>[] = [];
+    const end = runStarted + SECONDS * 1000;
+    for (let n = 0; Date.now() < end; n++) {
+      const due = runStarted + (n * 1000) / TASK_RATE;
+      if (due > Date.now()) await sleep(due - Date.now());
+      const agentId = ids[Math.floor(Math.random() * ids.length)] as string;
+      const at = Date.now();
+      submissions.push(
+        fetch(`${url}/api/v1/tasks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'health_check', target: { agentId } }) })
+          .then(async (res) => {
+            const body = (await res.json()) as { id?: string };
+            if (res.status !== 201 || body.id === undefined) submitErrors++;
+            else submitted.set(body.id, at);
+          })
+          .catch(() => {
+            submitErrors++;
+          }),
+      );
+    }
+    await Promise.all(submissions);
+    await sleep(2000);
+    const after = await stats('stats');
+    const elapsed = (Date.now() - runStarted) / 1000;
+    for (const p of workers) p.send('stop');
+    const reports = await Promise.all(workers.map((p) => next<WorkerReport>(p, 'report')));
+    const status = (await (await fetch(`${url}/cluster_status`)).json()) as Record<string, number>;
+
+    const received = new Map(reports.flatMap((r) => r.received));
+    const latencies = [...submitted].map(([id, at]) => (received.has(id) ? (received.get(id) as number) - at : Number.POSITIVE_INFINITY)).sort((a, b) => a - b);
+    const started = latencies.filter((l) => Number.isFinite(l));
+    const hb = reports.flatMap((r) => r.heartbeatLatencyMs).sort((a, b) => a - b);
+    const sum = (f: (r: WorkerReport) => number): number => reports.reduce((n, r) => n + f(r), 0);
+    const summary = {
+      bench: 'agents',
+      node: process.version,
+      agents: ids.length,
+      heartbeatIntervalMs: INTERVAL_MS,
+      agentTimeoutMs: 30_000,
+      seconds: Math.round(elapsed),
+      load: { processes: WORKERS, http2Connections: WORKERS * SESSIONS_PER_WORKER, longPollMs: POLL_MS },
+      enrollment: { seconds: Math.round(enrollSeconds * 10) / 10, perSec: Math.round(ids.length / enrollSeconds) },
+      heartbeats: {
+        total: sum((r) => r.heartbeats),
+        perSec: Math.round(sum((r) => r.heartbeats) / (elapsed + (POLL_MS + 2000) / 1000)),
+        errors: sum((r) => r.heartbeatErrors),
+        sentLate: sum((r) => r.lateHeartbeats),
+        latencyMs: { p50: percentile(hb, 50), p99: percentile(hb, 99), max: hb.at(-1) ?? 0 },
+      },
+      polls: { total: sum((r) => r.polls), errors: sum((r) => r.pollErrors) },
+      tasks: {
+        submitted: submitted.size,
+        submitErrors,
+        started: started.length,
+        startLatencyMs: { p50: percentile(started, 50), p99: percentile(started, 99), max: started.at(-1) ?? 0 },
+        startedWithin1s: latencies.filter((l) => l <= 1000).length,
+        resultRequests: sum((r) => r.resultRequests),
+        resultsRefused: sum((r) => r.resultsRefused),
+        completed: status.completed_tasks,
+      },
+      agentsOfflineAtEnd: status.offline_slaves,
+      falseOfflineMarks: after.offlineMarks,
+      server: {
+        cpuPercent: Math.round(((after.cpuUs - before.cpuUs) / 1e6 / elapsed) * 1000) / 10,
+        rssMB: Math.round(after.rssBytes / 2 ** 20),
+        heapUsedMB: Math.round(after.heapUsedBytes / 2 ** 20),
+        eventLoopDelayMs: { p99: Math.round(after.loopDelayP99Ms * 10) / 10, max: Math.round(after.loopDelayMaxMs * 10) / 10 },
+        gcPauseMs: { total: Math.round(after.gc.totalMs), max: Math.round(after.gc.maxMs), majorCount: after.gc.majorCount, majorMax: Math.round(after.gc.majorMaxMs) },
+      },
+      loadToolEventLoopDelayMs: { p99: Math.max(...reports.map((r) => r.loopDelayP99Ms)), max: Math.max(...reports.map((r) => r.loopDelayMaxMs)) },
+      loadToolCpuPercent: Math.round((sum((r) => r.cpuUs) / 1e6 / (elapsed + (POLL_MS + 2000) / 1000)) * 1000) / 10,
+      machine: { cores: availableParallelism(), busyPercent: Math.round(busyShare(cpuBefore, machineCpu()) * 1000) / 10 },
+      goal: { everyTaskStartedWithinMs: 1000, falseOfflineMarks: 0 },
+      met: latencies.length > 0 && latencies.every((l) => l <= 1000) && after.offlineMarks === 0,
+    };
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    for (const p of workers) p.send('exit');
+  } finally {
+    for (const p of workers) if (p.exitCode === null) p.kill('SIGKILL');
+    server.send('stop');
+    await new Promise((resolve) => {
+      server.once('exit', resolve);
+      setTimeout(() => server.kill('SIGKILL'), 10_000).unref();
+    });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
