@@ -157,6 +157,7 @@ export class DeviceRegistry {
   pinRing: Uint8Array;
   pinSource: Uint8Array;
   held: Uint8Array;
+  /** When a device last moved between two rings (epoch ms); 0 if it never has (a first placement does not count). */
   movedAt: Float64Array;
   inflight: Uint16Array;
   connectivity: Uint8Array;

@@ -173,8 +173,11 @@ describe('rebalancing over time', () => {
     fc.assert(
       fc.property(fc.array(deviceArb, { minLength: 4, maxLength: 80 }), fc.array(event, { maxLength: 120 }), (devices, events) => {
         const config = compile({ ...DEFAULT_RING_CONFIG, pins: [{ rule: 'department = IT', ring: 'canary' }], hysteresis: 2 });
-        const reg = fleet(config, devices, 0);
-        let now = 0;
+        // Times are epoch milliseconds, as the orchestrator's and the simulator's clocks give them: the registry
+        // keeps 0 for "never moved between rings", so a timeline starting at 0 would read a move at 0 as none.
+        const t0 = Date.UTC(2026, 0, 1);
+        const reg = fleet(config, devices, t0);
+        let now = t0;
         let cuts: number[] | null;
         const lastMove = new Map<number, number>();
         const check = (moves: readonly PlannedMove[]): void => {
