@@ -107,9 +107,10 @@ async function serve(dir: string): Promise<void> {
     }
     if (m === 'enable') loop.enable();
     if (m === 'stats' || m === 'reset') {
+      const cpu = process.cpuUsage();
       const stats: ServerStats = {
         offlineMarks,
-        cpuUs: process.cpuUsage().user + process.cpuUsage().system,
+        cpuUs: cpu.user + cpu.system,
         rssBytes: process.memoryUsage().rss,
         heapUsedBytes: process.memoryUsage().heapUsed,
         loopDelayP99Ms: loop.percentile(99) / 1e6,

@@ -561,18 +561,19 @@ export class Orchestrator {
     return this.recordHeartbeat(live, env.payload.metrics, env.payload.running_tasks, now);
   }
 
+  /** A simulated agent's heartbeat, answered once its writes have committed. */
+  private recordHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly (string | { taskId: string; attempt: number })[], now: number): Promise<void> {
+    const pending = this.applyHeartbeat(live, metrics, runningTasks, now, false);
+    return pending === null ? Promise.resolve() : pending.then(() => undefined);
+  }
+
   /**
    * A heartbeat from any agent: new metrics, leases renewed, online, work it should not hold cancelled, the
    * device rescored. With `writeBehind` (network agents' heartbeats, many and each superseding the last) the
    * heartbeat and the sample are written within a second, together with the others, instead of before the
    * answer; leases are renewed in memory at once and in the store with the next write of the task.
+   * Returns the writes to wait for, or null when there are none (all written behind).
    */
-  private recordHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly (string | { taskId: string; attempt: number })[], now: number, writeBehind = false): Promise<void> {
-    const pending = this.applyHeartbeat(live, metrics, runningTasks, now, writeBehind);
-    return pending === null ? Promise.resolve() : pending.then(() => undefined);
-  }
-
-  /** Applies a heartbeat; returns the writes to wait for, or null when there are none (all written behind). */
   private applyHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly (string | { taskId: string; attempt: number })[], now: number, writeBehind: boolean): Promise<unknown> | null {
     const base = live.agent.device;
     if (base === null) return null;
@@ -610,7 +611,7 @@ export class Orchestrator {
     const held = [...this.heldHeartbeats].map(([id, h]) => ({ id, device: h.device, at: h.at }));
     this.heldHeartbeats.clear();
     await Promise.all([
-      held.length === 0 ? undefined : this.store.recordHeartbeats(held).catch((err: unknown) => this.log.error({ err, heartbeats: held.length }, 'writing held-back heartbeats failed')),
+      this.store.recordHeartbeats(held).catch((err: unknown) => this.log.error({ err, heartbeats: held.length }, 'writing held-back heartbeats failed')),
       this.fleet.flushSamples(),
     ]);
   }
