@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import type { Static } from 'typebox';
 import type { Orchestrator } from '../core/orchestrator.js';
 import type { ResultReport } from '../core/task-engine.js';
 import { TASK_TYPES } from '../domain/types.js';
@@ -38,7 +39,7 @@ const Enroll = Type.Object(
   { additionalProperties: false },
 );
 
-const Heartbeat = Type.Object(
+export const Heartbeat = Type.Object(
   {
     seq: Type.Integer({ minimum: 0 }),
     metrics: Metrics,
@@ -47,7 +48,7 @@ const Heartbeat = Type.Object(
   { additionalProperties: false },
 );
 
-const Poll = Type.Object(
+export const Poll = Type.Object(
   { ack: Type.Optional(Type.String({ pattern: '^[0-9]{1,16}$' })), waitMs: Type.Optional(Type.String({ pattern: '^[0-9]{1,6}$' })) },
   { additionalProperties: false },
 );
@@ -64,7 +65,7 @@ const Result = Type.Object(
   { additionalProperties: false },
 );
 
-const Results = Type.Object({ results: Type.Array(Result, { minItems: 1, maxItems: RESULTS_MAX }) }, { additionalProperties: false });
+export const Results = Type.Object({ results: Type.Array(Result, { minItems: 1, maxItems: RESULTS_MAX }) }, { additionalProperties: false });
 const Progress = Type.Object({ taskId: Type.String({ minLength: 1, maxLength: 200 }), attempt: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
 
 type MetricsIn = { battery: number | null; charging: boolean | null; cpu: number; memory: number; disk: number };
@@ -86,6 +87,39 @@ function deviceMetrics(m: MetricsIn) {
     has_battery: hasBattery,
   };
 }
+
+/**
+ * The three hot routes' work, shared by their Fastify routes and by the HTTP/2
+ * stream routes (agent-streams.ts) that carry a fleet's traffic past Fastify.
+ * Each takes the request's `authorization` header and its validated input.
+ */
+export const agentAnswers = {
+  /** Answered at once unless something must be written first (usually nothing is). */
+  heartbeat(orchestrator: Orchestrator, authorization: string | undefined, body: Static<typeof Heartbeat>): object | Promise<object> {
+    const live = orchestrator.authenticate(authorization);
+    const pending = orchestrator.agentHeartbeat(live, deviceMetrics(body.metrics), body.running);
+    const answer = { ok: true, seq: body.seq };
+    return pending === null ? answer : pending.then(() => answer);
+  },
+
+  async commands(orchestrator: Orchestrator, authorization: string | undefined, query: Static<typeof Poll>): Promise<object> {
+    const live = orchestrator.authenticate(authorization);
+    const waitMs = Math.min(MAX_POLL_MS, query.waitMs === undefined ? MAX_POLL_MS : Number(query.waitMs));
+    const commands = await orchestrator.pollCommands(live, query.ack === undefined ? 0 : Number(query.ack), waitMs);
+    return { commands };
+  },
+
+  async results(orchestrator: Orchestrator, authorization: string | undefined, body: Static<typeof Results>): Promise<object> {
+    const live = orchestrator.authenticate(authorization);
+    const results = body.results.map((x) => {
+      const report: ResultReport = x.success
+        ? { success: true, result: x.result ?? null }
+        : { success: false, error: x.error ?? 'task failed', ...(x.retryable !== undefined ? { retryable: x.retryable } : {}) };
+      return { taskId: x.taskId, attempt: x.attempt, report };
+    });
+    return { results: await orchestrator.agentResults(live, results) };
+  },
+};
 
 /**
  * The network agent protocol (docs/agent-protocol.md): enrollment, heartbeats,
@@ -110,31 +144,9 @@ export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
       return { ...out, heartbeatIntervalMs: orchestrator.heartbeatIntervalMs, maxPollMs: MAX_POLL_MS };
     });
 
-    // The hottest route: answered at once unless something must be written first (usually nothing is).
-    r.post('/api/v1/agent/heartbeat', { schema: { body: Heartbeat } }, (request) => {
-      const live = orchestrator.authenticate(request.headers.authorization);
-      const pending = orchestrator.agentHeartbeat(live, deviceMetrics(request.body.metrics), request.body.running);
-      const answer = { ok: true, seq: request.body.seq };
-      return pending === null ? answer : pending.then(() => answer);
-    });
-
-    r.get('/api/v1/agent/commands', { schema: { querystring: Poll } }, async (request) => {
-      const live = orchestrator.authenticate(request.headers.authorization);
-      const waitMs = Math.min(MAX_POLL_MS, request.query.waitMs === undefined ? MAX_POLL_MS : Number(request.query.waitMs));
-      const commands = await orchestrator.pollCommands(live, request.query.ack === undefined ? 0 : Number(request.query.ack), waitMs);
-      return { commands };
-    });
-
-    r.post('/api/v1/agent/results', { schema: { body: Results } }, async (request) => {
-      const live = orchestrator.authenticate(request.headers.authorization);
-      const results = request.body.results.map((x) => {
-        const report: ResultReport = x.success
-          ? { success: true, result: x.result ?? null }
-          : { success: false, error: x.error ?? 'task failed', ...(x.retryable !== undefined ? { retryable: x.retryable } : {}) };
-        return { taskId: x.taskId, attempt: x.attempt, report };
-      });
-      return { results: await orchestrator.agentResults(live, results) };
-    });
+    r.post('/api/v1/agent/heartbeat', { schema: { body: Heartbeat } }, (request) => agentAnswers.heartbeat(orchestrator, request.headers.authorization, request.body));
+    r.get('/api/v1/agent/commands', { schema: { querystring: Poll } }, (request) => agentAnswers.commands(orchestrator, request.headers.authorization, request.query));
+    r.post('/api/v1/agent/results', { schema: { body: Results } }, (request) => agentAnswers.results(orchestrator, request.headers.authorization, request.body));
 
     r.post('/api/v1/agent/progress', { schema: { body: Progress } }, (request) => {
       const live = orchestrator.authenticate(request.headers.authorization);

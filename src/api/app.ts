@@ -1,10 +1,11 @@
 import swagger from '@fastify/swagger';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
-import { OrchestratorError } from '../domain/errors.js';
+import { BODY_LIMIT, parseJsonBody } from './body.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { errorHandler } from './errors.js';
 import { dualProtocolServer } from './listener.js';
+import { AgentStreamRoutes } from './agent-streams.js';
 import { agentRoutes } from './agent-routes.js';
 import { deploymentRoutes } from './deployment-routes.js';
 import { fleetRoutes } from './fleet-routes.js';
@@ -12,7 +13,6 @@ import { seedRoutes } from './seed-routes.js';
 import { taskRoutes } from './task-routes.js';
 import { v1Routes } from './v1-routes.js';
 
-export const BODY_LIMIT = 1024 * 1024;
 const MAX_PARAM_LENGTH = 256;
 
 export interface AppOptions {
@@ -20,39 +20,12 @@ export interface AppOptions {
   logger: FastifyBaseLogger;
 }
 
-/** Keys that could reach an object's prototype; a body holding one is refused. */
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-
-/** A body without any of these strings (escaped or not) cannot hold a forbidden key: no need to walk it. */
-const SUSPECT_KEY = /__proto__|constructor|prototype|\\u/;
-const NOT_BLANK = /\S/;
-
-function hasForbiddenKey(value: unknown): boolean {
-  if (value === null || typeof value !== 'object') return false;
-  if (Array.isArray(value)) return value.some(hasForbiddenKey);
-  for (const [k, v] of Object.entries(value)) if (FORBIDDEN_KEYS.has(k) || hasForbiddenKey(v)) return true;
-  return false;
-}
-
-/**
- * Parses every body as JSON whatever its content type, as the seed's server
- * did (curl without `-H 'Content-Type: application/json'` still works). An
- * empty body is no body.
- */
 function parseJson(_req: unknown, body: string, done: (err: Error | null, value?: unknown) => void): void {
-  if (!NOT_BLANK.test(body)) {
-    done(null, undefined);
-    return;
-  }
   let value: unknown;
   try {
-    value = JSON.parse(body) as unknown;
-  } catch {
-    done(new OrchestratorError('ORCH_INVALID_JSON', 'invalid json'));
-    return;
-  }
-  if (SUSPECT_KEY.test(body) && hasForbiddenKey(value)) {
-    done(new OrchestratorError('ORCH_VALIDATION', 'field names __proto__, constructor and prototype are not allowed'));
+    value = parseJsonBody(body);
+  } catch (err) {
+    done(err as Error);
     return;
   }
   done(null, value);
@@ -80,6 +53,8 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
         requestTimeout: number(options.requestTimeout, 0),
         connectionTimeout: number(options.connectionTimeout, 0),
         http2SessionTimeout: number(options.http2SessionTimeout, 72_000),
+        // The agent protocol's hot routes over HTTP/2 are served past Fastify (agent-streams.ts).
+        streamRoutes: new AgentStreamRoutes(orchestrator, logger),
       });
     },
     routerOptions: {

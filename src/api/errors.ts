@@ -20,10 +20,17 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_ASYNC_CONSTRAINT: 'ORCH_VALIDATION',
 };
 
-function validationMessage(err: FastifyError): string {
-  const first = err.validation?.[0];
-  if (!first) return err.message;
-  const where = `${err.validationContext ?? 'request'}${first.instancePath.replace(/\//g, '.')}`;
+/** One schema violation as Ajv reports it. */
+export interface ValidationIssue {
+  instancePath: string;
+  keyword: string;
+  params: unknown;
+  message?: string | undefined;
+}
+
+/** The first violation of a request part's schema (`context`: body, querystring, params), in words. */
+export function validationMessage(first: ValidationIssue, context: string): string {
+  const where = `${context}${first.instancePath.replace(/\//g, '.')}`;
   if (first.keyword === 'additionalProperties') {
     const extra = (first.params as { additionalProperty?: string }).additionalProperty;
     return `${where} has an unknown field "${extra ?? '?'}"`;
@@ -50,7 +57,9 @@ export function errorHandler(log: Logger) {
       return reply.status(err.status).send({ ...err.details, error: err.message, code: err.code } satisfies ErrorBody);
     }
     if (err.validation) {
-      return reply.status(400).send({ error: validationMessage(err), code: 'ORCH_VALIDATION' } satisfies ErrorBody);
+      const first = err.validation[0];
+      const message = first ? validationMessage(first, err.validationContext ?? 'request') : err.message;
+      return reply.status(400).send({ error: message, code: 'ORCH_VALIDATION' } satisfies ErrorBody);
     }
     const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
     if (mapped) {

@@ -14,6 +14,8 @@ export interface ListenerOptions {
   connectionTimeout: number;
   /** An HTTP/2 connection without streams for this long is closed. */
   http2SessionTimeout: number;
+  /** Routes served on raw HTTP/2 streams before Fastify sees them: `handle` returns false for the rest. */
+  streamRoutes?: { handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean };
 }
 
 /** Fastify's request handler; it takes HTTP/2's compatibility request and response as well (it checks `httpVersionMajor`). */
@@ -36,6 +38,17 @@ export function dualProtocolServer(handler: Handler, options: ListenerOptions): 
   h1.requestTimeout = options.requestTimeout;
   h1.setTimeout(options.connectionTimeout);
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: H2_MAX_STREAMS } }, handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const streamRoutes = options.streamRoutes;
+  if (streamRoutes !== undefined) {
+    // node:http2 turns each stream into a compatibility request and response in a 'stream' listener of its own;
+    // the stream routes see each stream first, and hand on the ones they do not serve.
+    const [compat] = h2.listeners('stream') as ((...args: unknown[]) => void)[];
+    if (compat === undefined) throw new Error('node:http2 server without its compatibility stream listener');
+    h2.removeListener('stream', compat);
+    h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+      if (!streamRoutes.handle(stream, headers)) compat.call(h2, stream, headers, ...rest);
+    });
+  }
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on('session', (session) => {
     sessions.add(session);

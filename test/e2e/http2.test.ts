@@ -80,4 +80,54 @@ describe('clear-text HTTP/2 on the API port, beside HTTP/1.1', () => {
     expect((await again.request('POST', '/api/v1/agent/heartbeat', { body: { seq: 1, metrics, running: [] }, headers: { authorization: auth } })).status).toBe(200);
     await again.close();
   });
+  it('the agent routes served on raw HTTP/2 streams answer every request exactly as Fastify answers it over HTTP/1.1', async () => {
+    const h2 = new H2Client(srv.base());
+    try {
+      const r = await h2.request('POST', '/api/v1/agent/enroll', { body: { token: TOKEN, hostname: 'parity', capabilities: ['health_check'], metrics } });
+      const auth = `Bearer ${String(r.body.agentId)}:${String(r.body.credential)}`;
+      const beat = { seq: 3, metrics, running: [] };
+      const cases: { method: string; path: string; body?: string; auth?: string }[] = [
+        { method: 'POST', path: '/api/v1/agent/heartbeat', body: JSON.stringify(beat), auth },
+        { method: 'POST', path: '/api/v1/agent/heartbeat?x=1', body: JSON.stringify(beat), auth },
+        { method: 'POST', path: '/api/v1/agent/heartbeat', body: JSON.stringify(beat) },
+        { method: 'POST', path: '/api/v1/agent/heartbeat', body: JSON.stringify(beat), auth: 'Bearer nobody:0123456789abcdefghijkl' },
+        { method: 'POST', path: '/api/v1/agent/heartbeat', body: '{"seq":', auth },
+        { method: 'POST', path: '/api/v1/agent/heartbeat', body: '', auth },
+        { method: 'POST', path: '/api/v1/agent/heartbeat', body: '[]', auth },
+        { method: 'POST', path: '/api/v1/agent/heartbeat', body: JSON.stringify({ seq: 1, running: [] }), auth },
+        { method: 'POST', path: '/api/v1/agent/heartbeat', body: JSON.stringify({ ...beat, ring: 'ring_0' }), auth },
+        { method: 'POST', path: '/api/v1/agent/heartbeat', body: JSON.stringify({ ...beat, metrics: { ...metrics, cpu: '5' } }), auth },
+        { method: 'POST', path: '/api/v1/agent/heartbeat', body: JSON.stringify({ ...beat, seq: -1 }), auth },
+        { method: 'POST', path: '/api/v1/agent/heartbeat', body: '{"seq":1,"metrics":{"__proto__":{"x":1}},"running":[]}', auth },
+        { method: 'POST', path: '/api/v1/agent/heartbeat', body: JSON.stringify({ ...beat, pad: 'x'.repeat(1024 * 1024) }), auth },
+        { method: 'GET', path: '/api/v1/agent/heartbeat', auth },
+        { method: 'GET', path: '/api/v1/agent/commands?waitMs=0', auth },
+        { method: 'GET', path: '/api/v1/agent/commands?waitMs=0&ack=0', auth },
+        { method: 'GET', path: '/api/v1/agent/commands?waitMs=0' },
+        { method: 'GET', path: '/api/v1/agent/commands?waitMs=abc', auth },
+        { method: 'GET', path: '/api/v1/agent/commands?waitMs=0&waitMs=1', auth },
+        { method: 'GET', path: '/api/v1/agent/commands?waitMs=0&other=1', auth },
+        { method: 'POST', path: '/api/v1/agent/commands', body: '{}', auth },
+        { method: 'POST', path: '/api/v1/agent/results', body: JSON.stringify({ results: [{ taskId: 'no-such-task', attempt: 1, success: true }] }), auth },
+        { method: 'POST', path: '/api/v1/agent/results', body: JSON.stringify({ results: [] }), auth },
+        { method: 'POST', path: '/api/v1/agent/results', body: JSON.stringify({ results: [{ taskId: 'x', attempt: 0, success: true }] }), auth },
+        { method: 'POST', path: '/api/v1/agent/results', body: JSON.stringify({ results: [{ taskId: 'x', attempt: 1 }] }), auth },
+        { method: 'POST', path: '/api/v1/agent/results', body: JSON.stringify({ results: [{ taskId: 'x', attempt: 1, success: true }] }) },
+        { method: 'POST', path: '/api/v1/agent/heartbeat/', body: JSON.stringify(beat), auth },
+      ];
+      for (const c of cases) {
+        const headers: Record<string, string> = { 'content-type': 'application/json', ...(c.auth === undefined ? {} : { authorization: c.auth }) };
+        const res = await fetch(`${srv.base()}${c.path}`, { method: c.method, headers, ...(c.body === undefined ? {} : { body: c.body }) });
+        const viaH1 = { status: res.status, body: (await res.json()) };
+        const viaH2 = await h2.request(c.method, c.path, { ...(c.body === undefined ? {} : { rawBody: c.body }), headers });
+        expect({ case: `${c.method} ${c.path} ${c.body?.slice(0, 60) ?? ''}`, status: viaH2.status, body: viaH2.body }).toEqual({ case: `${c.method} ${c.path} ${c.body?.slice(0, 60) ?? ''}`, ...viaH1 });
+        expect(viaH2.headers['content-type']).toBe('application/json; charset=utf-8');
+      }
+      // Both answered: a heartbeat is 200 and a bad one a 4xx with our code (not two identical 500s).
+      expect((await h2.request('POST', '/api/v1/agent/heartbeat', { body: beat, headers: { authorization: auth } })).body).toEqual({ ok: true, seq: 3 });
+      expect((await h2.request('POST', '/api/v1/agent/heartbeat', { rawBody: '[]', headers: { authorization: auth } })).body).toEqual({ error: 'body must be object', code: 'ORCH_VALIDATION' });
+    } finally {
+      await h2.close();
+    }
+  });
 });

@@ -1,0 +1,175 @@
+import type http2 from 'node:http2';
+import { Ajv } from 'ajv';
+import type { ValidateFunction } from 'ajv';
+import type { TSchema } from 'typebox';
+import type { Orchestrator } from '../core/orchestrator.js';
+import { OrchestratorError } from '../domain/errors.js';
+import type { FastifyBaseLogger } from 'fastify';
+import { agentAnswers, Heartbeat, Poll, Results } from './agent-routes.js';
+import { BODY_LIMIT, parseJsonBody } from './body.js';
+import type { ErrorBody } from './errors.js';
+import { validationMessage } from './errors.js';
+
+/** A hot route: its input part, that part's validator, and the shared work (agentAnswers). */
+interface StreamRoute {
+  part: 'body' | 'querystring';
+  validate: ValidateFunction;
+  answer: (authorization: string | undefined, input: never) => object | Promise<object>;
+}
+
+interface Outcome {
+  status: number;
+  body: object;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * The agent protocol's three hot routes (heartbeat, command long-poll,
+ * results) served straight on HTTP/2 streams, past node's HTTP/1-style
+ * compatibility layer and Fastify's per-request objects. A fleet's traffic is
+ * almost all these three; on them, those layers cost about ten times the
+ * orchestrator's own work, and a parked long-poll held four objects and a
+ * promise where it now holds the stream and a promise.
+ *
+ * Same routes, same answers: the work is `agentAnswers` (as on the Fastify
+ * routes, which still serve HTTP/1.1), the input is checked against the same
+ * TypeBox schemas with Ajv set up as Fastify's (no coercion, no defaults,
+ * first error only), bodies are parsed by the same `parseJsonBody` under the
+ * same limit, and errors have the same status, message and code. Every other
+ * path, method or protocol goes to Fastify. `test/e2e/http2.test.ts` sends
+ * the same requests both ways and compares the answers.
+ */
+export class AgentStreamRoutes {
+  private readonly routes = new Map<string, StreamRoute>();
+  private readonly logRequests: boolean;
+
+  constructor(
+    orchestrator: Orchestrator,
+    private readonly log: FastifyBaseLogger,
+  ) {
+    const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, addUsedSchema: false });
+    const compile = (schema: TSchema): ValidateFunction => ajv.compile(schema);
+    this.routes.set('POST /api/v1/agent/heartbeat', {
+      part: 'body',
+      validate: compile(Heartbeat),
+      answer: (auth, input) => agentAnswers.heartbeat(orchestrator, auth, input),
+    });
+    this.routes.set('GET /api/v1/agent/commands', {
+      part: 'querystring',
+      validate: compile(Poll),
+      answer: (auth, input) => agentAnswers.commands(orchestrator, auth, input),
+    });
+    this.routes.set('POST /api/v1/agent/results', {
+      part: 'body',
+      validate: compile(Results),
+      answer: (auth, input) => agentAnswers.results(orchestrator, auth, input),
+    });
+    this.logRequests = log.level === 'debug' || log.level === 'trace';
+  }
+
+  /** Takes the stream if it is for one of the hot routes (true), or leaves it to Fastify (false). */
+  handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean {
+    const path = headers[':path'] ?? '';
+    const q = path.indexOf('?');
+    const route = this.routes.get(`${headers[':method'] ?? ''} ${q === -1 ? path : path.slice(0, q)}`);
+    if (route === undefined) return false;
+    const started = this.logRequests ? performance.now() : 0;
+    // A stream without an error listener would take the process down with it (a peer's reset, for one).
+    stream.on('error', () => undefined);
+    const authorization = headers.authorization;
+    const finish = (outcome: Outcome): void => {
+      this.respond(stream, outcome);
+      if (this.logRequests) this.log.debug({ method: headers[':method'], url: path, status: outcome.status, ms: performance.now() - started }, 'request');
+    };
+    if (route.part === 'querystring') {
+      stream.resume(); // a GET's body, if any, is not read
+      this.run(route, authorization, queryObject(q === -1 ? '' : path.slice(q + 1)), finish);
+      return true;
+    }
+    const declared = Number(headers['content-length']);
+    if (declared > BODY_LIMIT) {
+      stream.resume();
+      finish(tooLarge());
+      return true;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    stream.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      if (size > BODY_LIMIT) {
+        refused = true;
+        finish(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.on('end', () => {
+      if (refused) return;
+      let body: unknown;
+      try {
+        body = parseJsonBody(chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+      } catch (err) {
+        finish(this.failure(err, path));
+        return;
+      }
+      this.run(route, authorization, body, finish);
+    });
+    return true;
+  }
+
+  /** Validates the input, then answers with the route's work, at once or when its promise settles. */
+  private run(route: StreamRoute, authorization: string | undefined, input: unknown, finish: (o: Outcome) => void): void {
+    if (!route.validate(input)) {
+      const first = route.validate.errors?.[0];
+      finish({ status: 400, body: { error: first ? validationMessage(first, route.part) : `${route.part} is invalid`, code: 'ORCH_VALIDATION' } satisfies ErrorBody });
+      return;
+    }
+    let answer: object | Promise<object>;
+    try {
+      answer = route.answer(authorization, input as never);
+    } catch (err) {
+      finish(this.failure(err, route.part));
+      return;
+    }
+    if (answer instanceof Promise) {
+      answer.then(
+        (body) => finish({ status: 200, body }),
+        (err: unknown) => finish(this.failure(err, route.part)),
+      );
+    } else {
+      finish({ status: 200, body: answer });
+    }
+  }
+
+  /** An error as the Fastify error handler would answer it: ours with their status and code, anything else a logged 500. */
+  private failure(err: unknown, where: string): Outcome {
+    if (err instanceof OrchestratorError) return { status: err.status, body: { ...err.details, error: err.message, code: err.code } };
+    this.log.error({ err, where }, 'unhandled error');
+    return { status: 500, body: { error: 'internal error', code: 'ORCH_INTERNAL' } satisfies ErrorBody };
+  }
+
+  private respond(stream: http2.ServerHttp2Stream, outcome: Outcome): void {
+    if (stream.destroyed || stream.closed || stream.headersSent) return; // the agent went away: its commands are sent again to its next poll
+    const payload = JSON.stringify(outcome.body);
+    stream.respond({ ':status': outcome.status, 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(payload) });
+    stream.end(payload);
+  }
+}
+
+function tooLarge(): Outcome {
+  return { status: 413, body: { error: 'request body is larger than the 1 MiB limit', code: 'ORCH_PAYLOAD_TOO_LARGE' } satisfies ErrorBody };
+}
+
+/** A query string as Fastify's parser makes it: a repeated key becomes an array (which the schemas refuse). */
+function queryObject(search: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+  if (search === '') return out;
+  for (const [k, v] of new URLSearchParams(search)) {
+    const prior = out[k];
+    out[k] = prior === undefined ? v : Array.isArray(prior) ? [...prior, v] : [prior, v];
+  }
+  return out;
+}

@@ -1,0 +1,39 @@
+import { OrchestratorError } from '../domain/errors.js';
+
+/** The largest request body taken, on every route. */
+export const BODY_LIMIT = 1024 * 1024;
+
+/** Keys that could reach an object's prototype; a body holding one is refused. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** A body without any of these strings (escaped or not) cannot hold a forbidden key: no need to walk it. */
+const SUSPECT_KEY = /__proto__|constructor|prototype|\\u/;
+const NOT_BLANK = /\S/;
+
+function hasForbiddenKey(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (Array.isArray(value)) return value.some(hasForbiddenKey);
+  for (const [k, v] of Object.entries(value)) if (FORBIDDEN_KEYS.has(k) || hasForbiddenKey(v)) return true;
+  return false;
+}
+
+/**
+ * A request body as JSON, whatever its content type, as the seed's server
+ * parsed it (curl without `-H 'Content-Type: application/json'` still works).
+ * An empty body is no body. Throws an OrchestratorError for what is not JSON
+ * or holds a key that could reach an object's prototype.
+ */
+export function parseJsonBody(body: string): unknown {
+  if (!NOT_BLANK.test(body)) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(body) as unknown;
+  } catch {
+    throw new OrchestratorError('ORCH_INVALID_JSON', 'invalid json');
+  }
+  if (SUSPECT_KEY.test(body) && hasForbiddenKey(value)) {
+    throw new OrchestratorError('ORCH_VALIDATION', 'field names __proto__, constructor and prototype are not allowed');
+  }
+  return value;
+}
+
