@@ -24,7 +24,7 @@
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
@@ -246,7 +246,9 @@ async function runAgents(url: string, count: number, name: string): Promise<void
 function spawn(args: string[]): ChildProcess {
   // BENCH_PROF=DIR writes a CPU profile of the orchestrator into DIR.
   const profile = process.env.BENCH_PROF !== undefined && args[0] === '--serve' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : [];
-  return fork(fileURLToPath(import.meta.url), args, { execArgv: ['--import', 'tsx', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // The orchestrator runs with the node flags of `npm start`, and BENCH_SERVER_FLAGS (--trace-gc, --heapsnapshot-signal=SIGUSR2, ...).
+  const flags = args[0] === '--serve' ? [...startFlags(), ...(process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter((f) => f !== '')] : [];
+  return fork(fileURLToPath(import.meta.url), args, { execArgv: ['--import', 'tsx', ...profile, ...flags], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 function next<T>(proc: ChildProcess, key: string): Promise<T> {
@@ -261,6 +263,14 @@ function next<T>(proc: ChildProcess, key: string): Promise<T> {
     proc.on('message', onMessage);
     proc.once('exit', onExit);
   });
+}
+
+/** The node flags `npm start` gives the orchestrator (`node --flag ... dist/cli/main.js serve`). */
+function startFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } };
+  const m = /^node((?: --\S+)*) /.exec(pkg.scripts.start);
+  if (!m) throw new Error(`the start script is not "node [flags] <file> serve": ${pkg.scripts.start}`);
+  return (m[1] as string).split(' ').filter((f) => f !== '');
 }
 
 async function main(): Promise<void> {
