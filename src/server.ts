@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger as PinoLogger } from 'pino';
 import { buildApp } from './api/app.js';
 import type { Config } from './config/config.js';
+import { ConfigError } from './config/config.js';
+import { Guard, isLoopback } from './security/guard.js';
 import { Orchestrator } from './core/orchestrator.js';
 import type { Rng } from './domain/random.js';
 import { systemRng } from './domain/random.js';
@@ -32,6 +35,17 @@ export interface RunningServer {
   fleet: SimulatedFleet;
   store: SqliteStore;
   close(): Promise<void>;
+}
+
+function readTls(config: Config): { cert: Buffer; key: Buffer } {
+  const read = (setting: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(setting, `cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  return { cert: read('TLS_CERT', config.tlsCert), key: read('TLS_KEY', config.tlsKey) };
 }
 
 export function databasePath(config: Config): string {
@@ -66,7 +80,16 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       taskAgingMs: config.taskAgingMs,
       healthScore: config.healthScore,
       ...(config.enrollToken !== '' ? { enrollToken: config.enrollToken } : {}),
+      enrollApproval: config.enrollApproval,
     },
+  });
+  const guard = new Guard({
+    store,
+    clock,
+    host: config.host,
+    adminToken: config.adminToken,
+    authFailures: config.authFailureLimit,
+    enrollments: config.enrollRateLimit,
   });
   orchestrator.events.on('agent.offline', ({ agentId, silentMs }) => logger.warn({ agentId, silentMs }, 'agent marked offline'));
   orchestrator.events.on('agent.online', ({ agentId }) => logger.info({ agentId }, 'agent online'));
@@ -78,6 +101,16 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
 
   let app: FastifyInstance | undefined;
   try {
+    // Protected mode: an API reachable from other machines must ask for a token.
+    if (!isLoopback(config.host) && !(await guard.configured())) {
+      throw new ConfigError(
+        'HOST',
+        `${config.host} exposes the API to other machines, and no API token is configured, so anyone who can reach it could command every agent. ` +
+          `Create an admin token first (orchestrator token create --role admin --name <you> --data-dir ${config.dataDir}), or set ADMIN_TOKEN to a secret of 32 or more characters; ` +
+          `or keep HOST=127.0.0.1. See docs/security.md.`,
+      );
+    }
+    const tls = config.tlsCert === '' ? undefined : readTls(config);
     print('Starting master orchestrator (background)...');
     const restored = await orchestrator.start();
     if ((await store.getMeta('bootstrapped')) === null) {
@@ -94,7 +127,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       print(`Restored ${restored.length} agents from ${databasePath(config)}`);
       for (const id of restored) print(`[Master] restored agent ${id}`);
     }
-    app = await buildApp({ orchestrator, logger });
+    app = await buildApp({ orchestrator, logger, guard, store, clock, ...(tls !== undefined ? { tls } : {}) });
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     await app?.close();
@@ -104,10 +137,12 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const url = `${config.tlsCert === '' ? 'http' : 'https'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   print('Orchestrator is running. HTTP API will accept commands...');
   print(`HTTP API running at ${url}`);
-  print(`Agents enroll with: orchestrator agent --server ${url} --enroll-token ${orchestrator.enrollmentToken}`);
+  if (orchestrator.enrollmentToken !== '') print(`Agents enroll with: orchestrator agent --server ${url} --enroll-token ${orchestrator.enrollmentToken}`);
+  else print('No default enrollment token (ENROLL_TOKEN=off): create one with POST /api/v1/enrollment-tokens');
+  if (await guard.isOpen()) print('API open to this machine without tokens (HOST is loopback and no API token exists); see docs/security.md');
 
   const server = app;
   let closing: Promise<void> | null = null;

@@ -8,7 +8,9 @@ import type { FastifyBaseLogger } from 'fastify';
 import { agentAnswers, Heartbeat, Poll, Results } from './agent-routes.js';
 import { BODY_LIMIT, parseJsonBody } from './body.js';
 import type { ErrorBody } from './errors.js';
-import { validationMessage } from './errors.js';
+import { orchestratorErrorReply, validationMessage } from './errors.js';
+import type { Guard } from '../security/guard.js';
+import { countAgentFailure, HSTS, SECURITY_HEADERS } from './security-hooks.js';
 
 /** A hot route: its input part, that part's validator, and the shared work (agentAnswers). */
 interface StreamRoute {
@@ -20,6 +22,7 @@ interface StreamRoute {
 interface Outcome {
   status: number;
   body: object;
+  headers?: Record<string, string>;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -43,11 +46,15 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 export class AgentStreamRoutes {
   private readonly routes = new Map<string, StreamRoute>();
   private readonly logRequests: boolean;
+  private readonly headers: Record<string, string>;
 
   constructor(
     orchestrator: Orchestrator,
     private readonly log: FastifyBaseLogger,
+    private readonly guard: Guard,
+    tls: boolean,
   ) {
+    this.headers = { 'content-type': JSON_TYPE, ...SECURITY_HEADERS, ...(tls ? { 'strict-transport-security': HSTS } : {}) };
     const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, addUsedSchema: false });
     const compile = (schema: TSchema): ValidateFunction => ajv.compile(schema);
     this.routes.set('POST /api/v1/agent/heartbeat', {
@@ -78,13 +85,21 @@ export class AgentStreamRoutes {
     // A stream without an error listener would take the process down with it (a peer's reset, for one).
     stream.on('error', () => undefined);
     const authorization = headers.authorization;
+    const address = stream.session?.socket?.remoteAddress ?? '';
     const finish = (outcome: Outcome): void => {
       this.respond(stream, outcome);
       if (this.logRequests) this.log.debug({ method: headers[':method'], url: path, status: outcome.status, ms: performance.now() - started }, 'request');
     };
+    try {
+      this.guard.assertNotBlocked(address);
+    } catch (err) {
+      stream.resume();
+      finish(this.failure(err, path));
+      return true;
+    }
     if (route.part === 'querystring') {
       stream.resume(); // a GET's body, if any, is not read
-      this.run(route, authorization, queryObject(q === -1 ? '' : path.slice(q + 1)), finish);
+      this.run(route, authorization, address, queryObject(q === -1 ? '' : path.slice(q + 1)), finish);
       return true;
     }
     const declared = Number(headers['content-length']);
@@ -115,13 +130,13 @@ export class AgentStreamRoutes {
         finish(this.failure(err, path));
         return;
       }
-      this.run(route, authorization, body, finish);
+      this.run(route, authorization, address, body, finish);
     });
     return true;
   }
 
   /** Validates the input, then answers with the route's work, at once or when its promise settles. */
-  private run(route: StreamRoute, authorization: string | undefined, input: unknown, finish: (o: Outcome) => void): void {
+  private run(route: StreamRoute, authorization: string | undefined, address: string, input: unknown, finish: (o: Outcome) => void): void {
     if (!route.validate(input)) {
       const first = route.validate.errors?.[0];
       finish({ status: 400, body: { error: first ? validationMessage(first, route.part) : `${route.part} is invalid`, code: 'ORCH_VALIDATION' } satisfies ErrorBody });
@@ -131,13 +146,13 @@ export class AgentStreamRoutes {
     try {
       answer = route.answer(authorization, input as never);
     } catch (err) {
-      finish(this.failure(err, route.part));
+      finish(this.failure(countAgentFailure(this.guard, address, err), route.part));
       return;
     }
     if (answer instanceof Promise) {
       answer.then(
         (body) => finish({ status: 200, body }),
-        (err: unknown) => finish(this.failure(err, route.part)),
+        (err: unknown) => finish(this.failure(countAgentFailure(this.guard, address, err), route.part)),
       );
     } else {
       finish({ status: 200, body: answer });
@@ -146,7 +161,7 @@ export class AgentStreamRoutes {
 
   /** An error as the Fastify error handler would answer it: ours with their status and code, anything else a logged 500. */
   private failure(err: unknown, where: string): Outcome {
-    if (err instanceof OrchestratorError) return { status: err.status, body: { ...err.details, error: err.message, code: err.code } };
+    if (err instanceof OrchestratorError) return orchestratorErrorReply(err);
     this.log.error({ err, where }, 'unhandled error');
     return { status: 500, body: { error: 'internal error', code: 'ORCH_INTERNAL' } satisfies ErrorBody };
   }
@@ -154,7 +169,7 @@ export class AgentStreamRoutes {
   private respond(stream: http2.ServerHttp2Stream, outcome: Outcome): void {
     if (stream.destroyed || stream.closed || stream.headersSent) return; // the agent went away: its commands are sent again to its next poll
     const payload = JSON.stringify(outcome.body);
-    stream.respond({ ':status': outcome.status, 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(payload) });
+    stream.respond({ ...this.headers, ...outcome.headers, ':status': outcome.status, 'content-length': Buffer.byteLength(payload) });
     stream.end(payload);
   }
 }

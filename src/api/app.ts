@@ -6,6 +6,12 @@ import type { Orchestrator } from '../core/orchestrator.js';
 import { errorHandler } from './errors.js';
 import { dualProtocolServer } from './listener.js';
 import { AgentStreamRoutes } from './agent-streams.js';
+import { countAgentFailure, installSecurity } from './security-hooks.js';
+import { securityRoutes } from './security-routes.js';
+import { accessOf } from '../security/access.js';
+import type { Guard } from '../security/guard.js';
+import type { Store } from '../store/store.js';
+import type { Clock } from '../util/clock.js';
 import { agentRoutes } from './agent-routes.js';
 import { deploymentRoutes } from './deployment-routes.js';
 import { fleetRoutes } from './fleet-routes.js';
@@ -18,6 +24,11 @@ const MAX_PARAM_LENGTH = 256;
 export interface AppOptions {
   orchestrator: Orchestrator;
   logger: FastifyBaseLogger;
+  guard: Guard;
+  store: Store;
+  clock: Clock;
+  /** Certificate and key (PEM): HTTPS with HTTP/1.1 and HTTP/2 by ALPN instead of plain HTTP. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 function parseJson(_req: unknown, body: string, done: (err: Error | null, value?: unknown) => void): void {
@@ -36,7 +47,7 @@ function logsRequests(logger: FastifyBaseLogger): boolean {
   return logger.level === 'debug' || logger.level === 'trace';
 }
 
-export async function buildApp({ orchestrator, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ orchestrator, logger, guard, store, clock, tls }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     // Request lines are logged at debug level by the hook below, not at info by Fastify.
@@ -54,7 +65,8 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
         connectionTimeout: number(options.connectionTimeout, 0),
         http2SessionTimeout: number(options.http2SessionTimeout, 72_000),
         // The agent protocol's hot routes over HTTP/2 are served past Fastify (agent-streams.ts).
-        streamRoutes: new AgentStreamRoutes(orchestrator, logger),
+        streamRoutes: new AgentStreamRoutes(orchestrator, logger, guard, tls !== undefined),
+        ...(tls !== undefined ? { tls } : {}),
       });
     },
     routerOptions: {
@@ -81,7 +93,8 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
   app.removeAllContentTypeParsers();
   // application/json by name as well as '*': a named parser is found without a search.
   app.addContentTypeParser(['application/json', '*'], { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson);
-  app.setErrorHandler(errorHandler(logger));
+  app.setErrorHandler(errorHandler(logger, (err, request) => (accessOf(request.method, request.routeOptions.url ?? '') === 'agent' ? countAgentFailure(guard, request.ip, err) : err)));
+  installSecurity(app, { guard, store, clock, tls: tls !== undefined });
   // Parked long-polls are answered at once on close, so that closing does not wait for them.
   app.addHook('preClose', (done) => {
     orchestrator.releasePolls();
@@ -101,7 +114,12 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
     openapi: {
       openapi: '3.0.3',
       info: { title: 'AWS Orchestrator', version: '0.1.0', description: 'The prototype endpoints, /api/v1 and the agent protocol (docs/agent-protocol.md). Errors are 4xx with {"error", "code"}.' },
-      components: { securitySchemes: { agent: { type: 'http', scheme: 'bearer', description: 'agentId:credential, from /api/v1/agent/enroll' } } },
+      components: {
+        securitySchemes: {
+          token: { type: 'http', scheme: 'bearer', description: 'an operator API token (orchestrator token create, or POST /api/v1/tokens); not needed while the API is open (docs/security.md)' },
+          agent: { type: 'http', scheme: 'bearer', description: 'agentId:credential, from /api/v1/agent/enroll' },
+        },
+      },
     },
   });
   await app.register(seedRoutes(orchestrator));
@@ -110,6 +128,7 @@ export async function buildApp({ orchestrator, logger }: AppOptions): Promise<Fa
   await app.register(fleetRoutes(orchestrator));
   await app.register(deploymentRoutes(orchestrator));
   await app.register(agentRoutes(orchestrator));
+  await app.register(securityRoutes(orchestrator, guard, store));
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;
 }

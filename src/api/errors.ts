@@ -48,13 +48,28 @@ export function validationMessage(first: ValidationIssue, context: string): stri
   return `${where} ${first.message ?? 'is invalid'}`;
 }
 
-/** The one place errors become responses. Anything unplanned is a 500 without internals, and is logged. */
-export function errorHandler(log: Logger) {
-  return (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+/** The body of one of our errors; a rate limit also says, in `retry-after`, when to come back. */
+export function orchestratorErrorReply(err: OrchestratorError): { status: number; body: ErrorBody & Record<string, unknown>; headers: Record<string, string> } {
+  const retry = err.details?.retryAfterSeconds;
+  return {
+    status: err.status,
+    body: { ...err.details, error: err.message, code: err.code },
+    headers: typeof retry === 'number' ? { 'retry-after': String(retry) } : {},
+  };
+}
+
+/**
+ * The one place errors become responses. Anything unplanned is a 500 without internals, and is logged.
+ * `rewrite` may turn an error into another first (an agent's 401 into a 429 past the failure limit).
+ */
+export function errorHandler(log: Logger, rewrite: (err: FastifyError, request: FastifyRequest) => unknown = (err) => err) {
+  return (original: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const err = rewrite(original, request) as FastifyError;
     // A body that failed to parse closes an HTTP/1 connection; HTTP/2 has no such header (its streams end alone).
     if (request.raw.httpVersionMajor === 2) reply.removeHeader('connection');
     if (err instanceof OrchestratorError) {
-      return reply.status(err.status).send({ ...err.details, error: err.message, code: err.code } satisfies ErrorBody);
+      const out = orchestratorErrorReply(err);
+      return reply.status(out.status).headers(out.headers).send(out.body);
     }
     if (err.validation) {
       const first = err.validation[0];

@@ -16,6 +16,44 @@ export interface ListenerOptions {
   http2SessionTimeout: number;
   /** Routes served on raw HTTP/2 streams before Fastify sees them: `handle` returns false for the rest. */
   streamRoutes?: { handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean };
+  /** Certificate and key (PEM): HTTPS instead, HTTP/1.1 and HTTP/2 chosen by ALPN. */
+  tls?: { cert: Buffer; key: Buffer };
+}
+
+/** Serves the stream routes first, and hands the other streams to node's compatibility layer (and so to Fastify). */
+function routeStreamsFirst(h2: http2.Http2Server | http2.Http2SecureServer, streamRoutes: NonNullable<ListenerOptions['streamRoutes']>): void {
+  // node:http2 turns each stream into a compatibility request and response in a 'stream' listener of its own.
+  const [compat] = h2.listeners('stream') as ((...args: unknown[]) => void)[];
+  if (compat === undefined) throw new Error('node:http2 server without its compatibility stream listener');
+  h2.removeListener('stream', compat);
+  h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+    if (!streamRoutes.handle(stream, headers)) compat.call(h2, stream, headers, ...rest);
+  });
+}
+
+/** Tracks a server's HTTP/2 sessions, closes idle ones, and closes them all on demand. */
+function trackSessions(h2: http2.Http2Server | http2.Http2SecureServer, idleMs: number): () => void {
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on('session', (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    session.setTimeout(idleMs, () => session.close());
+  });
+  return () => {
+    for (const session of sessions) session.close();
+  };
+}
+
+/**
+ * HTTPS on one port: HTTP/1.1 and HTTP/2, chosen by ALPN in the TLS
+ * handshake. Returned as Fastify's `serverFactory`, as the plain one is.
+ */
+function secureServer(handler: Handler, options: ListenerOptions & { tls: { cert: Buffer; key: Buffer } }): http.Server {
+  const h2 = http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true, settings: { maxConcurrentStreams: H2_MAX_STREAMS } }, handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  if (options.streamRoutes !== undefined) routeStreamsFirst(h2, options.streamRoutes);
+  const closeSessions = trackSessions(h2, options.http2SessionTimeout);
+  h2.setTimeout(options.keepAliveTimeout);
+  return Object.assign(h2 as unknown as http.Server, { closeHttp2Sessions: closeSessions });
 }
 
 /** Fastify's request handler; it takes HTTP/2's compatibility request and response as well (it checks `httpVersionMajor`). */
@@ -33,28 +71,14 @@ type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
  * `closeHttp2Sessions` (which Fastify calls on close) ends the HTTP/2 ones.
  */
 export function dualProtocolServer(handler: Handler, options: ListenerOptions): http.Server {
+  if (options.tls !== undefined) return secureServer(handler, { ...options, tls: options.tls });
   const h1 = http.createServer(handler);
   h1.keepAliveTimeout = options.keepAliveTimeout;
   h1.requestTimeout = options.requestTimeout;
   h1.setTimeout(options.connectionTimeout);
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: H2_MAX_STREAMS } }, handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
-  const streamRoutes = options.streamRoutes;
-  if (streamRoutes !== undefined) {
-    // node:http2 turns each stream into a compatibility request and response in a 'stream' listener of its own;
-    // the stream routes see each stream first, and hand on the ones they do not serve.
-    const [compat] = h2.listeners('stream') as ((...args: unknown[]) => void)[];
-    if (compat === undefined) throw new Error('node:http2 server without its compatibility stream listener');
-    h2.removeListener('stream', compat);
-    h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
-      if (!streamRoutes.handle(stream, headers)) compat.call(h2, stream, headers, ...rest);
-    });
-  }
-  const sessions = new Set<http2.ServerHttp2Session>();
-  h2.on('session', (session) => {
-    sessions.add(session);
-    session.once('close', () => sessions.delete(session));
-    session.setTimeout(options.http2SessionTimeout, () => session.close());
-  });
+  if (options.streamRoutes !== undefined) routeStreamsFirst(h2, options.streamRoutes);
+  const closeSessions = trackSessions(h2, options.http2SessionTimeout);
 
   const [http1Connection] = h1.listeners('connection') as ((socket: Socket) => void)[];
   if (http1Connection === undefined) throw new Error('node:http server without its connection listener');
@@ -89,9 +113,5 @@ export function dualProtocolServer(handler: Handler, options: ListenerOptions): 
     socket.on('timeout', onError);
   });
 
-  return Object.assign(h1, {
-    closeHttp2Sessions(): void {
-      for (const session of sessions) session.close();
-    },
-  });
+  return Object.assign(h1, { closeHttp2Sessions: closeSessions });
 }

@@ -100,6 +100,7 @@ export function agentJson(v: AgentView) {
     device_info: deviceJson(v.agent.device),
     ring_assignment: v.agent.ring,
     asset: v.asset,
+    approval: v.agent.approval ?? 'approved',
   };
 }
 

@@ -1,5 +1,6 @@
 import type { HealthScoreConfig } from '../domain/health-score.js';
 import { mergeHealthScoreConfig } from '../domain/health-score.js';
+import type { Rate } from '../security/rate-limit.js';
 /**
  * Every setting in one table: its environment variable, its CLI flag, how to
  * parse it and its default. `loadConfig` compiles environment and flags (flags
@@ -26,8 +27,19 @@ export interface Config {
   readonly taskAgingMs: number;
   /** Weights and thresholds of the device health score (defaults merged with HEALTH_SCORE). */
   readonly healthScore: HealthScoreConfig;
-  /** The token network agents enroll with; '' to generate one on the first start and keep it. */
+  /** The token network agents enroll with; '' to generate one on the first start and keep it; 'off' for none. */
   readonly enrollToken: string;
+  /** Every newly enrolled agent waits for an admin's approval. */
+  readonly enrollApproval: boolean;
+  /** An admin API token from the environment (at least 32 characters; never stored); '' for none. */
+  readonly adminToken: string;
+  /** Enrollments per client address; null: unlimited. */
+  readonly enrollRateLimit: Rate | null;
+  /** Failed authentications per client address before 429; null: unlimited. */
+  readonly authFailureLimit: Rate | null;
+  /** PEM files of the certificate chain and private key; both '' for plain HTTP. */
+  readonly tlsCert: string;
+  readonly tlsKey: string;
 }
 
 export class ConfigError extends Error {
@@ -99,6 +111,19 @@ const healthScoreJson: Parser<HealthScoreConfig> = (raw) => {
   return errors.length > 0 ? { error: errors.join('; ') } : config;
 };
 
+/** `N/duration` (N events per duration, e.g. 20/1m), or `off`. */
+function rate(raw: string): Rate | null | { error: string } {
+  const t = raw.trim();
+  if (t === 'off') return null;
+  const m = /^(\d{1,7})\/(.+)$/.exec(t);
+  const per = m ? duration(1000, 86_400_000)(m[2] as string) : null;
+  if (!m || per === null || typeof per !== 'number' || Number(m[1]) < 1) return { error: `must be N/duration such as 20/1m or 10/1s, or off (got "${raw}")` };
+  return { count: Number(m[1]), perMs: per };
+}
+
+const boolean: Parser<boolean> = (raw) => (/^(true|1|yes|on)$/i.test(raw.trim()) ? true : /^(false|0|no|off)$/i.test(raw.trim()) ? false : { error: `must be true or false (got "${raw}")` });
+const anyString: Parser<string> = (raw) => raw.trim();
+
 const nonEmpty: Parser<string> = (raw) => (raw.trim().length > 0 ? raw.trim() : { error: 'must not be empty' });
 
 export const SETTINGS = [
@@ -114,7 +139,13 @@ export const SETTINGS = [
   { key: 'rebalanceIntervalMs', env: 'REBALANCE_INTERVAL', flag: '--rebalance-interval', description: 'how often every ring is rebalanced in full (health changes also move devices at once)', default: '30s', parse: duration(100, 86_400_000) },
   { key: 'agentConcurrency', env: 'AGENT_CONCURRENCY', flag: '--agent-concurrency', description: 'tasks one agent runs at once', default: '1', parse: integer(1, 1000) },
   { key: 'healthScore', env: 'HEALTH_SCORE', flag: '--health-score', description: 'JSON weights and thresholds of the health score over the defaults, e.g. {"weights":{"cpu":30}}', default: '{}', parse: healthScoreJson },
-  { key: 'enrollToken', env: 'ENROLL_TOKEN', flag: '--enroll-token', description: 'the token network agents enroll with (at least 16 characters); by default one is generated on the first start, kept, and printed', default: '', parse: (raw: string) => (raw === '' || /^[A-Za-z0-9._~-]{16,200}$/.test(raw) ? raw : { error: 'must be 16 to 200 characters of A-Z, a-z, 0-9, ".", "_", "~" or "-"' }) },
+  { key: 'enrollToken', env: 'ENROLL_TOKEN', flag: '--enroll-token', description: 'the token network agents enroll with (at least 16 characters); by default one is generated on the first start, kept, and printed', default: '', parse: (raw: string) => (raw === '' || raw === 'off' || /^[A-Za-z0-9._~-]{16,200}$/.test(raw) ? raw : { error: 'must be 16 to 200 characters of A-Z, a-z, 0-9, ".", "_", "~" or "-", or off' }) },
+  { key: 'enrollApproval', env: 'ENROLL_APPROVAL', flag: '--enroll-approval', description: 'newly enrolled agents wait as pending until an admin approves them', default: 'false', parse: boolean },
+  { key: 'adminToken', env: 'ADMIN_TOKEN', flag: '--admin-token', description: 'an admin API token given by the environment (at least 32 characters), e.g. for a first start on 0.0.0.0', default: '', parse: (raw: string) => (raw === '' || /^[\x21-\x7e]{32,400}$/.test(raw) ? raw : { error: 'must be 32 to 400 printable characters without spaces' }) },
+  { key: 'enrollRateLimit', env: 'ENROLL_RATE_LIMIT', flag: '--enroll-rate-limit', description: 'enrollments per client address, N/duration or off', default: '300/1m', parse: rate },
+  { key: 'authFailureLimit', env: 'AUTH_FAILURE_LIMIT', flag: '--auth-failure-limit', description: 'failed authentications per client address before 429, N/duration or off', default: '20/1m', parse: rate },
+  { key: 'tlsCert', env: 'TLS_CERT', flag: '--tls-cert', description: 'PEM certificate chain; with TLS_KEY the API speaks HTTPS (HTTP/1.1 and HTTP/2)', default: '', parse: anyString },
+  { key: 'tlsKey', env: 'TLS_KEY', flag: '--tls-key', description: 'PEM private key of TLS_CERT', default: '', parse: anyString },
   { key: 'taskAgingMs', env: 'TASK_AGING', flag: '--task-aging', description: 'waiting this long counts as one priority level; off disables aging', default: '60s', parse: durationOrOff(1000, 365 * 86_400_000) },
 ] as const satisfies readonly Setting<keyof Config>[];
 
@@ -139,6 +170,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: ConfigFl
       names.agentTimeoutMs ?? 'AGENT_TIMEOUT',
       `must be longer than ${names.heartbeatIntervalMs ?? 'HEARTBEAT_INTERVAL'} (${config.agentTimeoutMs} ms <= ${config.heartbeatIntervalMs} ms), or every agent would flap offline`,
     );
+  }
+  if ((config.tlsCert === '') !== (config.tlsKey === '')) {
+    throw new ConfigError(config.tlsCert === '' ? (names.tlsCert ?? 'TLS_CERT') : (names.tlsKey ?? 'TLS_KEY'), 'TLS_CERT and TLS_KEY go together: set both for HTTPS, or neither');
   }
   return Object.freeze(config);
 }

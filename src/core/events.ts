@@ -4,6 +4,7 @@ import type { RingMove, Task } from '../domain/types.js';
 /** Everything the core announces. Logs, metrics and streams subscribe; the core imports none of them. */
 export interface OrchestratorEvents {
   'agent.spawned': { agentId: string; assetId: string | null };
+  'agent.approved': { agentId: string };
   'agent.registered': { agentId: string };
   'agent.online': { agentId: string };
   'agent.offline': { agentId: string; silentMs: number };

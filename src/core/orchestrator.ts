@@ -17,7 +17,10 @@ import { sample } from '../domain/random.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Agent, Asset, BackoffPolicy, DeviceInfo, DeviceMetrics, Task, TaskStatus, TaskType } from '../domain/types.js';
 import type { DeploymentRecord, Execution } from '../domain/deployment.js';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { hashSecret, safeEqual } from '../domain/secrets.js';
+import type { Approval } from '../domain/security.js';
+import { EnrollmentTokens } from '../security/enrollment.js';
 import type { AnyEnvelope, Envelope } from '../protocol/envelope.js';
 import type { EndpointStats, Wire } from '../protocol/reliable-endpoint.js';
 import { ReliableEndpoint } from '../protocol/reliable-endpoint.js';
@@ -49,8 +52,10 @@ export interface OrchestratorSettings {
   defaultBackoff?: BackoffPolicy;
   /** Weights and thresholds of the device health score. */
   healthScore?: HealthScoreConfig;
-  /** The token network agents enroll with; generated on the first start and kept when not given. */
+  /** The token network agents enroll with; generated on the first start and kept when not given; 'off' for none. */
   enrollToken?: string;
+  /** Every newly enrolled agent waits as `pending` for an admin's approval (ENROLL_APPROVAL). */
+  enrollApproval?: boolean;
 }
 
 /** Retries wait 1 s, 2 s, 4 s … up to a minute, each spread over its upper half. */
@@ -132,6 +137,8 @@ export interface ClusterSnapshot {
 export class Orchestrator {
   readonly events = new EventBus();
   readonly tasks: TaskEngine;
+  /** Enrollment tokens beside the default one: limited, revocable, optionally holding agents for approval. */
+  readonly enrollmentTokens: EnrollmentTokens;
   readonly fleet: Fleet;
   readonly deployments: RolloutController;
   private readonly store: Store;
@@ -164,6 +171,7 @@ export class Orchestrator {
     this.log = options.log;
     this.replyTimeoutMs = options.replyTimeoutMs ?? 2000;
     this.retryIntervalMs = options.retryIntervalMs ?? 1000;
+    this.enrollmentTokens = new EnrollmentTokens(this.store, this.clock);
     this.tasks = new TaskEngine({
       store: this.store,
       clock: this.clock,
@@ -255,7 +263,8 @@ export class Orchestrator {
       token = randomBytes(18).toString('base64url');
       await this.store.setMeta('enroll_token', token);
     }
-    this.enrollToken = token;
+    // ENROLL_TOKEN=off: no default token, only stored ones (POST /api/v1/enrollment-tokens).
+    this.enrollToken = token === 'off' ? '' : token;
     await this.fleet.load();
     const counts = await this.store.countAttemptsByAgent();
     const assets = new Map((await this.store.listAssets()).map((a) => [a.id, a]));
@@ -316,7 +325,8 @@ export class Orchestrator {
         capabilities: new Set(agent.capabilities),
         ring: agent.ring,
         asset,
-        concurrency: this.settings.agentConcurrency ?? 1,
+        // A pending agent (waiting for an admin's approval) takes no task.
+        concurrency: agent.approval === 'pending' ? 0 : (this.settings.agentConcurrency ?? 1),
         online: agent.connectivity === 'online',
         running: new Map(),
         lastAssignedAt: 0,
@@ -628,11 +638,12 @@ export class Orchestrator {
    * hash is stored). An agent that presents its id and credential again gets
    * its identity back; the same id with another credential is refused.
    */
-  async enroll(input: { token: string; agentId?: string; credential?: string; capabilities: TaskType[]; device: DeviceInfo }): Promise<{ agentId: string; credential: string }> {
+  async enroll(input: { token: string; agentId?: string; credential?: string; capabilities: TaskType[]; device: DeviceInfo }): Promise<{ agentId: string; credential: string; approval: Approval }> {
     this.assertRunning();
-    if (!safeEqual(input.token, this.enrollToken)) throw new OrchestratorError('ORCH_ENROLL_REFUSED', 'enrollment token not accepted');
     const now = this.clock.now();
     if (input.agentId !== undefined) {
+      // A returning agent: its credential says who it is; a stored token is not spent again, and need not have uses left.
+      if (!(await this.enrollmentTokenKnown(input.token))) throw new OrchestratorError('ORCH_ENROLL_REFUSED', 'enrollment token not accepted');
       const live = this.agents.get(input.agentId);
       if (!live || live.agent.kind !== 'network') throw new OrchestratorError('ORCH_AGENT_IDENTITY', `agent ${input.agentId} is not an enrolled network agent; enroll without an id`);
       if (input.credential === undefined || !this.credentialMatches(live, input.credential)) {
@@ -641,14 +652,21 @@ export class Orchestrator {
       live.agent.capabilities = [...input.capabilities];
       live.worker.capabilities = new Set(input.capabilities);
       await this.registerNetworkAgent(live, input.device, now);
-      return { agentId: live.agent.id, credential: input.credential };
+      return { agentId: live.agent.id, credential: input.credential, approval: live.agent.approval ?? 'approved' };
+    }
+    let approval: Approval = this.settings.enrollApproval === true ? 'pending' : 'approved';
+    if (EnrollmentTokens.looksStored(input.token)) {
+      if ((await this.enrollmentTokens.use(input.token)).requireApproval) approval = 'pending';
+    } else if (this.enrollToken === '' || !safeEqual(input.token, this.enrollToken)) {
+      throw new OrchestratorError('ORCH_ENROLL_REFUSED', 'enrollment token not accepted');
     }
     let id = newAgentId(this.rng);
     while (this.agents.has(id) || (await this.store.getAgent(id)) !== null) id = newAgentId(this.rng);
     const credential = randomBytes(32).toString('base64url');
     const agent: Agent = {
       id, kind: 'network', capabilities: [...input.capabilities], connectivity: 'offline', registeredAt: null, lastHeartbeatAt: now,
-      device: input.device, ring: 'unassigned', assetId: null, createdAt: now, credentialHash: hashCredential(credential),
+      device: input.device, ring: 'unassigned', assetId: null, createdAt: now, credentialHash: hashSecret(credential),
+      ...(approval === 'pending' ? { approval } : {}),
     };
     await this.store.insertAgent(agent);
     await this.fleet.ensureDevice(id, { model: input.device.name });
@@ -656,7 +674,35 @@ export class Orchestrator {
     live.endpoint = new NetworkChannel();
     await this.registerNetworkAgent(live, input.device, now);
     this.events.emit('agent.spawned', { agentId: id, assetId: null });
-    return { agentId: id, credential };
+    return { agentId: id, credential, approval };
+  }
+
+  /** The default token, or a stored one that exists and is not revoked (uses and expiry aside). */
+  private async enrollmentTokenKnown(text: string): Promise<boolean> {
+    if (this.enrollToken !== '' && safeEqual(text, this.enrollToken)) return true;
+    const id = EnrollmentTokens.idOf(text);
+    const found = id === null ? null : await this.store.getEnrollmentToken(id);
+    return found !== null && found.token.revokedAt === null && safeEqual(hashSecret(EnrollmentTokens.secretOf(text)), found.secretHash);
+  }
+
+  /** The orchestrator's clock (a fake one in tests). */
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** An admin accepts a pending agent: from now on it takes tasks. */
+  async approveAgent(id: string): Promise<Agent> {
+    this.assertRunning();
+    const live = this.agents.get(id);
+    if (!live || live.agent.kind !== 'network') throw new OrchestratorError('ORCH_AGENT_NOT_FOUND', `no network agent ${id}`);
+    if (live.agent.approval === 'pending') {
+      await this.store.setAgentApproval(id, 'approved');
+      delete live.agent.approval;
+      live.worker.concurrency = this.settings.agentConcurrency ?? 1;
+      this.tasks.workerChanged();
+      this.events.emit('agent.approved', { agentId: id });
+    }
+    return live.agent;
   }
 
   private async registerNetworkAgent(live: LiveAgent, device: DeviceInfo, now: number): Promise<void> {
@@ -683,7 +729,7 @@ export class Orchestrator {
 
   private credentialMatches(live: LiveAgent, secret: string): boolean {
     if (live.verifiedCredential !== undefined && safeEqual(secret, live.verifiedCredential)) return true;
-    if (live.credentialHash === null || !safeEqual(hashCredential(secret), live.credentialHash)) return false;
+    if (live.credentialHash === null || !safeEqual(hashSecret(secret), live.credentialHash)) return false;
     live.verifiedCredential = secret;
     return true;
   }
@@ -731,8 +777,9 @@ export class Orchestrator {
     );
   }
 
+  /** Progress renews the lease of an attempt the agent holds; any other task is not found (it may be another agent's). */
   agentProgress(live: LiveAgent, taskId: string, attempt: number): void {
-    this.tasks.progress(live.agent.id, taskId, attempt);
+    if (!this.tasks.progress(live.agent.id, taskId, attempt)) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'no such task attempt on this agent');
   }
 
   private async onTaskResult(live: LiveAgent, env: Envelope<'task_result'>): Promise<void> {
@@ -961,18 +1008,6 @@ export class Orchestrator {
 
 /** The share of a long-poll's wait that may be cut off at random (see pollCommands). */
 const POLL_JITTER = 0.2;
-
-function hashCredential(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
-
-/** Compares secrets in time that does not depend on where they differ (only on their length, which is no secret). */
-function safeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
 
 /** The deployment a task belongs to, from its parameters. */
 function deploymentOf(task: Task): { id: string; deviceId: string; rollback: boolean } | null {

@@ -357,15 +357,17 @@ export class TaskEngine {
     const task = this.live.get(taskId);
     if (!task) {
       const stored = await this.store.getTask(taskId);
-      if (!stored) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
+      if (!stored || !(await this.ranOn(workerId, taskId))) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
       this.events.emit('task.stale_result', { taskId, attempt, agentId: workerId });
       throw new OrchestratorError('ORCH_STALE_ATTEMPT', `task ${taskId} is ${stored.status}; attempt ${attempt} is no longer current`);
     }
     if (task.status !== 'in_progress' || task.assignedTo !== workerId || task.attempts !== attempt) {
+      // Another agent's task, never run here: as if it did not exist (an agent learns nothing of others' work).
+      if (task.assignedTo !== workerId && !(await this.ranOn(workerId, taskId))) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
       this.events.emit('task.stale_result', { taskId, attempt, agentId: workerId });
       throw new OrchestratorError(
         'ORCH_STALE_ATTEMPT',
-        `attempt ${attempt} of task ${taskId} on ${workerId} is no longer current (the task is ${task.status}${task.status === 'in_progress' ? ` at attempt ${task.attempts} on ${task.assignedTo ?? '?'}` : ''})`,
+        `attempt ${attempt} of task ${taskId} on ${workerId} is no longer current (the task is ${task.status === 'in_progress' && task.assignedTo !== workerId ? 'running elsewhere' : task.status})`,
       );
     }
     const worker = this.workers.get(workerId);
@@ -389,11 +391,19 @@ export class TaskEngine {
   }
 
   /** Progress from the agent renews the attempt's lease. */
-  progress(workerId: string, taskId: string, attempt: number): void {
+  /** Whether the agent ever ran an attempt of the task that has ended. */
+  private async ranOn(workerId: string, taskId: string): Promise<boolean> {
+    return (await this.store.getAttempts(taskId)).some((a) => a.agentId === workerId);
+  }
+
+  /** An agent's progress on an attempt renews its lease; false when the agent does not hold that attempt. */
+  progress(workerId: string, taskId: string, attempt: number): boolean {
     const task = this.live.get(taskId);
     if (task && task.status === 'in_progress' && task.assignedTo === workerId && task.attempts === attempt) {
       task.leaseExpiresAt = this.clock.now() + this.settings.leaseMs;
+      return true;
     }
+    return false;
   }
 
   /** True when the agent holds this attempt now (it should go on running it). */

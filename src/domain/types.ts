@@ -2,6 +2,7 @@
  * The domain's vocabulary. Field names follow the seed's wire format where the
  * seed API exposes them, so that mapping to the HTTP edge stays thin.
  */
+import type { Approval } from './security.js';
 
 export const TASK_TYPES = ['process_data', 'health_check', 'deploy', 'analyze_risk', 'monitor'] as const;
 export type TaskType = (typeof TASK_TYPES)[number];
@@ -65,6 +66,8 @@ export interface Agent {
   createdAt: number;
   /** A network agent's credential, hashed (SHA-256, hex). */
   credentialHash?: string | null;
+  /** `pending` until an admin approves it (enrolled with a token that requires approval); absent: approved. */
+  approval?: Approval;
 }
 
 /**

@@ -8,6 +8,7 @@ import type {
   Task,
   TaskStatus,
 } from '../domain/types.js';
+import type { ApiToken, Approval, AuditEntry, AuditQuery, EnrollmentToken } from '../domain/security.js';
 
 /**
  * The storage port: domain verbs, each one atomic. A write that resolves has
@@ -21,6 +22,25 @@ export interface Store {
   close(): Promise<void>;
 
   getMeta(key: string): Promise<string | null>;
+
+  // Security: operators' API tokens, enrollment tokens, agent approval, the audit log.
+  insertApiToken(token: ApiToken, secretHash: string): Promise<void>;
+  getApiToken(id: string): Promise<{ token: ApiToken; secretHash: string } | null>;
+  listApiTokens(): Promise<ApiToken[]>;
+  /** Resolves true when the token existed and was not revoked yet. */
+  revokeApiToken(id: string, at: number): Promise<boolean>;
+  /** How many API tokens were ever created (revoked ones too): once one was, the API always asks for one. */
+  countApiTokens(): Promise<number>;
+  insertEnrollmentToken(token: EnrollmentToken, secretHash: string): Promise<void>;
+  getEnrollmentToken(id: string): Promise<{ token: EnrollmentToken; secretHash: string } | null>;
+  listEnrollmentTokens(): Promise<EnrollmentToken[]>;
+  revokeEnrollmentToken(id: string, at: number): Promise<boolean>;
+  /** Counts one use, in one commit, if the token is neither revoked, expired at `now` nor used up; resolves whether it did. */
+  consumeEnrollmentToken(id: string, now: number): Promise<boolean>;
+  setAgentApproval(id: string, approval: Approval): Promise<void>;
+  appendAudit(entry: Omit<AuditEntry, 'id'>): Promise<void>;
+  /** Entries oldest first, after `afterId`, matching every filter given. */
+  listAudit(query: AuditQuery): Promise<AuditEntry[]>;
   setMeta(key: string, value: string): Promise<void>;
 
   upsertAsset(asset: Asset, now: number): Promise<{ created: boolean }>;

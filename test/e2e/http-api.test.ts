@@ -67,8 +67,9 @@ describe('start-up', () => {
     expect(printed[3]).toMatch(/^\[Master\] spawned agent slave-[0-9a-f]{8}$/);
     expect(printed[4]).toBe('Simulating asset add from UI (will spawn one agent)...');
     expect(printed[5]).toMatch(/^\[Master\] spawned agent slave-[0-9a-f]{8}$/);
-    expect(printed.at(-2)).toBe(`HTTP API running at ${base}`);
-    expect(printed.at(-1)).toMatch(new RegExp(`^Agents enroll with: orchestrator agent --server ${base} --enroll-token [A-Za-z0-9_-]{24}$`));
+    expect(printed.at(-3)).toBe(`HTTP API running at ${base}`);
+    expect(printed.at(-2)).toMatch(new RegExp(`^Agents enroll with: orchestrator agent --server ${base} --enroll-token [A-Za-z0-9_-]{24}$`));
+    expect(printed.at(-1)).toBe('API open to this machine without tokens (HOST is loopback and no API token exists); see docs/security.md');
     const { body } = await getJson(`${base}/asset_details`);
     const third = printed[5]?.split(' ').at(-1);
     expect(body.assets).toEqual([{ asset: SEED_STARTUP_ASSET, agent_id: third, agent_status: expect.stringMatching(/idle|busy/) as unknown }]);

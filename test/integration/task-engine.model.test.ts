@@ -57,10 +57,17 @@ function makeWorker(i: number): Worker {
     online: true,
     running: new Map(),
     lastAssignedAt: 0,
-    assign: () => undefined,
+    assign: (task) => {
+      const ran = everRan.get(task.id) ?? new Set<string>();
+      ran.add(`w${i}`);
+      everRan.set(task.id, ran);
+    },
     cancel: () => undefined,
   };
 }
+
+/** Which workers the engine ever handed each task to (what it observably did, not a model of how it chooses). */
+const everRan = new Map<string, Set<string>>();
 
 async function open(path: string, clock: FakeClock): Promise<Real> {
   const store = new SqliteStore(path);
@@ -172,7 +179,10 @@ const stale = (w: number): Cmd => ({
     const h = held(r, w);
     if (!h) return;
     await expect(r.engine.reportResult(`w${w}`, h.id, h.attempt - 1, { success: true })).rejects.toMatchObject({ code: 'ORCH_STALE_ATTEMPT' });
-    await expect(r.engine.reportResult(`w${(w + 1) % WORKERS}`, h.id, h.attempt, { success: true })).rejects.toMatchObject({ code: 'ORCH_STALE_ATTEMPT' });
+    // Another worker: stale if an earlier attempt ran there, else the task is not found (agents learn nothing of others' work).
+    const other = `w${(w + 1) % WORKERS}`;
+    const code = everRan.get(h.id)?.has(other) === true ? 'ORCH_STALE_ATTEMPT' : 'ORCH_TASK_NOT_FOUND';
+    await expect(r.engine.reportResult(other, h.id, h.attempt, { success: true })).rejects.toMatchObject({ code });
     await agree(m, r);
   },
   toString: () => `stale(w${w})`,

@@ -113,7 +113,7 @@ describe('concurrency, leases and timeouts', () => {
 });
 
 describe('results are fenced by attempt', () => {
-  it('a result for a stale attempt or the wrong agent is refused with 409 and changes nothing', async () => {
+  it('a result for a stale attempt is refused with 409, one from an agent that never ran the task is not found (404), and neither changes anything', async () => {
     const g = gate();
     const h = await harness({ handlers: { process_data: g.handler } });
     const [a, b] = await spawn(h, 2);
@@ -123,13 +123,15 @@ describe('results are fenced by attempt', () => {
     const holder = running.assignedTo as string;
     const other = holder === a ? (b as string) : (a as string);
     await expect(h.orchestrator.tasks.reportResult(holder, t.id, running.attempts + 1, { success: true, result: 'forged' })).rejects.toMatchObject({ code: 'ORCH_STALE_ATTEMPT', status: 409 });
-    await expect(h.orchestrator.tasks.reportResult(other, t.id, running.attempts, { success: true, result: 'forged' })).rejects.toMatchObject({ code: 'ORCH_STALE_ATTEMPT' });
+    await expect(h.orchestrator.tasks.reportResult(other, t.id, running.attempts, { success: true, result: 'forged' })).rejects.toMatchObject({ code: 'ORCH_TASK_NOT_FOUND', status: 404, message: 'task not found' });
     await expect(h.orchestrator.tasks.reportResult(holder, 'no-such-task', 1, { success: true })).rejects.toMatchObject({ code: 'ORCH_TASK_NOT_FOUND', status: 404 });
     expect(await taskOf(h, t.id)).toEqual(running);
     g.releaseAll();
     const done = await waitForStatus(h, t.id, 'completed');
     expect(done.result).toBe('x');
     await expect(h.orchestrator.tasks.reportResult(holder, t.id, done.attempts, { success: false, error: 'late' })).rejects.toMatchObject({ code: 'ORCH_STALE_ATTEMPT' });
+    // The other agent still learns nothing of it, finished or not.
+    await expect(h.orchestrator.tasks.reportResult(other, t.id, done.attempts, { success: false, error: 'late' })).rejects.toMatchObject({ code: 'ORCH_TASK_NOT_FOUND', message: 'task not found' });
     expect(await taskOf(h, t.id)).toEqual(done);
   });
 });

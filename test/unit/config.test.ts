@@ -19,6 +19,12 @@ describe('configuration', () => {
       taskAgingMs: 60_000,
       healthScore: DEFAULT_HEALTH_SCORE_CONFIG,
       enrollToken: '',
+      enrollApproval: false,
+      adminToken: '',
+      enrollRateLimit: { count: 300, perMs: 60_000 },
+      authFailureLimit: { count: 20, perMs: 60_000 },
+      tlsCert: '',
+      tlsKey: '',
     });
     expect(loadConfig({ TASK_AGING: 'off' }).taskAgingMs).toBe(Infinity);
     const tuned = loadConfig({ HEALTH_SCORE: '{"weights":{"cpu":30},"thresholds":{"disk":{"bad":90}}}' }).healthScore;

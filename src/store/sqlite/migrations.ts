@@ -242,4 +242,46 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
     name: 'network agents: the hash of each agent credential',
     sql: `ALTER TABLE agents ADD COLUMN credential_hash TEXT;`,
   },
+  {
+    version: 9,
+    name: 'security: API tokens, enrollment tokens, agent approval, audit log',
+    sql: `
+      CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at INTEGER
+      );
+      CREATE TABLE enrollment_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        max_uses INTEGER,
+        uses INTEGER NOT NULL DEFAULT 0,
+        expires_at INTEGER,
+        require_approval INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at INTEGER
+      );
+      ALTER TABLE agents ADD COLUMN approval TEXT NOT NULL DEFAULT 'approved';
+      CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        actor_token_id TEXT,
+        role TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        outcome TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        address TEXT
+      );
+      CREATE INDEX audit_log_at ON audit_log(at);
+      CREATE INDEX audit_log_actor ON audit_log(actor, id);
+    `,
+  },
 ];

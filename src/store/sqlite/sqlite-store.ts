@@ -16,6 +16,7 @@ import type {
 import { TASK_STATUSES } from '../../domain/types.js';
 import type { DeploymentRecord, DeploymentSpec, DeploymentState, DeviceReading, Execution, ExecutionState, GateEvaluation } from '../../domain/deployment.js';
 import type { DeviceRecord, DeviceSample, RingMoveWrite, Store, TaskAttempt, TaskFilter } from '../store.js';
+import type { ApiToken, Approval, AuditEntry, AuditQuery, EnrollmentToken, Role } from '../../domain/security.js';
 import { MIGRATIONS } from './migrations.js';
 import type { Step, StepResult, Writer } from './writer.js';
 import { InlineWriter, ThreadWriter } from './writer.js';
@@ -32,6 +33,7 @@ interface AgentRow {
   asset_id: string | null;
   created_at: number;
   credential_hash: string | null;
+  approval: string;
 }
 
 interface TaskRow {
@@ -173,6 +175,90 @@ interface GateRow {
   figures: string;
 }
 
+interface ApiTokenRow {
+  id: string;
+  name: string;
+  role: string;
+  secret_hash: string;
+  created_at: number;
+  created_by: string;
+  revoked_at: number | null;
+}
+
+interface EnrollmentTokenRow {
+  id: string;
+  name: string;
+  secret_hash: string;
+  max_uses: number | null;
+  uses: number;
+  expires_at: number | null;
+  require_approval: number;
+  created_at: number;
+  created_by: string;
+  revoked_at: number | null;
+}
+
+interface AuditRow {
+  id: number;
+  at: number;
+  actor: string;
+  actor_token_id: string | null;
+  role: string | null;
+  action: string;
+  target: string | null;
+  outcome: string;
+  status: number;
+  address: string | null;
+}
+
+function toApiToken(r: ApiTokenRow): ApiToken {
+  return { id: r.id, name: r.name, role: r.role as Role, createdAt: r.created_at, createdBy: r.created_by, revokedAt: r.revoked_at };
+}
+
+function toEnrollmentToken(r: EnrollmentTokenRow): EnrollmentToken {
+  return {
+    id: r.id,
+    name: r.name,
+    maxUses: r.max_uses,
+    uses: r.uses,
+    expiresAt: r.expires_at,
+    requireApproval: r.require_approval === 1,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    revokedAt: r.revoked_at,
+  };
+}
+
+function toAudit(r: AuditRow): AuditEntry {
+  return {
+    id: r.id,
+    at: r.at,
+    actor: r.actor,
+    actorTokenId: r.actor_token_id,
+    role: r.role as Role | null,
+    action: r.action,
+    target: r.target,
+    outcome: r.outcome as AuditEntry['outcome'],
+    status: r.status,
+    address: r.address,
+  };
+}
+
+function prepareSecurity(db: Database.Database) {
+  return {
+    getApiToken: db.prepare<[string], ApiTokenRow>('SELECT * FROM api_tokens WHERE id = ?'),
+    listApiTokens: db.prepare<[], ApiTokenRow>('SELECT * FROM api_tokens ORDER BY created_at, id'),
+    countApiTokens: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM api_tokens'),
+    getEnrollmentToken: db.prepare<[string], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens WHERE id = ?'),
+    listEnrollmentTokens: db.prepare<[], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens ORDER BY created_at, id'),
+    listAudit: db.prepare<[{ after: number; since: number | null; actor: string | null; action: string | null; limit: number }], AuditRow>(
+      `SELECT * FROM audit_log
+       WHERE id > @after AND (@since IS NULL OR at >= @since) AND (@actor IS NULL OR actor = @actor) AND (@action IS NULL OR action = @action)
+       ORDER BY id LIMIT @limit`,
+    ),
+  };
+}
+
 function toAgent(r: AgentRow): Agent {
   return {
     id: r.id,
@@ -186,6 +272,7 @@ function toAgent(r: AgentRow): Agent {
     assetId: r.asset_id,
     createdAt: r.created_at,
     ...(r.credential_hash !== null ? { credentialHash: r.credential_hash } : {}),
+    ...(r.approval === 'pending' ? { approval: 'pending' as const } : {}),
   };
 }
 
@@ -350,6 +437,7 @@ export class SqliteStore implements Store {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly stmts;
+  private secStmts: ReturnType<typeof prepareSecurity> | undefined;
   /** Every write goes through here, in order, grouped into commits. */
   readonly writer: Writer;
   private readonly listCache = new Map<string, Database.Statement<unknown[], TaskRow>>();
@@ -373,8 +461,8 @@ export class SqliteStore implements Store {
       updateAsset: db.prepare('UPDATE assets SET data = ?, updated_at = ? WHERE id = ?'),
       listAssets: db.prepare<[], { data: string }>('SELECT data FROM assets ORDER BY created_at, id'),
       insertAgent: db.prepare(
-        `INSERT INTO agents (id, kind, capabilities, connectivity, registered_at, last_heartbeat_at, device, ring, asset_id, created_at, credential_hash)
-         VALUES (@id, @kind, @capabilities, @connectivity, @registered_at, @last_heartbeat_at, @device, @ring, @asset_id, @created_at, @credential_hash)`,
+        `INSERT INTO agents (id, kind, capabilities, connectivity, registered_at, last_heartbeat_at, device, ring, asset_id, created_at, credential_hash, approval)
+         VALUES (@id, @kind, @capabilities, @connectivity, @registered_at, @last_heartbeat_at, @device, @ring, @asset_id, @created_at, @credential_hash, @approval)`,
       ),
       getAgent: db.prepare<[string], AgentRow>('SELECT * FROM agents WHERE id = ?'),
       listAgents: db.prepare<[], AgentRow>(
@@ -497,6 +585,91 @@ export class SqliteStore implements Store {
     return this.write([{ sql: this.stmts.setMeta.source, params: [key, value] }]).then(() => undefined);
   }
 
+  // ---------------------------------------------------------------- security
+
+  insertApiToken(token: ApiToken, secretHash: string): Promise<void> {
+    return this.write([{
+      sql: 'INSERT INTO api_tokens (id, name, role, secret_hash, created_at, created_by, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      params: [token.id, token.name, token.role, secretHash, token.createdAt, token.createdBy, token.revokedAt],
+    }]).then(() => undefined);
+  }
+
+  getApiToken(id: string): Promise<{ token: ApiToken; secretHash: string } | null> {
+    return run(() => {
+      const row = this.sec.getApiToken.get(id);
+      return row ? { token: toApiToken(row), secretHash: row.secret_hash } : null;
+    });
+  }
+
+  listApiTokens(): Promise<ApiToken[]> {
+    return run(() => this.sec.listApiTokens.all().map(toApiToken));
+  }
+
+  revokeApiToken(id: string, at: number): Promise<boolean> {
+    return this.write([{ sql: 'UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', params: [at, id], want: 'changes' }]).then(([n]) => n === 1);
+  }
+
+  countApiTokens(): Promise<number> {
+    return run(() => this.sec.countApiTokens.get()?.n ?? 0);
+  }
+
+  insertEnrollmentToken(token: EnrollmentToken, secretHash: string): Promise<void> {
+    return this.write([{
+      sql: `INSERT INTO enrollment_tokens (id, name, secret_hash, max_uses, uses, expires_at, require_approval, created_at, created_by, revoked_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      params: [token.id, token.name, secretHash, token.maxUses, token.uses, token.expiresAt, token.requireApproval ? 1 : 0, token.createdAt, token.createdBy, token.revokedAt],
+    }]).then(() => undefined);
+  }
+
+  getEnrollmentToken(id: string): Promise<{ token: EnrollmentToken; secretHash: string } | null> {
+    return run(() => {
+      const row = this.sec.getEnrollmentToken.get(id);
+      return row ? { token: toEnrollmentToken(row), secretHash: row.secret_hash } : null;
+    });
+  }
+
+  listEnrollmentTokens(): Promise<EnrollmentToken[]> {
+    return run(() => this.sec.listEnrollmentTokens.all().map(toEnrollmentToken));
+  }
+
+  revokeEnrollmentToken(id: string, at: number): Promise<boolean> {
+    return this.write([{ sql: 'UPDATE enrollment_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', params: [at, id], want: 'changes' }]).then(([n]) => n === 1);
+  }
+
+  consumeEnrollmentToken(id: string, now: number): Promise<boolean> {
+    return this.write([{
+      sql: `UPDATE enrollment_tokens SET uses = uses + 1
+            WHERE id = ? AND revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses) AND (expires_at IS NULL OR expires_at > ?)`,
+      params: [id, now],
+      want: 'changes',
+    }]).then(([n]) => n === 1);
+  }
+
+  setAgentApproval(id: string, approval: Approval): Promise<void> {
+    return this.write([{ sql: 'UPDATE agents SET approval = ? WHERE id = ?', params: [approval, id] }]).then(() => undefined);
+  }
+
+  appendAudit(e: Omit<AuditEntry, 'id'>): Promise<void> {
+    return this.write([{
+      sql: 'INSERT INTO audit_log (at, actor, actor_token_id, role, action, target, outcome, status, address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      params: [e.at, e.actor, e.actorTokenId, e.role, e.action, e.target, e.outcome, e.status, e.address],
+    }]).then(() => undefined);
+  }
+
+  listAudit(q: AuditQuery): Promise<AuditEntry[]> {
+    return run(() =>
+      this.sec.listAudit
+        .all({ after: q.afterId ?? 0, since: q.since ?? null, actor: q.actor ?? null, action: q.action ?? null, limit: q.limit })
+        .map(toAudit),
+    );
+  }
+
+  /** Statements of the security tables, prepared on first use. */
+  private get sec(): ReturnType<typeof prepareSecurity> {
+    this.secStmts ??= prepareSecurity(this.db);
+    return this.secStmts;
+  }
+
   upsertAsset(asset: Asset, now: number): Promise<{ created: boolean }> {
     const data = JSON.stringify(asset);
     return this.write([
@@ -529,6 +702,7 @@ export class SqliteStore implements Store {
         asset_id: agent.assetId,
         created_at: agent.createdAt,
         credential_hash: agent.credentialHash ?? null,
+        approval: agent.approval ?? 'approved',
       } }]).then(() => undefined);
   }
 

@@ -1,0 +1,121 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AuditOutcome } from '../domain/security.js';
+import { OrchestratorError } from '../domain/errors.js';
+import type { Store } from '../store/store.js';
+import type { Clock } from '../util/clock.js';
+import { accessOf } from '../security/access.js';
+import type { Guard, Identity } from '../security/guard.js';
+import { actorName, isRole } from '../security/guard.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who an operator route's request comes from, once authorised. */
+    identity: Identity | null;
+  }
+}
+
+/** Headers on every answer: JSON only, never framed, never cached, no referrer. */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+  'cross-origin-resource-policy': 'same-origin',
+  'cache-control': 'no-store',
+};
+
+/** With TLS, browsers are told to keep to it. */
+export const HSTS = 'max-age=31536000';
+
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export interface SecurityOptions {
+  guard: Guard;
+  store: Store;
+  clock: Clock;
+  tls: boolean;
+}
+
+/**
+ * Authentication, authorisation, limits, headers and the audit log, for every
+ * route Fastify serves (the agent routes served on HTTP/2 streams apply the
+ * same through `agent-streams.ts`).
+ * - Every route must have a rule in `ROUTE_ACCESS`: one without stops the app from being built.
+ * - Operator routes: `guard.authorize` before the body is even read (401, 403, 429).
+ * - Enrollment: limited per client address (429). Agent routes: refused while the address is over its
+ *   failed-authentication limit; their own 401s count towards it.
+ * - Every changing request to an operator route is in the audit log, committed before the answer.
+ */
+export function installSecurity(app: FastifyInstance, { guard, store, clock, tls }: SecurityOptions): void {
+  app.decorateRequest('identity', null);
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) {
+      if (accessOf(method, route.url) === undefined) throw new Error(`route ${method} ${route.url} has no access rule in src/security/access.ts`);
+    }
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const access = accessOf(request.method, request.routeOptions.url ?? '');
+    if (access === undefined || access === 'public') return;
+    if (access === 'enroll') guard.takeEnrollment(request.ip);
+    else if (access === 'agent') guard.assertNotBlocked(request.ip);
+    else request.identity = await guard.authorize(access, request.headers.authorization, request.ip);
+  });
+
+  const headers = tls ? { ...SECURITY_HEADERS, 'strict-transport-security': HSTS } : SECURITY_HEADERS;
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.headers(headers);
+    const access = accessOf(request.method, request.routeOptions.url ?? '');
+    if (access !== undefined && isRole(access) && MUTATING.has(request.method)) {
+      const status = reply.statusCode;
+      await store.appendAudit({
+        at: clock.now(),
+        actor: request.identity === null ? 'anonymous' : actorName(request.identity),
+        actorTokenId: request.identity?.kind === 'operator' ? request.identity.tokenId : null,
+        role: request.identity?.kind === 'operator' ? request.identity.role : request.identity?.kind === 'local' ? 'admin' : null,
+        action: `${request.method} ${request.routeOptions.url ?? ''}`,
+        target: targetOf(request, payload),
+        outcome: outcomeOf(status),
+        status,
+        address: request.ip,
+      });
+    }
+    return payload;
+  });
+}
+
+/** An agent route's 401 counts as a failed authentication; past the limit it becomes a 429. */
+export function countAgentFailure(guard: Guard, address: string, err: unknown): unknown {
+  if (!(err instanceof OrchestratorError) || err.code !== 'ORCH_UNAUTHORIZED') return err;
+  try {
+    guard.fail(address);
+  } catch (limited) {
+    return limited;
+  }
+  return err;
+}
+
+function outcomeOf(status: number): AuditOutcome {
+  if (status < 400) return 'ok';
+  if (status === 401 || status === 403 || status === 429) return 'denied';
+  return status < 500 ? 'refused' : 'failed';
+}
+
+/** What an action was on: the route's parameters, else the id of what it created. */
+function targetOf(request: FastifyRequest, payload: unknown): string | null {
+  const params = request.params as Record<string, string> | undefined;
+  const values = params ? Object.values(params).filter((v) => typeof v === 'string') : [];
+  if (values.length > 0) return values.join('/').slice(0, 300);
+  if (typeof payload !== 'string' || payload.length > 100_000 || !payload.startsWith('{')) return null;
+  try {
+    const body = JSON.parse(payload) as Record<string, unknown>;
+    for (const key of ['id', 'task_id', 'agent_id', 'deployment_id', 'agentId']) {
+      const v = body[key];
+      if (typeof v === 'string' || typeof v === 'number') return String(v).slice(0, 300);
+    }
+  } catch {
+    return null;
+  }
+  return null;
+}
