@@ -1,8 +1,8 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Static } from 'typebox';
-import type { Orchestrator } from '../core/orchestrator.js';
+import type { LiveAgent, Orchestrator } from '../core/orchestrator.js';
 import type { ResultReport } from '../core/task-engine.js';
 import { TASK_TYPES } from '../domain/types.js';
 import type { DeviceInfo } from '../domain/types.js';
@@ -91,26 +91,23 @@ function deviceMetrics(m: MetricsIn) {
 /**
  * The three hot routes' work, shared by their Fastify routes and by the HTTP/2
  * stream routes (agent-streams.ts) that carry a fleet's traffic past Fastify.
- * Each takes the request's `authorization` header and its validated input.
+ * Each takes the agent, authenticated before its input was even read, and the validated input.
  */
 export const agentAnswers = {
   /** Answered at once unless something must be written first (usually nothing is). */
-  heartbeat(orchestrator: Orchestrator, authorization: string | undefined, body: Static<typeof Heartbeat>): object | Promise<object> {
-    const live = orchestrator.authenticate(authorization);
+  heartbeat(orchestrator: Orchestrator, live: LiveAgent, body: Static<typeof Heartbeat>): object | Promise<object> {
     const pending = orchestrator.agentHeartbeat(live, deviceMetrics(body.metrics), body.running);
     const answer = { ok: true, seq: body.seq };
     return pending === null ? answer : pending.then(() => answer);
   },
 
-  async commands(orchestrator: Orchestrator, authorization: string | undefined, query: Static<typeof Poll>): Promise<object> {
-    const live = orchestrator.authenticate(authorization);
+  async commands(orchestrator: Orchestrator, live: LiveAgent, query: Static<typeof Poll>): Promise<object> {
     const waitMs = Math.min(MAX_POLL_MS, query.waitMs === undefined ? MAX_POLL_MS : Number(query.waitMs));
     const commands = await orchestrator.pollCommands(live, query.ack === undefined ? 0 : Number(query.ack), waitMs);
     return { commands };
   },
 
-  async results(orchestrator: Orchestrator, authorization: string | undefined, body: Static<typeof Results>): Promise<object> {
-    const live = orchestrator.authenticate(authorization);
+  async results(orchestrator: Orchestrator, live: LiveAgent, body: Static<typeof Results>): Promise<object> {
     const results = body.results.map((x) => {
       const report: ResultReport = x.success
         ? { success: true, result: x.result ?? null }
@@ -120,6 +117,11 @@ export const agentAnswers = {
     return { results: await orchestrator.agentResults(live, results) };
   },
 };
+
+function agentOf(request: FastifyRequest): LiveAgent {
+  if (request.agent === null) throw new Error('an agent route ran without its agent authenticated');
+  return request.agent;
+}
 
 /**
  * The network agent protocol (docs/agent-protocol.md): enrollment, heartbeats,
@@ -144,13 +146,13 @@ export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
       return { ...out, heartbeatIntervalMs: orchestrator.heartbeatIntervalMs, maxPollMs: MAX_POLL_MS };
     });
 
-    r.post('/api/v1/agent/heartbeat', { schema: { body: Heartbeat } }, (request) => agentAnswers.heartbeat(orchestrator, request.headers.authorization, request.body));
-    r.get('/api/v1/agent/commands', { schema: { querystring: Poll } }, (request) => agentAnswers.commands(orchestrator, request.headers.authorization, request.query));
-    r.post('/api/v1/agent/results', { schema: { body: Results } }, (request) => agentAnswers.results(orchestrator, request.headers.authorization, request.body));
+    // The agent was authenticated before its body was read (security-hooks.ts): `request.agent`.
+    r.post('/api/v1/agent/heartbeat', { schema: { body: Heartbeat } }, (request) => agentAnswers.heartbeat(orchestrator, agentOf(request), request.body));
+    r.get('/api/v1/agent/commands', { schema: { querystring: Poll } }, (request) => agentAnswers.commands(orchestrator, agentOf(request), request.query));
+    r.post('/api/v1/agent/results', { schema: { body: Results } }, (request) => agentAnswers.results(orchestrator, agentOf(request), request.body));
 
     r.post('/api/v1/agent/progress', { schema: { body: Progress } }, (request) => {
-      const live = orchestrator.authenticate(request.headers.authorization);
-      orchestrator.agentProgress(live, request.body.taskId, request.body.attempt);
+      orchestrator.agentProgress(agentOf(request), request.body.taskId, request.body.attempt);
       return { ok: true };
     });
   };

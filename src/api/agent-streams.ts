@@ -2,7 +2,7 @@ import type http2 from 'node:http2';
 import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import type { TSchema } from 'typebox';
-import type { Orchestrator } from '../core/orchestrator.js';
+import type { LiveAgent, Orchestrator } from '../core/orchestrator.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { FastifyBaseLogger } from 'fastify';
 import { agentAnswers, Heartbeat, Poll, Results } from './agent-routes.js';
@@ -16,7 +16,7 @@ import { countAgentFailure, HSTS, SECURITY_HEADERS } from './security-hooks.js';
 interface StreamRoute {
   part: 'body' | 'querystring';
   validate: ValidateFunction;
-  answer: (authorization: string | undefined, input: never) => object | Promise<object>;
+  answer: (agent: LiveAgent, input: never) => object | Promise<object>;
 }
 
 interface Outcome {
@@ -49,7 +49,7 @@ export class AgentStreamRoutes {
   private readonly headers: Record<string, string>;
 
   constructor(
-    orchestrator: Orchestrator,
+    private readonly orchestrator: Orchestrator,
     private readonly log: FastifyBaseLogger,
     private readonly guard: Guard,
     tls: boolean,
@@ -60,17 +60,17 @@ export class AgentStreamRoutes {
     this.routes.set('POST /api/v1/agent/heartbeat', {
       part: 'body',
       validate: compile(Heartbeat),
-      answer: (auth, input) => agentAnswers.heartbeat(orchestrator, auth, input),
+      answer: (agent, input) => agentAnswers.heartbeat(orchestrator, agent, input),
     });
     this.routes.set('GET /api/v1/agent/commands', {
       part: 'querystring',
       validate: compile(Poll),
-      answer: (auth, input) => agentAnswers.commands(orchestrator, auth, input),
+      answer: (agent, input) => agentAnswers.commands(orchestrator, agent, input),
     });
     this.routes.set('POST /api/v1/agent/results', {
       part: 'body',
       validate: compile(Results),
-      answer: (auth, input) => agentAnswers.results(orchestrator, auth, input),
+      answer: (agent, input) => agentAnswers.results(orchestrator, agent, input),
     });
     this.logRequests = log.level === 'debug' || log.level === 'trace';
   }
@@ -90,16 +90,19 @@ export class AgentStreamRoutes {
       this.respond(stream, outcome);
       if (this.logRequests) this.log.debug({ method: headers[':method'], url: path, status: outcome.status, ms: performance.now() - started }, 'request');
     };
+    // The agent is authenticated before its input is read, as on the Fastify routes.
+    let agent: LiveAgent;
     try {
       this.guard.assertNotBlocked(address);
+      agent = this.orchestrator.authenticate(authorization);
     } catch (err) {
       stream.resume();
-      finish(this.failure(err, path));
+      finish(this.failure(countAgentFailure(this.guard, address, err), path));
       return true;
     }
     if (route.part === 'querystring') {
       stream.resume(); // a GET's body, if any, is not read
-      this.run(route, authorization, address, queryObject(q === -1 ? '' : path.slice(q + 1)), finish);
+      this.run(route, agent, address, queryObject(q === -1 ? '' : path.slice(q + 1)), finish);
       return true;
     }
     const declared = Number(headers['content-length']);
@@ -130,13 +133,13 @@ export class AgentStreamRoutes {
         finish(this.failure(err, path));
         return;
       }
-      this.run(route, authorization, address, body, finish);
+      this.run(route, agent, address, body, finish);
     });
     return true;
   }
 
   /** Validates the input, then answers with the route's work, at once or when its promise settles. */
-  private run(route: StreamRoute, authorization: string | undefined, address: string, input: unknown, finish: (o: Outcome) => void): void {
+  private run(route: StreamRoute, agent: LiveAgent, address: string, input: unknown, finish: (o: Outcome) => void): void {
     if (!route.validate(input)) {
       const first = route.validate.errors?.[0];
       finish({ status: 400, body: { error: first ? validationMessage(first, route.part) : `${route.part} is invalid`, code: 'ORCH_VALIDATION' } satisfies ErrorBody });
@@ -144,7 +147,7 @@ export class AgentStreamRoutes {
     }
     let answer: object | Promise<object>;
     try {
-      answer = route.answer(authorization, input as never);
+      answer = route.answer(agent, input as never);
     } catch (err) {
       finish(this.failure(countAgentFailure(this.guard, address, err), route.part));
       return;

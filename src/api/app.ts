@@ -94,7 +94,7 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls 
   // application/json by name as well as '*': a named parser is found without a search.
   app.addContentTypeParser(['application/json', '*'], { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson);
   app.setErrorHandler(errorHandler(logger, (err, request) => (accessOf(request.method, request.routeOptions.url ?? '') === 'agent' ? countAgentFailure(guard, request.ip, err) : err)));
-  installSecurity(app, { guard, store, clock, tls: tls !== undefined });
+  installSecurity(app, { orchestrator, guard, store, clock, tls: tls !== undefined });
   // Parked long-polls are answered at once on close, so that closing does not wait for them.
   app.addHook('preClose', (done) => {
     orchestrator.releasePolls();

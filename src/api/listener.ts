@@ -1,6 +1,7 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 /** How every HTTP/2 connection begins (RFC 9113 §3.4). No HTTP/1 request line starts this way. */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -41,6 +42,8 @@ function trackSessions(h2: http2.Http2Server | http2.Http2SecureServer, idleMs: 
   });
   return () => {
     for (const session of sessions) session.close();
+    // A client that never ends its streams does not hold the server open for more than a few seconds.
+    if (sessions.size > 0) setTimeout(() => sessions.forEach((session) => session.destroy()), 5000).unref();
   };
 }
 
@@ -53,7 +56,27 @@ function secureServer(handler: Handler, options: ListenerOptions & { tls: { cert
   if (options.streamRoutes !== undefined) routeStreamsFirst(h2, options.streamRoutes);
   const closeSessions = trackSessions(h2, options.http2SessionTimeout);
   h2.setTimeout(options.keepAliveTimeout);
-  return Object.assign(h2 as unknown as http.Server, { closeHttp2Sessions: closeSessions });
+  // HTTP/1.1 connections (ALPN http/1.1) are node:http's, inside the HTTP/2 server: on close, the idle ones are
+  // ended now and the rest once their answer is out (at most a few seconds later), so that closing does not wait
+  // for keep-alive clients to leave.
+  const http1 = new Set<TLSSocket>();
+  h2.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol === 'h2') return;
+    http1.add(socket);
+    socket.once('close', () => http1.delete(socket));
+  });
+  const closeHttp1 = (): void => {
+    for (const socket of http1) {
+      if ((socket as TLSSocket & { _httpMessage?: unknown })._httpMessage == null) socket.destroy();
+    }
+    if (http1.size > 0) setTimeout(() => http1.forEach((socket) => socket.destroy()), 5000).unref();
+  };
+  return Object.assign(h2 as unknown as http.Server, {
+    closeHttp2Sessions(): void {
+      closeSessions();
+      closeHttp1();
+    },
+  });
 }
 
 /** Fastify's request handler; it takes HTTP/2's compatibility request and response as well (it checks `httpVersionMajor`). */

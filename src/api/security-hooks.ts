@@ -1,8 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { LiveAgent, Orchestrator } from '../core/orchestrator.js';
 import type { AuditOutcome } from '../domain/security.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Store } from '../store/store.js';
 import type { Clock } from '../util/clock.js';
+import type { Access } from '../security/access.js';
 import { accessOf } from '../security/access.js';
 import type { Guard, Identity } from '../security/guard.js';
 import { actorName, isRole } from '../security/guard.js';
@@ -11,6 +13,12 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Who an operator route's request comes from, once authorised. */
     identity: Identity | null;
+    /** The agent an agent route's request comes from, once authenticated. */
+    agent: LiveAgent | null;
+  }
+  interface FastifyInstance {
+    /** Every route served, with its access rule (the auth matrix test walks it). */
+    routeTable: { method: string; url: string; access: Access }[];
   }
 }
 
@@ -30,6 +38,7 @@ export const HSTS = 'max-age=31536000';
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export interface SecurityOptions {
+  orchestrator: Orchestrator;
   guard: Guard;
   store: Store;
   clock: Clock;
@@ -42,16 +51,21 @@ export interface SecurityOptions {
  * same through `agent-streams.ts`).
  * - Every route must have a rule in `ROUTE_ACCESS`: one without stops the app from being built.
  * - Operator routes: `guard.authorize` before the body is even read (401, 403, 429).
- * - Enrollment: limited per client address (429). Agent routes: refused while the address is over its
- *   failed-authentication limit; their own 401s count towards it.
+ * - Enrollment: limited per client address (429). Agent routes: the agent's credential checked before the
+ *   body is read; refused while the address is over its failed-authentication limit; their 401s count.
  * - Every changing request to an operator route is in the audit log, committed before the answer.
  */
-export function installSecurity(app: FastifyInstance, { guard, store, clock, tls }: SecurityOptions): void {
+export function installSecurity(app: FastifyInstance, { orchestrator, guard, store, clock, tls }: SecurityOptions): void {
   app.decorateRequest('identity', null);
+  app.decorateRequest('agent', null);
+  const table: { method: string; url: string; access: Access }[] = [];
+  app.decorate('routeTable', table);
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
-      if (accessOf(method, route.url) === undefined) throw new Error(`route ${method} ${route.url} has no access rule in src/security/access.ts`);
+      const access = accessOf(method, route.url);
+      if (access === undefined) throw new Error(`route ${method} ${route.url} has no access rule in src/security/access.ts`);
+      table.push({ method, url: route.url, access });
     }
   });
 
@@ -59,8 +73,14 @@ export function installSecurity(app: FastifyInstance, { guard, store, clock, tls
     const access = accessOf(request.method, request.routeOptions.url ?? '');
     if (access === undefined || access === 'public') return;
     if (access === 'enroll') guard.takeEnrollment(request.ip);
-    else if (access === 'agent') guard.assertNotBlocked(request.ip);
-    else request.identity = await guard.authorize(access, request.headers.authorization, request.ip);
+    else if (access === 'agent') {
+      guard.assertNotBlocked(request.ip);
+      request.agent = orchestrator.authenticate(request.headers.authorization);
+    }
+    else {
+      request.identity = await guard.authenticate(request.headers.authorization, request.ip);
+      guard.assertRole(request.identity, access);
+    }
   });
 
   const headers = tls ? { ...SECURITY_HEADERS, 'strict-transport-security': HSTS } : SECURITY_HEADERS;

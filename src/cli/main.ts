@@ -5,7 +5,11 @@ import { ConfigError, loadConfig, SETTINGS } from '../config/config.js';
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { NetworkAgent, SystemMetrics } from '../agent/agent.js';
-import { startServer } from '../server.js';
+import { databasePath, startServer } from '../server.js';
+import { ROLES } from '../domain/security.js';
+import type { Role } from '../domain/security.js';
+import { newApiTokenText } from '../security/guard.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { parseScenario, simulate } from '../sim/rollout-sim.js';
 
 async function serve(flags: ConfigFlags): Promise<void> {
@@ -152,6 +156,74 @@ program
       process.stderr.write(`enrollment refused: ${err instanceof Error ? err.message : String(err)}\n`);
       process.exit(3);
     }
+  });
+
+/** The store of the orchestrator's data dir (DATA_DIR or --data-dir), for the token commands. */
+function openStore(dataDir: string | undefined): SqliteStore {
+  let config;
+  try {
+    config = loadConfig(process.env, dataDir === undefined ? {} : { dataDir });
+  } catch (err) {
+    process.stderr.write(`Configuration error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
+  return new SqliteStore(databasePath(config));
+}
+
+const tokenCommand = program
+  .command('token')
+  .description("operators' API tokens, written straight to the orchestrator's database (it may be running); see docs/security.md");
+
+tokenCommand
+  .command('create')
+  .description('create an API token and print it (it is shown this once: only its hash is kept)')
+  .requiredOption('--role <role>', ROLES.join(', '))
+  .requiredOption('--name <name>', 'who or what holds it, e.g. ci or alice')
+  .option('--data-dir <dir>', 'the orchestrator\'s data dir (env DATA_DIR, default ./data)')
+  .action(async (opts: { role: string; name: string; dataDir?: string }) => {
+    if (!(ROLES as readonly string[]).includes(opts.role)) {
+      process.stderr.write(`--role: must be one of ${ROLES.join(', ')} (got "${opts.role}")\n`);
+      process.exit(2);
+    }
+    if (!/^[A-Za-z0-9 ._@:/-]{1,100}$/.test(opts.name)) {
+      process.stderr.write('--name: 1 to 100 characters of letters, digits, space and ._@:/-\n');
+      process.exit(2);
+    }
+    const store = openStore(opts.dataDir);
+    const { id, text, secretHash } = newApiTokenText();
+    await store.insertApiToken({ id, name: opts.name, role: opts.role as Role, createdAt: Date.now(), createdBy: 'cli', revokedAt: null }, secretHash);
+    await store.close();
+    process.stdout.write(`${text}\n`);
+    process.stderr.write(`Created ${opts.role} token ${id} for ${opts.name}. It is shown only now; send it as "Authorization: Bearer <token>".\n`);
+  });
+
+tokenCommand
+  .command('list')
+  .description('list API tokens (never their secrets)')
+  .option('--data-dir <dir>', 'the orchestrator\'s data dir (env DATA_DIR, default ./data)')
+  .action(async (opts: { dataDir?: string }) => {
+    const store = openStore(opts.dataDir);
+    const tokens = await store.listApiTokens();
+    await store.close();
+    for (const t of tokens) {
+      process.stdout.write(`${t.id}  ${t.role.padEnd(8)}  ${t.name}  created ${new Date(t.createdAt).toISOString()} by ${t.createdBy}${t.revokedAt === null ? '' : `  revoked ${new Date(t.revokedAt).toISOString()}`}\n`);
+    }
+  });
+
+tokenCommand
+  .command('revoke <id>')
+  .description('revoke an API token at once (a running orchestrator refuses it from its next request)')
+  .option('--data-dir <dir>', 'the orchestrator\'s data dir (env DATA_DIR, default ./data)')
+  .action(async (id: string, opts: { dataDir?: string }) => {
+    const store = openStore(opts.dataDir);
+    const revoked = await store.revokeApiToken(id, Date.now());
+    const known = revoked || (await store.getApiToken(id)) !== null;
+    await store.close();
+    if (!known) {
+      process.stderr.write(`no API token ${id}\n`);
+      process.exit(1);
+    }
+    process.stdout.write(revoked ? `revoked ${id}\n` : `${id} was already revoked\n`);
   });
 
 function formatDuration(ms: number): string {

@@ -78,12 +78,11 @@ export class Guard {
   }
 
   /**
-   * The identity of a request to an operator route needing `access`, or an
-   * error: 401 (no, malformed, unknown or revoked token), 403 (a valid token
-   * without the role, or an agent credential), 429 (too many failures from
-   * this address).
+   * The identity of a request to an operator route, or an error: 401 (no,
+   * malformed, unknown or revoked token), 403 (an agent credential), 429 (too
+   * many failures from this address). The role is checked by `assertRole`.
    */
-  async authorize(access: Role, authorization: string | undefined, address: string): Promise<Identity> {
+  async authenticate(authorization: string | undefined, address: string): Promise<Identity> {
     if (await this.isOpen()) return { kind: 'local' };
     this.assertNotBlocked(address);
     const identity = await this.identify(authorization);
@@ -92,8 +91,14 @@ export class Guard {
       throw new OrchestratorError('ORCH_UNAUTHORIZED', authorization === undefined ? 'this route needs an API token: Authorization: Bearer <token>' : 'API token missing, malformed, unknown or revoked');
     }
     if (identity === 'agent') throw new OrchestratorError('ORCH_FORBIDDEN', 'an agent credential cannot call operator routes');
-    if (!roleAtLeast(identity.role, access)) throw new OrchestratorError('ORCH_FORBIDDEN', `this route needs the ${access} role; the token has ${identity.role}`);
     return identity;
+  }
+
+  /** 403 unless the identity has `access` or a higher role (`local`, the open API, acts as admin). */
+  assertRole(identity: Identity, access: Role): void {
+    if (identity.kind === 'operator' && !roleAtLeast(identity.role, access)) {
+      throw new OrchestratorError('ORCH_FORBIDDEN', `this route needs the ${access} role; the token has ${identity.role}`);
+    }
   }
 
   /** 429 when this address failed to authenticate too often lately. */

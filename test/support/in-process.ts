@@ -11,6 +11,8 @@ export interface InProcessServer {
   base(): string;
   server(): RunningServer;
   call: ReturnType<typeof jsonClient>;
+  /** The data folder. */
+  dataDir: string;
   /** Stops the server and starts it again on the same data folder. */
   restart(): Promise<void>;
 }
@@ -22,6 +24,8 @@ export interface InProcessServer {
 export function serverPerFile(env: Record<string, string>): InProcessServer {
   let server: RunningServer | null = null;
   const dataDir = tempDir();
+  // With ADMIN_TOKEN the API asks for a token: the harness's own calls carry it.
+  const auth: Record<string, string> = env.ADMIN_TOKEN === undefined ? {} : { authorization: `Bearer ${env.ADMIN_TOKEN}` };
   const start = async (): Promise<void> => {
     const config = loadConfig({ PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...env });
     server = await startServer(config, { print: () => undefined, logger: pino({ level: 'silent' }) });
@@ -35,7 +39,7 @@ export function serverPerFile(env: Record<string, string>): InProcessServer {
     // The default agents and the prototype's start-up asset (one more) are up before the tests run.
     const agents = Number(env.DEFAULT_AGENTS ?? 2);
     const expected = agents === 0 ? 0 : agents + 1;
-    await waitFor(async () => ((await getJson(`${running().url}/cluster_status`)).body.idle_slaves === expected ? true : undefined));
+    await waitFor(async () => ((await getJson(`${running().url}/cluster_status`, auth)).body.idle_slaves === expected ? true : undefined));
   });
   afterAll(async () => {
     await server?.close();
@@ -43,8 +47,9 @@ export function serverPerFile(env: Record<string, string>): InProcessServer {
   });
   return {
     base: () => running().url,
+    dataDir,
     server: running,
-    call: jsonClient(() => running().url),
+    call: jsonClient(() => running().url, auth),
     async restart() {
       await running().close();
       await start();

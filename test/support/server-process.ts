@@ -45,8 +45,8 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
   }
 }
 
-export async function getJson(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(url);
+export async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(url, { headers });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
@@ -96,11 +96,11 @@ export function serversPerTest(): (env: Record<string, string>) => Promise<Serve
  * A JSON client for one server: `call(method, path, body?)` sends `body` as JSON (a string is sent as
  * it is) and returns the status and the parsed reply. `base` is read at each call (servers start later).
  */
-export function jsonClient(base: () => string): (method: string, path: string, body?: unknown) => Promise<{ status: number; body: Record<string, unknown> }> {
+export function jsonClient(base: () => string, extraHeaders: Record<string, string> = {}): (method: string, path: string, body?: unknown) => Promise<{ status: number; body: Record<string, unknown> }> {
   return async (method, path, body) => {
     const res = await fetch(`${base()}${path}`, {
       method,
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...extraHeaders },
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
