@@ -82,7 +82,9 @@ async function serve(dir: string): Promise<void> {
   const { pino } = await import('pino');
   const { loadConfig } = (await import(String(new URL('../dist/config/config.js', import.meta.url)))) as typeof ConfigModuleNs;
   const { startServer } = (await import(String(new URL('../dist/server.js', import.meta.url)))) as typeof ServerModuleNs;
-  const config = loadConfig({ PORT: '0', DATA_DIR: dir, DEFAULT_AGENTS: '0', LOG_LEVEL: 'warn', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '10s', AGENT_TIMEOUT: '30s' });
+  const config = loadConfig({ PORT: '0', DATA_DIR: dir, DEFAULT_AGENTS: '0', LOG_LEVEL: 'warn', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '10s', AGENT_TIMEOUT: '30s',
+    // The whole fleet enrolls from this one address within seconds.
+    ENROLL_RATE_LIMIT: 'off' });
   const server = await startServer(config, { print: () => undefined, logger: pino({ level: 'error' }) });
   let offlineMarks = 0;
   server.orchestrator.events.on('agent.offline', () => offlineMarks++);

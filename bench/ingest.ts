@@ -77,7 +77,9 @@ async function serveOurs(dir: string): Promise<string> {
   // The compiled build, as `npm start` runs it (the script builds first).
   const { loadConfig } = (await import(String(new URL('../dist/config/config.js', import.meta.url)))) as ConfigModule;
   const { startServer } = (await import(String(new URL('../dist/server.js', import.meta.url)))) as ServerModule;
-  const config = loadConfig({ PORT: '0', DATA_DIR: dir, DEFAULT_AGENTS: '0', LOG_LEVEL: 'warn', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '10s', AGENT_TIMEOUT: '60s' });
+  const config = loadConfig({ PORT: '0', DATA_DIR: dir, DEFAULT_AGENTS: '0', LOG_LEVEL: 'warn', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '10s', AGENT_TIMEOUT: '60s',
+    // 1,000 agents enroll from this one address at once.
+    ENROLL_RATE_LIMIT: 'off' });
   const server = await startServer(config, { print: () => undefined, logger: pino({ level: 'warn' }) });
   process.on('SIGTERM', () => void server.close().then(() => process.exit(0)));
   return server.url;

@@ -80,6 +80,8 @@ class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** From `retry-after` (a 429): how long the orchestrator asked us to wait. */
+    readonly retryAfterMs = 0,
   ) {
     super(message);
   }
@@ -140,7 +142,10 @@ export class NetworkAgent {
     if (this.identity) headers.authorization = `Bearer ${this.identity.agentId}:${this.identity.credential}`;
     const res = await fetch(`${this.o.server}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }), ...(signal ? { signal } : {}) });
     const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-    if (!res.ok) throw new HttpError(res.status, typeof json.error === 'string' ? json.error : `HTTP ${res.status}`);
+    if (!res.ok) {
+      const retryAfter = Number(res.headers.get('retry-after') ?? 0);
+      throw new HttpError(res.status, typeof json.error === 'string' ? json.error : `HTTP ${res.status}`, Number.isFinite(retryAfter) ? Math.min(retryAfter, 3600) * 1000 : 0);
+    }
     return json as T;
   }
 
@@ -155,7 +160,9 @@ export class NetworkAgent {
         if (this.stopped) return null;
         if (err instanceof HttpError && (err.status === 403 || err.status === 409)) throw err;
         this.o.log.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: delay }, `${what} failed; retrying`);
-        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
+        // A 429's retry-after is a floor: the agents it limited do not all come back at once either.
+        const floor = err instanceof HttpError ? err.retryAfterMs : 0;
+        await new Promise((r) => setTimeout(r, Math.max(floor, delay) * (floor > 0 ? 1 + Math.random() / 2 : 0.5 + Math.random() / 2)));
         delay = Math.min(this.o.maxBackoffMs ?? 30_000, delay * 2);
       }
     }
@@ -174,7 +181,7 @@ export class NetworkAgent {
     }
     const metrics = await this.o.metrics.read();
     const reply = await this.withBackoff('enrollment', () =>
-      this.request<{ agentId: string; credential: string; heartbeatIntervalMs: number; maxPollMs: number }>('POST', '/api/v1/agent/enroll', {
+      this.request<{ agentId: string; credential: string; heartbeatIntervalMs: number; maxPollMs: number; approval?: string }>('POST', '/api/v1/agent/enroll', {
         token: this.o.enrollToken,
         ...(known ? { agentId: known.agentId, credential: known.credential } : {}),
         hostname: hostname(),
@@ -189,6 +196,7 @@ export class NetworkAgent {
     this.maxPollMs = reply.maxPollMs;
     writeAtomically(idFile, JSON.stringify(this.identity));
     this.o.log.info({ agentId: reply.agentId, server: this.o.server }, 'enrolled');
+    if (reply.approval === 'pending') this.o.log.warn({ agentId: reply.agentId }, "waiting for an admin's approval: no task comes until then (POST /api/v1/agents/{id}/approve)");
     this.scheduleHeartbeat(0);
     void this.flushResults();
     void this.pollLoop();

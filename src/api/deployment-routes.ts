@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { Id as SafeId } from './schemas.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { RolloutController } from '../core/rollouts.js';
 import type { DeploymentAction, DeploymentRecord, Execution, GateEvaluation } from '../domain/deployment.js';
@@ -9,8 +10,8 @@ import { parseDeploymentSpec } from '../domain/deployment-spec.js';
 import { OrchestratorError } from '../domain/errors.js';
 import { iso } from './views.js';
 
-const Id = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
-const ActionParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }), action: Type.String({ minLength: 1, maxLength: 40 }) });
+const Id = Type.Object({ id: SafeId });
+const ActionParams = Type.Object({ id: SafeId, action: Type.String({ minLength: 1, maxLength: 40 }) });
 const ListQuery = Type.Object(
   { limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })), cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,16}$' })) },
   { additionalProperties: false },

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorCode } from '../domain/errors.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Logger } from '../util/logger.js';
+import { SAFE_ID_PATTERN } from './schemas.js';
 
 export interface ErrorBody {
   error: string;
@@ -41,6 +42,9 @@ export function validationMessage(first: ValidationIssue, context: string): stri
   }
   if (first.keyword === 'minProperties' || first.keyword === 'maxProperties') {
     return where.endsWith('.target') ? `${where} must have exactly one of agentId, ring or selector` : `${where} ${first.message ?? 'is invalid'}`;
+  }
+  if (first.keyword === 'pattern' && (first.params as { pattern?: string }).pattern === SAFE_ID_PATTERN) {
+    return `${where} must not contain a slash, a backslash or a control character`;
   }
   if (first.keyword === 'enum' || first.keyword === 'const' || first.keyword === 'anyOf') {
     return `${where} is not one of the allowed values`;

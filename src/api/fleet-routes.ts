@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { Id as SafeId } from './schemas.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { DeviceFilter } from '../fleet/fleet.js';
@@ -33,7 +34,7 @@ const DeviceIn = Type.Object(
 
 const ImportBody = Type.Object({ devices: Type.Array(DeviceIn, { minItems: 1, maxItems: IMPORT_MAX }) }, { additionalProperties: false });
 
-const DeviceParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
+const DeviceParams = Type.Object({ id: SafeId });
 
 const ListQuery = Type.Object(
   {

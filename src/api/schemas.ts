@@ -2,7 +2,13 @@ import { Type } from 'typebox';
 
 /** Request schemas. TypeBox gives validation, handler types and (later) OpenAPI from one definition. */
 
-const Id = Type.String({ minLength: 1, maxLength: 200 });
+/**
+ * An id in a path or a body: 1 to 200 characters, none of them a slash, a
+ * backslash or a control character (NUL included), so no id can read as a
+ * path (`../`) or end a string early, wherever it goes next.
+ */
+export const SAFE_ID_PATTERN = '^[^\\u0000-\\u001f\\u007f/\\\\]+$';
+export const Id = Type.String({ minLength: 1, maxLength: 200, pattern: SAFE_ID_PATTERN });
 
 export const AssetBody = Type.Object(
   {
@@ -28,7 +34,7 @@ export const SubmitTaskBody = Type.Object(
 
 export const DeploymentBody = Type.Object({ deployment_id: Id }, { additionalProperties: false });
 
-export const TaskParams = Type.Object({ task_id: Type.String({ minLength: 1, maxLength: 200 }) });
+export const TaskParams = Type.Object({ task_id: Id });
 
 export const DeploymentQuery = Type.Object({ deployment_id: Type.Optional(Type.String({ maxLength: 200 })) });
 

@@ -18,7 +18,7 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     /** Every route served, with its access rule (the auth matrix test walks it). */
-    routeTable: { method: string; url: string; access: Access }[];
+    routeTable: { method: string; url: string; access: Access; schema: { body?: unknown; querystring?: unknown; params?: unknown } }[];
   }
 }
 
@@ -58,38 +58,56 @@ export interface SecurityOptions {
 export function installSecurity(app: FastifyInstance, { orchestrator, guard, store, clock, tls }: SecurityOptions): void {
   app.decorateRequest('identity', null);
   app.decorateRequest('agent', null);
-  const table: { method: string; url: string; access: Access }[] = [];
+  const table: FastifyInstance['routeTable'] = [];
   app.decorate('routeTable', table);
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       const access = accessOf(method, route.url);
       if (access === undefined) throw new Error(`route ${method} ${route.url} has no access rule in src/security/access.ts`);
-      table.push({ method, url: route.url, access });
+      table.push({ method, url: route.url, access, schema: route.schema ?? {} });
     }
   });
 
-  app.addHook('onRequest', async (request) => {
+  // Callback hooks, not async ones: the agent routes (a fleet's traffic) pass through without a promise.
+  app.addHook('onRequest', (request, _reply, done) => {
     const access = accessOf(request.method, request.routeOptions.url ?? '');
-    if (access === undefined || access === 'public') return;
-    if (access === 'enroll') guard.takeEnrollment(request.ip);
-    else if (access === 'agent') {
-      guard.assertNotBlocked(request.ip);
-      request.agent = orchestrator.authenticate(request.headers.authorization);
+    try {
+      if (access === 'enroll') guard.takeEnrollment(request.ip);
+      else if (access === 'agent') {
+        guard.assertNotBlocked(request.ip);
+        request.agent = orchestrator.authenticate(request.headers.authorization);
+      } else if (access !== undefined && access !== 'public') {
+        guard.authenticate(request.headers.authorization, request.ip).then((identity) => {
+          request.identity = identity;
+          try {
+            guard.assertRole(identity, access);
+          } catch (err) {
+            done(err as Error);
+            return;
+          }
+          done();
+        }, done);
+        return;
+      }
+    } catch (err) {
+      done(err as Error);
+      return;
     }
-    else {
-      request.identity = await guard.authenticate(request.headers.authorization, request.ip);
-      guard.assertRole(request.identity, access);
-    }
+    done();
   });
 
   const headers = tls ? { ...SECURITY_HEADERS, 'strict-transport-security': HSTS } : SECURITY_HEADERS;
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.headers(headers);
     const access = accessOf(request.method, request.routeOptions.url ?? '');
-    if (access !== undefined && isRole(access) && MUTATING.has(request.method)) {
-      const status = reply.statusCode;
-      await store.appendAudit({
+    if (access === undefined || !isRole(access) || !MUTATING.has(request.method)) {
+      done(null, payload);
+      return;
+    }
+    const status = reply.statusCode;
+    store
+      .appendAudit({
         at: clock.now(),
         actor: request.identity === null ? 'anonymous' : actorName(request.identity),
         actorTokenId: request.identity?.kind === 'operator' ? request.identity.tokenId : null,
@@ -99,9 +117,11 @@ export function installSecurity(app: FastifyInstance, { orchestrator, guard, sto
         outcome: outcomeOf(status),
         status,
         address: request.ip,
-      });
-    }
-    return payload;
+      })
+      .then(
+        () => done(null, payload),
+        (err: unknown) => done(err as Error),
+      );
   });
 }
 

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { Id as SafeId } from './schemas.js';
 import type { Static } from 'typebox';
 import type { Orchestrator } from '../core/orchestrator.js';
 import type { SubmitInput } from '../core/task-engine.js';
@@ -65,7 +66,7 @@ type CreateTaskBody = Static<typeof CreateTask>;
 export const BATCH_MAX = 1000;
 const Batch = Type.Object({ tasks: Type.Array(CreateTask, { minItems: 1, maxItems: BATCH_MAX }) }, { additionalProperties: false });
 
-const TaskId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
+const TaskId = Type.Object({ id: SafeId });
 
 const ListQuery = Type.Object(
   {

@@ -303,8 +303,8 @@ describe('hostile input', () => {
   it('bad URLs, oversized path segments and prototype keys are refused', async () => {
     await expectRejected(() => fetch(`${base}/status/%ff`), 400, 'ORCH_VALIDATION', /URL is not valid/);
     await expectRejected(() => fetch(`${base}/status/${'a'.repeat(5000)}`), 414, 'ORCH_URI_TOO_LONG');
-    await expectRejected(() => fetch(`${base}/status/%00`), 404, 'ORCH_TASK_NOT_FOUND');
-    await expectRejected(() => fetch(`${base}/api/v1/agents/..%2F..%2Fetc`), 404, 'ORCH_AGENT_NOT_FOUND');
+    await expectRejected(() => fetch(`${base}/status/%00`), 400, 'ORCH_VALIDATION', /must not contain a slash, a backslash or a control character/);
+    await expectRejected(() => fetch(`${base}/api/v1/agents/..%2F..%2Fetc`), 400, 'ORCH_VALIDATION', /params\.id must not contain a slash/);
     await expectRejected(() => fetch(`${base}/asset_details?asset_id=a&asset_id=b`), 400, 'ORCH_VALIDATION');
     await expectRejected(() => post('/add_asset', '{"id": "p", "__proto__": {"polluted": 1}}'), 400, 'ORCH_VALIDATION', /__proto__/);
     await expectRejected(() => post('/add_asset', '{"id": "p", "x": [{"constructor": {"prototype": {}}}]}'), 400, 'ORCH_VALIDATION');
