@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { JsonSchema } from '../support/schema-arbitrary.js';
-import { fromSchema, mutatedBody, pathParam } from '../support/schema-arbitrary.js';
+import { fromSchema, mutatedBody, pathParam, PRIVILEGED_FIELDS } from '../support/schema-arbitrary.js';
 import { serverPerFile } from '../support/in-process.js';
 
 const ADMIN = 'fuzz-admin-token-0123456789-0123456789';
@@ -101,6 +101,19 @@ describe('fuzz: every route, from its own schema, mutated', () => {
           expect(typeof json.error === 'string' && typeof json.code === 'string' && json.code.startsWith('ORCH_'), label).toBe(true);
           expect(text, label).not.toMatch(/\n\s+at /);
         }
+        // A field a client must not set, where the schema does not list it, is refused.
+        const bodySchema = (r.route.schema as { body?: JsonSchema }).body;
+        const parsed = ((): unknown => {
+          try {
+            return JSON.parse(r.body ?? '') as unknown;
+          } catch {
+            return null;
+          }
+        })();
+        if (bodySchema?.additionalProperties === false && typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+          const smuggled = Object.keys(parsed).filter((k) => PRIVILEGED_FIELDS.includes(k) && !(k in (bodySchema.properties ?? {})));
+          if (smuggled.length > 0) expect(res.status, `${label} (smuggled ${smuggled.join(', ')})`).toBeGreaterThanOrEqual(400);
+        }
         // Heartbeats and samples are written behind: what a taken request changes is committed now.
         if (res.status < 400) await srv.server().orchestrator.flushHeartbeats();
         const v = db.pragma('data_version', { simple: true }) as number;
@@ -117,6 +130,14 @@ describe('fuzz: every route, from its own schema, mutated', () => {
     // The fuzz reached past validation as well as into it: taken requests, refusals of every kind.
     for (const status of [200, 400, 401, 403, 404]) expect(statuses.get(status) ?? 0, `answers with status ${status}`).toBeGreaterThan(50);
   }, 600_000);
+
+  it('every body schema is closed (additionalProperties: false), but the prototype\'s free-form asset record', () => {
+    const open = srv
+      .server()
+      .app.routeTable.filter((r) => r.schema.body !== undefined && (r.schema.body as JsonSchema).additionalProperties !== false)
+      .map((r) => `${r.method} ${r.url}`);
+    expect(open).toEqual(['POST /add_asset']);
+  });
 
   it('path and id inputs with ../, NUL, control characters and oversized values are refused', async () => {
     const hostile = ['..%2F..%2Fetc%2Fpasswd', '..%5C..%5Cwindows', 'a%00b', '%00', 'a%0Ab', 'x'.repeat(201)];
