@@ -95,7 +95,9 @@ describe('the network agent protocol over HTTP', () => {
     expect(offlineAt).toBeGreaterThan(0);
     const requeued = await waitFor(async () => {
       const t = await call('GET', `/api/v1/tasks/${String(task.body.id)}`);
-      return t.body.status === 'pending' && (t.body.attempts as number) === 1 ? t.body : undefined;
+      // The live status changes first; the ended attempt's record commits a moment later.
+      const history = t.body.attemptHistory as unknown[] | undefined;
+      return t.body.status === 'pending' && (t.body.attempts as number) === 1 && (history?.length ?? 0) > 0 ? t.body : undefined;
     }, 5000, 100);
     expect((requeued.attemptHistory as { outcome: string; agentId: string }[])[0]).toMatchObject({ outcome: 'agent_lost', agentId: a.agentId });
   });
