@@ -90,9 +90,10 @@ export function securityRoutes(orchestrator: Orchestrator, guard: Guard, store: 
 
     r.delete('/api/v1/tokens/:id', { schema: { params: TokenParams } }, async (request) => {
       const id = request.params.id;
-      if (!(await store.revokeApiToken(id, orchestrator.now())) && (await store.getApiToken(id)) === null) throw new OrchestratorError('ORCH_TOKEN_NOT_FOUND', `no API token ${id}`);
+      await store.revokeApiToken(id, orchestrator.now()); // revoking again changes nothing
       const found = await store.getApiToken(id);
-      return tokenJson((found as { token: ApiToken }).token);
+      if (found === null) throw new OrchestratorError('ORCH_TOKEN_NOT_FOUND', `no API token ${id}`);
+      return tokenJson(found.token);
     });
 
     r.post('/api/v1/enrollment-tokens', { schema: { body: NewEnrollmentToken } }, async (request, reply) => {

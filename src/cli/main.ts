@@ -8,7 +8,7 @@ import { NetworkAgent, SystemMetrics } from '../agent/agent.js';
 import { databasePath, startServer } from '../server.js';
 import { ROLES } from '../domain/security.js';
 import type { Role } from '../domain/security.js';
-import { newApiTokenText } from '../security/guard.js';
+import { createApiToken } from '../security/guard.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { parseScenario, simulate } from '../sim/rollout-sim.js';
 
@@ -190,11 +190,10 @@ tokenCommand
       process.exit(2);
     }
     const store = openStore(opts.dataDir);
-    const { id, text, secretHash } = newApiTokenText();
-    await store.insertApiToken({ id, name: opts.name, role: opts.role as Role, createdAt: Date.now(), createdBy: 'cli', revokedAt: null }, secretHash);
+    const { token, text } = await createApiToken(store, { name: opts.name, role: opts.role as Role, createdBy: 'cli', now: Date.now() });
     await store.close();
     process.stdout.write(`${text}\n`);
-    process.stderr.write(`Created ${opts.role} token ${id} for ${opts.name}. It is shown only now; send it as "Authorization: Bearer <token>".\n`);
+    process.stderr.write(`Created ${opts.role} token ${token.id} for ${opts.name}. It is shown only now; send it as "Authorization: Bearer <token>".\n`);
   });
 
 tokenCommand

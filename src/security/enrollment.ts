@@ -51,13 +51,12 @@ export class EnrollmentTokens {
     return this.store.listEnrollmentTokens();
   }
 
+  /** Revokes a token (revoking it again changes nothing); 404 when there is no such token. */
   async revoke(id: string): Promise<EnrollmentToken> {
-    if (!(await this.store.revokeEnrollmentToken(id, this.clock.now()))) {
-      const found = await this.store.getEnrollmentToken(id);
-      if (found === null) throw new OrchestratorError('ORCH_TOKEN_NOT_FOUND', `no enrollment token ${id}`);
-      return found.token; // already revoked: revoking again changes nothing
-    }
-    return (await this.store.getEnrollmentToken(id))?.token as EnrollmentToken;
+    await this.store.revokeEnrollmentToken(id, this.clock.now());
+    const found = await this.store.getEnrollmentToken(id);
+    if (found === null) throw new OrchestratorError('ORCH_TOKEN_NOT_FOUND', `no enrollment token ${id}`);
+    return found.token;
   }
 
   /** Whether a text has the shape of a stored enrollment token (else it can only be the default one). */

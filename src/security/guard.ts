@@ -39,10 +39,19 @@ export function isLoopback(host: string): boolean {
 }
 
 /** A new token's text, shown once: its secret is kept only hashed. */
-export function newApiTokenText(): { id: string; text: string; secretHash: string } {
+function newApiTokenText(): { id: string; text: string; secretHash: string } {
   const id = newShortId(12);
   const secret = newSecret(32);
   return { id, text: `orch_${id}_${secret}`, secretHash: hashSecret(secret) };
+}
+
+/** Stores a new API token and returns it with its text, which is in the answer and nowhere else (the API and the CLI). */
+export async function createApiToken(store: Store, input: { name: string; role: Role; createdBy: string; now: number }): Promise<{ token: ApiToken; text: string }> {
+  if (!(ROLES as readonly string[]).includes(input.role)) throw new OrchestratorError('ORCH_VALIDATION', `role must be one of ${ROLES.join(', ')}`);
+  const { id, text, secretHash } = newApiTokenText();
+  const token: ApiToken = { id, name: input.name, role: input.role, createdAt: input.now, createdBy: input.createdBy, revokedAt: null };
+  await store.insertApiToken(token, secretHash);
+  return { token, text };
 }
 
 /**
@@ -132,14 +141,11 @@ export class Guard {
     return { kind: 'operator', tokenId: found.token.id, name: found.token.name, role: found.token.role };
   }
 
-  /** Creates an API token; its text is in the answer and nowhere else. */
+  /** Creates an API token (see `createApiToken`); the API is not open any more. */
   async createToken(name: string, role: Role, createdBy: string): Promise<{ token: ApiToken; text: string }> {
-    if (!(ROLES as readonly string[]).includes(role)) throw new OrchestratorError('ORCH_VALIDATION', `role must be one of ${ROLES.join(', ')}`);
-    const { id, text, secretHash } = newApiTokenText();
-    const token: ApiToken = { id, name, role, createdAt: this.options.clock.now(), createdBy, revokedAt: null };
-    await this.options.store.insertApiToken(token, secretHash);
+    const created = await createApiToken(this.options.store, { name, role, createdBy, now: this.options.clock.now() });
     this.openNow = false;
-    return { token, text };
+    return created;
   }
 }
 
