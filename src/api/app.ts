@@ -8,7 +8,6 @@ import { dualProtocolServer } from './listener.js';
 import { AgentStreamRoutes } from './agent-streams.js';
 import { countAgentFailure, installSecurity } from './security-hooks.js';
 import { securityRoutes } from './security-routes.js';
-import { accessOf } from '../security/access.js';
 import type { Guard } from '../security/guard.js';
 import type { Store } from '../store/store.js';
 import type { Clock } from '../util/clock.js';
@@ -93,7 +92,7 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls 
   app.removeAllContentTypeParsers();
   // application/json by name as well as '*': a named parser is found without a search.
   app.addContentTypeParser(['application/json', '*'], { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson);
-  app.setErrorHandler(errorHandler(logger, (err, request) => (accessOf(request.method, request.routeOptions.url ?? '') === 'agent' ? countAgentFailure(guard, request.ip, err) : err)));
+  app.setErrorHandler(errorHandler(logger, (err, request) => (request.routeOptions.config.access === 'agent' ? countAgentFailure(guard, request.ip, err) : err)));
   installSecurity(app, { orchestrator, guard, store, clock, tls: tls !== undefined });
   // Parked long-polls are answered at once on close, so that closing does not wait for them.
   app.addHook('preClose', (done) => {

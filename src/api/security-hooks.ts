@@ -16,6 +16,10 @@ declare module 'fastify' {
     /** The agent an agent route's request comes from, once authenticated. */
     agent: LiveAgent | null;
   }
+  interface FastifyContextConfig {
+    /** The route's access rule, set once when the route is added (see `installSecurity`). */
+    access?: Access;
+  }
   interface FastifyInstance {
     /** Every route served, with its access rule (the auth matrix test walks it). */
     routeTable: { method: string; url: string; access: Access; schema: { body?: unknown; querystring?: unknown; params?: unknown } }[];
@@ -62,16 +66,21 @@ export function installSecurity(app: FastifyInstance, { orchestrator, guard, sto
   app.decorate('routeTable', table);
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const rules = new Set<Access>();
     for (const method of methods) {
       const access = accessOf(method, route.url);
       if (access === undefined) throw new Error(`route ${method} ${route.url} has no access rule in src/security/access.ts`);
+      rules.add(access);
       table.push({ method, url: route.url, access, schema: route.schema ?? {} });
     }
+    if (rules.size !== 1) throw new Error(`route ${methods.join(',')} ${route.url} has different access rules for its methods: register it once per method`);
+    // Kept with the route, so that each request reads its rule instead of looking it up again.
+    route.config = { ...route.config, access: [...rules][0] as Access };
   });
 
   // Callback hooks, not async ones: the agent routes (a fleet's traffic) pass through without a promise.
   app.addHook('onRequest', (request, _reply, done) => {
-    const access = accessOf(request.method, request.routeOptions.url ?? '');
+    const access = request.routeOptions.config.access;
     try {
       if (access === 'enroll') guard.takeEnrollment(request.ip);
       else if (access === 'agent') {
@@ -100,7 +109,7 @@ export function installSecurity(app: FastifyInstance, { orchestrator, guard, sto
   const headers = tls ? { ...SECURITY_HEADERS, 'strict-transport-security': HSTS } : SECURITY_HEADERS;
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.headers(headers);
-    const access = accessOf(request.method, request.routeOptions.url ?? '');
+    const access = request.routeOptions.config.access;
     if (access === undefined || !isRole(access) || !MUTATING.has(request.method)) {
       done(null, payload);
       return;
