@@ -862,8 +862,8 @@ export class Orchestrator {
         ]);
         return { handle: (tasks[0] as Task).id, committed };
       },
-      cancel: (handle) => {
-        this.tasks.cancel(handle).catch(() => undefined);
+      cancel: (handle, reason) => {
+        this.tasks.cancel(handle, reason).catch(() => undefined);
       },
     };
   }

@@ -44,7 +44,8 @@ export interface ExecutionDriver {
    * Resolves with a handle (a task id) once the start is committed.
    */
   start(deploymentId: string, deviceId: string, payload: Payload, rollback: boolean): { handle: string; committed: Promise<void> };
-  cancel(handle: string): void;
+  /** Stops a started payload; `reason` says what stopped it (recorded with the task). */
+  cancel(handle: string, reason: string): void;
 }
 
 export type ExecutionOutcome =
@@ -462,7 +463,7 @@ export class RolloutController {
         e.endedAt = now;
         changed.push(e);
       } else if (e.state === 'in_progress') {
-        if (e.taskId !== null) this.driver.cancel(e.taskId);
+        if (e.taskId !== null) this.driver.cancel(e.taskId, `deployment ${a.rec.id} was aborted`);
         this.settle(a, e);
         e.state = 'cancelled';
         e.reason = 'the deployment was aborted during the update';
@@ -489,7 +490,7 @@ export class RolloutController {
         e.endedAt = now;
         changed.push(e);
       } else if (e.state === 'in_progress') {
-        if (e.taskId !== null) this.driver.cancel(e.taskId);
+        if (e.taskId !== null) this.driver.cancel(e.taskId, `deployment ${a.rec.id}: ${why}`);
         this.settle(a, e);
         e.endedAt = now;
         targets.push(e);

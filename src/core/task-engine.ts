@@ -414,8 +414,11 @@ export class TaskEngine {
 
   // ---------------------------------------------------------------- operator actions
 
-  /** Cancels a pending or running task; a running one's agent is told to stop. */
-  async cancel(taskId: string): Promise<Task> {
+  /**
+   * Cancels a pending or running task; a running one's agent is told to stop. `reason` is recorded as the
+   * task's error and the attempt's: who or what cancelled it.
+   */
+  async cancel(taskId: string, reason = 'cancelled by operator'): Promise<Task> {
     const task = this.live.get(taskId);
     if (!task || TERMINAL_STATUSES.has(task.status)) {
       const stored = task ?? (await this.store.getTask(taskId));
@@ -428,13 +431,13 @@ export class TaskEngine {
       const worker = this.workers.get(task.assignedTo);
       worker?.running.delete(task.id);
       worker?.cancel(task.id, task.attempts);
-      attempt = { taskId, taskSeq: task.seq, attempt: task.attempts, agentId: task.assignedTo, startedAt: task.startedAt ?? now, endedAt: now, outcome: 'cancelled', error: 'cancelled by operator' };
+      attempt = { taskId, taskSeq: task.seq, attempt: task.attempts, agentId: task.assignedTo, startedAt: task.startedAt ?? now, endedAt: now, outcome: 'cancelled', error: reason };
     }
     this.unqueue(task);
     this.setStatus(task, 'cancelled');
     task.completedAt = now;
     task.leaseExpiresAt = null;
-    task.error = 'cancelled by operator';
+    task.error = reason;
     const write = this.persist(task, attempt);
     this.events.emit('task.cancelled', { task });
     this.scheduleDispatch();

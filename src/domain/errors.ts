@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   ORCH_UNSUPPORTED_MEDIA_TYPE: 415,
   ORCH_RATE_LIMITED: 429,
   ORCH_SHUTTING_DOWN: 503,
+  /** The store cannot commit (disk full, I/O error, database unreachable): nothing was changed; retry later. */
+  ORCH_STORAGE_UNAVAILABLE: 503,
   ORCH_INTERNAL: 500,
 } as const;
 

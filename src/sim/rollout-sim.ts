@@ -91,6 +91,10 @@ class VirtualClock implements Clock {
     return this.current;
   }
 
+  monotonic(): number {
+    return this.current;
+  }
+
   setTimeout(fn: () => void, ms: number): TimerHandle {
     const t = { at: this.current + Math.max(0, ms), order: this.order++, fn, cancelled: false };
     this.timers.push(t);

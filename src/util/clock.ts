@@ -8,9 +8,17 @@ export interface TimerHandle {
 }
 
 export interface Clock {
-  /** Milliseconds since the epoch. */
+  /**
+   * Wall-clock milliseconds since the epoch: for timestamps that people read or that outlive the process
+   * (createdAt, a user's runAfter). It may jump when the system clock is set.
+   */
   now(): number;
-  /** Runs `fn` once after `ms`. The timer never keeps the process alive on its own. */
+  /**
+   * Milliseconds on a monotonic clock with an arbitrary origin: for every duration, lease, timeout and
+   * deadline the process measures itself. It never goes back and a change of the system clock does not move it.
+   */
+  monotonic(): number;
+  /** Runs `fn` once after `ms` of monotonic time. The timer never keeps the process alive on its own. */
   setTimeout(fn: () => void, ms: number): TimerHandle;
   /** Resolves after `ms`, or rejects with the signal's reason when aborted first. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
@@ -36,6 +44,7 @@ function sleepWith(clock: Clock, ms: number, signal?: AbortSignal): Promise<void
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   setTimeout(fn, ms) {
     const t = setTimeout(fn, ms);
     t.unref();
@@ -53,9 +62,13 @@ interface FakeTimer {
   cancelled: boolean;
 }
 
-/** A clock that moves only when told to. Timers fire in due order, ties in creation order. */
+/**
+ * A clock that moves only when told to. Timers fire in due order, ties in creation order. `advance` moves
+ * both clocks; `step` moves only the wall clock, as setting the system clock does.
+ */
 export class FakeClock implements Clock {
   private current: number;
+  private mono = 1_000_000;
   private timers: FakeTimer[] = [];
   private order = 0;
 
@@ -67,8 +80,17 @@ export class FakeClock implements Clock {
     return this.current;
   }
 
+  monotonic(): number {
+    return this.mono;
+  }
+
+  /** Sets the wall clock forward (ms > 0) or back (ms < 0) without any time passing. */
+  step(ms: number): void {
+    this.current += ms;
+  }
+
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    const timer: FakeTimer = { at: this.current + Math.max(0, ms), order: this.order++, fn, cancelled: false };
+    const timer: FakeTimer = { at: this.mono + Math.max(0, ms), order: this.order++, fn, cancelled: false };
     this.timers.push(timer);
     return {
       cancel: () => {
@@ -91,7 +113,7 @@ export class FakeClock implements Clock {
    * letting promise chains and I/O callbacks settle between timers.
    */
   async advance(ms: number): Promise<void> {
-    const target = this.current + ms;
+    const target = this.mono + ms;
     for (;;) {
       await settle();
       this.timers = this.timers.filter((t) => !t.cancelled);
@@ -101,10 +123,14 @@ export class FakeClock implements Clock {
       }
       if (!next) break;
       this.timers.splice(this.timers.indexOf(next), 1);
-      this.current = Math.max(this.current, next.at);
+      if (next.at > this.mono) {
+        this.current += next.at - this.mono;
+        this.mono = next.at;
+      }
       next.fn();
     }
-    this.current = target;
+    this.current += target - this.mono;
+    this.mono = target;
     await settle();
   }
 }
