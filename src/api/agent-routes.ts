@@ -44,6 +44,8 @@ export const Heartbeat = Type.Object(
     seq: Type.Integer({ minimum: 0 }),
     metrics: Metrics,
     running: Type.Array(Type.Object({ taskId: Type.String({ minLength: 1, maxLength: 200 }), attempt: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }), { maxItems: 1000 }),
+    /** The last command the agent had handled when it wrote this heartbeat: an assignment up to it that `running` does not list is not running. */
+    ack: Type.Optional(Type.Integer({ minimum: 0 })),
   },
   { additionalProperties: false },
 );
@@ -96,7 +98,7 @@ function deviceMetrics(m: MetricsIn) {
 export const agentAnswers = {
   /** Answered at once unless something must be written first (usually nothing is). */
   heartbeat(orchestrator: Orchestrator, live: LiveAgent, body: Static<typeof Heartbeat>): object | Promise<object> {
-    const pending = orchestrator.agentHeartbeat(live, deviceMetrics(body.metrics), body.running);
+    const pending = orchestrator.agentHeartbeat(live, deviceMetrics(body.metrics), body.running, body.ack);
     const answer = { ok: true, seq: body.seq };
     return pending === null ? answer : pending.then(() => answer);
   },

@@ -20,6 +20,9 @@ import { v1Routes } from './v1-routes.js';
 
 const MAX_PARAM_LENGTH = 256;
 
+/** Changing routes that are served while the store cannot commit (see the hook below). */
+const WRITES_NOT_NEEDED = new Set(['/api/v1/agent/heartbeat', '/api/v1/agent/progress']);
+
 export interface AppOptions {
   orchestrator: Orchestrator;
   logger: FastifyBaseLogger;
@@ -94,6 +97,21 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls 
   app.addContentTypeParser(['application/json', '*'], { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson);
   app.setErrorHandler(errorHandler(logger, (err, request) => (request.routeOptions.config.access === 'agent' ? countAgentFailure(guard, request.ip, err) : err)));
   installSecurity(app, { orchestrator, guard, store, clock, tls: tls !== undefined });
+  // While the store cannot commit, a change is refused before any of it is made (the heartbeat and progress of
+  // agents say they live and need no commit: their routes handle it themselves).
+  app.addHook('onRequest', (request, _reply, done) => {
+    const m = request.method;
+    if (m === 'GET' || m === 'HEAD' || m === 'OPTIONS' || orchestrator.storage.writable || WRITES_NOT_NEEDED.has(request.routeOptions.url ?? '')) {
+      done();
+      return;
+    }
+    try {
+      orchestrator.storage.assertWritable();
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  });
   // Parked long-polls are answered at once on close, so that closing does not wait for them.
   app.addHook('preClose', (done) => {
     orchestrator.releasePolls();

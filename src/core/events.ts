@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { RingMove, Task } from '../domain/types.js';
+import type { StorageStatus } from './storage-guard.js';
 
 /** Everything the core announces. Logs, metrics and streams subscribe; the core imports none of them. */
 export interface OrchestratorEvents {
@@ -24,6 +25,10 @@ export interface OrchestratorEvents {
   'deployment.started': { deploymentId: string; affected: string[] };
   'deployment.changed': { deploymentId: string; status: string; action: string };
   'deployment.completed': { deploymentId: string; recovered: string[] };
+  /** Writes started failing (`writable: false`) or succeed again. */
+  'storage.changed': StorageStatus;
+  /** The orchestrator's own process stalled (paused, or busy without reading its sockets) for `ms`. */
+  'orchestrator.stalled': { ms: number };
 }
 
 export class EventBus {

@@ -31,12 +31,13 @@ import type { Logger } from '../util/logger.js';
 import type { AgentLauncher } from './agent-launcher.js';
 import { EventBus } from './events.js';
 import { Loop } from './loop.js';
-import type { ResultReport, SubmitInput, Worker } from './task-engine.js';
+import type { HeldAttempt, ResultReport, SubmitInput, Worker } from './task-engine.js';
 import { TaskEngine } from './task-engine.js';
 import type { ExecutionDriver, ExecutionOutcome } from './rollouts.js';
 import type { AgentChannel, Command } from './network-channel.js';
 import { NetworkChannel } from './network-channel.js';
 import { RolloutController } from './rollouts.js';
+import { StorageGuard } from './storage-guard.js';
 
 export interface OrchestratorSettings {
   heartbeatIntervalMs: number;
@@ -57,6 +58,12 @@ export interface OrchestratorSettings {
   /** Every newly enrolled agent waits as `pending` for an admin's approval (ENROLL_APPROVAL). */
   enrollApproval?: boolean;
 }
+
+/**
+ * A sweep that comes this much later than its interval means the process stalled (it was paused, or too busy
+ * to read its sockets): heartbeats that arrived meanwhile are read before anyone is suspected.
+ */
+export const STALL_THRESHOLD_MS = 250;
 
 /** Retries wait 1 s, 2 s, 4 s … up to a minute, each spread over its upper half. */
 export const DEFAULT_BACKOFF: BackoffPolicy = { strategy: 'exponential', initialMs: 1000, maxMs: 60_000, jitter: true };
@@ -136,12 +143,16 @@ export interface ClusterSnapshot {
  */
 export class Orchestrator {
   readonly events = new EventBus();
-  readonly tasks: TaskEngine;
   /** Enrollment tokens beside the default one: limited, revocable, optionally holding agents for approval. */
   readonly enrollmentTokens: EnrollmentTokens;
-  readonly fleet: Fleet;
-  readonly deployments: RolloutController;
-  private readonly store: Store;
+  /** Fences writes when the store cannot commit, and has memory rebuilt from the store (see StorageGuard). */
+  readonly storage: StorageGuard;
+  /** The store as every component uses it: through the guard. */
+  readonly store: Store;
+  // The in-memory state; replaced as a whole when it is rebuilt from the store after a failed write.
+  private tasksValue: TaskEngine;
+  private fleetValue: Fleet;
+  private deploymentsValue: RolloutController;
   private readonly clock: Clock;
   private readonly rng: Rng;
   private readonly launcher: AgentLauncher;
@@ -149,6 +160,9 @@ export class Orchestrator {
   private readonly log: Logger;
   private readonly replyTimeoutMs: number;
   private readonly retryIntervalMs: number;
+  private readonly sweepIntervalMs: number;
+  /** Monotonic end of the last sweep, to tell a stall of this process from agents' silence. */
+  private lastSweepAt: number | null = null;
   private readonly agents = new Map<string, LiveAgent>();
   private readonly replyWaiters = new Map<string, (device: DeviceInfo) => void>();
   private readonly sweeper: Loop;
@@ -163,7 +177,6 @@ export class Orchestrator {
   private readonly handling = new Set<Promise<void>>();
 
   constructor(options: OrchestratorOptions) {
-    this.store = options.store;
     this.clock = options.clock;
     this.rng = options.rng;
     this.launcher = options.launcher;
@@ -171,23 +184,21 @@ export class Orchestrator {
     this.log = options.log;
     this.replyTimeoutMs = options.replyTimeoutMs ?? 2000;
     this.retryIntervalMs = options.retryIntervalMs ?? 1000;
-    this.enrollmentTokens = new EnrollmentTokens(this.store, this.clock);
-    this.tasks = new TaskEngine({
-      store: this.store,
+    this.sweepIntervalMs = options.sweepIntervalMs ?? 1000;
+    this.storage = new StorageGuard(options.store, {
       clock: this.clock,
-      rng: this.rng,
-      events: this.events,
       log: this.log,
-      settings: {
-        taskTimeoutMs: this.settings.taskTimeoutMs,
-        taskRetryLimit: this.settings.taskRetryLimit,
-        leaseMs: this.settings.agentTimeoutMs,
-        agingMs: this.settings.taskAgingMs ?? 60_000,
-        defaultBackoff: this.settings.defaultBackoff ?? DEFAULT_BACKOFF,
-        ringExists: (name) => this.fleet.ringNames().includes(name),
+      reload: () => this.reloadState(),
+      onChange: (status) => {
+        this.events.emit('storage.changed', status);
+        // Writes accepted again: what waited for them goes on.
+        if (status.writable) this.tasks.scheduleDispatch();
       },
     });
-    this.fleet = new Fleet({ store: this.store, clock: this.clock, events: this.events, log: this.log, health: this.settings.healthScore ?? DEFAULT_HEALTH_SCORE_CONFIG });
+    this.store = this.storage.store;
+    this.enrollmentTokens = new EnrollmentTokens(this.store, this.clock);
+    this.tasksValue = this.makeTaskEngine();
+    this.fleetValue = this.makeFleet();
     // A device that is an agent: its worker serves tasks for its new ring, and the agent is told.
     this.events.on('ring.moved', ({ move }) => {
       const live = this.agents.get(move.agentId);
@@ -197,7 +208,7 @@ export class Orchestrator {
       this.tasks.workerChanged();
       if (move.to !== 'unassigned') live.endpoint?.send('ring_assignment', { ring: move.to, reason: move.reason });
     });
-    this.deployments = new RolloutController({ store: this.store, clock: this.clock, fleet: this.fleet, driver: this.deploymentDriver(), events: this.events, log: this.log });
+    this.deploymentsValue = this.makeRollouts(this.fleetValue);
     // Deployment tasks carry their deployment in their parameters; their outcomes go back to the controller.
     this.events.on('task.completed', ({ task }) => {
       const d = deploymentOf(task);
@@ -211,7 +222,7 @@ export class Orchestrator {
       const mapped: ExecutionOutcome =
         outcome === 'timed_out'
           ? { kind: 'timed_out', reason }
-          : outcome === 'agent_lost' || outcome === 'lease_expired' || outcome === 'interrupted'
+          : outcome === 'agent_lost' || outcome === 'lease_expired' || outcome === 'interrupted' || outcome === 'not_running'
             ? { kind: 'lost', reason: `the device went away during the update (${reason}); it is updated when it returns` }
             : task.status === 'failed'
               ? { kind: 'rejected', reason }
@@ -225,11 +236,123 @@ export class Orchestrator {
       else live.failed++;
     });
     const onError = (name: string, err: unknown): void => this.log.error({ err, loop: name }, 'loop run failed');
-    this.sweeper = new Loop('sweeper', this.clock, options.sweepIntervalMs ?? 1000, () => this.sweep(), onError);
-    this.rebalancer = new Loop('rebalancer', this.clock, this.settings.rebalanceIntervalMs, async () => {
-      await this.rebalance();
-    }, onError);
-    this.deployer = new Loop('deployer', this.clock, options.deploymentTickMs ?? 1000, () => this.deployments.tick(), onError);
+    // While the store cannot commit, the loops rest: everything they would change needs a write.
+    const whenWritable = (body: () => Promise<unknown>) => async (): Promise<void> => {
+      if (this.storage.writable) await body();
+    };
+    this.sweeper = new Loop('sweeper', this.clock, this.sweepIntervalMs, whenWritable(() => this.sweep()), onError);
+    this.rebalancer = new Loop('rebalancer', this.clock, this.settings.rebalanceIntervalMs, whenWritable(() => this.rebalance()), onError);
+    this.deployer = new Loop('deployer', this.clock, options.deploymentTickMs ?? 1000, whenWritable(() => this.deployments.tick()), onError);
+  }
+
+  /** The task queue. */
+  get tasks(): TaskEngine {
+    return this.tasksValue;
+  }
+
+  /** Every device, its health and its ring. */
+  get fleet(): Fleet {
+    return this.fleetValue;
+  }
+
+  /** Staged deployments. */
+  get deployments(): RolloutController {
+    return this.deploymentsValue;
+  }
+
+  private makeTaskEngine(): TaskEngine {
+    return new TaskEngine({
+      store: this.store,
+      clock: this.clock,
+      rng: this.rng,
+      events: this.events,
+      log: this.log,
+      canWrite: () => this.storage.writable,
+      settings: {
+        taskTimeoutMs: this.settings.taskTimeoutMs,
+        taskRetryLimit: this.settings.taskRetryLimit,
+        leaseMs: this.settings.agentTimeoutMs,
+        agingMs: this.settings.taskAgingMs ?? 60_000,
+        defaultBackoff: this.settings.defaultBackoff ?? DEFAULT_BACKOFF,
+        ringExists: (name) => this.fleet.ringNames().includes(name),
+      },
+    });
+  }
+
+  private makeFleet(): Fleet {
+    return new Fleet({ store: this.store, clock: this.clock, events: this.events, log: this.log, health: this.settings.healthScore ?? DEFAULT_HEALTH_SCORE_CONFIG, canWrite: () => this.storage.writable });
+  }
+
+  private makeRollouts(fleet: Fleet): RolloutController {
+    return new RolloutController({ store: this.store, clock: this.clock, fleet, driver: this.deploymentDriver(), events: this.events, log: this.log });
+  }
+
+  /**
+   * Rebuilds the in-memory state from the store after a failed write, as a start does but without stopping:
+   * agents stay connected (their channels and failure detectors are kept), and the task queue, the fleet and
+   * the deployments are loaded anew and replace the old ones, so that no change whose commit failed is left
+   * in memory. Reads only; resolves with the writes a start would make, to run once the store commits again.
+   */
+  private async reloadState(): Promise<() => Promise<void>> {
+    const repairs: (() => Promise<void>)[] = [];
+    this.heartbeatFlush?.cancel();
+    this.heartbeatFlush = null;
+    this.heldHeartbeats.clear();
+    const fleet = this.makeFleet();
+    await fleet.load(repairs);
+    const stored = await this.store.listAgents();
+    const counts = await this.store.countAttemptsByAgent();
+    const assets = new Map((await this.store.listAssets()).map((a) => [a.id, a]));
+    const tasks = this.makeTaskEngine();
+    const mono = this.clock.monotonic();
+    const known = new Set(stored.map((a) => a.id));
+    for (const [id, live] of this.agents) {
+      // Its enrollment or spawn never committed: it is not one of ours.
+      if (known.has(id)) continue;
+      live.endpoint?.close();
+      this.launcher.stop(id);
+      this.agents.delete(id);
+    }
+    for (const agent of stored) {
+      agent.ring = fleet.ringOf(agent.id);
+      const asset = agent.assetId === null ? null : (assets.get(agent.assetId) ?? null);
+      let live = this.agents.get(agent.id);
+      if (live) {
+        if (live.credentialHash !== (agent.credentialHash ?? null)) delete live.verifiedCredential;
+        live.agent = agent;
+        live.credentialHash = agent.credentialHash ?? null;
+      } else {
+        live = {
+          agent,
+          detector: new PhiAccrualDetector(detectorSettings(this.settings.heartbeatIntervalMs, this.settings.agentTimeoutMs)),
+          credentialHash: agent.credentialHash ?? null,
+          endpoint: agent.kind === 'network' ? new NetworkChannel() : null,
+          succeeded: 0,
+          failed: 0,
+        } as LiveAgent;
+        this.agents.set(agent.id, live);
+      }
+      // Online as committed; an agent whose silence is not being timed yet starts being timed now.
+      if (agent.connectivity === 'online' && live.detector.lastArrival === null) live.detector.heartbeat(mono);
+      const c = counts.get(agent.id);
+      live.succeeded = c?.succeeded ?? 0;
+      live.failed = c?.failed ?? 0;
+      live.worker = this.newWorker(live, asset);
+      tasks.addWorker(live.worker);
+    }
+    // Every agent is alive (nothing stopped): what they were running goes on, until their heartbeats say otherwise.
+    await tasks.load(() => true, repairs);
+    const deployments = this.makeRollouts(fleet);
+    await deployments.load((taskId) => tasks.isLive(taskId), repairs);
+    this.tasksValue.stop();
+    this.fleetValue.dispose();
+    this.tasksValue = tasks;
+    this.fleetValue = fleet;
+    this.deploymentsValue = deployments;
+    this.log.warn({ agents: stored.length, devices: fleet.size, repairs: repairs.length }, 'state rebuilt from the store after a failed write');
+    return async () => {
+      for (const repair of repairs) await repair();
+    };
   }
 
   get heartbeatIntervalMs(): number {
@@ -298,6 +421,7 @@ export class Orchestrator {
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    this.storage.stop();
     await this.sweeper.stop();
     await this.rebalancer.stop();
     await this.deployer.stop();
@@ -313,42 +437,53 @@ export class Orchestrator {
   // ---------------------------------------------------------------- agents
 
   private track(agent: Agent, asset: Asset | null): LiveAgent {
-    const live: LiveAgent = {
+    const live = {
       agent,
       detector: new PhiAccrualDetector(detectorSettings(this.settings.heartbeatIntervalMs, this.settings.agentTimeoutMs)),
       credentialHash: agent.credentialHash ?? null,
-      endpoint: null,
+      // A network agent's commands queue from the start: an assignment made before its first poll waits for it.
+      endpoint: agent.kind === 'network' ? new NetworkChannel() : null,
       succeeded: 0,
       failed: 0,
-      worker: {
-        id: agent.id,
-        capabilities: new Set(agent.capabilities),
-        ring: agent.ring,
-        asset,
-        // A pending agent (waiting for an admin's approval) takes no task.
-        concurrency: agent.approval === 'pending' ? 0 : (this.settings.agentConcurrency ?? 1),
-        online: agent.connectivity === 'online',
-        running: new Map(),
-        lastAssignedAt: 0,
-        assign: (task) =>
-          live.endpoint?.send('task_assignment', {
-            task_id: task.id,
-            task_type: task.type,
-            parameters: task.parameters,
-            attempt: task.attempts,
-            timeout_ms: task.timeoutMs,
-          }),
-        cancel: (taskId, attempt) => live.endpoint?.send('task_status', { task_id: taskId, attempt, status: 'cancel' }),
-      },
-    };
+    } as LiveAgent;
+    live.worker = this.newWorker(live, asset);
     this.agents.set(agent.id, live);
     this.tasks.addWorker(live.worker);
     return live;
   }
 
+  /** The agent as a worker of the task engine: what it may run, and how tasks reach it. */
+  private newWorker(live: LiveAgent, asset: Asset | null): Worker {
+    const agent = live.agent;
+    return {
+      id: agent.id,
+      capabilities: new Set(agent.capabilities),
+      ring: agent.ring,
+      asset,
+      // A pending agent (waiting for an admin's approval) takes no task.
+      concurrency: agent.approval === 'pending' ? 0 : (this.settings.agentConcurrency ?? 1),
+      online: agent.connectivity === 'online',
+      running: new Map(),
+      lastAssignedAt: 0,
+      assign: (task) => {
+        const endpoint = live.endpoint;
+        if (endpoint === null || endpoint.isClosed) return null;
+        const ref = endpoint.send('task_assignment', {
+          task_id: task.id,
+          task_type: task.type,
+          parameters: task.parameters,
+          attempt: task.attempts,
+          timeout_ms: task.timeoutMs,
+        });
+        return endpoint instanceof NetworkChannel ? Number(ref) : 0;
+      },
+      cancel: (taskId, attempt) => live.endpoint?.send('task_status', { task_id: taskId, attempt, status: 'cancel' }),
+    };
+  }
+
   /** Creates an agent, stores it, then launches it. The returned id is durable. */
   async spawnAgent(asset?: Asset): Promise<string> {
-    this.assertRunning();
+    this.assertWritable();
     const covered = new Set<TaskType>();
     for (const live of this.agents.values()) live.agent.capabilities.forEach((c) => covered.add(c));
     const profile = this.launcher.createProfile(covered, asset);
@@ -376,7 +511,7 @@ export class Orchestrator {
 
   /** Stores an asset. A known asset id updates the asset and keeps its agent; a new one gets a new agent. */
   async addAsset(asset: Asset): Promise<{ agentId: string; created: boolean }> {
-    this.assertRunning();
+    this.assertWritable();
     const { created } = await this.store.upsertAsset(asset, this.clock.now());
     const existing = await this.store.findAgentByAsset(asset.id);
     if (existing) {
@@ -393,7 +528,7 @@ export class Orchestrator {
 
   /** Decommissions an agent: it is told to shut down, and its tasks go back to the queue. */
   async removeAgent(agentId: string): Promise<void> {
-    this.assertRunning();
+    this.assertWritable();
     const live = this.agents.get(agentId);
     if (!live) throw new OrchestratorError('ORCH_AGENT_NOT_FOUND', `agent ${agentId} not found`);
     await Promise.all([this.store.setConnectivity(agentId, 'decommissioned'), this.fleet.setConnectivity(agentId, 'decommissioned')]);
@@ -503,6 +638,12 @@ export class Orchestrator {
   private onAgentMessage(agentId: string, env: AnyEnvelope): Promise<void> | undefined {
     const live = this.agents.get(agentId);
     if (!live || env.sender_id !== agentId || !this.started) return undefined;
+    if (!this.storage.writable) {
+      // Nothing is recorded while the store cannot commit. A heartbeat still says the agent lives; anything
+      // else is left unacknowledged, and the agent's endpoint sends it again.
+      if (env.message_type === 'heartbeat') live.detector.heartbeat(this.clock.monotonic());
+      return env.message_type === 'heartbeat' ? undefined : Promise.reject(new OrchestratorError('ORCH_STORAGE_UNAVAILABLE', 'the store cannot commit now'));
+    }
     const work = this.handle(live, env);
     this.handling.add(work);
     void work.then(
@@ -562,51 +703,58 @@ export class Orchestrator {
     live.agent.device = env.payload.device_info;
     live.agent.registeredAt ??= now;
     live.agent.lastHeartbeatAt = now;
-    live.detector.heartbeat(now);
+    live.detector.heartbeat(this.clock.monotonic());
     this.events.emit('agent.registered', { agentId: live.agent.id });
     await Promise.all([write, this.markOnline(live), this.fleet.sample(live.agent.id, metricsOf(env.payload.device_info), now)]);
   }
 
   private onHeartbeat(live: LiveAgent, env: Envelope<'heartbeat'>, now: number): Promise<void> {
-    return this.recordHeartbeat(live, env.payload.metrics, env.payload.running_tasks, now);
-  }
-
-  /** A simulated agent's heartbeat, answered once its writes have committed. */
-  private recordHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly (string | { taskId: string; attempt: number })[], now: number): Promise<void> {
-    const pending = this.applyHeartbeat(live, metrics, runningTasks, now, false);
+    const pending = this.applyHeartbeat(live, env.payload.metrics, env.payload.running_tasks, undefined, now, false);
     return pending === null ? Promise.resolve() : pending.then(() => undefined);
   }
 
   /**
-   * A heartbeat from any agent: new metrics, leases renewed, online, work it should not hold cancelled, the
-   * device rescored. With `writeBehind` (network agents' heartbeats, many and each superseding the last) the
+   * A heartbeat from any agent: new metrics, the leases of the attempts it lists renewed and those it no
+   * longer runs ended (see TaskEngine.heartbeat), online, work it should not hold cancelled, the device
+   * rescored. With `writeBehind` (network agents' heartbeats, many and each superseding the last) the
    * heartbeat and the sample are written within a second, together with the others, instead of before the
-   * answer; leases are renewed in memory at once and in the store with the next write of the task.
-   * Returns the writes to wait for, or null when there are none (all written behind).
+   * answer. Returns the writes to wait for, or null when there are none (all written behind).
    */
-  private applyHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly (string | { taskId: string; attempt: number })[], now: number, writeBehind: boolean): Promise<unknown> | null {
+  private applyHeartbeat(
+    live: LiveAgent,
+    metrics: Partial<DeviceMetrics>,
+    held: readonly (string | HeldAttempt)[],
+    ack: number | undefined,
+    now: number,
+    writeBehind: boolean,
+  ): Promise<unknown> | null {
     const base = live.agent.device;
     if (base === null) return null;
     const device: DeviceInfo = { ...base, ...metrics };
+    const attempts = held.map((h) => (typeof h === 'string' ? { taskId: h } : h));
+    const { ended, renewedUntil } = this.tasks.heartbeat(live.agent.id, attempts, ack);
     const writes: Promise<unknown>[] = [];
     if (writeBehind) {
       this.heldHeartbeats.set(live.agent.id, { device, at: now });
       this.heartbeatFlush ??= this.clock.setTimeout(() => void this.flushHeartbeats(), WRITE_BEHIND_MS);
-      this.tasks.renewLeasesInMemory(live.agent.id);
+      // Nothing the agent is told waits for these endings: an attempt it does not run needs no answer.
+      ended?.catch((err: unknown) => this.log.error({ err, agentId: live.agent.id }, 'ending attempts an agent does not run failed'));
     } else {
-      writes.push(this.store.recordHeartbeat(live.agent.id, device, now), this.tasks.renewLeases(live.agent.id));
+      writes.push(this.store.recordHeartbeat(live.agent.id, device, now));
+      if (renewedUntil !== null) writes.push(this.store.renewLeases(live.agent.id, renewedUntil));
+      if (ended !== null) writes.push(ended);
     }
     live.agent.device = device;
     live.agent.lastHeartbeatAt = now;
     live.agent.registeredAt ??= now;
-    live.detector.heartbeat(now);
+    live.detector.heartbeat(this.clock.monotonic());
     if (live.agent.connectivity !== 'online') writes.push(this.markOnline(live));
     // Work the agent still runs but no longer holds (it ended, or went to another attempt, while the agent was
     // away) is cancelled: the agent is told to drop the stale attempt.
-    for (const run of runningTasks) {
-      const taskId = typeof run === 'string' ? run : run.taskId;
-      const attempt = typeof run === 'string' ? undefined : run.attempt;
-      if (!this.tasks.holds(live.agent.id, taskId, attempt)) live.endpoint?.send('task_status', { task_id: taskId, attempt: attempt ?? Number.MAX_SAFE_INTEGER, status: 'cancel' });
+    for (const run of attempts) {
+      if (!this.tasks.holds(live.agent.id, run.taskId, run.attempt)) {
+        live.endpoint?.send('task_status', { task_id: run.taskId, attempt: run.attempt ?? Number.MAX_SAFE_INTEGER, status: 'cancel' });
+      }
     }
     // New score, and the ring rules for a first placement or a health change.
     const sampled = this.fleet.sample(live.agent.id, metricsOf(device), now, { writeBehind });
@@ -620,6 +768,8 @@ export class Orchestrator {
     this.heartbeatFlush = null;
     const held = [...this.heldHeartbeats].map(([id, h]) => ({ id, device: h.device, at: h.at }));
     this.heldHeartbeats.clear();
+    // While the store cannot commit, held heartbeats are dropped (memory is rebuilt from the store); the next ones come soon.
+    if (!this.storage.writable) return;
     await Promise.all([
       this.store.recordHeartbeats(held).catch((err: unknown) => this.log.error({ err, heartbeats: held.length }, 'writing held-back heartbeats failed')),
       this.fleet.flushSamples(),
@@ -639,7 +789,7 @@ export class Orchestrator {
    * its identity back; the same id with another credential is refused.
    */
   async enroll(input: { token: string; agentId?: string; credential?: string; capabilities: TaskType[]; device: DeviceInfo }): Promise<{ agentId: string; credential: string; approval: Approval }> {
-    this.assertRunning();
+    this.assertWritable();
     const now = this.clock.now();
     if (input.agentId !== undefined) {
       // A returning agent: its credential says who it is; a stored token is not spent again, and need not have uses left.
@@ -692,7 +842,7 @@ export class Orchestrator {
 
   /** An admin accepts a pending agent: from now on it takes tasks. */
   async approveAgent(id: string): Promise<Agent> {
-    this.assertRunning();
+    this.assertWritable();
     const live = this.agents.get(id);
     if (!live || live.agent.kind !== 'network') throw new OrchestratorError('ORCH_AGENT_NOT_FOUND', `no network agent ${id}`);
     if (live.agent.approval === 'pending') {
@@ -711,7 +861,7 @@ export class Orchestrator {
     live.agent.device = device;
     live.agent.registeredAt ??= now;
     live.agent.lastHeartbeatAt = now;
-    live.detector.heartbeat(now);
+    live.detector.heartbeat(this.clock.monotonic());
     this.events.emit('agent.registered', { agentId: live.agent.id });
     await Promise.all([write, this.markOnline(live), this.fleet.sample(live.agent.id, metricsOf(device), now)]);
   }
@@ -737,9 +887,16 @@ export class Orchestrator {
   /**
    * A network agent's heartbeat. Written behind (within WRITE_BEHIND_MS); returns the writes the answer must
    * wait for (the agent coming online, a ring move), or null when there are none, which is the usual case.
+   * `held` are the attempts the agent holds (running, or with a result not yet delivered); `ack` the last
+   * command it had handled when it wrote the heartbeat. While the store cannot commit, the heartbeat only
+   * says the agent lives, and is answered ORCH_STORAGE_UNAVAILABLE.
    */
-  agentHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, runningTasks: readonly { taskId: string; attempt: number }[]): Promise<unknown> | null {
-    return this.applyHeartbeat(live, metrics, runningTasks, this.clock.now(), true);
+  agentHeartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, held: readonly HeldAttempt[], ack?: number): Promise<unknown> | null {
+    if (!this.storage.writable) {
+      live.detector.heartbeat(this.clock.monotonic());
+      this.storage.assertWritable();
+    }
+    return this.applyHeartbeat(live, metrics, held, ack, this.clock.now(), true);
   }
 
   /** Answers every waiting long-poll now (the HTTP server is closing and must not wait up to MAX_POLL_MS for them). */
@@ -762,6 +919,8 @@ export class Orchestrator {
 
   /** Results of attempts, each committed before the answer; a stale attempt is refused and changes nothing. */
   async agentResults(live: LiveAgent, results: readonly { taskId: string; attempt: number; report: ResultReport }[]): Promise<{ taskId: string; attempt: number; status: 'accepted' | 'refused'; code?: string; error?: string }[]> {
+    // The agent keeps its results until they are accepted: while the store cannot commit it is told to wait.
+    this.storage.assertWritable();
     return Promise.all(
       results.map(async (r) => {
         try {
@@ -803,7 +962,7 @@ export class Orchestrator {
 
   /** Validates and stores one task. Resolves once it is committed. */
   async submitTask(input: SubmitInput): Promise<Task> {
-    this.assertRunning();
+    this.assertWritable();
     const [out] = await this.tasks.submit([input]);
     return (out as { task: Task }).task;
   }
@@ -818,14 +977,28 @@ export class Orchestrator {
 
   // ---------------------------------------------------------------- loops
 
-  /** One pass of the failure detector and the task engine's clock work. */
+  /**
+   * One pass of the failure detector and the task engine's clock work. A pass that comes more than
+   * STALL_THRESHOLD_MS late means this process stalled (paused, or too busy to read its sockets): heartbeats
+   * and results that arrived meanwhile have not been read yet. The stall is discounted (no agent's silence
+   * and no lease counts it) and the pass is skipped, so that what waited is read before anyone is suspected.
+   */
   async sweep(): Promise<void> {
-    const now = this.clock.now();
+    const start = this.clock.monotonic();
+    const stalledMs = this.lastSweepAt === null ? 0 : start - this.lastSweepAt - this.sweepIntervalMs;
+    if (stalledMs > STALL_THRESHOLD_MS) {
+      for (const live of this.agents.values()) live.detector.discount(stalledMs, start);
+      this.tasks.discount(stalledMs);
+      this.lastSweepAt = start;
+      this.log.warn({ stalledMs: Math.round(stalledMs) }, 'the orchestrator stalled: reading what waited before suspecting any agent');
+      this.events.emit('orchestrator.stalled', { ms: stalledMs });
+      return;
+    }
     const writes: Promise<void>[] = [];
     for (const live of this.agents.values()) {
       const a = live.agent;
-      if (a.connectivity === 'online' && live.detector.suspect(now)) {
-        const silentMs = now - (live.detector.lastArrival ?? now);
+      if (a.connectivity === 'online' && live.detector.suspect(start)) {
+        const silentMs = start - (live.detector.lastArrival ?? start);
         live.detector.reset();
         a.connectivity = 'offline';
         live.worker.online = false;
@@ -835,8 +1008,12 @@ export class Orchestrator {
         writes.push(this.tasks.workerLost(a.id, `agent ${a.id} went offline (no heartbeat for ${Math.round(silentMs / 1000)} s)`));
       }
     }
-    await Promise.all(writes);
-    await this.tasks.sweep();
+    try {
+      await Promise.all(writes);
+      await this.tasks.sweep();
+    } finally {
+      this.lastSweepAt = this.clock.monotonic();
+    }
   }
 
   /** A full rebalance of every ring; every move is stored with its reason. Returns how many devices moved. */
@@ -908,7 +1085,7 @@ export class Orchestrator {
    * its health after once the agent reports it (stored as the execution's impact).
    */
   async startDeployment(id: string): Promise<SeedDeployment> {
-    this.assertRunning();
+    this.assertWritable();
     if (this.deployments.isActive(id) || (await this.store.getDeployment(id))) throw new OrchestratorError('ORCH_DEPLOYMENT_EXISTS', `deployment ${id} already exists`);
     const online = this.onlineWithDevice();
     const affected = sample(this.rng, online, affectedCount(this.rng, online.length));
@@ -959,7 +1136,7 @@ export class Orchestrator {
 
   /** `/complete_deployment`: 40–80% of online agents recover by the seed's rules. Only for deployments started there. */
   async completeDeployment(id: string): Promise<SeedDeployment> {
-    this.assertRunning();
+    this.assertWritable();
     const rec = await this.store.getDeployment(id);
     if (!rec) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
     if (rec.kind !== 'seed') throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} is a staged deployment; it completes when its last ring passes its gate`);
@@ -992,7 +1169,7 @@ export class Orchestrator {
 
   /** `/simulate_activity`: a burst of use on every online agent, with metrics before and after. */
   async simulateActivity(): Promise<{ affected: string[]; before: Map<string, DeviceInfo>; after: Map<string, DeviceInfo> }> {
-    this.assertRunning();
+    this.assertWritable();
     const targets = this.onlineWithDevice();
     const before = new Map(targets.map((l) => [l.agent.id, { ...(l.agent.device as DeviceInfo) }]));
     await this.instruct(targets, 'simulated_activity', () => activityBurst(this.rng));
@@ -1002,6 +1179,12 @@ export class Orchestrator {
 
   private assertRunning(): void {
     if (!this.started) throw new OrchestratorError('ORCH_SHUTTING_DOWN', 'the orchestrator is not running');
+  }
+
+  /** Before a change that a write backs: running, and the store commits. */
+  private assertWritable(): void {
+    this.assertRunning();
+    this.storage.assertWritable();
   }
 }
 

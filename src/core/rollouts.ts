@@ -147,7 +147,7 @@ export class RolloutController {
    * progress when the last process stopped is over: if its task is gone, the
    * device goes back to the queue (the update is tried again).
    */
-  async load(taskLive: (taskId: string) => boolean): Promise<void> {
+  async load(taskLive: (taskId: string) => boolean, repairs?: (() => Promise<void>)[]): Promise<void> {
     for (const rec of await this.store.loadActiveDeployments()) {
       if (rec.kind !== 'rollout') continue;
       const a = this.track(rec, await this.store.getExecutions(rec.seq));
@@ -170,7 +170,9 @@ export class RolloutController {
           if (taskLive(e.rollbackTaskId)) a.rollbacksOutstanding++;
         }
       }
-      this.write(this.store.saveExecutions(rec.seq, changed));
+      // Loading while the store cannot commit (after a failed write): written once it can.
+      if (repairs) repairs.push(() => this.store.saveExecutions(rec.seq, changed));
+      else this.write(this.store.saveExecutions(rec.seq, changed));
       void now;
     }
   }

@@ -39,12 +39,36 @@ export interface SubmitInput {
   deadline?: number;
 }
 
-/** A task in progress on a worker. */
+/** A task in progress on a worker. Times are on the monotonic clock but `startedAt`. */
 export interface RunningTask {
   attempt: number;
+  /** Wall clock, for the attempt's record. */
   startedAt: number;
+  /** When the attempt has run too long. */
   timeoutAt: number;
+  /** When the attempt is over unless the agent says it runs it (a heartbeat that lists it, or progress). */
+  leaseUntil: number;
+  /** When the assignment was handed to the agent's channel. */
+  assignedAt: number;
+  /**
+   * The channel's reference of the assignment: a network agent's command id, which the agent's heartbeat
+   * says it has handled (`ack`); 0 where there is none (in-process agents, attempts restored after a restart).
+   */
+  ref: number;
 }
+
+/** An attempt the agent says it holds: running, or ended with its result not yet delivered. */
+export interface HeldAttempt {
+  taskId: string;
+  /** Missing from agents that list task ids only. */
+  attempt?: number;
+}
+
+/**
+ * How long after an assignment was handed over an agent that does not say which commands it has handled
+ * (`ack`) may leave it out of its heartbeats before it counts as not running.
+ */
+export const UNLISTED_GRACE_MS = 2000;
 
 /**
  * An agent as the engine sees it: what it can run, where it sits, how many
@@ -59,9 +83,13 @@ export interface Worker {
   concurrency: number;
   online: boolean;
   readonly running: Map<string, RunningTask>;
+  /** Monotonic. */
   lastAssignedAt: number;
-  /** Hands a started attempt to the agent; reads the task at once and keeps no reference to it. */
-  assign(task: Task): void;
+  /**
+   * Hands a started attempt to the agent; reads the task at once and keeps no reference to it. Returns the
+   * assignment's reference (see RunningTask.ref), or null when the agent cannot be reached now (nothing sent).
+   */
+  assign(task: Task): number | null;
   /** Tells the agent to stop an attempt. */
   cancel(taskId: string, attempt: number): void;
 }
@@ -70,11 +98,19 @@ export type ResultReport = { success: true; result?: unknown } | { success: fals
 
 interface Entry extends Ordered {
   task: Task;
+  /** Monotonic: when it may start. */
+  readyAt: number;
 }
 
+/** Monotonic times. */
 interface Timed {
   at: number;
   task: Task;
+}
+
+interface Delayed extends Timed {
+  /** The task's runAfter when it was put here: an entry whose task has been given another since is stale. */
+  runAfter: number | null;
 }
 
 export const LIST_LIMIT_MAX = 500;
@@ -99,9 +135,14 @@ export class TaskEngine {
   private readonly lanes = new Map<string, Heap<Entry>>();
   /** Lanes of tasks for a selector, by task type: the only lanes a worker must test one by one. */
   private readonly selectorLanes = new Map<TaskType, Set<string>>();
-  private readonly delayed = new Heap<Timed>((a, b) => a.at < b.at);
+  private readonly delayed = new Heap<Delayed>((a, b) => a.at < b.at);
   private readonly deadlines = new Heap<Timed>((a, b) => a.at < b.at);
   private readonly byKey = new Map<string, string>();
+  /** Monotonic deadlines of live tasks that have one (a deadline is turned into a delay when the task is taken in). */
+  private readonly deadlineAt = new Map<string, number>();
+  /** Inserts of tasks with an idempotency key that have not committed yet: a second submit waits for them. */
+  private readonly inserting = new Map<string, Promise<void>>();
+  private readonly canWrite: () => boolean;
   private readonly workers = new Map<string, Worker>();
   private readonly counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
   private seq = 0;
@@ -110,7 +151,17 @@ export class TaskEngine {
   private dispatchScheduled = false;
   private stopped = false;
 
-  constructor(options: { store: Store; clock: Clock; rng: Rng; settings: TaskEngineSettings; events: EventBus; log: Logger }) {
+  constructor(options: {
+    store: Store;
+    clock: Clock;
+    rng: Rng;
+    settings: TaskEngineSettings;
+    events: EventBus;
+    log: Logger;
+    /** False while the store cannot commit: nothing is dispatched then. @default always true */
+    canWrite?: () => boolean;
+  }) {
+    this.canWrite = options.canWrite ?? (() => true);
     this.store = options.store;
     this.clock = options.clock;
     this.rng = options.rng;
@@ -124,34 +175,55 @@ export class TaskEngine {
    * process ended are over (their agents ran in that process): each is ended
    * as `interrupted`, counting the attempt.
    */
-  async load(survives: (agentId: string) => boolean = () => false): Promise<void> {
+  async load(survives: (agentId: string) => boolean = () => false, repairs?: (() => Promise<void>)[]): Promise<void> {
     Object.assign(this.counts, await this.store.countTasksByStatus());
     this.seq = await this.store.maxTaskSeq();
     const now = this.clock.now();
-    const writes: Promise<void>[] = [];
+    const mono = this.clock.monotonic();
+    const interrupted: Task[] = [];
     for (const task of await this.store.loadLiveTasks()) {
       this.live.set(task.id, task);
       if (task.idempotencyKey !== null) this.byKey.set(task.idempotencyKey, task.id);
+      // Stored times are wall-clock: each becomes a delay from now, once.
+      if (task.deadline !== null) this.deadlineAt.set(task.id, mono + (task.deadline - now));
       const worker = task.assignedTo === null ? undefined : this.workers.get(task.assignedTo);
       if (task.status === 'pending') {
-        this.makeReady(task, task.runAfter ?? task.createdAt);
+        this.makeReady(task, mono + ((task.runAfter ?? task.createdAt) - now));
       } else if (worker && survives(worker.id)) {
-        // Its agent is a process of its own and ran on through the restart: the attempt goes on, under its
-        // lease, and its result is taken when the agent reconnects.
-        task.leaseExpiresAt = Math.max(task.leaseExpiresAt ?? now, now + this.settings.leaseMs);
+        // Its agent is a process of its own and ran on through the restart: the attempt goes on, under a fresh
+        // lease, until the agent's heartbeats say whether it still runs it; its result is taken when it comes.
+        task.leaseExpiresAt = now + this.settings.leaseMs;
         const startedAt = task.startedAt ?? now;
-        worker.running.set(task.id, { attempt: task.attempts, startedAt, timeoutAt: startedAt + task.timeoutMs });
+        worker.running.set(task.id, {
+          attempt: task.attempts,
+          startedAt,
+          timeoutAt: mono + Math.max(0, startedAt + task.timeoutMs - now),
+          leaseUntil: mono + this.settings.leaseMs,
+          assignedAt: mono,
+          ref: 0,
+        });
       } else {
-        writes.push(this.endAttempt(task, null, 'interrupted', 'the orchestrator restarted while the task ran', true, now));
+        interrupted.push(task);
       }
     }
-    await Promise.all(writes);
+    const end = (task: Task) => () => this.endAttempt(task, null, 'interrupted', 'the orchestrator restarted while the task ran', true, now);
+    // Loading while the store cannot commit (after a failed write): the endings are written once it can.
+    if (repairs) for (const task of interrupted) repairs.push(end(task));
+    else await Promise.all(interrupted.map((task) => end(task)()));
   }
 
   stop(): void {
     this.stopped = true;
     this.delayTimer?.cancel();
     this.delayTimer = null;
+  }
+
+  /**
+   * The orchestrator stalled (a pause of the process, a long synchronous run) for `ms`: heartbeats that
+   * arrived meanwhile were not read yet, so no lease may run out for that time.
+   */
+  discount(ms: number): void {
+    for (const worker of this.workers.values()) for (const run of worker.running.values()) run.leaseUntil += ms;
   }
 
   // ---------------------------------------------------------------- workers
@@ -184,24 +256,45 @@ export class TaskEngine {
   }
 
   /**
-   * A heartbeat, in memory only: the agent's leases run on; the store has them with the task's next write
-   * (or the sweep's). Returns the new lease end, or null when the agent holds nothing.
+   * A heartbeat: what the agent says it holds. An attempt it lists keeps its lease. An attempt it does not
+   * list although it must have received it is over (`not_running`: the assignment never reached a process
+   * that runs it, or that process is gone) and goes back to the queue. `ack` is the last command the agent
+   * had handled when it wrote the heartbeat; without it, an assignment counts as received
+   * UNLISTED_GRACE_MS after it was handed over. An attempt not received yet keeps no lease: if it never
+   * arrives, its lease runs out. Returns the writes of the attempts it ended (null when none), and the new
+   * lease end when something was renewed (for the store, by the caller that writes it).
    */
-  renewLeasesInMemory(workerId: string): number | null {
+  heartbeat(workerId: string, held: readonly HeldAttempt[], ack: number | undefined): { ended: Promise<void> | null; renewedUntil: number | null } {
     const worker = this.workers.get(workerId);
-    if (!worker || worker.running.size === 0) return null;
+    if (!worker || worker.running.size === 0) return { ended: null, renewedUntil: null };
+    const mono = this.clock.monotonic();
     const until = this.clock.now() + this.settings.leaseMs;
-    for (const taskId of worker.running.keys()) {
+    let renewed = false;
+    let over: [Task, RunningTask][] | null = null;
+    for (const [taskId, run] of worker.running) {
+      const listed = held.some((h) => h.taskId === taskId && (h.attempt === undefined || h.attempt === run.attempt));
+      if (listed) {
+        run.leaseUntil = mono + this.settings.leaseMs;
+        const task = this.live.get(taskId);
+        if (task) task.leaseExpiresAt = until;
+        renewed = true;
+        continue;
+      }
+      const received = ack !== undefined ? ack >= run.ref : mono - run.assignedAt > UNLISTED_GRACE_MS;
       const task = this.live.get(taskId);
-      if (task) task.leaseExpiresAt = until;
+      if (received && task) (over ??= []).push([task, run]);
     }
-    return until;
-  }
-
-  /** A heartbeat: the agent's leases run on, in memory and in the store. */
-  renewLeases(workerId: string): Promise<void> {
-    const until = this.renewLeasesInMemory(workerId);
-    return until === null ? Promise.resolve() : this.store.renewLeases(workerId, until);
+    let ended: Promise<void> | null = null;
+    if (over !== null) {
+      const now = this.clock.now();
+      ended = Promise.all(
+        over.map(([task, run]) => {
+          worker.cancel(task.id, run.attempt);
+          return this.endAttempt(task, worker, 'not_running', `attempt ${run.attempt} is not running on ${worker.id} (its heartbeat does not list it)`, true, now);
+        }),
+      ).then(() => undefined);
+    }
+    return { ended, renewedUntil: renewed ? until : null };
   }
 
   // ---------------------------------------------------------------- submit
@@ -253,16 +346,28 @@ export class TaskEngine {
 
   /** Takes built tasks into the queue; resolves when their insert is committed. */
   private accept(fresh: Task[]): Promise<void> {
+    // The insert is queued first: the store reads (and serialises) the rows now, so a task it cannot take
+    // never reaches memory, and no later write of these tasks can precede it.
+    const committed = this.store.insertTasks(fresh);
+    const now = this.clock.now();
+    const mono = this.clock.monotonic();
     for (const task of fresh) {
       this.live.set(task.id, task);
       this.counts.pending++;
-      if (task.idempotencyKey !== null) this.byKey.set(task.idempotencyKey, task.id);
+      if (task.deadline !== null) this.deadlineAt.set(task.id, mono + (task.deadline - now));
+      if (task.idempotencyKey !== null) {
+        this.byKey.set(task.idempotencyKey, task.id);
+        this.inserting.set(task.id, committed);
+      }
     }
-    // Ready only after the insert is queued, so that no later write of these tasks can precede it.
-    // The store reads the rows now, so later changes to these objects cannot leak into this write.
-    const committed = this.store.insertTasks(fresh);
+    if (fresh.some((t) => t.idempotencyKey !== null)) {
+      void committed.then(
+        () => fresh.forEach((t) => this.inserting.delete(t.id)),
+        () => fresh.forEach((t) => this.inserting.delete(t.id)),
+      );
+    }
     for (const task of fresh) {
-      this.makeReady(task, task.runAfter ?? task.createdAt);
+      this.makeReady(task, task.runAfter === null ? mono : mono + (task.runAfter - now));
       this.events.emit('task.submitted', { task });
     }
     return committed;
@@ -273,9 +378,15 @@ export class TaskEngine {
     return this.live.has(id);
   }
 
+  /**
+   * The task an idempotency key created. A task whose insert has not committed yet is answered only once it
+   * has: a second submit must not learn of a task the store may still refuse.
+   */
   private async findByKey(key: string): Promise<Task | null> {
     const id = this.byKey.get(key);
     if (id !== undefined) {
+      const inserting = this.inserting.get(id);
+      if (inserting) await inserting;
       const live = this.live.get(id);
       if (live) return { ...live };
     }
@@ -293,6 +404,10 @@ export class TaskEngine {
     const target = input.target;
     if (target && 'ring' in target && this.settings.ringExists && !this.settings.ringExists(target.ring)) {
       throw new OrchestratorError('ORCH_UNKNOWN_RING', `target.ring "${target.ring}" is not a configured ring`);
+    }
+    // An agent that does not exist (or was decommissioned) will never take it: refused, not left waiting forever.
+    if (target && 'agentId' in target && !this.workers.has(target.agentId)) {
+      throw new OrchestratorError('ORCH_AGENT_NOT_FOUND', `target.agentId: no agent ${target.agentId}`);
     }
     if (input.deadline !== undefined && input.runAfter !== undefined && input.deadline <= input.runAfter) {
       throw new OrchestratorError('ORCH_VALIDATION', 'deadline must be later than runAfter');
@@ -382,7 +497,7 @@ export class TaskEngine {
       const write = this.persist(task, { taskId, taskSeq: task.seq, attempt, agentId: workerId, startedAt: task.startedAt ?? now, endedAt: now, outcome: 'succeeded', error: null });
       this.events.emit('task.completed', { task });
       // The freed slot takes its next task now, so that its start shares a commit with this completion.
-      if (worker) this.fill(worker, now);
+      if (worker) this.fill(worker, now, this.clock.monotonic());
       await write;
       this.forgetIfEnded(task);
       return;
@@ -399,8 +514,10 @@ export class TaskEngine {
   /** An agent's progress on an attempt renews its lease; false when the agent does not hold that attempt. */
   progress(workerId: string, taskId: string, attempt: number): boolean {
     const task = this.live.get(taskId);
-    if (task && task.status === 'in_progress' && task.assignedTo === workerId && task.attempts === attempt) {
+    const run = this.workers.get(workerId)?.running.get(taskId);
+    if (task && run && task.status === 'in_progress' && task.assignedTo === workerId && task.attempts === attempt) {
       task.leaseExpiresAt = this.clock.now() + this.settings.leaseMs;
+      run.leaseUntil = this.clock.monotonic() + this.settings.leaseMs;
       return true;
     }
     return false;
@@ -464,7 +581,8 @@ export class TaskEngine {
     task.leaseExpiresAt = null;
     const write = this.persist(task, null);
     const answer = { ...task };
-    this.makeReady(task, now);
+    if (task.deadline !== null) this.deadlineAt.set(task.id, this.clock.monotonic() + (task.deadline - now));
+    this.makeReady(task, this.clock.monotonic());
     this.events.emit('task.requeued', { task, reason: 'retried by operator' });
     await write;
     return answer;
@@ -475,11 +593,12 @@ export class TaskEngine {
   /** Expires overdue pending tasks and ends attempts past their timeout or lease. */
   async sweep(): Promise<void> {
     const now = this.clock.now();
-    this.promoteDelayed(now);
+    const mono = this.clock.monotonic();
+    this.promoteDelayed(mono);
     const writes: Promise<void>[] = [];
-    for (let top = this.deadlines.peek(); top && top.at < now; top = this.deadlines.peek()) {
+    for (let top = this.deadlines.peek(); top && top.at < mono; top = this.deadlines.peek()) {
       this.deadlines.pop();
-      if (top.task.status === 'pending') writes.push(this.expire(top.task, now));
+      if (top.task.status === 'pending' && this.deadlineAt.get(top.task.id) === top.at) writes.push(this.expire(top.task, now));
     }
     for (const worker of this.workers.values()) {
       for (const [taskId, run] of worker.running) {
@@ -488,10 +607,10 @@ export class TaskEngine {
           worker.running.delete(taskId);
           continue;
         }
-        if (now > run.timeoutAt) {
+        if (mono > run.timeoutAt) {
           worker.cancel(taskId, run.attempt);
           writes.push(this.endAttempt(task, worker, 'timed_out', `attempt ${run.attempt} timed out after ${formatMs(task.timeoutMs)} on ${worker.id}`, true, now));
-        } else if (task.leaseExpiresAt !== null && now > task.leaseExpiresAt) {
+        } else if (mono > run.leaseUntil) {
           worker.cancel(taskId, run.attempt);
           writes.push(this.endAttempt(task, worker, 'lease_expired', `attempt ${run.attempt} lost its lease on ${worker.id} (no heartbeat or progress for ${formatMs(this.settings.leaseMs)})`, true, now));
         }
@@ -521,6 +640,7 @@ export class TaskEngine {
   private forgetIfEnded(task: Task): void {
     if (TERMINAL_STATUSES.has(task.status) && this.live.get(task.id) === task) {
       this.live.delete(task.id);
+      this.deadlineAt.delete(task.id);
       if (task.idempotencyKey !== null) this.byKey.delete(task.idempotencyKey);
     }
   }
@@ -543,7 +663,7 @@ export class TaskEngine {
       task.assignedTo = null;
       task.runAfter = now + decision.delayMs;
       const write = this.persist(task, attempt);
-      this.makeReady(task, task.runAfter);
+      this.makeReady(task, this.clock.monotonic() + decision.delayMs);
       this.events.emit('task.requeued', { task, reason: error });
       this.scheduleDispatch();
       await write;
@@ -569,14 +689,21 @@ export class TaskEngine {
     this.forgetIfEnded(task);
   }
 
-  /** Puts a pending task in line: at once if ready, otherwise when `readyAt` comes. */
+  /** Puts a pending task in line: at once if ready, otherwise when `readyAt` (monotonic) comes. */
   private makeReady(task: Task, readyAt: number): void {
-    if (task.deadline !== null) this.deadlines.push({ at: task.deadline, task });
-    if (readyAt > this.clock.now()) {
-      this.delayed.push({ at: readyAt, task });
+    const deadline = this.deadlineAt.get(task.id);
+    if (deadline !== undefined) this.deadlines.push({ at: deadline, task });
+    if (readyAt > this.clock.monotonic()) {
+      this.delayed.push({ at: readyAt, task, runAfter: task.runAfter });
       this.armDelayTimer();
       return;
     }
+    this.enqueueEntry({ task, readyAt, key: orderKey(task.priority, readyAt, this.settings.agingMs), seq: task.seq });
+  }
+
+  /** Puts a ready task's entry on its lane. */
+  private enqueueEntry(entry: Entry): void {
+    const task = entry.task;
     const lane = `${task.type}|${targetKey(task.target)}`;
     let heap = this.lanes.get(lane);
     if (!heap) {
@@ -591,7 +718,6 @@ export class TaskEngine {
         set.add(lane);
       }
     }
-    const entry: Entry = { task, key: orderKey(task.priority, readyAt, this.settings.agingMs), seq: task.seq };
     this.queued.set(task.id, entry);
     heap.push(entry);
     this.scheduleDispatch();
@@ -602,10 +728,10 @@ export class TaskEngine {
     this.queued.delete(task.id);
   }
 
-  private promoteDelayed(now: number): void {
-    for (let top = this.delayed.peek(); top && top.at <= now; top = this.delayed.peek()) {
+  private promoteDelayed(mono: number): void {
+    for (let top = this.delayed.peek(); top && top.at <= mono; top = this.delayed.peek()) {
       this.delayed.pop();
-      if (top.task.status === 'pending' && !this.queued.has(top.task.id) && (top.task.runAfter ?? 0) <= now) {
+      if (top.task.status === 'pending' && !this.queued.has(top.task.id) && top.task.runAfter === top.runAfter) {
         this.makeReady(top.task, top.at);
       }
     }
@@ -619,9 +745,9 @@ export class TaskEngine {
     this.delayTimer = this.clock.setTimeout(() => {
       this.delayTimer = null;
       this.delayTimerAt = Infinity;
-      this.promoteDelayed(this.clock.now());
+      this.promoteDelayed(this.clock.monotonic());
       this.armDelayTimer();
-    }, Math.max(0, next.at - this.clock.now()));
+    }, Math.max(0, next.at - this.clock.monotonic()));
   }
 
   scheduleDispatch(): void {
@@ -629,7 +755,8 @@ export class TaskEngine {
     this.dispatchScheduled = true;
     setImmediate(() => {
       this.dispatchScheduled = false;
-      if (!this.stopped) this.dispatch();
+      // While the store cannot commit nothing starts; the orchestrator schedules a dispatch when it can again.
+      if (!this.stopped && this.canWrite()) this.dispatch();
     });
   }
 
@@ -694,11 +821,12 @@ export class TaskEngine {
   private dispatch(): void {
     if (this.queued.size === 0) return;
     const now = this.clock.now();
+    const mono = this.clock.monotonic();
     const free = this.candidates()
       .filter((w) => w.online && w.running.size < w.concurrency && w.capabilities.size > 0)
       .sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
     for (const worker of free) {
-      this.fill(worker, now);
+      this.fill(worker, now, mono);
       if (this.queued.size === 0) break;
     }
   }
@@ -719,36 +847,50 @@ export class TaskEngine {
   }
 
   /** Gives one worker the best ready tasks it may run, up to its free slots. */
-  private fill(worker: Worker, now: number): void {
-    if (!worker.online) return;
+  private fill(worker: Worker, now: number, mono: number): void {
+    if (!worker.online || !this.canWrite()) return;
     while (worker.running.size < worker.concurrency && this.queued.size > 0) {
       const entry = this.bestFor(worker);
       if (!entry) break;
       const task = entry.task;
-      if (task.deadline !== null && task.deadline < now) {
+      if ((this.deadlineAt.get(task.id) ?? Infinity) < mono) {
         this.expire(task, now).catch((err: unknown) => this.log.error({ err, taskId: task.id }, 'failed to expire task'));
         continue;
       }
-      this.start(task, worker, now);
+      if (!this.start(task, worker, now, mono)) {
+        // The agent cannot be reached now: the task keeps its place in line for another worker.
+        this.enqueueEntry(entry);
+        break;
+      }
     }
   }
 
-  private start(task: Task, worker: Worker, now: number): void {
+  /** Starts an attempt on the worker; false (and nothing changed) when the agent cannot be reached. */
+  private start(task: Task, worker: Worker, now: number, mono: number): boolean {
+    const before = { startedAt: task.startedAt, runAfter: task.runAfter, leaseExpiresAt: task.leaseExpiresAt };
     this.setStatus(task, 'in_progress');
     task.attempts++;
     task.assignedTo = worker.id;
     task.startedAt = now;
     task.runAfter = null;
     task.leaseExpiresAt = now + this.settings.leaseMs;
-    worker.running.set(task.id, { attempt: task.attempts, startedAt: now, timeoutAt: now + task.timeoutMs });
-    worker.lastAssignedAt = now;
+    const ref = worker.assign(task);
+    if (ref === null) {
+      this.setStatus(task, 'pending');
+      task.attempts--;
+      task.assignedTo = null;
+      Object.assign(task, before);
+      return false;
+    }
+    worker.running.set(task.id, { attempt: task.attempts, startedAt: now, timeoutAt: mono + task.timeoutMs, leaseUntil: mono + this.settings.leaseMs, assignedAt: mono, ref });
+    worker.lastAssignedAt = mono;
     this.events.emit('task.started', { task, agentId: worker.id });
     // The start is written behind the assignment, not before it: nobody is told "started", so nothing
     // acknowledged depends on it. Should the process die before the write commits, the task is pending
     // again after the restart and runs once more; a result from the lost attempt is then refused as stale.
     // (The attempt's own record is written when it ends; while it runs, the task row says who runs it.)
     this.store.recordStart(task).catch((err: unknown) => this.log.error({ err, taskId: task.id }, 'failed to record a task start'));
-    worker.assign(task);
+    return true;
   }
 }
 

@@ -91,6 +91,14 @@ export class PhiAccrualDetector {
     if (this.last === null || at > this.last) this.last = at;
   }
 
+  /**
+   * The observer stalled for `ms` (it could not read heartbeats meanwhile): that time does not count as the
+   * agent's silence. The last arrival moves forward by it, never past `now`.
+   */
+  discount(ms: number, now: number): void {
+    if (this.last !== null && ms > 0) this.last = Math.min(this.last + ms, now);
+  }
+
   /** Forgets the last arrival (the agent went away): the silence is not a gap to learn from; what was learned stays. */
   reset(): void {
     this.last = null;

@@ -103,8 +103,19 @@ export class Fleet {
   private readonly clock: Clock;
   private readonly events: EventBus;
   private readonly log: Logger;
+  private readonly canWrite: () => boolean;
 
-  constructor(options: { store: Store; clock: Clock; events: EventBus; log: Logger; health: HealthScoreConfig; rings?: CompiledRingConfig }) {
+  constructor(options: {
+    store: Store;
+    clock: Clock;
+    events: EventBus;
+    log: Logger;
+    health: HealthScoreConfig;
+    rings?: CompiledRingConfig;
+    /** False while the store cannot commit: held-back samples are dropped then (memory is rebuilt). @default always true */
+    canWrite?: () => boolean;
+  }) {
+    this.canWrite = options.canWrite ?? (() => true);
     this.store = options.store;
     this.clock = options.clock;
     this.events = options.events;
@@ -112,8 +123,11 @@ export class Fleet {
     this.registry = new DeviceRegistry(options.rings ?? compileOrThrow(DEFAULT_RING_CONFIG), options.health);
   }
 
-  /** Loads the stored ring configuration and every device. */
-  async load(): Promise<void> {
+  /**
+   * Loads the stored ring configuration and every device. With `repairs` (loading while the store cannot
+   * commit) the snapshot it would write is left to the caller, to run once the store commits again.
+   */
+  async load(repairs?: (() => Promise<void>)[]): Promise<void> {
     const stored = await this.store.getMeta('ring_config');
     if (stored !== null) {
       const out = compileRingConfig(JSON.parse(stored));
@@ -166,7 +180,17 @@ export class Fleet {
       mark = (moves.at(-1) as RingMove).id;
     }
     this.cuts = this.currentCuts();
-    if (this.dirty.size > 0) await this.snapshot();
+    if (this.dirty.size > 0) {
+      if (repairs) repairs.push(() => this.snapshot());
+      else await this.snapshot();
+    }
+  }
+
+  /** This fleet is being replaced (its state rebuilt from the store): its held-back writes are dropped. */
+  dispose(): void {
+    this.sampleFlush?.cancel();
+    this.sampleFlush = null;
+    this.pendingSamples.clear();
   }
 
   /**
@@ -331,6 +355,11 @@ export class Fleet {
     this.sampleFlush?.cancel();
     this.sampleFlush = null;
     if (this.pendingSamples.size === 0) return;
+    if (!this.canWrite()) {
+      // The store cannot commit; memory is being rebuilt from it. The devices' next samples come soon.
+      this.pendingSamples.clear();
+      return;
+    }
     const rows = [...this.pendingSamples].map((i) => this.sampleRow(i));
     this.pendingSamples.clear();
     try {

@@ -162,6 +162,11 @@ export class ReliableEndpoint {
     this.transmit(makeEnvelope('acknowledgement', this.id, this.peerId, also.length > 0 ? { ack_of: first, also } : { ack_of: first }, this.clock.now()));
   };
 
+  /** Whether a reliable envelope sent from here still waits for the peer's acknowledgement. */
+  isPending(messageId: string): boolean {
+    return this.pending.has(messageId);
+  }
+
   /** Stops retransmitting; whatever is still unacknowledged counts as dropped. */
   close(): void {
     if (this.closed) return;

@@ -16,6 +16,7 @@ export type Access = 'public' | 'enroll' | 'agent' | Role;
  */
 export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /healthz': 'public',
+  'GET /readyz': 'public',
   'GET /openapi.json': 'public',
 
   // The prototype's endpoints.

@@ -69,6 +69,8 @@ export class SimulatedAgent {
   private seq = 0;
   /** Results finished while paused, sent on resume (as a stopped process would, late). */
   private readonly heldResults: PayloadMap['task_result'][] = [];
+  /** Results sent and not acknowledged yet, by task: the task is still held, so heartbeats list it. */
+  private readonly unacknowledged = new Map<string, string>();
   private started = false;
   private paused = false;
 
@@ -120,7 +122,7 @@ export class SimulatedAgent {
   resume(): void {
     this.paused = false;
     const held = this.heldResults.splice(0);
-    for (const r of held) this.endpoint?.send('task_result', r);
+    for (const r of held) this.sendResult(r);
   }
 
   /** Changes the simulated device's readings, as load or a charger would on a real one. */
@@ -140,13 +142,24 @@ export class SimulatedAgent {
     return [...this.running.keys()];
   }
 
+  /** What heartbeats list: tasks running, and tasks whose result has not reached the master yet. */
+  private heldTasks(): string[] {
+    const held = new Set(this.running.keys());
+    for (const r of this.heldResults) held.add(r.task_id);
+    for (const [taskId, messageId] of this.unacknowledged) {
+      if (this.endpoint?.isPending(messageId)) held.add(taskId);
+      else this.unacknowledged.delete(taskId);
+    }
+    return [...held];
+  }
+
   private scheduleHeartbeat(delayMs: number): void {
     this.heartbeatTimer = this.opts.clock.setTimeout(() => {
       if (!this.started) return;
       if (!this.paused) {
         this.endpoint?.send(
           'heartbeat',
-          { seq: ++this.seq, metrics: pickMetrics(this.device), running_tasks: this.runningTasks() },
+          { seq: ++this.seq, metrics: pickMetrics(this.device), running_tasks: this.heldTasks() },
           { reliable: false },
         );
       }
@@ -240,6 +253,11 @@ export class SimulatedAgent {
     if (current?.abort === abort) this.running.delete(taskId);
     const payload: PayloadMap['task_result'] = { task_id: taskId, attempt, ...outcome };
     if (this.paused) this.heldResults.push(payload);
-    else this.endpoint?.send('task_result', payload);
+    else this.sendResult(payload);
+  }
+
+  private sendResult(payload: PayloadMap['task_result']): void {
+    const id = this.endpoint?.send('task_result', payload);
+    if (id !== undefined) this.unacknowledged.set(payload.task_id, id);
   }
 }

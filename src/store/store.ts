@@ -20,6 +20,18 @@ import type { ApiToken, Approval, AuditEntry, AuditQuery, EnrollmentToken } from
 export interface Store {
   readonly kind: string;
   close(): Promise<void>;
+  /**
+   * After failed writes: frees what the adapter can (SQLite checkpoints and truncates its WAL) and commits
+   * one small write. Resolves once that write committed; rejects while writes still fail.
+   */
+  probe(): Promise<void>;
+  /** Resolves once every write made so far has committed or failed. */
+  idle(): Promise<void>;
+  /**
+   * `listener` hears of every write that fails to commit, before that write's promise rejects. A write that
+   * fails because the disk or the database cannot take it now rejects with ORCH_STORAGE_UNAVAILABLE.
+   */
+  onWriteFailure(listener: (err: Error) => void): void;
 
   getMeta(key: string): Promise<string | null>;
 
@@ -125,7 +137,32 @@ export interface Store {
   getGateEvaluations(deploymentSeq: number): Promise<GateEvaluation[]>;
 }
 
-export type AttemptEndOutcome = 'failed' | 'timed_out' | 'lease_expired' | 'agent_lost' | 'interrupted' | 'cancelled';
+/**
+ * The verbs that change what is stored. Everything else on the port reads (or manages the connection).
+ * `StorageGuard` refuses these while the store cannot commit; a test checks that every verb is in one list.
+ */
+export const WRITE_VERBS = [
+  'setMeta', 'insertApiToken', 'revokeApiToken', 'insertEnrollmentToken', 'revokeEnrollmentToken', 'consumeEnrollmentToken',
+  'setAgentApproval', 'appendAudit', 'upsertAsset', 'insertAgent', 'recordRegistration', 'recordHeartbeat', 'recordHeartbeats',
+  'setConnectivity', 'updateAgentDevice', 'applyRingMoves', 'snapshotRings', 'upsertDevices', 'saveDeviceSamples', 'setDevicePin',
+  'setDeviceConnectivity', 'insertTasks', 'saveTask', 'recordStart', 'renewLeases', 'insertDeployment', 'saveDeployment',
+  'saveExecutions', 'insertGateEvaluation',
+] as const satisfies readonly (keyof Store)[];
+
+/** The verbs that only read. */
+export const READ_VERBS = [
+  'getMeta', 'getApiToken', 'listApiTokens', 'countApiTokens', 'getEnrollmentToken', 'listEnrollmentTokens', 'listAudit', 'getAsset',
+  'listAssets', 'getAgent', 'listAgents', 'findAgentByAsset', 'ringMovesAfterSnapshot', 'ringSnapshotWatermark', 'listRingMoves',
+  'listRingMovesSince', 'loadDevices', 'getTask', 'findTaskByIdempotencyKey', 'getAttempts', 'loadLiveTasks', 'maxTaskSeq', 'listTasks',
+  'countTasksByStatus', 'countAttemptsByAgent', 'getDeployment', 'listDeployments', 'loadActiveDeployments', 'getExecutions',
+  'getGateEvaluations',
+] as const satisfies readonly (keyof Store)[];
+
+/**
+ * How an attempt ended without success. `not_running`: the agent's heartbeats did not list it although it had
+ * received it (the process that got it is gone, or never ran it).
+ */
+export type AttemptEndOutcome = 'failed' | 'timed_out' | 'lease_expired' | 'agent_lost' | 'not_running' | 'interrupted' | 'cancelled';
 
 export interface TaskFilter {
   status?: TaskStatus;

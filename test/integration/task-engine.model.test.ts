@@ -61,6 +61,7 @@ function makeWorker(i: number): Worker {
       const ran = everRan.get(task.id) ?? new Set<string>();
       ran.add(`w${i}`);
       everRan.set(task.id, ran);
+      return 0;
     },
     cancel: () => undefined,
   };

@@ -17,6 +17,7 @@ import { TASK_STATUSES } from '../../domain/types.js';
 import type { DeploymentRecord, DeploymentSpec, DeploymentState, DeviceReading, Execution, ExecutionState, GateEvaluation } from '../../domain/deployment.js';
 import type { DeviceRecord, DeviceSample, RingMoveWrite, Store, TaskAttempt, TaskFilter } from '../store.js';
 import type { ApiToken, Approval, AuditEntry, AuditQuery, EnrollmentToken, Role } from '../../domain/security.js';
+import { fromSqliteError } from './errors.js';
 import { MIGRATIONS } from './migrations.js';
 import type { Step, StepResult, Writer } from './writer.js';
 import { InlineWriter, ThreadWriter } from './writer.js';
@@ -408,7 +409,7 @@ function run<T>(body: () => T): Promise<T> {
   try {
     return Promise.resolve(body());
   } catch (err) {
-    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    return Promise.reject(fromSqliteError(err));
   }
 }
 
@@ -566,6 +567,18 @@ export class SqliteStore implements Store {
         this.db.pragma(`user_version = ${m.version}`);
       })();
     }
+  }
+
+  probe(): Promise<void> {
+    return this.writer.probe();
+  }
+
+  onWriteFailure(listener: (err: Error) => void): void {
+    this.writer.onFailure = listener;
+  }
+
+  idle(): Promise<void> {
+    return this.writer.idle();
   }
 
   async close(): Promise<void> {

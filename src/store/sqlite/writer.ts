@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { storageError } from './errors.js';
 
 /** One SQL statement of a write. `want` says what to hand back from it. */
 export interface Step {
@@ -23,7 +24,10 @@ export interface WriteOp {
 }
 
 export type StepResult = number | Record<string, unknown> | null | undefined;
-type Outcome = { ok: true; value: StepResult[] } | { ok: false; error: string };
+type Outcome = { ok: true; value: StepResult[] } | { ok: false; error: string; code?: string | undefined };
+
+/** The statement a probe writes: it proves that a commit can reach the disk again. */
+export const PROBE_SQL = "INSERT INTO meta (key, value) VALUES ('storage_probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 
 interface DbLike {
   prepare(sql: string): { run(...a: unknown[]): { changes: number; lastInsertRowid: number | bigint }; get(...a: unknown[]): unknown };
@@ -56,6 +60,10 @@ export function executeBatch(db: DbLike, cache: Map<string, ReturnType<DbLike['p
       return undefined;
     });
   const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+  const codeOf = (err: unknown): string | undefined => {
+    const code = (err as { code?: unknown } | null)?.code;
+    return typeof code === 'string' ? code : undefined;
+  };
   const superseded = new Set<number>();
   const fullLater = new Set<string>();
   for (let i = ops.length - 1; i >= 0; i--) {
@@ -74,12 +82,12 @@ export function executeBatch(db: DbLike, cache: Map<string, ReturnType<DbLike['p
           try {
             return { ok: true, value: db.transaction(() => runOrSkip(op, i))() };
           } catch (err) {
-            return { ok: false, error: message(err) };
+            return { ok: false, error: message(err), code: codeOf(err) };
           }
         }),
       )();
     } catch (err) {
-      return ops.map(() => ({ ok: false, error: message(err) }));
+      return ops.map(() => ({ ok: false, error: message(err), code: codeOf(err) }));
     }
   }
 }
@@ -93,7 +101,19 @@ export interface WriterStats {
 /** Where writes go. Each write's promise resolves once the transaction holding it has committed. */
 export interface Writer {
   readonly stats: WriterStats;
+  /**
+   * Rejects when the write did not commit: ORCH_STORAGE_UNAVAILABLE when the disk or file is at fault (see
+   * errors.ts). `onFailure` hears of every such failure before the write's promise rejects.
+   */
   submit(op: WriteOp): Promise<StepResult[]>;
+  onFailure: ((err: Error) => void) | null;
+  /**
+   * After failed writes: checkpoints the WAL into the database file and truncates it (so that space freed on
+   * the disk can be used), then commits one small write. Resolves once it committed, rejects if it did not.
+   */
+  probe(): Promise<void>;
+  /** Resolves once every write submitted so far has committed or failed. */
+  idle(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -109,6 +129,7 @@ interface Waiting {
  */
 export class InlineWriter implements Writer {
   readonly stats: WriterStats = { commits: 0, writes: 0, maxBatch: 0 };
+  onFailure: ((err: Error) => void) | null = null;
   private ops: WriteOp[] = [];
   private waiting: Waiting[] = [];
   private readonly cache = new Map<string, ReturnType<DbLike['prepare']>>();
@@ -136,8 +157,28 @@ export class InlineWriter implements Writer {
     outcomes.forEach((o, i) => {
       const w = waiting[i] as Waiting;
       if (o.ok) w.resolve(o.value);
-      else w.reject(new Error(o.error));
+      else {
+        const err = storageError(o.error, o.code);
+        this.onFailure?.(err);
+        w.reject(err);
+      }
     });
+  }
+
+  probe(): Promise<void> {
+    this.flush();
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+      this.db.prepare(PROBE_SQL).run(String(Date.now()));
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(storageError(err instanceof Error ? err.message : String(err), (err as { code?: string }).code));
+    }
+  }
+
+  idle(): Promise<void> {
+    this.flush();
+    return Promise.resolve();
   }
 
   close(): Promise<void> {
@@ -170,6 +211,18 @@ function drain() {
   parentPort.postMessage({ results: batch.map((b, i) => ({ id: b.id, outcome: outcomes[i] })) });
 }
 parentPort.on('message', (msg) => {
+  if (msg.probe !== undefined) {
+    // Writes sent before the probe commit (or fail) before it.
+    drain();
+    try {
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      db.prepare(workerData.probeSql).run(String(Date.now()));
+      parentPort.postMessage({ probed: msg.probe, ok: true });
+    } catch (err) {
+      parentPort.postMessage({ probed: msg.probe, ok: false, error: err && err.message ? err.message : String(err), code: err && typeof err.code === 'string' ? err.code : undefined });
+    }
+    return;
+  }
   if (msg.close) {
     drain();
     db.close();
@@ -197,21 +250,43 @@ parentPort.on('message', (msg) => {
  */
 export class ThreadWriter implements Writer {
   readonly stats: WriterStats = { commits: 0, writes: 0, maxBatch: 0 };
-  private readonly worker: Worker;
+  onFailure: ((err: Error) => void) | null = null;
+  private worker: Worker;
   private readonly waiting = new Map<number, Waiting>();
   private outbox: [number, [number, Step['params'], Step['want']][], string | undefined, number][] = [];
   private newDefs: [number, string][] = [];
   private readonly sqlIds = new Map<string, number>();
   private nextId = 1;
   private closed: Promise<void> | null = null;
+  /** The thread died (it never should): writes fail until a probe starts a new one. */
   private failure: Error | null = null;
+  private readonly probes = new Map<number, Waiting>();
+  private idleWaiters: (() => void)[] = [];
 
-  constructor(path: string, synchronous: string) {
+  constructor(
+    private readonly path: string,
+    private readonly synchronous: string,
+  ) {
+    this.worker = this.spawn();
+  }
+
+  private spawn(): Worker {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     // A larger WAL between checkpoints: each checkpoint copies pages and fsyncs the database file, on this thread.
     const checkpointPages = 10_000;
-    this.worker = new Worker(THREAD_SOURCE(executeBatch.toString()), { eval: true, workerData: { path, synchronous, driver, checkpointPages } });
-    this.worker.on('message', (msg: { results?: { id: number; outcome: Outcome }[] }) => {
+    const worker = new Worker(THREAD_SOURCE(executeBatch.toString()), {
+      eval: true,
+      workerData: { path: this.path, synchronous: this.synchronous, driver, checkpointPages, probeSql: PROBE_SQL },
+    });
+    worker.on('message', (msg: { results?: { id: number; outcome: Outcome }[]; probed?: number; ok?: boolean; error?: string; code?: string }) => {
+      if (msg.probed !== undefined) {
+        const w = this.probes.get(msg.probed);
+        this.probes.delete(msg.probed);
+        if (msg.ok) w?.resolve([]);
+        else w?.reject(storageError(msg.error ?? 'the probe write failed', msg.code));
+        this.settled();
+        return;
+      }
       if (!msg.results) return;
       this.stats.commits++;
       this.stats.writes += msg.results.length;
@@ -221,22 +296,41 @@ export class ThreadWriter implements Writer {
         this.waiting.delete(id);
         if (!w) continue;
         if (outcome.ok) w.resolve(outcome.value);
-        else w.reject(new Error(outcome.error));
+        else {
+          const err = storageError(outcome.error, outcome.code);
+          this.onFailure?.(err);
+          w.reject(err);
+        }
       }
-      // An idle writer does not keep the process alive.
-      if (this.waiting.size === 0) this.worker.unref();
+      this.settled();
     });
-    this.worker.on('error', (err) => {
+    worker.on('error', (err) => {
+      if (worker !== this.worker) return;
       this.failure = err;
-      for (const w of this.waiting.values()) w.reject(err);
+      const failed = storageError(`the writer thread failed: ${err.message}`, 'SQLITE_IOERR');
+      if (this.waiting.size > 0) this.onFailure?.(failed);
+      for (const w of this.waiting.values()) w.reject(failed);
+      for (const w of this.probes.values()) w.reject(failed);
       this.waiting.clear();
+      this.probes.clear();
+      this.settled();
     });
+    worker.unref();
+    return worker;
+  }
+
+  /** Wakes whoever waits for the writer to be idle; an idle writer does not keep the process alive. */
+  private settled(): void {
+    if (this.waiting.size > 0 || this.probes.size > 0 || this.outbox.length > 0) return;
     this.worker.unref();
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   submit(op: WriteOp): Promise<StepResult[]> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.closed) return Promise.reject(new Error('the store is closed'));
+    if (this.failure) return this.refuse(storageError(`the writer thread failed: ${this.failure.message}`, 'SQLITE_IOERR'));
+    if (this.closed) return Promise.reject(storageError('the store is closed', undefined));
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.waiting.set(id, { resolve, reject });
@@ -248,6 +342,36 @@ export class ThreadWriter implements Writer {
         setImmediate(() => this.post());
       }
     });
+  }
+
+  private refuse(err: Error): Promise<never> {
+    this.onFailure?.(err);
+    return Promise.reject(err);
+  }
+
+  probe(): Promise<void> {
+    if (this.closed) return Promise.reject(storageError('the store is closed', undefined));
+    if (this.failure) {
+      // A dead thread is replaced; the statements it knew by number are sent again.
+      void this.worker.terminate();
+      this.failure = null;
+      this.sqlIds.clear();
+      this.outbox = [];
+      this.newDefs = [];
+      this.worker = this.spawn();
+    }
+    this.post();
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.probes.set(id, { resolve: () => resolve(), reject });
+      this.worker.ref();
+      this.worker.postMessage({ probe: id });
+    });
+  }
+
+  idle(): Promise<void> {
+    if (this.waiting.size === 0 && this.probes.size === 0 && this.outbox.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private sqlId(sql: string): number {
