@@ -412,6 +412,7 @@ export class Orchestrator {
       this.launch(live, { capabilities: live.agent.capabilities, device: live.agent.device });
       restored.push(live.agent.id);
     }
+    this.lastSweepAt = this.clock.monotonic();
     this.sweeper.start();
     this.rebalancer.start();
     this.deployer.start();

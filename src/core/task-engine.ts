@@ -142,6 +142,8 @@ export class TaskEngine {
   private readonly deadlineAt = new Map<string, number>();
   /** Inserts of tasks with an idempotency key that have not committed yet: a second submit waits for them. */
   private readonly inserting = new Map<string, Promise<void>>();
+  /** Keys a submit is deciding (looking up, then creating): another submit of the same key waits its turn. */
+  private readonly keyLocks = new Map<string, Promise<void>>();
   private readonly canWrite: () => boolean;
   private readonly workers = new Map<string, Worker>();
   private readonly counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
@@ -219,11 +221,17 @@ export class TaskEngine {
   }
 
   /**
-   * The orchestrator stalled (a pause of the process, a long synchronous run) for `ms`: heartbeats that
-   * arrived meanwhile were not read yet, so no lease may run out for that time.
+   * The orchestrator could not hear its agents for `ms` (the process stalled, or the store could not commit
+   * and results were refused): heartbeats and results of that time were not taken, so neither a lease nor a
+   * timeout runs out for it.
    */
   discount(ms: number): void {
-    for (const worker of this.workers.values()) for (const run of worker.running.values()) run.leaseUntil += ms;
+    for (const worker of this.workers.values()) {
+      for (const run of worker.running.values()) {
+        run.leaseUntil += ms;
+        run.timeoutAt += ms;
+      }
+    }
   }
 
   // ---------------------------------------------------------------- workers
@@ -310,19 +318,37 @@ export class TaskEngine {
     const out: { task: Task; created: boolean }[] = [];
     const fresh: Task[] = [];
     const batchKeys = new Map<string, Task>();
-    for (const input of inputs) {
-      const key = input.idempotencyKey;
-      const existing = key === undefined ? null : (batchKeys.get(key) ?? (await this.findByKey(key)));
-      if (existing) {
-        out.push({ task: existing, created: false });
-        continue;
+    const unlocks: (() => void)[] = [];
+    let committed: Promise<void>;
+    try {
+      for (const input of inputs) {
+        const key = input.idempotencyKey;
+        let existing: Task | null = key === undefined ? null : (batchKeys.get(key) ?? null);
+        if (key !== undefined && existing === null) {
+          // Two submits of one key must not both find nothing and both create: one decides at a time.
+          for (let lock = this.keyLocks.get(key); lock; lock = this.keyLocks.get(key)) await lock;
+          let unlock = (): void => undefined;
+          this.keyLocks.set(key, new Promise<void>((resolve) => (unlock = resolve)));
+          unlocks.push(() => {
+            this.keyLocks.delete(key);
+            unlock();
+          });
+          existing = await this.findByKey(key);
+        }
+        if (existing) {
+          out.push({ task: existing, created: false });
+          continue;
+        }
+        const task = this.buildTask(input, now);
+        if (key !== undefined) batchKeys.set(key, task);
+        fresh.push(task);
+        out.push({ task, created: true });
       }
-      const task = this.buildTask(input, now);
-      if (key !== undefined) batchKeys.set(key, task);
-      fresh.push(task);
-      out.push({ task, created: true });
+      committed = this.accept(fresh);
+    } finally {
+      // The keys are in the index now (or nothing was created): the next submit of each finds its task.
+      for (const unlock of unlocks) unlock();
     }
-    const committed = this.accept(fresh);
     // The answer is each task as submitted, whatever happens to it while the commit runs.
     const answer = out.map(({ task, created }) => ({ task: { ...task }, created }));
     await committed;

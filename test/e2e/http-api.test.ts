@@ -311,6 +311,18 @@ describe('hostile input', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  it('a body nested deeper than 64 levels is a 400 before any work: nothing counted, its idempotency key still free', async () => {
+    const before = (await getJson(`${base}/cluster_status`)).body.total_tasks as number;
+    // About 4,000 levels in 8 KB: it once overflowed the stack in validation and in the store's serialisation.
+    const deep = `{"type": "process_data", "idempotencyKey": "deep-1", "params": {"x": ${'['.repeat(4000)}${']'.repeat(4000)}}}`;
+    await expectRejected(() => post('/api/v1/tasks', deep), 400, 'ORCH_VALIDATION', /deeper than 64 levels/);
+    await expectRejected(() => post('/submit_task', `{"task_type": "process_data", "parameters": ${'{"a":'.repeat(65)}1${'}'.repeat(65)}}`), 400, 'ORCH_VALIDATION', /deeper than 64 levels/);
+    // Brackets inside strings are text, not nesting; 64 levels is still a body.
+    const fine = await post('/api/v1/tasks', `{"type": "process_data", "idempotencyKey": "deep-1", "params": {"note": "${'['.repeat(500)}", "x": ${'['.repeat(62)}${']'.repeat(62)}}}`);
+    expect(fine.status).toBe(201);
+    expect((await getJson(`${base}/cluster_status`)).body.total_tasks).toBe(before + 1);
+  });
+
   it('no random body on any route gets a 5xx, and every error has the error shape', async () => {
     const routes = ['/spawn_agent', '/add_asset', '/submit_task', '/start_deployment', '/complete_deployment', '/simulate_activity'];
     const bodyArb = fc.oneof(
