@@ -90,7 +90,7 @@ describe('storage failures', () => {
     expect((await h.orchestrator.getTask(running.id)).attempts.map((a) => a.outcome)).toEqual(['succeeded']);
     const out = await h.orchestrator.tasks.submit([{ type: 'process_data', parameters: { data: [3] }, idempotencyKey: 'refused' }]);
     expect(out[0]?.created).toBe(true);
-    await advanceUntil(h, async () => {
+    await advanceUntil(h, () => {
       g.release();
       return Object.values(h.orchestrator.tasks.countsByStatus()).reduce((a, b) => a + b, 0) === h.orchestrator.tasks.countsByStatus().completed;
     }, 120_000);

@@ -12,7 +12,7 @@ export function mountTmpfs(sizeMiB: number): { dir: string; fill: () => number; 
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m`, 'tmpfs', dir], { stdio: 'pipe' });
   } catch (err) {
-    throw new Error(`this test mounts a tmpfs and must run as root (mount -t tmpfs failed: ${err instanceof Error ? err.message : String(err)})`);
+    throw new Error(`this test mounts a tmpfs and must run as root (mount -t tmpfs failed: ${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }
   const filler = join(dir, 'filler');
   return {
