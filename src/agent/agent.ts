@@ -215,14 +215,29 @@ export class NetworkAgent {
       void (async () => {
         try {
           const metrics = await this.o.metrics.read();
-          const running = [...this.running.entries()].map(([taskId, r]) => ({ taskId, attempt: r.attempt }));
-          await this.request('POST', '/api/v1/agent/heartbeat', { seq: ++this.seq, metrics, running });
+          // `ack` first: every assignment up to it that `running` leaves out is not held here.
+          const ack = this.ack;
+          await this.request('POST', '/api/v1/agent/heartbeat', { seq: ++this.seq, metrics, running: this.held(), ack });
         } catch (err) {
           this.o.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed');
         }
         if (!this.stopped) this.scheduleHeartbeat(this.heartbeatMs);
       })();
     }, delayMs);
+  }
+
+  /**
+   * The attempts this agent holds: those running, and those whose result waits on disk to be delivered (the
+   * orchestrator must not give up on them: the result is coming).
+   */
+  private held(): { taskId: string; attempt: number }[] {
+    const out = [...this.running.entries()].map(([taskId, r]) => ({ taskId, attempt: r.attempt }));
+    for (const f of readdirSync(this.outbox)) {
+      const m = /^(.+)\.(\d+)\.json$/.exec(f);
+      if (m) out.push({ taskId: decodeURIComponent(m[1] as string), attempt: Number(m[2]) });
+    }
+    // The heartbeat takes up to 1,000 (results are delivered 100 at a time, so a longer outbox drains quickly).
+    return out.slice(0, 1000);
   }
 
   private async pollLoop(): Promise<void> {

@@ -24,6 +24,33 @@ type CommandBody = Command extends infer C ? (C extends { id: number } ? Omit<C,
 /** At most this many commands per long-poll reply. */
 export const POLL_BATCH = 100;
 
+/** Ids per start of the orchestrator: a start's ids are `boot × 2^32 + n`. */
+export const IDS_PER_BOOT = 2 ** 32;
+
+/**
+ * Where command ids come from: one counter for every channel of a process, starting at the process's boot
+ * number (stored, one more at each start) times IDS_PER_BOOT. So ids keep increasing across channels and
+ * restarts (an agent's `ack` outlives both) without reading the wall clock.
+ */
+export class CommandIds {
+  private next: number;
+
+  constructor(boot: number) {
+    this.next = boot * IDS_PER_BOOT + 1;
+  }
+
+  take(): number {
+    return this.next++;
+  }
+}
+
+/** The boot number of a start, from the last one stored (null on the first start). */
+export function nextBoot(stored: number | null, wallNow: number): number {
+  // Before boot numbers, ids were microseconds of the wall clock: the first boot number starts above them.
+  const floor = Math.floor((wallNow * 1000) / IDS_PER_BOOT) + 1;
+  return stored === null ? floor : stored + 1;
+}
+
 /**
  * A network agent's command queue. Commands stay queued until the agent
  * acknowledges them (the `ack` of its next poll names the last id it
@@ -33,12 +60,14 @@ export const POLL_BATCH = 100;
 export class NetworkChannel implements AgentChannel {
   readonly stats: EndpointStats = { sent: 0, received: 0, dropped: 0, retransmitted: 0, duplicates: 0 };
   private readonly queue: Command[] = [];
-  /** Ids keep increasing across channels and restarts (an agent's `ack` outlives both): microseconds-ish from the clock. */
-  private nextId = Date.now() * 1000;
   private closed = false;
   private waiter: { resolve: () => void; timer: ReturnType<typeof setTimeout> } | null = null;
   /** The highest id handed out in a reply, to count re-sends. */
   private handedOut = 0;
+  /** The highest id the agent has acknowledged: every command up to it reached the agent. */
+  private ackedUpTo = 0;
+
+  constructor(private readonly ids: CommandIds) {}
 
   get isClosed(): boolean {
     return this.closed;
@@ -59,7 +88,7 @@ export class NetworkChannel implements AgentChannel {
     } else if (type === 'shutdown') {
       body = { type: 'shutdown', reason: (payload as PayloadMap['shutdown']).reason ?? 'shutdown' };
     }
-    const id = this.nextId++;
+    const id = this.ids.take();
     if (body === null || this.closed) {
       this.stats.dropped++;
       return String(id);
@@ -84,7 +113,8 @@ export class NetworkChannel implements AgentChannel {
    * an older one that is still waiting (it answers empty).
    */
   async poll(ack: number, waitMs: number): Promise<Command[]> {
-    while (this.queue.length > 0 && (this.queue[0] as Command).id <= ack) this.queue.shift();
+    this.ackedUpTo = Math.max(this.ackedUpTo, ack);
+    while (this.queue.length > 0 && (this.queue[0] as Command).id <= this.ackedUpTo) this.queue.shift();
     if (this.queue.length === 0 && waitMs > 0 && !this.closed) {
       this.wake();
       await new Promise<void>((resolve) => {
@@ -99,6 +129,11 @@ export class NetworkChannel implements AgentChannel {
     this.handedOut = Math.max(this.handedOut, out.at(-1)?.id ?? 0);
     this.stats.received++;
     return out;
+  }
+
+  /** The highest command id the agent has acknowledged (0 before any). */
+  get acked(): number {
+    return this.ackedUpTo;
   }
 
   /** Answers a waiting poll now, with what is queued (the server is about to close its connections). */

@@ -35,7 +35,7 @@ import type { HeldAttempt, ResultReport, SubmitInput, Worker } from './task-engi
 import { TaskEngine } from './task-engine.js';
 import type { ExecutionDriver, ExecutionOutcome } from './rollouts.js';
 import type { AgentChannel, Command } from './network-channel.js';
-import { NetworkChannel } from './network-channel.js';
+import { CommandIds, NetworkChannel, nextBoot } from './network-channel.js';
 import { RolloutController } from './rollouts.js';
 import { StorageGuard } from './storage-guard.js';
 
@@ -169,6 +169,8 @@ export class Orchestrator {
   private readonly rebalancer: Loop;
   private readonly deployer: Loop;
   private masterIdValue = '';
+  /** Set at start from the stored boot number. */
+  private commandIds = new CommandIds(0);
   private enrollToken = '';
   private readonly heldHeartbeats = new Map<string, { device: DeviceInfo; at: number }>();
   private heartbeatFlush: TimerHandle | null = null;
@@ -326,7 +328,7 @@ export class Orchestrator {
           agent,
           detector: new PhiAccrualDetector(detectorSettings(this.settings.heartbeatIntervalMs, this.settings.agentTimeoutMs)),
           credentialHash: agent.credentialHash ?? null,
-          endpoint: agent.kind === 'network' ? new NetworkChannel() : null,
+          endpoint: agent.kind === 'network' ? new NetworkChannel(this.commandIds) : null,
           succeeded: 0,
           failed: 0,
         } as LiveAgent;
@@ -381,6 +383,10 @@ export class Orchestrator {
       await this.store.setMeta('master_id', masterId);
     }
     this.masterIdValue = masterId;
+    const stored = await this.store.getMeta('boot');
+    const boot = nextBoot(stored === null ? null : Number(stored), this.clock.now());
+    await this.store.setMeta('boot', String(boot));
+    this.commandIds = new CommandIds(boot);
     let token = this.settings.enrollToken ?? (await this.store.getMeta('enroll_token'));
     if (token === null) {
       token = randomBytes(18).toString('base64url');
@@ -443,7 +449,7 @@ export class Orchestrator {
       detector: new PhiAccrualDetector(detectorSettings(this.settings.heartbeatIntervalMs, this.settings.agentTimeoutMs)),
       credentialHash: agent.credentialHash ?? null,
       // A network agent's commands queue from the start: an assignment made before its first poll waits for it.
-      endpoint: agent.kind === 'network' ? new NetworkChannel() : null,
+      endpoint: agent.kind === 'network' ? new NetworkChannel(this.commandIds) : null,
       succeeded: 0,
       failed: 0,
     } as LiveAgent;
@@ -802,6 +808,8 @@ export class Orchestrator {
       }
       live.agent.capabilities = [...input.capabilities];
       live.worker.capabilities = new Set(input.capabilities);
+      // A new process of the agent: what the old one had received is judged by the new one's heartbeats.
+      if (live.endpoint instanceof NetworkChannel) this.tasks.agentRestarted(live.agent.id, live.endpoint.acked);
       await this.registerNetworkAgent(live, input.device, now);
       return { agentId: live.agent.id, credential: input.credential, approval: live.agent.approval ?? 'approved' };
     }
@@ -822,7 +830,7 @@ export class Orchestrator {
     await this.store.insertAgent(agent);
     await this.fleet.ensureDevice(id, { model: input.device.name });
     const live = this.track(agent, null);
-    live.endpoint = new NetworkChannel();
+    live.endpoint = new NetworkChannel(this.commandIds);
     await this.registerNetworkAgent(live, input.device, now);
     this.events.emit('agent.spawned', { agentId: id, assetId: null });
     return { agentId: id, credential, approval };
@@ -857,7 +865,7 @@ export class Orchestrator {
   }
 
   private async registerNetworkAgent(live: LiveAgent, device: DeviceInfo, now: number): Promise<void> {
-    if (!(live.endpoint instanceof NetworkChannel) || live.endpoint.isClosed) live.endpoint = new NetworkChannel();
+    if (!(live.endpoint instanceof NetworkChannel) || live.endpoint.isClosed) live.endpoint = new NetworkChannel(this.commandIds);
     const write = this.store.recordRegistration(live.agent.id, device, now);
     live.agent.device = device;
     live.agent.registeredAt ??= now;
@@ -912,7 +920,7 @@ export class Orchestrator {
    */
   pollCommands(live: LiveAgent, ack: number, waitMs: number): Promise<Command[]> {
     const current = live.endpoint;
-    const channel = current instanceof NetworkChannel && !current.isClosed ? current : new NetworkChannel();
+    const channel = current instanceof NetworkChannel && !current.isClosed ? current : new NetworkChannel(this.commandIds);
     live.endpoint = channel;
     const wait = waitMs >= 1000 ? Math.round(waitMs * (1 - POLL_JITTER * this.rng())) : waitMs;
     return channel.poll(ack, wait);

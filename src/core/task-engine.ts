@@ -264,6 +264,22 @@ export class TaskEngine {
   }
 
   /**
+   * The agent's process started again (a network agent enrolled anew with its identity): the assignments the
+   * previous process had acknowledged (command ids up to `acked`) are judged by the next heartbeat that has
+   * an `ack`: the new process lists what it still holds (its undelivered results), and nothing else of them runs.
+   */
+  agentRestarted(workerId: string, acked: number): void {
+    const worker = this.workers.get(workerId);
+    if (!worker) return;
+    for (const run of worker.running.values()) {
+      if (run.ref <= acked) {
+        run.ref = 0;
+        run.assignedAt = -Infinity;
+      }
+    }
+  }
+
+  /**
    * A heartbeat: what the agent says it holds. An attempt it lists keeps its lease. An attempt it does not
    * list although it must have received it is over (`not_running`: the assignment never reached a process
    * that runs it, or that process is gone) and goes back to the queue. `ack` is the last command the agent

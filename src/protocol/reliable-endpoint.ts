@@ -102,7 +102,7 @@ export class ReliableEndpoint {
     }
     this.stats.sent++;
     if (options.reliable ?? true) {
-      this.pending.set(envelope.message_id, { envelope, nextAt: this.clock.now() + this.retryMs, interval: this.retryMs });
+      this.pending.set(envelope.message_id, { envelope, nextAt: this.clock.monotonic() + this.retryMs, interval: this.retryMs });
       this.armRetry();
     }
     this.transmit(envelope);
@@ -186,7 +186,7 @@ export class ReliableEndpoint {
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = null;
       if (this.closed) return;
-      const now = this.clock.now();
+      const now = this.clock.monotonic();
       for (const p of this.pending.values()) {
         if (p.nextAt > now) continue;
         this.stats.retransmitted++;

@@ -42,7 +42,8 @@ export class RateLimiter {
 
   private refill(key: string): { tokens: number; at: number } {
     const rate = this.rate as Rate;
-    const now = this.clock.now();
+    // A duration: measured on the monotonic clock, so that setting the system clock neither refills nor empties buckets.
+    const now = this.clock.monotonic();
     let b = this.buckets.get(key);
     if (b === undefined) {
       if (this.buckets.size >= MAX_KEYS) this.forgetFull(now);
