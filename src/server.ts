@@ -96,6 +96,23 @@ function lockDataDir(dir: string): DirLock {
   }
 }
 
+/** What a failure to listen on HOST:PORT means for the operator, or null when it is not about the settings. */
+function explainListenError(err: unknown, host: string, port: number): ConfigError | null {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'EADDRINUSE':
+      return new ConfigError('PORT', `${port} on ${host} is already in use (by another orchestrator or another program): stop it, or choose another PORT (0 picks a free one)`);
+    case 'EACCES':
+      return new ConfigError('PORT', `${port} on ${host} needs privileges this user does not have: choose a PORT from 1024 up, or put a proxy in front`);
+    case 'EADDRNOTAVAIL':
+      return new ConfigError('HOST', `${host} is not an address of this machine: use one of its addresses, 127.0.0.1, or 0.0.0.0 for every interface`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new ConfigError('HOST', `cannot resolve ${host}: use an address or a name this machine can resolve`);
+    default:
+      return null;
+  }
+}
+
 /**
  * Binds HOST:PORT before anything is spawned or written, and keeps it bound while the orchestrator
  * starts, so that a busy port or a wrong address stops the start with nothing done; `release` frees
@@ -110,19 +127,7 @@ async function holdPort(host: string, port: number): Promise<{ release(): Promis
       probe.listen({ host, port }, () => resolveListen());
     });
   } catch (err) {
-    switch ((err as NodeJS.ErrnoException).code) {
-      case 'EADDRINUSE':
-        throw new ConfigError('PORT', `${port} on ${host} is already in use (by another orchestrator or another program): stop it, or choose another PORT (0 picks a free one)`);
-      case 'EACCES':
-        throw new ConfigError('PORT', `${port} on ${host} needs privileges this user does not have: choose a PORT from 1024 up, or put a proxy in front`);
-      case 'EADDRNOTAVAIL':
-        throw new ConfigError('HOST', `${host} is not an address of this machine: use one of its addresses, 127.0.0.1, or 0.0.0.0 for every interface`);
-      case 'ENOTFOUND':
-      case 'EAI_AGAIN':
-        throw new ConfigError('HOST', `cannot resolve ${host}: use an address or a name this machine can resolve`);
-      default:
-        throw err;
-    }
+    throw explainListenError(err, host, port) ?? err;
   }
   let released: Promise<void> | null = null;
   return {
@@ -231,7 +236,12 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     }
     app = await buildApp({ orchestrator, logger, guard, store, clock, ...(tls !== undefined ? { tls } : {}) });
     await heldPort.release();
-    await app.listen({ host: config.host, port: config.port });
+    try {
+      await app.listen({ host: config.host, port: config.port });
+    } catch (err) {
+      // Taken in the moment between releasing the held port and listening: still a busy port.
+      throw explainListenError(err, config.host, config.port) ?? err;
+    }
   } catch (err) {
     await app?.close();
     await orchestrator.stop();
