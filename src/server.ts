@@ -57,7 +57,7 @@ export function databasePath(config: Config): string {
 }
 
 /** The lock file in DATA_DIR that keeps a second orchestrator off the same database (see docs/operations.md). */
-export const DATA_DIR_LOCK = 'orchestrator.lock';
+const DATA_DIR_LOCK = 'orchestrator.lock';
 
 /** DATA_DIR as a folder, created if missing; returns whether it was created here. */
 function prepareDataDir(dir: string): boolean {
