@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger as PinoLogger } from 'pino';
@@ -12,9 +13,12 @@ import type { Rng } from './domain/random.js';
 import { systemRng } from './domain/random.js';
 import type { Asset } from './domain/types.js';
 import { SimulatedFleet } from './sim/simulated-fleet.js';
+import { explainSqliteError } from './store/sqlite/open.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Clock } from './util/clock.js';
 import { systemClock } from './util/clock.js';
+import type { DirLock } from './util/dir-lock.js';
+import { describeFsError, DirLockedError, lockDir } from './util/dir-lock.js';
 
 /** The asset the seed's start-up added "from the UI", which spawned its third agent. */
 export const SEED_STARTUP_ASSET: Asset = { id: '5449...048', name: 'mmr-10180', site: 'HQ', department: 'IT' };
@@ -49,7 +53,89 @@ function readTls(config: Config): { cert: Buffer; key: Buffer } {
 }
 
 export function databasePath(config: Config): string {
-  return join(config.dataDir, 'orchestrator.db');
+  return join(resolve(config.dataDir), 'orchestrator.db');
+}
+
+/** The lock file in DATA_DIR that keeps a second orchestrator off the same database (see docs/operations.md). */
+const DATA_DIR_LOCK = 'orchestrator.lock';
+
+/** DATA_DIR as a folder, created if missing; returns whether it was created here. */
+function prepareDataDir(dir: string): boolean {
+  try {
+    if (statSync(dir).isDirectory()) return false;
+    throw new ConfigError('DATA_DIR', `${dir} is a file, not a folder: point DATA_DIR at a folder (it is created if missing)`);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw new ConfigError('DATA_DIR', `${dir}: a part of this path is a file, not a folder: point DATA_DIR at a folder`);
+    if (code !== 'ENOENT') throw new ConfigError('DATA_DIR', `cannot reach ${dir} (${describeFsError(err)}): give the user running the orchestrator access to it, or choose another DATA_DIR`);
+  }
+  try {
+    mkdirSync(dir, { recursive: true });
+    return true;
+  } catch (err) {
+    throw new ConfigError('DATA_DIR', `cannot create ${dir} (${describeFsError(err)}): create it, writable by the user running the orchestrator, or choose another DATA_DIR`);
+  }
+}
+
+/** One orchestrator per DATA_DIR: two would both drive the same agents from the same database. */
+function lockDataDir(dir: string): DirLock {
+  try {
+    return lockDir(dir, DATA_DIR_LOCK, 'orchestrator serve');
+  } catch (err) {
+    if (err instanceof DirLockedError) {
+      const { pid, since, host } = err.holder;
+      throw new ConfigError(
+        'DATA_DIR',
+        err.checked
+          ? `${dir} is in use by another orchestrator (pid ${pid}, since ${since}): stop it first, or give this one another DATA_DIR`
+          : `${dir} is in use by an orchestrator on ${host} (pid ${pid}, since ${since}), which this machine cannot check: stop it, or if it no longer runs delete ${err.file}`,
+      );
+    }
+    throw new ConfigError('DATA_DIR', `cannot write in ${dir} (${describeFsError(err)}): give the user running the orchestrator write access to it, or choose another DATA_DIR`);
+  }
+}
+
+/** What a failure to listen on HOST:PORT means for the operator, or null when it is not about the settings. */
+function explainListenError(err: unknown, host: string, port: number): ConfigError | null {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'EADDRINUSE':
+      return new ConfigError('PORT', `${port} on ${host} is already in use (by another orchestrator or another program): stop it, or choose another PORT (0 picks a free one)`);
+    case 'EACCES':
+      return new ConfigError('PORT', `${port} on ${host} needs privileges this user does not have: choose a PORT from 1024 up, or put a proxy in front`);
+    case 'EADDRNOTAVAIL':
+      return new ConfigError('HOST', `${host} is not an address of this machine: use one of its addresses, 127.0.0.1, or 0.0.0.0 for every interface`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new ConfigError('HOST', `cannot resolve ${host}: use an address or a name this machine can resolve`);
+    default:
+      return null;
+  }
+}
+
+/**
+ * Binds HOST:PORT before anything is spawned or written, and keeps it bound while the orchestrator
+ * starts, so that a busy port or a wrong address stops the start with nothing done; `release` frees
+ * it just before the API listens there. PORT 0 (any free port) needs no check.
+ */
+async function holdPort(host: string, port: number): Promise<{ release(): Promise<void> }> {
+  if (port === 0) return { release: () => Promise.resolve() };
+  const probe = createServer((socket) => socket.destroy());
+  try {
+    await new Promise<void>((resolveListen, reject) => {
+      probe.once('error', reject);
+      probe.listen({ host, port }, () => resolveListen());
+    });
+  } catch (err) {
+    throw explainListenError(err, host, port) ?? err;
+  }
+  let released: Promise<void> | null = null;
+  return {
+    release() {
+      released ??= new Promise<void>((done) => probe.close(() => done()));
+      return released;
+    },
+  };
 }
 
 /**
@@ -62,7 +148,29 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   const clock = deps.clock ?? systemClock;
   const rng = deps.rng ?? systemRng;
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { service: 'orchestrator' } }, pino.destination(2));
-  const store = new SqliteStore(databasePath(config), { writer: 'thread' });
+  const tls = config.tlsCert === '' ? undefined : readTls(config);
+  // Before anything is spawned or written: the folder, the lock on it, the port, then the database.
+  const dataDir = resolve(config.dataDir);
+  const createdDataDir = prepareDataDir(dataDir);
+  const lock = lockDataDir(dataDir);
+  let held: { release(): Promise<void> } | undefined;
+  let store: SqliteStore;
+  try {
+    held = await holdPort(config.host, config.port);
+    store = new SqliteStore(databasePath(config), { writer: 'thread' });
+  } catch (err) {
+    await held?.release();
+    lock.release();
+    if (createdDataDir) {
+      try {
+        rmdirSync(dataDir);
+      } catch {
+        // Not empty: leave it.
+      }
+    }
+    throw err;
+  }
+  const heldPort = held;
   const fleet = new SimulatedFleet({ clock, rng, heartbeatIntervalMs: config.heartbeatIntervalMs });
   const orchestrator = new Orchestrator({
     store,
@@ -110,7 +218,6 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
           `or keep HOST=127.0.0.1. See docs/security.md.`,
       );
     }
-    const tls = config.tlsCert === '' ? undefined : readTls(config);
     print('Starting master orchestrator (background)...');
     const restored = await orchestrator.start();
     if ((await store.getMeta('bootstrapped')) === null) {
@@ -128,12 +235,21 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       for (const id of restored) print(`[Master] restored agent ${id}`);
     }
     app = await buildApp({ orchestrator, logger, guard, store, clock, ...(tls !== undefined ? { tls } : {}) });
-    await app.listen({ host: config.host, port: config.port });
+    await heldPort.release();
+    try {
+      await app.listen({ host: config.host, port: config.port });
+    } catch (err) {
+      // Taken in the moment between releasing the held port and listening: still a busy port.
+      throw explainListenError(err, config.host, config.port) ?? err;
+    }
   } catch (err) {
     await app?.close();
     await orchestrator.stop();
     await store.close();
-    throw err;
+    await heldPort.release();
+    lock.release();
+    // Damage met while reading the fleet is the database's, said as such.
+    throw explainSqliteError(databasePath(config), err) ?? err;
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
@@ -158,6 +274,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
         await server.close();
         await orchestrator.stop();
         await store.close();
+        lock.release();
         logger.flush();
       })();
       return closing;

@@ -2,36 +2,54 @@
 import { Command, Option } from 'commander';
 import type { ConfigFlags } from '../config/config.js';
 import { ConfigError, loadConfig, SETTINGS } from '../config/config.js';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { pino } from 'pino';
+import type { Logger as PinoLogger } from 'pino';
 import { NetworkAgent, SystemMetrics } from '../agent/agent.js';
 import { databasePath, startServer } from '../server.js';
 import { ROLES } from '../domain/security.js';
 import type { Role } from '../domain/security.js';
 import { createApiToken } from '../security/guard.js';
+import { BackupTargetError, backupDatabase } from '../store/sqlite/backup.js';
+import { DatabaseFileError } from '../store/sqlite/open.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { parseScenario, simulate } from '../sim/rollout-sim.js';
+import { describeFsError, DirLockedError, lockDir } from '../util/dir-lock.js';
+
+/**
+ * Ends a failed start with one line on stderr. What the operator can fix (a setting, the database
+ * file) exits 2 and says what to do; anything else is a bug: exit 1, with its stack in the log.
+ */
+function failStart(err: unknown, log?: PinoLogger, what = 'Start-up'): never {
+  const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ');
+  if (err instanceof ConfigError) {
+    process.stderr.write(`Configuration error: ${oneLine(err.message)}\n`);
+    process.exit(2);
+  }
+  if (err instanceof DatabaseFileError) {
+    process.stderr.write(`Database error: ${oneLine(err.message)}\n`);
+    process.exit(2);
+  }
+  log?.fatal({ err }, `${what.toLowerCase()} failed`);
+  log?.flush();
+  process.stderr.write(`${what} failed: ${oneLine(err instanceof Error ? err.message : String(err))}${log ? ' (the stack is in the log)' : ''}\n`);
+  process.exit(1);
+}
 
 async function serve(flags: ConfigFlags): Promise<void> {
   let config;
   try {
     config = loadConfig(process.env, flags);
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`Configuration error: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
+    failStart(err);
   }
+  const logger = pino({ level: config.logLevel, base: { service: 'orchestrator' } }, pino.destination(2));
   let server;
   try {
-    server = await startServer(config);
+    server = await startServer(config, { logger });
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`Configuration error: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
+    failStart(err, logger);
   }
   let stopping = false;
   const shutdown = (signal: string): void => {
@@ -138,8 +156,25 @@ program
       process.stderr.write(`--server: must be an http(s) URL (got "${opts.server}")\n`);
       process.exit(2);
     }
+    // One agent per state dir, taken before anything else: two would share one identity and both run every task.
+    if (opts.stateDir.trim() === '') {
+      process.stderr.write('--state-dir: must not be empty\n');
+      process.exit(2);
+    }
+    const stateDir = resolve(opts.stateDir);
+    try {
+      mkdirSync(stateDir, { recursive: true });
+      lockDir(stateDir, 'agent.lock', 'orchestrator agent');
+    } catch (err) {
+      process.stderr.write(
+        err instanceof DirLockedError
+          ? `--state-dir: ${stateDir} is in use by another agent (pid ${err.holder.pid}${err.checked ? '' : ` on ${err.holder.host}`}, since ${err.holder.since}): stop it first, or give this one another --state-dir${err.checked ? '' : `; if it no longer runs, delete ${err.file}`}\n`
+          : `--state-dir: cannot write in ${stateDir} (${describeFsError(err)}): give this user write access to it, or choose another --state-dir\n`,
+      );
+      process.exit(2);
+    }
     const log = pino({ level: opts.logLevel, base: { service: 'agent' } }, pino.destination(2));
-    const agent = new NetworkAgent({ server, enrollToken: opts.enrollToken, handlersDir: opts.handlers, stateDir: opts.stateDir, metrics: new SystemMetrics(), log });
+    const agent = new NetworkAgent({ server, enrollToken: opts.enrollToken, handlersDir: opts.handlers, stateDir, metrics: new SystemMetrics(), log });
     const stop = (signal: string): void => {
       log.info({ signal }, 'stopping');
       agent.stop().then(
@@ -164,10 +199,14 @@ function openStore(dataDir: string | undefined): SqliteStore {
   try {
     config = loadConfig(process.env, dataDir === undefined ? {} : { dataDir });
   } catch (err) {
-    process.stderr.write(`Configuration error: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(2);
+    failStart(err);
   }
-  return new SqliteStore(databasePath(config));
+  // No lock: these commands write to the database of a running orchestrator on purpose (SQLite serializes the writes).
+  try {
+    return new SqliteStore(databasePath(config));
+  } catch (err) {
+    failStart(err);
+  }
 }
 
 const tokenCommand = program
@@ -223,6 +262,38 @@ tokenCommand
       process.exit(1);
     }
     process.stdout.write(revoked ? `revoked ${id}\n` : `${id} was already revoked\n`);
+  });
+
+program
+  .command('backup')
+  .description("copy the orchestrator's database to a new file, consistently, whether it runs or not (SQLite's online backup); see docs/operations.md")
+  .requiredOption('--to <file>', 'the copy to write; must not exist')
+  .option('--data-dir <dir>', 'the orchestrator\'s data dir (env DATA_DIR, default ./data)')
+  .action(async (opts: { to: string; dataDir?: string }) => {
+    let config;
+    try {
+      config = loadConfig(process.env, opts.dataDir === undefined ? {} : { dataDir: opts.dataDir });
+    } catch (err) {
+      failStart(err);
+    }
+    if (opts.to.trim() === '') {
+      process.stderr.write('--to: must not be empty\n');
+      process.exit(2);
+    }
+    const source = databasePath(config);
+    const target = resolve(opts.to);
+    let result;
+    try {
+      // No lock: a backup reads beside a running orchestrator, which is what the online backup is for.
+      result = await backupDatabase(source, target);
+    } catch (err) {
+      if (err instanceof BackupTargetError) {
+        process.stderr.write(`--to: ${err.message}\n`);
+        process.exit(2);
+      }
+      failStart(err, undefined, 'Backup');
+    }
+    process.stdout.write(`Backed up ${source} to ${target}: ${result.bytes} bytes, schema version ${result.schemaVersion}, quick_check ok\n`);
   });
 
 function formatDuration(ms: number): string {

@@ -60,6 +60,8 @@ interface Setting<K extends keyof Config> {
   description: string;
   default: string;
   parse: Parser<Config[K]>;
+  /** An empty environment variable is given to `parse` (and so refused by it) instead of meaning the default. */
+  emptyEnvIsValue?: boolean;
 }
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/;
@@ -125,11 +127,14 @@ const boolean: Parser<boolean> = (raw) => (/^(true|1|yes|on)$/i.test(raw.trim())
 const anyString: Parser<string> = (raw) => raw.trim();
 
 const nonEmpty: Parser<string> = (raw) => (raw.trim().length > 0 ? raw.trim() : { error: 'must not be empty' });
+const dataDir: Parser<string> = (raw) =>
+  raw.trim().length > 0 ? raw.trim() : { error: 'must not be empty: it is the folder of the database (DATA_DIR); leave it unset for the default ./data' };
 
 export const SETTINGS = [
   { key: 'host', env: 'HOST', flag: '--host', description: 'address to listen on; 0.0.0.0 exposes the API', default: '127.0.0.1', parse: nonEmpty },
   { key: 'port', env: 'PORT', flag: '--port', description: 'HTTP port (0 picks a free one)', default: '8000', parse: integer(0, 65535) },
-  { key: 'dataDir', env: 'DATA_DIR', flag: '--data-dir', description: 'folder of the SQLite database', default: './data', parse: nonEmpty },
+  // `DATA_DIR=` is a mistake (a variable meant to be set, left empty), not a wish for ./data: refused rather than silently defaulted.
+  { key: 'dataDir', env: 'DATA_DIR', flag: '--data-dir', description: 'folder of the SQLite database', default: './data', parse: dataDir, emptyEnvIsValue: true },
   { key: 'heartbeatIntervalMs', env: 'HEARTBEAT_INTERVAL', flag: '--heartbeat-interval', description: 'how often agents send heartbeats', default: '5s', parse: duration(50, 3_600_000) },
   { key: 'agentTimeoutMs', env: 'AGENT_TIMEOUT', flag: '--agent-timeout', description: 'silence after which an agent is offline', default: '20s', parse: duration(100, 86_400_000) },
   { key: 'taskTimeoutMs', env: 'TASK_TIMEOUT', flag: '--task-timeout', description: 'how long one attempt of a task may run', default: '60s', parse: duration(100, 86_400_000) },
@@ -157,7 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: ConfigFl
   for (const s of SETTINGS as readonly Setting<keyof Config>[]) {
     const fromFlag = flags[s.key];
     const fromEnv = env[s.env];
-    const raw = fromFlag ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : s.default);
+    const raw = fromFlag ?? (fromEnv !== undefined && (fromEnv !== '' || s.emptyEnvIsValue === true) ? fromEnv : s.default);
     const name = fromFlag !== undefined ? s.flag : s.env;
     names[s.key] = name;
     const parsed = s.parse(raw);

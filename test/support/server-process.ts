@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach } from 'vitest';
 import { cleanupTempDirs } from './tmp.js';
 
@@ -15,12 +17,25 @@ export interface ServerProcess {
   exited: Promise<number | string>;
 }
 
-/** Runs `orchestrator serve` from the TypeScript sources in a real child process. */
-export function runCli(args: string[], env: Record<string, string>): { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | string> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    cwd: ROOT,
+/** tsx's loader by absolute path, so that the CLI runs from any working directory. */
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+export interface CliOptions {
+  /** Working directory. @default the repository */
+  cwd?: string;
+  /** Run as this user and group (the test runner must be root to use them). */
+  uid?: number;
+  gid?: number;
+}
+
+/** Runs `orchestrator <args>` from the TypeScript sources in a real child process. */
+export function runCli(args: string[], env: Record<string, string>, options: CliOptions = {}): { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | string> } {
+  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'src/cli/main.ts'), ...args], {
+    cwd: options.cwd ?? ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.uid !== undefined ? { uid: options.uid } : {}),
+    ...(options.gid !== undefined ? { gid: options.gid } : {}),
   });
   let out = '';
   let err = '';

@@ -27,6 +27,8 @@ describe('configuration', () => {
       tlsKey: '',
     });
     expect(loadConfig({ TASK_AGING: 'off' }).taskAgingMs).toBe(Infinity);
+    // An empty variable means the default for the other settings (e.g. ENROLL_TOKEN= generates one), not for DATA_DIR.
+    expect(loadConfig({ PORT: '', ENROLL_TOKEN: '' })).toMatchObject({ port: 8000, enrollToken: '' });
     const tuned = loadConfig({ HEALTH_SCORE: '{"weights":{"cpu":30},"thresholds":{"disk":{"bad":90}}}' }).healthScore;
     expect(tuned.weights).toEqual({ ...DEFAULT_HEALTH_SCORE_CONFIG.weights, cpu: 30 });
     expect(tuned.thresholds.disk).toEqual({ good: 60, bad: 90 });
@@ -50,6 +52,9 @@ describe('configuration', () => {
     [{ LOG_LEVEL: 'loud' }, {}, /^LOG_LEVEL: must be one of fatal, error/],
     [{ DEFAULT_AGENTS: '-2' }, {}, /^DEFAULT_AGENTS:/],
     [{ HOST: '   ' }, {}, /^HOST: must not be empty/],
+    [{ DATA_DIR: '' }, {}, /^DATA_DIR: must not be empty/],
+    [{ DATA_DIR: '  ' }, {}, /^DATA_DIR: must not be empty/],
+    [{ DATA_DIR: '/srv/orchestrator' }, { dataDir: '' }, /^--data-dir: must not be empty: it is the folder of the database \(DATA_DIR\)/],
     [{ HEALTH_SCORE: '{cpu:1}' }, {}, /^HEALTH_SCORE: must be JSON/],
     [{ HEALTH_SCORE: '{"weights":{"wifi":3}}' }, {}, /^HEALTH_SCORE: weights.wifi: unknown factor/],
     [{ HEALTH_SCORE: '{"weight":{}}' }, {}, /^HEALTH_SCORE: unknown key "weight"/],

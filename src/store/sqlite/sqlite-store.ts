@@ -1,6 +1,4 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type {
   Agent,
   Asset,
@@ -19,6 +17,7 @@ import type { DeviceRecord, DeviceSample, RingMoveWrite, Store, TaskAttempt, Tas
 import type { ApiToken, Approval, AuditEntry, AuditQuery, EnrollmentToken, Role } from '../../domain/security.js';
 import { fromSqliteError } from './errors.js';
 import { MIGRATIONS } from './migrations.js';
+import { DatabaseFileError, explainSqliteError, openDatabaseFile } from './open.js';
 import type { Step, StepResult, Writer } from './writer.js';
 import { InlineWriter, ThreadWriter } from './writer.js';
 
@@ -445,13 +444,18 @@ export class SqliteStore implements Store {
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path;
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
-    this.db.pragma('busy_timeout = 5000');
-    this.db.pragma('foreign_keys = ON');
-    this.migrate();
+    // A file is checked before use (see open.ts): each way it can be unusable is a DatabaseFileError.
+    this.db = path === ':memory:' ? new Database(path) : openDatabaseFile(path);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+      this.db.pragma('busy_timeout = 5000');
+      this.db.pragma('foreign_keys = ON');
+      this.migrate();
+    } catch (err) {
+      this.db.close();
+      throw explainSqliteError(path, err) ?? err;
+    }
     // Migrations ran above on this connection; from here on it only reads, and the writer writes.
     this.writer = options.writer === 'thread' && path !== ':memory:' ? new ThreadWriter(path, options.synchronous ?? 'FULL') : new InlineWriter(this.db);
     const db = this.db;
@@ -560,6 +564,13 @@ export class SqliteStore implements Store {
 
   private migrate(): void {
     const current = this.db.pragma('user_version', { simple: true }) as number;
+    const latest = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);
+    if (current > latest) {
+      throw new DatabaseFileError(
+        this.path,
+        `${this.path} has schema version ${current}, newer than this orchestrator knows (${latest}): run the newer version, or restore a backup this version made`,
+      );
+    }
     for (const m of MIGRATIONS) {
       if (m.version <= current) continue;
       this.db.transaction(() => {
