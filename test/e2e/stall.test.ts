@@ -45,7 +45,7 @@ async function stallScenario(env: Record<string, string>, stallMs: number, taskS
   const ids: string[] = [];
   for (let n = 0; n < 6; n++) ids.push((await api('POST', '/api/v1/tasks', { type: 'process_data', params: { n } })).body.id as string);
   // Three run (one per agent), three wait. Then the orchestrator itself stops while they run.
-  await waitFor(async () => (existsSync(runs) && readFileSync(runs, 'utf8').trim().split('\n').length === 3 ? true : undefined), 15_000, 50);
+  await waitFor(() => Promise.resolve(existsSync(runs) && readFileSync(runs, 'utf8').trim().split('\n').length === 3 ? true : undefined), 15_000, 50);
   // A burst of work keeps the orchestrator busy when it is stopped, rather than waiting idle for sockets: then, as
   // on a loaded server, its timers come due before the heartbeats that queued up meanwhile are read.
   const batch = { tasks: Array.from({ length: 500 }, () => ({ type: 'health_check', target: { selector: { site: 'nowhere' } } })) };
