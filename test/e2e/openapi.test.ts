@@ -20,6 +20,8 @@ const srv = serverPerFile({
   ENROLL_RATE_LIMIT: 'off',
 });
 const metrics = { battery: 64, charging: false, cpu: 21.5, memory: 40, disk: 55 };
+/** An hour ahead: a task that waits, with a timer node can hold (a delay over 24.8 days fires at once). */
+const later = (): string => new Date(Date.now() + 3_600_000).toISOString();
 
 interface Answer {
   status: number;
@@ -116,8 +118,8 @@ describe('the OpenAPI document says what the API does', () => {
     await expectStatus(call('DELETE', `/api/v1/agents/${spawned}`), 200);
 
     // ---- tasks: created (201), the same idempotency key (200), a batch, a list, cancel and retry
-    const task = await expectStatus(call('POST', '/api/v1/tasks', { type: 'health_check', target: { ring: 'canary' }, idempotencyKey: 'oa-1', runAfter: '2099-01-01T00:00:00Z' }), 201);
-    await expectStatus(call('POST', '/api/v1/tasks', { type: 'health_check', target: { ring: 'canary' }, idempotencyKey: 'oa-1', runAfter: '2099-01-01T00:00:00Z' }), 200);
+    const task = await expectStatus(call('POST', '/api/v1/tasks', { type: 'health_check', target: { ring: 'canary' }, idempotencyKey: 'oa-1', runAfter: later() }), 201);
+    await expectStatus(call('POST', '/api/v1/tasks', { type: 'health_check', target: { ring: 'canary' }, idempotencyKey: 'oa-1', runAfter: later() }), 200);
     await expectStatus(call('POST', '/api/v1/tasks/batch', { tasks: [{ type: 'monitor', params: { samples: 1, interval_ms: 10 } }, { type: 'deploy', target: { selector: { site: 'Berlin' } }, deadline: Date.now() + 60_000 }] }), 201);
     await expectStatus(call('GET', '/api/v1/tasks?limit=5'), 200);
     await expectStatus(call('GET', `/api/v1/tasks/${String(task.id)}`), 200);
@@ -241,7 +243,7 @@ describe('the OpenAPI document says what the API does', () => {
 
   it('an answer is JSON.stringify of what its route returns: a response schema never drops, orders or coerces a field', async () => {
     // An ended task does not change: its answers can be compared byte for byte with what the routes render.
-    const created = await call('POST', '/api/v1/tasks', { type: 'deploy', params: { version: '2.4.1', nested: { b: 1, a: [1.5, 'x'] } }, runAfter: '2099-01-01T00:00:00Z' });
+    const created = await call('POST', '/api/v1/tasks', { type: 'deploy', params: { version: '2.4.1', nested: { b: 1, a: [1.5, 'x'] } }, runAfter: later() });
     const id = String(created.body.id);
     await call('POST', `/api/v1/tasks/${id}/cancel`);
     const { task, attempts } = await srv.server().orchestrator.getTask(id);
