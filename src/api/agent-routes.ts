@@ -1,11 +1,13 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Static } from 'typebox';
+import type { Static, TSchema } from 'typebox';
 import type { LiveAgent, Orchestrator } from '../core/orchestrator.js';
 import type { ResultReport } from '../core/task-engine.js';
 import { TASK_TYPES } from '../domain/types.js';
 import type { DeviceInfo } from '../domain/types.js';
+import { errors } from './openapi.js';
+import { AgentCommand, ref, StringEnum } from './response-schemas.js';
 
 /** The longest a command long-poll waits. */
 export const MAX_POLL_MS = 30_000;
@@ -33,7 +35,7 @@ const Enroll = Type.Object(
     credential: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     hostname: Type.String({ minLength: 1, maxLength: 200 }),
     osVersion: Type.Optional(Type.String({ maxLength: 200 })),
-    capabilities: Type.Array(Type.Union(TASK_TYPES.map((t) => Type.Literal(t))), { maxItems: TASK_TYPES.length, uniqueItems: true }),
+    capabilities: Type.Array(StringEnum(TASK_TYPES), { maxItems: TASK_TYPES.length, uniqueItems: true }),
     metrics: Metrics,
   },
   { additionalProperties: false },
@@ -69,6 +71,12 @@ const Result = Type.Object(
 
 export const Results = Type.Object({ results: Type.Array(Result, { minItems: 1, maxItems: RESULTS_MAX }) }, { additionalProperties: false });
 const Progress = Type.Object({ taskId: Type.String({ minLength: 1, maxLength: 200 }), attempt: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
+
+const TAGS = ['agent protocol'];
+const Ok = Type.Boolean({ enum: [true] });
+
+/** The hot routes' answers are typed `object` (the HTTP/2 stream path shares them): their schemas are checked at run time only. */
+const answer = (schema: TSchema) => Type.Unsafe<object>(schema);
 
 type MetricsIn = { battery: number | null; charging: boolean | null; cpu: number; memory: number; disk: number };
 
@@ -135,7 +143,28 @@ export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
-    r.post('/api/v1/agent/enroll', { schema: { body: Enroll } }, async (request) => {
+    r.post('/api/v1/agent/enroll', {
+      schema: {
+        operationId: 'enrollAgent',
+        summary: 'Enroll an agent, or come back as one',
+        description: 'Without `agentId` a new agent is created; with its `agentId` and `credential` an enrolled agent comes back (its token is not spent again).',
+        tags: TAGS,
+        body: Enroll,
+        response: {
+          200: Type.Object(
+            {
+              agentId: Type.String(),
+              credential: Type.String({ description: 'the agent\'s secret: `Authorization: Bearer <agentId>:<credential>`' }),
+              approval: StringEnum(['approved', 'pending'], { description: '`pending`: no task until an admin approves it' }),
+              heartbeatIntervalMs: Type.Integer({ minimum: 1 }),
+              maxPollMs: Type.Integer({ minimum: 0 }),
+            },
+            { additionalProperties: false },
+          ),
+          ...errors({ 403: ['ORCH_ENROLL_REFUSED'], 409: ['ORCH_AGENT_IDENTITY'] }),
+        },
+      },
+    }, async (request) => {
       const b = request.body;
       const device: DeviceInfo = { name: b.hostname, os_version: b.osVersion ?? 'unknown', ...deviceMetrics(b.metrics) };
       const out = await orchestrator.enroll({
@@ -149,11 +178,65 @@ export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
     });
 
     // The agent was authenticated before its body was read (security-hooks.ts): `request.agent`.
-    r.post('/api/v1/agent/heartbeat', { schema: { body: Heartbeat } }, (request) => agentAnswers.heartbeat(orchestrator, agentOf(request), request.body));
-    r.get('/api/v1/agent/commands', { schema: { querystring: Poll } }, (request) => agentAnswers.commands(orchestrator, agentOf(request), request.query));
-    r.post('/api/v1/agent/results', { schema: { body: Results } }, (request) => agentAnswers.results(orchestrator, agentOf(request), request.body));
+    r.post('/api/v1/agent/heartbeat', {
+      schema: {
+        operationId: 'agentHeartbeat',
+        summary: "The agent's metrics and the attempts it runs",
+        tags: TAGS,
+        body: Heartbeat,
+        response: { 200: answer(Type.Object({ ok: Ok, seq: Type.Integer({ minimum: 0, description: 'the heartbeat\'s own seq' }) }, { additionalProperties: false })) },
+      },
+    }, (request) => agentAnswers.heartbeat(orchestrator, agentOf(request), request.body));
+    r.get('/api/v1/agent/commands', {
+      schema: {
+        operationId: 'agentCommands',
+        summary: "Long-poll for the agent's commands",
+        description: 'Answers as soon as a command is queued, or with none after `waitMs` (at most 30 s). Commands stay queued until acknowledged (`ack`: the last id handled).',
+        tags: TAGS,
+        querystring: Poll,
+        response: { 200: answer(Type.Object({ commands: Type.Array(ref(AgentCommand), { maxItems: 100 }) }, { additionalProperties: false })) },
+      },
+    }, (request) => agentAnswers.commands(orchestrator, agentOf(request), request.query));
+    r.post('/api/v1/agent/results', {
+      schema: {
+        operationId: 'agentResults',
+        summary: 'Results of attempts, each committed before the answer',
+        tags: TAGS,
+        body: Results,
+        response: {
+          200: answer(
+            Type.Object(
+              {
+                results: Type.Array(
+                  Type.Object(
+                    {
+                      taskId: Type.String(),
+                      attempt: Type.Integer({ minimum: 1 }),
+                      status: StringEnum(['accepted', 'refused']),
+                      code: Type.Optional(StringEnum(['ORCH_STALE_ATTEMPT', 'ORCH_TASK_NOT_FOUND'], { description: 'why a result was refused' })),
+                      error: Type.Optional(Type.String()),
+                    },
+                    { additionalProperties: false },
+                  ),
+                  { description: 'one per result, in order' },
+                ),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+      },
+    }, (request) => agentAnswers.results(orchestrator, agentOf(request), request.body));
 
-    r.post('/api/v1/agent/progress', { schema: { body: Progress } }, (request) => {
+    r.post('/api/v1/agent/progress', {
+      schema: {
+        operationId: 'agentProgress',
+        summary: "Renew the lease of an attempt the agent runs",
+        tags: TAGS,
+        body: Progress,
+        response: { 200: Type.Object({ ok: Ok }, { additionalProperties: false }), ...errors({ 404: ['ORCH_TASK_NOT_FOUND'] }) },
+      },
+    }, (request) => {
       orchestrator.agentProgress(agentOf(request), request.body.taskId, request.body.attempt);
       return { ok: true };
     });

@@ -6,6 +6,8 @@ import type { Orchestrator } from '../core/orchestrator.js';
 import { errorHandler } from './errors.js';
 import { dualProtocolServer } from './listener.js';
 import { AgentStreamRoutes } from './agent-streams.js';
+import { documentRoute, swaggerOptions } from './openapi.js';
+import { COMPONENTS } from './response-schemas.js';
 import { countAgentFailure, installSecurity } from './security-hooks.js';
 import { securityRoutes } from './security-routes.js';
 import type { Guard } from '../security/guard.js';
@@ -92,6 +94,11 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls 
       },
     },
   });
+  // Response schemas document the API (GET /openapi.json); they never shape what is sent: every answer is
+  // JSON.stringify of what the route returns, as without a schema (fast-json-stringify would drop fields
+  // a schema does not list and coerce types). test/e2e/openapi.test.ts checks real answers against them.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  for (const schema of COMPONENTS) app.addSchema(schema);
   app.removeAllContentTypeParsers();
   // application/json by name as well as '*': a named parser is found without a search.
   app.addContentTypeParser(['application/json', '*'], { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson);
@@ -112,6 +119,8 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls 
       done(err as Error);
     }
   });
+  // Each route's security requirement and common errors in the OpenAPI document, from its access rule and shape.
+  app.addHook('onRoute', documentRoute);
   // Parked long-polls are answered at once on close, so that closing does not wait for them.
   app.addHook('preClose', (done) => {
     orchestrator.releasePolls();
@@ -127,18 +136,7 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls 
     reply.status(404).send({ error: `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`, code: 'ORCH_NOT_FOUND' }),
   );
   // The OpenAPI document is generated from the routes' own schemas: GET /openapi.json.
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: { title: 'AWS Orchestrator', version: '0.1.0', description: 'The prototype endpoints, /api/v1 and the agent protocol (docs/agent-protocol.md). Errors are 4xx with {"error", "code"}.' },
-      components: {
-        securitySchemes: {
-          token: { type: 'http', scheme: 'bearer', description: 'an operator API token (orchestrator token create, or POST /api/v1/tokens); not needed while the API is open (docs/security.md)' },
-          agent: { type: 'http', scheme: 'bearer', description: 'agentId:credential, from /api/v1/agent/enroll' },
-        },
-      },
-    },
-  });
+  await app.register(swagger, swaggerOptions('0.1.0'));
   await app.register(seedRoutes(orchestrator));
   await app.register(v1Routes(orchestrator));
   await app.register(taskRoutes(orchestrator));

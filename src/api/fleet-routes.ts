@@ -1,6 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { RING_POLICIES } from '../domain/ring-config.js';
+import { documentedAs, errors } from './openapi.js';
+import { CONNECTIVITY, DeviceDetail, DeviceSummary, DocumentedEnum, Nullable, NullableEnum, ref, RingConfig, RingMove, RingView, StringEnum } from './response-schemas.js';
 import { Id as SafeId } from './schemas.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { OrchestratorError } from '../domain/errors.js';
@@ -39,11 +42,11 @@ const DeviceParams = Type.Object({ id: SafeId });
 const ListQuery = Type.Object(
   {
     ring: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    status: Type.Optional(Type.Union([Type.Literal('online'), Type.Literal('offline'), Type.Literal('decommissioned')])),
+    status: Type.Optional(StringEnum(CONNECTIVITY)),
     healthBelow: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}(\\.[0-9]+)?$' })),
     site: Type.Optional(Attr),
     department: Type.Optional(Attr),
-    sort: Type.Optional(Type.Union([Type.Literal('id'), Type.Literal('score'), Type.Literal('-score')])),
+    sort: Type.Optional(StringEnum(['id', 'score', '-score'], { description: '`id`: registration order; `score`: worst first; `-score`: best first' })),
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   },
@@ -68,6 +71,44 @@ const MovesQuery = Type.Object(
   { additionalProperties: false },
 );
 
+const Rule = Type.String({
+  minLength: 1,
+  maxLength: 1000,
+  pattern: '\\S',
+  description: 'clauses joined by `and`: `field = value`, `field != value`, `field in (a, b)`, `field not in (a, b)` over id, site, department, manufacturer, model, osName and tag',
+});
+
+/** The ring configuration as `PUT /api/v1/rings` takes it: validated by `compileRingConfig`, which names every problem with its place. */
+const RingConfigBody = Type.Object(
+  {
+    rings: Type.Array(
+      Type.Object(
+        {
+          name: Type.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$', description: 'unique, and not `unassigned`' }),
+          share: Type.Number({ minimum: 0, maximum: 1, description: 'the shares of all rings sum to 1' }),
+          min: Type.Optional(Type.Integer({ minimum: 0 })),
+          max: Type.Optional(Type.Integer({ minimum: 0, description: 'not below min' })),
+          allowUnhealthy: Type.Optional(Type.Boolean({ description: "whether devices failing the prototype's health rule may be here; default: true for the earlier half of the rings" })),
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: 16, description: 'in order' },
+    ),
+    pins: Type.Optional(Type.Array(Type.Object({ rule: Rule, ring: Type.String({ description: 'one of the rings' }) }), { maxItems: 100, description: 'the first matching rule wins' })),
+    holds: Type.Optional(Type.Array(Rule, { maxItems: 100, description: 'a matching device is in no ring and in no rollout' })),
+    policy: Type.Optional(NullableEnum(RING_POLICIES, { description: 'default (also for null): health' })),
+    hysteresis: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 100, description: 'score points; default (also for null): 5' }))),
+    dwellMs: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 30 * 86_400_000, description: 'default (also for null): 600000' }))),
+  },
+  { additionalProperties: false },
+);
+
+const TAGS = ['devices'];
+const RING_TAGS = ['rings'];
+const DEVICE_NOT_FOUND = errors({ 404: ['ORCH_DEVICE_NOT_FOUND'] });
+const ImportResult = Type.Object({ created: Type.Integer({ minimum: 0 }), updated: Type.Integer({ minimum: 0 }) }, { additionalProperties: false });
+const Moves = Type.Object({ moves: Type.Array(ref(RingMove), { description: 'oldest first' }) }, { additionalProperties: false });
+
 function limitOf(raw: string | undefined, fallback: number): number {
   const limit = raw === undefined ? fallback : Number(raw);
   if (limit < 1 || limit > DEVICE_LIST_MAX) throw new OrchestratorError('ORCH_VALIDATION', `limit must be from 1 to ${DEVICE_LIST_MAX}`);
@@ -90,7 +131,16 @@ export function fleetRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
-    r.post('/api/v1/devices', { schema: { body: ImportBody } }, async (request, reply) => {
+    r.post('/api/v1/devices', {
+      schema: {
+        operationId: 'importDevices',
+        summary: 'Import up to 2,000 devices',
+        description: 'A known id updates the device. Devices with metrics are scored and placed at once.',
+        tags: TAGS,
+        body: ImportBody,
+        response: { 201: { ...ImportResult, description: 'some devices are new' }, 200: { ...ImportResult, description: 'every device was known' } },
+      },
+    }, async (request, reply) => {
       const ids = new Set<string>();
       for (const d of request.body.devices) {
         if (ids.has(d.id)) throw new OrchestratorError('ORCH_VALIDATION', `device ${d.id} appears twice in one import`);
@@ -100,7 +150,18 @@ export function fleetRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
       return reply.status(out.created > 0 ? 201 : 200).send(out);
     });
 
-    r.get('/api/v1/devices', { schema: { querystring: ListQuery } }, (request) => {
+    r.get('/api/v1/devices', {
+      schema: {
+        operationId: 'listDevices',
+        summary: 'Page through devices',
+        tags: TAGS,
+        querystring: ListQuery,
+        response: {
+          200: Type.Object({ devices: Type.Array(ref(DeviceSummary)), nextCursor: Nullable(Type.String({ description: 'pass as `cursor` (same filters and sort) for the next page; null on the last' })) }, { additionalProperties: false }),
+          ...errors({ 400: ['ORCH_UNKNOWN_RING'] }),
+        },
+      },
+    }, (request) => {
       const q = request.query;
       const filter: DeviceFilter = {
         ...(q.ring !== undefined ? { ring: q.ring } : {}),
@@ -113,35 +174,115 @@ export function fleetRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
       return fleet.list(filter, (q.sort ?? 'id'), limitOf(q.limit, 100), q.cursor);
     });
 
-    r.get('/api/v1/devices/:id', { schema: { params: DeviceParams } }, (request) => {
+    r.get('/api/v1/devices/:id', {
+      schema: {
+        operationId: 'getDevice',
+        summary: "A device with its score and each factor's contribution",
+        tags: TAGS,
+        params: DeviceParams,
+        response: { 200: ref(DeviceDetail), ...DEVICE_NOT_FOUND },
+      },
+    }, (request) => {
       const d = fleet.device(request.params.id);
       return { ...d, movedAt: iso(d.movedAt), metrics: d.metrics ? { ...d.metrics, sampledAt: iso(d.metrics.sampledAt) } : null };
     });
 
-    r.put('/api/v1/devices/:id/ring', { schema: { params: DeviceParams, body: OverrideBody } }, async (request) => {
+    r.put('/api/v1/devices/:id/ring', {
+      schema: {
+        operationId: 'setDeviceRing',
+        summary: "An operator's ring for a device",
+        description: 'Moves the device now and, pinned (the default), keeps it there; `"ring": null` removes the pin. A device with a deployment in flight moves once it ends (`pendingMove`).',
+        tags: TAGS,
+        params: DeviceParams,
+        body: OverrideBody,
+        response: {
+          200: Type.Object(
+            {
+              id: Type.String(),
+              ring: Type.String(),
+              pin: DeviceDetail.properties.pin,
+              moved: Type.Boolean(),
+              pendingMove: Type.Boolean(),
+            },
+            { additionalProperties: false },
+          ),
+          ...errors({ 400: ['ORCH_UNKNOWN_RING'], 409: ['ORCH_DEVICE_HELD'] }),
+          ...DEVICE_NOT_FOUND,
+        },
+      },
+    }, async (request) => {
       const b = request.body;
       const { device, moved } = await fleet.override(request.params.id, b.ring, b.pinned ?? true, b.reason);
       return { id: device.id, ring: device.ring, pin: device.pin, moved, pendingMove: b.ring !== null && device.ring !== b.ring };
     });
 
-    r.get('/api/v1/devices/:id/ring-history', { schema: { params: DeviceParams } }, async (request) => {
+    r.get('/api/v1/devices/:id/ring-history', {
+      schema: { operationId: 'deviceRingHistory', summary: 'Every ring move of a device', tags: TAGS, params: DeviceParams, response: { 200: Moves, ...DEVICE_NOT_FOUND } },
+    }, async (request) => {
       fleet.device(request.params.id);
       return { moves: (await orchestrator.ringMoves(request.params.id)).map(moveJson) };
     });
 
-    r.get('/api/v1/rings', () => fleet.rings());
+    r.get('/api/v1/rings', {
+      schema: {
+        operationId: 'getRings',
+        summary: "Each ring's size, target and health, and the configuration",
+        tags: RING_TAGS,
+        response: {
+          200: Type.Object(
+            {
+              policy: DocumentedEnum(RING_POLICIES),
+              hysteresis: Type.Number(),
+              dwellMs: Type.Integer({ minimum: 0 }),
+              rings: Type.Array(ref(RingView)),
+              unassigned: Type.Integer({ minimum: 0 }),
+              held: Type.Integer({ minimum: 0 }),
+              total: Type.Integer({ minimum: 0 }),
+              config: ref(RingConfig),
+            },
+            { additionalProperties: false },
+          ),
+        },
+      },
+    }, () => fleet.rings());
 
-    r.put('/api/v1/rings', async (request) => {
+    r.put('/api/v1/rings', {
+      schema: {
+        operationId: 'configureRings',
+        summary: 'Replace the ring configuration',
+        description: 'Nothing changes unless the whole configuration is valid; an invalid one is a 400 whose `errors` lists every problem with its place. Devices in rings that no longer exist become `unassigned`, and a full rebalance runs.',
+        tags: RING_TAGS,
+        body: Type.Unknown({ ...documentedAs(RingConfigBody) }),
+        response: {
+          200: Type.Object({ config: ref(RingConfig), moves: Type.Integer({ minimum: 0 }), rings: Type.Array(ref(RingView)) }, { additionalProperties: false }),
+        },
+      },
+    }, async (request) => {
       const { config, moves } = await fleet.configure(request.body);
       return { config, moves, rings: fleet.rings().rings };
     });
 
-    r.post('/api/v1/rings/rebalance', async () => {
+    r.post('/api/v1/rings/rebalance', {
+      schema: {
+        operationId: 'rebalanceRings',
+        summary: 'A full rebalance now',
+        tags: RING_TAGS,
+        response: { 200: Type.Object({ moves: Type.Integer({ minimum: 0 }), planMs: Type.Number(), totalMs: Type.Number() }, { additionalProperties: false }) },
+      },
+    }, async () => {
       const out = await fleet.rebalance('operator');
       return { moves: out.moves, planMs: Math.round(out.planMs * 10) / 10, totalMs: Math.round(out.totalMs * 10) / 10 };
     });
 
-    r.get('/api/v1/rings/moves', { schema: { querystring: MovesQuery } }, async (request) => {
+    r.get('/api/v1/rings/moves', {
+      schema: {
+        operationId: 'ringMoves',
+        summary: 'Every ring move since an instant, paged',
+        tags: RING_TAGS,
+        querystring: MovesQuery,
+        response: { 200: Type.Object({ ...Moves.properties, nextCursor: Nullable(Type.String()) }, { additionalProperties: false }) },
+      },
+    }, async (request) => {
       const q = request.query;
       const since = q.since === undefined ? 0 : /^[0-9]+$/.test(q.since) ? Number(q.since) : Date.parse(q.since);
       if (!Number.isFinite(since)) throw new OrchestratorError('ORCH_VALIDATION', 'since must be a date-time or milliseconds since the epoch');

@@ -8,15 +8,17 @@ import { ROLES } from '../domain/security.js';
 import type { Store } from '../store/store.js';
 import type { Guard } from '../security/guard.js';
 import { actorName } from '../security/guard.js';
+import { errors } from './openapi.js';
+import { Agent, ApiToken as ApiTokenView, AuditEntry, EnrollmentToken as EnrollmentTokenView, DocumentedEnum, NewApiToken, NewEnrollmentToken, Nullable, ref, StringEnum } from './response-schemas.js';
 import { AgentParams } from './schemas.js';
 import { agentJson, iso } from './views.js';
 
 const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9 ._@:/-]+$' });
 const TokenParams = Type.Object({ id: Type.String({ pattern: '^[a-z0-9]{12}$' }) }, { additionalProperties: false });
 
-const NewToken = Type.Object({ name: Name, role: Type.Union(ROLES.map((r) => Type.Literal(r))) }, { additionalProperties: false });
+const NewToken = Type.Object({ name: Name, role: StringEnum(ROLES) }, { additionalProperties: false });
 
-const NewEnrollmentToken = Type.Object(
+const NewEnrollmentTokenBody = Type.Object(
   {
     name: Name,
     maxUses: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000 })),
@@ -37,6 +39,9 @@ const AuditQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+
+const TAGS = ['security'];
+const TOKEN_NOT_FOUND = errors({ 404: ['ORCH_TOKEN_NOT_FOUND'] });
 
 function tokenJson(t: ApiToken) {
   return { id: t.id, name: t.name, role: t.role, createdAt: iso(t.createdAt), createdBy: t.createdBy, revokedAt: iso(t.revokedAt) };
@@ -75,20 +80,55 @@ export function securityRoutes(orchestrator: Orchestrator, guard: Guard, store: 
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
-    r.get('/api/v1/whoami', (request) => {
+    r.get('/api/v1/whoami', {
+      schema: {
+        operationId: 'whoami',
+        summary: 'Who the token is, and its role',
+        tags: TAGS,
+        response: {
+          200: Type.Object(
+            {
+              actor: Type.String({ description: "the token's name; `local` while the API is open" }),
+              tokenId: Type.Optional(Type.String()),
+              role: DocumentedEnum(ROLES),
+              open: Type.Boolean({ description: 'whether the API is open (no token needed)' }),
+            },
+            { additionalProperties: false },
+          ),
+        },
+      },
+    }, (request) => {
       const id = request.identity;
       if (id === null || id.kind !== 'operator') return { actor: id?.kind ?? 'anonymous', role: 'admin', open: id?.kind === 'local' };
       return { actor: id.name, tokenId: id.tokenId, role: id.role, open: false };
     });
 
-    r.post('/api/v1/tokens', { schema: { body: NewToken } }, async (request, reply) => {
+    r.post('/api/v1/tokens', {
+      schema: { operationId: 'createToken', summary: 'Create an API token (shown once)', tags: TAGS, body: NewToken, response: { 201: ref(NewApiToken) } },
+    }, async (request, reply) => {
       const { token, text } = await guard.createToken(request.body.name, request.body.role, actorOf(request));
       return reply.status(201).send({ ...tokenJson(token), token: text });
     });
 
-    r.get('/api/v1/tokens', async () => ({ tokens: (await store.listApiTokens()).map(tokenJson) }));
+    r.get('/api/v1/tokens', {
+      schema: {
+        operationId: 'listTokens',
+        summary: 'List API tokens, without their secrets',
+        tags: TAGS,
+        response: { 200: Type.Object({ tokens: Type.Array(ref(ApiTokenView)) }, { additionalProperties: false }) },
+      },
+    }, async () => ({ tokens: (await store.listApiTokens()).map(tokenJson) }));
 
-    r.delete('/api/v1/tokens/:id', { schema: { params: TokenParams } }, async (request) => {
+    r.delete('/api/v1/tokens/:id', {
+      schema: {
+        operationId: 'revokeToken',
+        summary: 'Revoke an API token at once',
+        description: 'Revoking a revoked token changes nothing.',
+        tags: TAGS,
+        params: TokenParams,
+        response: { 200: ref(ApiTokenView), ...TOKEN_NOT_FOUND },
+      },
+    }, async (request) => {
       const id = request.params.id;
       await store.revokeApiToken(id, orchestrator.now()); // revoking again changes nothing
       const found = await store.getApiToken(id);
@@ -96,7 +136,15 @@ export function securityRoutes(orchestrator: Orchestrator, guard: Guard, store: 
       return tokenJson(found.token);
     });
 
-    r.post('/api/v1/enrollment-tokens', { schema: { body: NewEnrollmentToken } }, async (request, reply) => {
+    r.post('/api/v1/enrollment-tokens', {
+      schema: {
+        operationId: 'createEnrollmentToken',
+        summary: 'Create an enrollment token (shown once)',
+        tags: TAGS,
+        body: NewEnrollmentTokenBody,
+        response: { 201: ref(NewEnrollmentToken) },
+      },
+    }, async (request, reply) => {
       const b = request.body;
       const { token, text } = await orchestrator.enrollmentTokens.create(
         {
@@ -110,18 +158,43 @@ export function securityRoutes(orchestrator: Orchestrator, guard: Guard, store: 
       return reply.status(201).send({ ...enrollmentTokenJson(token), token: text });
     });
 
-    r.get('/api/v1/enrollment-tokens', async () => ({ tokens: (await orchestrator.enrollmentTokens.list()).map(enrollmentTokenJson) }));
+    r.get('/api/v1/enrollment-tokens', {
+      schema: {
+        operationId: 'listEnrollmentTokens',
+        summary: 'List enrollment tokens with their uses',
+        tags: TAGS,
+        response: { 200: Type.Object({ tokens: Type.Array(ref(EnrollmentTokenView)) }, { additionalProperties: false }) },
+      },
+    }, async () => ({ tokens: (await orchestrator.enrollmentTokens.list()).map(enrollmentTokenJson) }));
 
-    r.delete('/api/v1/enrollment-tokens/:id', { schema: { params: TokenParams } }, async (request) =>
+    r.delete('/api/v1/enrollment-tokens/:id', {
+      schema: { operationId: 'revokeEnrollmentToken', summary: 'Revoke an enrollment token', tags: TAGS, params: TokenParams, response: { 200: ref(EnrollmentTokenView), ...TOKEN_NOT_FOUND } },
+    }, async (request) =>
       enrollmentTokenJson(await orchestrator.enrollmentTokens.revoke(request.params.id)),
     );
 
-    r.post('/api/v1/agents/:id/approve', { schema: { params: AgentParams } }, async (request) => {
+    r.post('/api/v1/agents/:id/approve', {
+      schema: {
+        operationId: 'approveAgent',
+        summary: 'Let a pending agent take tasks',
+        tags: ['agents'],
+        params: AgentParams,
+        response: { 200: ref(Agent), ...errors({ 404: ['ORCH_AGENT_NOT_FOUND'] }) },
+      },
+    }, async (request) => {
       await orchestrator.approveAgent(request.params.id);
       return agentJson(await orchestrator.agentView(request.params.id));
     });
 
-    r.get('/api/v1/audit', { schema: { querystring: AuditQuery } }, async (request) => {
+    r.get('/api/v1/audit', {
+      schema: {
+        operationId: 'auditLog',
+        summary: 'The audit log, oldest first, in pages',
+        tags: TAGS,
+        querystring: AuditQuery,
+        response: { 200: Type.Object({ entries: Type.Array(ref(AuditEntry)), nextCursor: Nullable(Type.String()) }, { additionalProperties: false }) },
+      },
+    }, async (request) => {
       const q = request.query;
       const limit = Math.min(AUDIT_LIMIT_MAX, Math.max(1, q.limit === undefined ? 100 : Number(q.limit)));
       const entries = await store.listAudit({

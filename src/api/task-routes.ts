@@ -1,7 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { Id as SafeId } from './schemas.js';
+import { errors } from './openapi.js';
+import { BatchTask, Nullable, ref, StringEnum, Task } from './response-schemas.js';
+import { Id as SafeId, taskTypeField } from './schemas.js';
 import type { Static } from 'typebox';
 import type { Orchestrator } from '../core/orchestrator.js';
 import type { SubmitInput } from '../core/task-engine.js';
@@ -38,7 +40,7 @@ const Target = Type.Object(
 
 export const CreateTask = Type.Object(
   {
-    type: Type.String({ minLength: 1, maxLength: 100 }),
+    type: taskTypeField('the task type'),
     params: Type.Optional(Type.Object({}, { additionalProperties: true })),
     priority: Type.Optional(Type.Integer({ minimum: -1_000_000, maximum: 1_000_000 })),
     target: Type.Optional(Target),
@@ -46,7 +48,7 @@ export const CreateTask = Type.Object(
     backoff: Type.Optional(
       Type.Object(
         {
-          strategy: Type.Optional(Type.Union([Type.Literal('exponential'), Type.Literal('fixed')])),
+          strategy: Type.Optional(StringEnum(['exponential', 'fixed'])),
           initialMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
           maxMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
           jitter: Type.Optional(Type.Boolean()),
@@ -70,7 +72,7 @@ const TaskId = Type.Object({ id: SafeId });
 
 const ListQuery = Type.Object(
   {
-    status: Type.Optional(Type.Union(TASK_STATUSES.map((s) => Type.Literal(s)))),
+    status: Type.Optional(StringEnum(TASK_STATUSES)),
     type: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     agentId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
@@ -103,19 +105,44 @@ export function toSubmitInput(body: CreateTaskBody): SubmitInput {
   };
 }
 
+const TAGS = ['tasks'];
+const REFUSED = errors({ 400: ['ORCH_UNKNOWN_TASK_TYPE', 'ORCH_UNKNOWN_RING'] });
+const NOT_FOUND = errors({ 404: ['ORCH_TASK_NOT_FOUND'] });
+
 /** `/api/v1/tasks`: the task engine's own API. */
 export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
   // eslint-disable-next-line @typescript-eslint/require-await
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
-    r.post('/api/v1/tasks', { schema: { body: CreateTask } }, async (request, reply) => {
+    r.post('/api/v1/tasks', {
+      schema: {
+        operationId: 'createTask',
+        summary: 'Submit a task',
+        description: 'Answered once the task is committed. A repeated `idempotencyKey` answers the task it first created (200).',
+        tags: TAGS,
+        body: CreateTask,
+        response: { 201: ref(Task, 'the new task'), 200: ref(Task, 'the task an earlier request with this idempotencyKey created'), ...REFUSED },
+      },
+    }, async (request, reply) => {
       const [out] = await orchestrator.tasks.submit([toSubmitInput(request.body)]);
       const { task, created } = out as { task: Parameters<typeof taskV1Json>[0]; created: boolean };
       return reply.status(created ? 201 : 200).send(taskV1Json(task));
     });
 
-    r.post('/api/v1/tasks/batch', { schema: { body: Batch } }, async (request, reply) => {
+    r.post('/api/v1/tasks/batch', {
+      schema: {
+        operationId: 'createTasks',
+        summary: 'Submit up to 1,000 tasks in one commit',
+        description: 'If any task is invalid, none is stored.',
+        tags: TAGS,
+        body: Batch,
+        response: {
+          201: Type.Object({ created: Type.Integer({ minimum: 0, description: 'how many tasks are new' }), tasks: Type.Array(ref(BatchTask)) }, { additionalProperties: false }),
+          ...REFUSED,
+        },
+      },
+    }, async (request, reply) => {
       const out = await orchestrator.tasks.submit(request.body.tasks.map(toSubmitInput));
       return reply.status(201).send({
         created: out.filter((o) => o.created).length,
@@ -123,7 +150,17 @@ export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
       });
     });
 
-    r.get('/api/v1/tasks', { schema: { querystring: ListQuery } }, async (request) => {
+    r.get('/api/v1/tasks', {
+      schema: {
+        operationId: 'listTasks',
+        summary: 'Page through tasks, newest first',
+        tags: TAGS,
+        querystring: ListQuery,
+        response: {
+          200: Type.Object({ tasks: Type.Array(ref(Task)), nextCursor: Nullable(Type.String({ description: 'pass as `cursor` for the next page; null on the last page' })) }, { additionalProperties: false }),
+        },
+      },
+    }, async (request) => {
       const q = request.query;
       const limit = q.limit === undefined ? 100 : Number(q.limit);
       if (limit < 1 || limit > LIST_LIMIT_MAX) throw new OrchestratorError('ORCH_VALIDATION', `limit must be from 1 to ${LIST_LIMIT_MAX}`);
@@ -136,13 +173,31 @@ export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
       return { tasks: tasks.map((t) => taskV1Json(t)), nextCursor: tasks.length === limit && last ? String(last.seq) : null };
     });
 
-    r.get('/api/v1/tasks/:id', { schema: { params: TaskId } }, async (request) => {
+    r.get('/api/v1/tasks/:id', {
+      schema: { operationId: 'getTask', summary: 'A task with every attempt', tags: TAGS, params: TaskId, response: { 200: ref(Task), ...NOT_FOUND } },
+    }, async (request) => {
       const { task, attempts } = await orchestrator.getTask(request.params.id);
       return taskV1Json(task, attempts);
     });
 
-    r.post('/api/v1/tasks/:id/cancel', { schema: { params: TaskId } }, async (request) => taskV1Json(await orchestrator.tasks.cancel(request.params.id)));
+    r.post('/api/v1/tasks/:id/cancel', {
+      schema: {
+        operationId: 'cancelTask',
+        summary: 'Cancel a pending or running task',
+        tags: TAGS,
+        params: TaskId,
+        response: { 200: ref(Task), ...NOT_FOUND, ...errors({ 409: ['ORCH_TASK_STATE'] }) },
+      },
+    }, async (request) => taskV1Json(await orchestrator.tasks.cancel(request.params.id)));
 
-    r.post('/api/v1/tasks/:id/retry', { schema: { params: TaskId } }, async (request) => taskV1Json(await orchestrator.tasks.retry(request.params.id)));
+    r.post('/api/v1/tasks/:id/retry', {
+      schema: {
+        operationId: 'retryTask',
+        summary: 'A new run for a failed or dead task',
+        tags: TAGS,
+        params: TaskId,
+        response: { 200: ref(Task), ...NOT_FOUND, ...errors({ 409: ['ORCH_TASK_STATE'] }) },
+      },
+    }, async (request) => taskV1Json(await orchestrator.tasks.retry(request.params.id)));
   };
 }

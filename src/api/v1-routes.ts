@@ -1,8 +1,14 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Orchestrator } from '../core/orchestrator.js';
+import { Type } from 'typebox';
+import { errors } from './openapi.js';
+import { Agent, DocumentedEnum, NullableDateTime, ref, StringEnum } from './response-schemas.js';
 import { AgentParams } from './schemas.js';
 import { agentJson, iso } from './views.js';
+
+const TAGS = ['agents'];
+const NOT_FOUND = errors({ 404: ['ORCH_AGENT_NOT_FOUND'] });
 
 /** The versioned REST API. It grows issue by issue; the seed's routes stay as they are. */
 export function v1Routes(orchestrator: Orchestrator): FastifyPluginAsync {
@@ -10,10 +16,41 @@ export function v1Routes(orchestrator: Orchestrator): FastifyPluginAsync {
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
-    r.get('/healthz', () => ({ status: orchestrator.isRunning ? 'ok' : 'stopping', master_id: orchestrator.masterId }));
+    r.get('/healthz', {
+      schema: {
+        operationId: 'health',
+        summary: 'Liveness',
+        tags: ['health'],
+        response: { 200: Type.Object({ status: DocumentedEnum(['ok', 'stopping']), master_id: Type.String() }, { additionalProperties: false, description: '`stopping` once the orchestrator is stopping' }) },
+      },
+    }, () => ({ status: orchestrator.isRunning ? 'ok' : 'stopping', master_id: orchestrator.masterId }));
 
     // Ready to take changes: running, and the store commits. 503 while writes fail (the orchestrator recovers by itself).
-    r.get('/readyz', (_request, reply) => {
+    const Storage = Type.Object(
+      {
+        writable: Type.Boolean(),
+        since: NullableDateTime,
+        error: Type.Union([Type.String(), Type.Null()], { description: 'why writes fail, while they do' }),
+        outages: Type.Integer({ minimum: 0, description: 'times writes started failing since the start' }),
+        recoveries: Type.Integer({ minimum: 0 }),
+      },
+      { additionalProperties: false },
+    );
+    const Readiness = { status: DocumentedEnum(['ready', 'not_ready']), master_id: Type.String(), storage: Storage };
+    r.get('/readyz', {
+      schema: {
+        operationId: 'ready',
+        summary: 'Readiness: running, and the store commits changes',
+        tags: ['health'],
+        response: {
+          200: Type.Object(Readiness, { additionalProperties: false }),
+          503: Type.Object(
+            { ...Readiness, error: Type.String(), code: StringEnum(['ORCH_STORAGE_UNAVAILABLE', 'ORCH_SHUTTING_DOWN'] as const) },
+            { additionalProperties: false, description: 'not ready: the store cannot commit (it is probed and the orchestrator recovers by itself), or it is stopping; with `retry-after`' },
+          ),
+        },
+      },
+    }, (_request, reply) => {
       const storage = orchestrator.storage.status();
       const ready = orchestrator.isRunning && storage.writable;
       const body = {
@@ -23,22 +60,55 @@ export function v1Routes(orchestrator: Orchestrator): FastifyPluginAsync {
       };
       if (ready) return body;
       const why = !orchestrator.isRunning ? 'the orchestrator is not running' : `the store cannot commit changes (${storage.error ?? 'writes are failing'})`;
-      return reply.status(503).header('retry-after', '2').send({ ...body, error: why, code: orchestrator.isRunning ? 'ORCH_STORAGE_UNAVAILABLE' : 'ORCH_SHUTTING_DOWN' });
+      void reply.status(503).header('retry-after', '2');
+      return { ...body, error: why, code: orchestrator.isRunning ? ('ORCH_STORAGE_UNAVAILABLE' as const) : ('ORCH_SHUTTING_DOWN' as const) };
     });
 
-    r.get('/api/v1/agents', async () => ({ agents: (await orchestrator.agentViews()).map(agentJson) }));
+    r.get('/api/v1/agents', {
+      schema: { operationId: 'listAgentsV1', summary: 'Every agent in full', tags: TAGS, response: { 200: Type.Object({ agents: Type.Array(ref(Agent)) }, { additionalProperties: false }) } },
+    }, async () => ({ agents: (await orchestrator.agentViews()).map(agentJson) }));
 
-    r.get('/api/v1/agents/:id', { schema: { params: AgentParams } }, async (request) =>
+    r.get('/api/v1/agents/:id', {
+      schema: { operationId: 'getAgent', summary: 'One agent', tags: TAGS, params: AgentParams, response: { 200: ref(Agent), ...NOT_FOUND } },
+    }, async (request) =>
       agentJson(await orchestrator.agentView(request.params.id)),
     );
 
-    r.get('/api/v1/agents/:id/ring-history', { schema: { params: AgentParams } }, async (request) => {
+    r.get('/api/v1/agents/:id/ring-history', {
+      schema: {
+        operationId: 'agentRingHistory',
+        summary: "The agent's ring moves, each with its reason",
+        tags: TAGS,
+        params: AgentParams,
+        response: {
+          200: Type.Object(
+            {
+              moves: Type.Array(
+                Type.Object({ from: Type.String(), to: Type.String(), reason: Type.String(), at: Type.String({ format: 'date-time' }) }, { additionalProperties: false }),
+                { description: 'oldest first' },
+              ),
+            },
+            { additionalProperties: false },
+          ),
+          ...NOT_FOUND,
+        },
+      },
+    }, async (request) => {
       await orchestrator.agentView(request.params.id);
       const moves = await orchestrator.ringMoves(request.params.id);
       return { moves: moves.map((m) => ({ from: m.from, to: m.to, reason: m.reason, at: iso(m.at) })) };
     });
 
-    r.delete('/api/v1/agents/:id', { schema: { params: AgentParams } }, async (request) => {
+    r.delete('/api/v1/agents/:id', {
+      schema: {
+        operationId: 'decommissionAgent',
+        summary: 'Decommission an agent',
+        description: 'The agent is told to shut down; its running tasks go back to the queue with the attempt counted.',
+        tags: TAGS,
+        params: AgentParams,
+        response: { 200: Type.Object({ agent_id: Type.String(), status: DocumentedEnum(['decommissioned']) }, { additionalProperties: false }), ...NOT_FOUND },
+      },
+    }, async (request) => {
       await orchestrator.removeAgent(request.params.id);
       return { agent_id: request.params.id, status: 'decommissioned' };
     });

@@ -5,7 +5,12 @@ import type { TaskAttempt } from '../store/store.js';
 
 /** Renders domain objects in the seed's wire format (snake_case, ISO timestamps). */
 
-export const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+/** An instant as an ISO 8601 string; null stays null (typed so that a number is known to give a string). */
+export function iso(ms: number): string;
+export function iso(ms: number | null): string | null;
+export function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
 
 /** The seed knew five states; `dead` and `expired` tasks are `failed` to its clients. */
 export function seedStatus(status: TaskStatus): 'pending' | 'in_progress' | 'completed' | 'failed' | 'cancelled' {

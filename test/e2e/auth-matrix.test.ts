@@ -3,6 +3,7 @@ import type { Access } from '../../src/security/access.js';
 import { ROUTE_ACCESS } from '../../src/security/access.js';
 import { H2Client } from '../support/h2-client.js';
 import { serverPerFile } from '../support/in-process.js';
+import { OpenApiChecker } from '../support/openapi-check.js';
 
 const ADMIN = 'admin-token-from-the-environment-0123456789';
 const ENROLL = 'matrix-enroll-token-0123456789';
@@ -25,13 +26,19 @@ const EXPECTED: Record<Access, Record<Who, number | 'pass'>> = {
   admin: { none: 401, viewer: 403, operator: 403, admin: 'pass', agent: 403, otherAgent: 403 },
 };
 
+let checker: Promise<OpenApiChecker> | undefined;
+
+/** One request as `who`; its answer must be what the OpenAPI document says for the route (status, body, headers). */
 async function call(method: string, path: string, auth: string | undefined, body?: unknown): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
   const res = await fetch(`${srv.base()}${path}`, {
     method,
     headers: { 'content-type': 'application/json', ...(auth === undefined ? {} : { authorization: `Bearer ${auth}` }) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown>, headers: res.headers };
+  const text = await res.text();
+  checker ??= OpenApiChecker.load(srv.base());
+  expect((await checker).check({ method, path, status: res.status, headers: res.headers, text }), `${method} ${path}`).toEqual([]);
+  return { status: res.status, body: JSON.parse(text) as Record<string, unknown>, headers: res.headers };
 }
 
 async function setUp(): Promise<Record<Who, string | undefined>> {

@@ -3,14 +3,16 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config/config.js';
 import type { RunningServer } from '../../src/server.js';
 import { startServer } from '../../src/server.js';
-import { getJson, jsonClient, waitFor } from './server-process.js';
+import { documentedClient } from './openapi-check.js';
+import { getJson, waitFor } from './server-process.js';
 import { cleanupTempDirs, tempDir } from './tmp.js';
 
 export interface InProcessServer {
   /** The server's URL (set once it started). */
   base(): string;
   server(): RunningServer;
-  call: ReturnType<typeof jsonClient>;
+  /** A JSON client whose every answer must be what the OpenAPI document says (else it throws). */
+  call: ReturnType<typeof documentedClient>;
   /** The data folder. */
   dataDir: string;
   /** Stops the server and starts it again on the same data folder. */
@@ -49,7 +51,7 @@ export function serverPerFile(env: Record<string, string>): InProcessServer {
     base: () => running().url,
     dataDir,
     server: running,
-    call: jsonClient(() => running().url, auth),
+    call: documentedClient(() => running().url, auth),
     async restart() {
       await running().close();
       await start();
