@@ -115,22 +115,26 @@ export function installSecurity(app: FastifyInstance, { orchestrator, guard, sto
       return;
     }
     const status = reply.statusCode;
-    store
-      .appendAudit({
-        at: clock.now(),
-        actor: request.identity === null ? 'anonymous' : actorName(request.identity),
-        actorTokenId: request.identity?.kind === 'operator' ? request.identity.tokenId : null,
-        role: request.identity?.kind === 'operator' ? request.identity.role : request.identity?.kind === 'local' ? 'admin' : null,
-        action: `${request.method} ${request.routeOptions.url ?? ''}`,
-        target: targetOf(request, payload),
-        outcome: outcomeOf(status),
-        status,
-        address: request.ip,
-      })
-      .then(
-        () => done(null, payload),
-        (err: unknown) => done(err as Error),
-      );
+    const entry = {
+      at: clock.now(),
+      actor: request.identity === null ? 'anonymous' : actorName(request.identity),
+      actorTokenId: request.identity?.kind === 'operator' ? request.identity.tokenId : null,
+      role: request.identity?.kind === 'operator' ? request.identity.role : request.identity?.kind === 'local' ? 'admin' : null,
+      action: `${request.method} ${request.routeOptions.url ?? ''}`,
+      target: targetOf(request, payload),
+      outcome: outcomeOf(status),
+      status,
+      address: request.ip,
+    };
+    store.appendAudit(entry).then(
+      () => done(null, payload),
+      (err: unknown) => {
+        // The store cannot commit (a full disk): the answer stands (a change it reports did commit; a refusal
+        // changed nothing), and the entry goes to the log instead, in full.
+        request.log.error({ err, audit: entry }, 'audit entry not stored: the store cannot commit; it is in this log line instead');
+        done(null, payload);
+      },
+    );
   });
 }
 

@@ -129,7 +129,8 @@ export class StorageGuard {
   /** A write failed (the adapter says so before the write's promise rejects): fence and start recovering. */
   private failed(err: unknown): void {
     this.dirty = true;
-    this.lastError = messageOf(err);
+    const cause = (err as { cause?: unknown } | null)?.cause;
+    this.lastError = typeof cause === 'string' ? cause : messageOf(err);
     if (this.writableNow) {
       this.writableNow = false;
       this.since = this.options.clock.now();
@@ -174,7 +175,8 @@ export class StorageGuard {
           if (!this.dirty) break;
           continue;
         } catch (err) {
-          this.lastError = messageOf(err);
+          const cause = (err as { cause?: unknown } | null)?.cause;
+          this.lastError = typeof cause === 'string' ? cause : messageOf(err);
         }
       }
       await this.options.clock.sleep(delay);

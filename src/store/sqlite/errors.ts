@@ -13,9 +13,12 @@ export const STORAGE_RETRY_AFTER_S = 2;
 /** A failed statement of SQLite as the error its caller sees: ORCH_STORAGE_UNAVAILABLE (503) when the disk or file is at fault. */
 export function storageError(message: string, code: string | undefined): Error {
   if (code !== undefined && UNAVAILABLE.test(code)) {
-    return new OrchestratorError('ORCH_STORAGE_UNAVAILABLE', `the store cannot commit changes now (${code}: ${message}); nothing was changed, try again later`, {
+    const err = new OrchestratorError('ORCH_STORAGE_UNAVAILABLE', `the store cannot commit changes now (${code}: ${message}); nothing was changed, try again later`, {
       retryAfterSeconds: STORAGE_RETRY_AFTER_S,
     });
+    // What SQLite said, for whoever reports the failure in its own words (the storage guard, /readyz).
+    err.cause = `${code}: ${message}`;
+    return err;
   }
   const err = new Error(code === undefined ? message : `${code}: ${message}`);
   err.name = 'StoreError';
