@@ -1,0 +1,21 @@
+import { defineConfig } from 'vitest/config';
+import base from './vitest.config.js';
+
+/**
+ * The process tests: every test file that starts a real child process (orchestrator, agent, CLI) or
+ * runs the agent protocol. `npm test` runs them on the Node that runs it, with the rest; `npm run
+ * test:node -- 22` (scripts/test-node.sh, which CI runs for Node 22 and 24) runs only these on another
+ * Node. A new test file that starts a child process belongs here: test/e2e/node-runtime.test.ts fails
+ * while one is missing.
+ */
+export const processTests: readonly string[] = [
+  'test/e2e/node-runtime.test.ts',
+  'test/e2e/server-process.test.ts',
+  'test/e2e/queue-durability.test.ts',
+  'test/e2e/network-agents.test.ts',
+  'test/e2e/agent-protocol.test.ts',
+  'test/e2e/security.test.ts',
+  'test/integration/rollout-sim.test.ts',
+];
+
+export default defineConfig({ ...base, test: { ...base.test, include: [...processTests] } });
