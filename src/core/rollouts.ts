@@ -10,17 +10,22 @@ import type {
   Payload,
   Stage,
 } from '../domain/deployment.js';
+import type { StageEvidence } from '../domain/deployment.js';
 import {
   addMoment,
   countExecutionStates,
+  deploymentOutcome,
   emptyMoments,
+  evidenceShortfall,
   regressed,
   inMaintenanceWindow,
   judgeGate,
+  pauseReasonOf,
   preflightFailure,
   ratePerMinute,
   TERMINAL_DEPLOYMENT_STATES,
   TRANSITIONS,
+  unjudgedNote,
 } from '../domain/deployment.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -348,6 +353,12 @@ export class RolloutController {
     return copy;
   }
 
+  /** Every execution as the transition leaves it. */
+  private *planned(a: Active, t: Transition): Generator<Execution> {
+    for (const e of a.execs.values()) yield t.execs.get(e.deviceId) ?? e;
+    for (const e of t.execs.values()) if (!a.execs.has(e.deviceId)) yield e;
+  }
+
   /**
    * Commits the transition in one store write, then applies it to memory. A
    * refused write throws and leaves memory exactly as it was: nothing of the
@@ -442,14 +453,21 @@ export class RolloutController {
         break;
       case 'pause':
         t.rec.status = 'paused';
+        t.rec.detail.pauseReason = 'operator';
         break;
       case 'resume':
-        t.rec.status = 'in_progress';
+        // Paused for want of evidence: resuming waits one more soak, in which offline and skipped devices get their chance again.
+        if (pauseReasonOf(rec) === 'insufficient_evidence') {
+          t.rec.phase = 'soaking';
+          t.rec.soakUntil = now + (rec.spec.stages[rec.stage]?.soakMs ?? 0);
+        }
+        this.planUnpause(t);
         t.after.push((x) => (x.lastRefill = now));
         break;
       case 'promote': {
-        t.rec.status = 'in_progress';
-        t.evaluations.push({ stage: rec.stage, ring, at: now, verdict: 'override', reason: `ring ${ring}: promoted by an operator; soak skipped`, figures: {} });
+        const why = pauseReasonOf(rec) === 'insufficient_evidence' ? 'without the evidence its gate asked for' : 'soak skipped';
+        this.planUnpause(t);
+        t.evaluations.push({ stage: rec.stage, ring, at: now, verdict: 'override', reason: `ring ${ring}: promoted by an operator; ${why}`, figures: {} });
         t.after.push((x) => {
           x.lastVerdict.set(rec.stage, 'override');
           x.lastRefill = now;
@@ -518,13 +536,31 @@ export class RolloutController {
 
   // ---------------------------------------------------------------- stages
 
-  /** Plans the move to `stage`: its ring's devices (and devices that moved into rings already reached) are queued. */
+  /**
+   * Plans the move to `stage`: its ring's devices (and devices that moved into
+   * rings already reached) are queued. A ring with no devices has nothing to
+   * wait for: it is passed at once, without a soak, with an evaluation that
+   * says so, and the next one begins.
+   */
   private planStage(a: Active, t: Transition, stage: number, now: number): void {
-    t.rec.stage = stage;
-    t.rec.phase = 'dispatching';
-    t.rec.soakUntil = null;
-    for (let k = 0; k <= stage; k++) this.planMembers(a, t, k, now);
-    t.after.push((x) => (x.lastMemberScan = now));
+    const last = a.rec.spec.stages.length - 1;
+    let added = 0;
+    for (let k = stage; ; k++) {
+      t.rec.stage = k;
+      t.rec.phase = 'dispatching';
+      t.rec.soakUntil = null;
+      for (let j = 0; j <= k; j++) added += this.planMembers(a, t, j, now);
+      t.after.push((x) => (x.lastMemberScan = now));
+      if (this.stageSize(a, t, k) > 0) return;
+      const ring = this.ringOf(a, k);
+      t.evaluations.push({ stage: k, ring, at: now, verdict: 'skip', reason: `ring ${ring} has no devices: skipped at once, without a soak`, figures: { devices: 0 } });
+      t.after.push((x) => x.lastVerdict.set(k, 'skip'));
+      if (k >= last) {
+        // Devices queued just now for earlier rings are updated first; the deployment completes once they are.
+        if (added === 0) this.planComplete(a, t, now);
+        return;
+      }
+    }
   }
 
   /** Queues (in the plan) every device of the stage's ring that has no execution yet; returns how many. */
@@ -535,6 +571,12 @@ export class RolloutController {
       t.execs.set(deviceId, newExecution(deviceId, stage, now));
       n++;
     }
+    return n;
+  }
+
+  private stageSize(a: Active, t: Transition, stage: number): number {
+    let n = 0;
+    for (const e of this.planned(a, t)) if (e.stage === stage) n++;
     return n;
   }
 
@@ -572,13 +614,22 @@ export class RolloutController {
     t.rec.status = 'completed';
     t.rec.phase = 'soaking';
     t.rec.endedAt = now;
+    // Completed says the plan ran to its end, not that every device has the release: the outcome says who has not, and why.
+    t.rec.detail.outcome = deploymentOutcome(this.planned(a, t));
     t.events.push({ status: 'completed', action: 'complete' });
     t.after.push((x) => this.retire(x));
   }
 
+  /** Unpaused: back in progress, and a pause for want of evidence is over. */
+  private planUnpause(t: Transition): void {
+    if (t.rec.detail.pauseReason === 'insufficient_evidence') t.rec.haltReason = null;
+    delete t.rec.detail.pauseReason;
+    t.rec.status = 'in_progress';
+  }
+
   /**
    * A deployment that has ended leaves memory once nothing it started is
-   * outstanding; a rollback ends (its `endedAt` is committed)
+   * outstanding; a rollback ends (its `endedAt` and outcome are committed)
    * when the last rolled-back device has answered.
    */
   private retire(a: Active): void {
@@ -596,6 +647,7 @@ export class RolloutController {
     if (!a || a.rec.status !== 'rolled_back' || a.rec.endedAt !== null || a.inFlight > 0 || a.rollbacksOutstanding > 0) return;
     const t = this.begin(a);
     t.rec.endedAt = this.clock.now();
+    t.rec.detail.outcome = deploymentOutcome(a.execs.values());
     t.after.push((x) => this.retire(x));
     await this.commit(a, t);
   }
@@ -616,8 +668,10 @@ export class RolloutController {
         c.endedAt = now;
       }
     }
+    delete t.rec.detail.pauseReason;
     t.rec.status = 'cancelled';
     t.rec.endedAt = now;
+    t.rec.detail.outcome = deploymentOutcome(this.planned(a, t));
     t.after.push((x) => {
       x.pending = [];
       x.pendingAt = 0;
@@ -664,11 +718,13 @@ export class RolloutController {
         targets.push(e.deviceId);
       }
     }
+    delete t.rec.detail.pauseReason;
     t.rec.status = 'rolled_back';
     // Over at once when there is nothing to roll back; otherwise when the last device has answered (see retire).
     const inFlightLeft = a.inFlight - [...a.execs.values()].filter((e) => e.state === 'in_progress').length;
     const over = targets.length === 0 && inFlightLeft === 0 && a.rollbacksOutstanding === 0;
     t.rec.endedAt = over ? now : null;
+    t.rec.detail.outcome = deploymentOutcome(this.planned(a, t));
     t.after.push((x) => {
       x.pending = [];
       x.pendingAt = 0;
@@ -946,6 +1002,38 @@ export class RolloutController {
     };
   }
 
+  /** What became of the stage's devices so far: judged, or why not. */
+  private evidence(a: Active, stage: number, now: number): StageEvidence {
+    const stalledMs = a.rec.spec.stages[stage]?.gate.stalledMs ?? 0;
+    const x = { ring: this.ringOf(a, stage), devices: 0, judged: 0, running: 0, offline: 0, queued: 0, refused: new Map<string, number>(), preflight: new Map<string, number>() };
+    for (const e of a.execs.values()) {
+      if (e.stage !== stage) continue;
+      x.devices++;
+      switch (e.state) {
+        case 'in_progress':
+          // A stalled update counts for the gate as timed out: it is evidence.
+          if (stalledMs > 0 && e.startedAt !== null && (now - e.startedAt >= stalledMs || !this.driver.online(e.deviceId))) x.judged++;
+          else x.running++;
+          break;
+        case 'queued':
+          if (this.driver.online(e.deviceId)) x.queued++;
+          else x.offline++;
+          break;
+        case 'skipped': {
+          const reason = e.reason ?? 'no reason given';
+          const into = reason.startsWith('pre-flight') ? x.preflight : x.refused;
+          into.set(reason, (into.get(reason) ?? 0) + 1);
+          break;
+        }
+        case 'cancelled':
+          break;
+        default:
+          x.judged++;
+      }
+    }
+    return x;
+  }
+
   private async judge(a: Active, now: number): Promise<void> {
     const rec = a.rec;
     const stage = rec.spec.stages[rec.stage] as Stage;
@@ -974,9 +1062,25 @@ export class RolloutController {
       }
       return;
     }
-    const judged = (v.figures.judged ?? 0) > 0;
-    const reason = v.verdict === 'pass' ? v.reason : judged ? `${v.reason}; the soak is over, moving on` : `ring ${ring}: no device could be judged (offline, skipped or none in the ring); moving on`;
+    const evidence = this.evidence(a, rec.stage, now);
+    const short = evidenceShortfall(stage.gate, evidence);
     const t = this.begin(a);
+    if (short) {
+      // Too few devices could be judged to call this a pass: an operator decides (promote, resume to wait, or abort).
+      t.rec.status = 'paused';
+      t.rec.haltReason = short.reason;
+      t.rec.detail.pauseReason = 'insufficient_evidence';
+      t.evaluations.push({ stage: rec.stage, ring, at: now, verdict: 'insufficient_evidence', reason: short.reason, figures: { ...v.figures, ...short.figures } });
+      t.after.push((x) => x.lastVerdict.set(rec.stage, 'insufficient_evidence'));
+      t.events.push({ status: 'paused', action: 'insufficient_evidence' });
+      await this.commit(a, t);
+      this.log.warn({ deploymentId: rec.id, reason: short.reason }, 'deployment paused: insufficient evidence');
+      return;
+    }
+    const passed = v.verdict === 'pass' ? v.reason : `${v.reason}; the soak is over, moving on`;
+    // A pass says which devices it stands on when some could not be judged.
+    const note = unjudgedNote(evidence);
+    const reason = note === '' ? passed : `${passed}; ${evidence.judged} of ${evidence.devices} devices judged, not judged: ${note}`;
     t.evaluations.push({ stage: rec.stage, ring, at: now, verdict: 'pass', reason, figures: v.figures });
     t.after.push((x) => x.lastVerdict.set(rec.stage, 'pass'));
     this.planNextStage(a, t, now);

@@ -22,6 +22,8 @@ import { cleanupTempDirs, tempDir } from '../support/tmp.js';
 class Devices implements ExecutionDriver {
   readonly offline = new Set<string>();
   readonly noHandler = new Set<string>();
+  /** On battery, at 10%: below the default pre-flight minimum. */
+  readonly lowBattery = new Set<string>();
   /** Updates and rollbacks started and not reported yet, by handle. */
   readonly running = new Map<string, { deploymentId: string; deviceId: string; rollback: boolean }>();
   readonly starts: { deviceId: string; rollback: boolean }[] = [];
@@ -33,8 +35,8 @@ class Devices implements ExecutionDriver {
     return !this.offline.has(id);
   }
 
-  reading(): DeviceReading {
-    return { battery: 90, charging: true, cpu: 20, memory: 40, disk: 30, drain: 0 };
+  reading(id: string): DeviceReading {
+    return this.lowBattery.has(id) ? { battery: 10, charging: false, cpu: 20, memory: 40, disk: 30, drain: 5 } : { battery: 90, charging: true, cpu: 20, memory: 40, disk: 30, drain: 0 };
   }
 
   refuses(id: string, payload: Payload): string | null {
@@ -280,6 +282,106 @@ describe('operator actions on one deployment are serialised and committed before
   });
 });
 
+describe('gates never pass without evidence', () => {
+  it('a canary ring with part of it offline pauses with insufficient_evidence, saying what could be judged and why not the rest; promote goes on', async () => {
+    const s = await setup(40);
+    const canary = ringOf(s, 'canary');
+    expect(canary).toHaveLength(2);
+    s.devices.offline.add(canary[1] as string);
+    const d = await s.controller.create(plan(), { start: true });
+    await run(s, 65_000);
+    const view = await s.controller.get(d.id);
+    expect(view.deployment).toMatchObject({ status: 'paused', stage: 0, detail: { pauseReason: 'insufficient_evidence' } });
+    const reason =
+      'insufficient evidence at ring canary: 1 of 2 devices could be judged, below the 2 required (every device, in a ring smaller than minJudged 10); ' +
+      'not judged: 1 offline; paused: promote to go on without it, resume to wait one more soak for it, or abort';
+    expect(view.deployment.haltReason).toBe(reason);
+    expect(view.evaluations.at(-1)).toMatchObject({ stage: 0, ring: 'canary', verdict: 'insufficient_evidence', reason, figures: { devices: 2, judged: 1, required: 2, offline: 1, skipped: 0, failedPreflight: 0 } });
+    expect(view.evaluations.some((e) => e.verdict === 'pass')).toBe(false);
+    // No device beyond the canary was touched.
+    expect(view.executions.every((e) => e.stage === 0)).toBe(true);
+    expect(await s.controller.act(d.id, 'promote')).toMatchObject({ status: 'in_progress', stage: 1, haltReason: null, detail: {} });
+    expect(comparable(await (await restarted(s)).get(d.id))).toEqual(comparable(await s.controller.get(d.id)));
+  });
+
+  it('a ring where devices lack the handler or fail pre-flight pauses too; resume waits one more soak, in which devices that qualify again are updated and judged', async () => {
+    const s = await setup(40);
+    const dev = ringOf(s, 'dev');
+    expect(dev).toHaveLength(6);
+    for (const id of dev.slice(0, 3)) s.devices.noHandler.add(id);
+    s.devices.lowBattery.add(dev[3] as string);
+    const d = await s.controller.create(plan(), { start: true });
+    await run(s, 200_000);
+    const view = await s.controller.get(d.id);
+    expect(view.deployment).toMatchObject({ status: 'paused', stage: 1 });
+    expect(view.evaluations.filter((e) => e.verdict === 'pass').map((e) => e.ring)).toEqual(['canary']);
+    expect(view.deployment.haltReason).toBe(
+      'insufficient evidence at ring dev: 2 of 6 devices could be judged, below the 6 required (every device, in a ring smaller than minJudged 10); ' +
+        'not judged: 3 skipped (the agent does not offer task type deploy: 3), 1 failed pre-flight (pre-flight: battery 10% is below the 20% minimum: 1); ' +
+        'paused: promote to go on without it, resume to wait one more soak for it, or abort',
+    );
+    expect(view.evaluations.at(-1)?.figures).toMatchObject({ devices: 6, judged: 2, required: 6, skipped: 3, failedPreflight: 1 });
+    // Paused: the skipped devices are not tried again until an operator decides.
+    for (const id of dev.slice(0, 3)) s.devices.noHandler.delete(id);
+    s.devices.lowBattery.clear();
+    await run(s, 60_000);
+    expect(s.controller.peek(d.id)?.status).toBe('paused');
+    expect((await s.controller.get(d.id)).executions.filter((e) => e.stage === 1 && e.state === 'skipped')).toHaveLength(4);
+    const resumed = await s.controller.act(d.id, 'resume');
+    expect(resumed).toMatchObject({ status: 'in_progress', stage: 1, phase: 'soaking', soakUntil: s.clock.now() + 60_000, haltReason: null });
+    await run(s, 61_000);
+    const after = await s.controller.get(d.id);
+    expect(after.executions.filter((e) => e.stage === 1).every((e) => e.state === 'succeeded')).toBe(true);
+    expect(after.evaluations.filter((e) => e.verdict === 'pass').map((e) => e.ring)).toEqual(['canary', 'dev']);
+    expect(after.deployment.stage).toBe(2);
+  });
+
+  it('an empty ring is passed at once, without a soak, and its evaluation says so; a fleet with no devices completes at start', async () => {
+    const s = await setup(6);
+    expect(ringOf(s, 'canary')).toHaveLength(0);
+    const d = await s.controller.create(plan(), { start: true });
+    const start = s.clock.now();
+    expect(d).toMatchObject({ status: 'in_progress', stage: 1, phase: 'dispatching' });
+    const view = await s.controller.get(d.id);
+    expect(view.evaluations).toEqual([{ stage: 0, ring: 'canary', at: start, verdict: 'skip', reason: 'ring canary has no devices: skipped at once, without a soak', figures: { devices: 0 } }]);
+    await run(s, 400_000);
+    expect((await s.controller.get(d.id)).deployment.status).toBe('completed');
+
+    const empty = await setup(0);
+    const e = await empty.controller.create(plan(), { start: true });
+    expect(e).toMatchObject({ status: 'completed', stage: 3, endedAt: empty.clock.now(), detail: { outcome: { devices: 0, updated: 0, notUpdated: 0, summary: 'no device was in any ring' } } });
+    expect((await empty.controller.get(e.id)).evaluations.map((x) => [x.ring, x.verdict])).toEqual(RINGS.map((r) => [r, 'skip']));
+  });
+
+  it('a deployment that ends with devices not updated says so: completed, with the count of each outcome and the reasons', async () => {
+    const s = await setup(40);
+    const prod = ringOf(s, 'prod');
+    const missing = prod.slice(0, 5);
+    for (const id of missing) s.devices.noHandler.add(id);
+    const broken = prod[10] as string;
+    s.devices.offline.add(prod[11] as string);
+    const d = await s.controller.create(plan({ gate: { ...DEFAULT_GATE, observeMs: 0, minJudged: 10 } }), { start: true });
+    for (let t = 0; t < 400_000 && s.controller.peek(d.id) !== null; t += 1000) {
+      s.clock.step(1000);
+      await s.controller.tick();
+      s.devices.finish(() => true, (id) => (id === broken ? { kind: 'failed', reason: 'install failed' } : { kind: 'succeeded' }));
+    }
+    const view = await s.controller.get(d.id);
+    expect(view.deployment.status).toBe('completed');
+    expect(view.deployment.detail.outcome).toEqual({
+      devices: 40,
+      updated: 33,
+      notUpdated: 7,
+      counts: { queued: 1, in_progress: 0, succeeded: 33, failed: 1, timed_out: 0, rejected: 0, skipped: 5, cancelled: 0, rolled_back: 0 },
+      summary: '33 of 40 devices updated; not updated: 5 skipped (the agent does not offer task type deploy: 5), 1 failed, 1 never reached (offline)',
+    });
+    // The prod pass says which devices it stands on.
+    expect(view.evaluations.find((e) => e.ring === 'prod' && e.verdict === 'pass')?.reason).toMatch(
+      /; 14 of 20 devices judged, not judged: 1 offline, 5 skipped \(the agent does not offer task type deploy: 5\)$/,
+    );
+  });
+});
+
 describe('automatic cancels say what cancelled them', () => {
   it('an automatic rollback after a halt cancels the updates still running with the halt as the reason, and the executions show it', async () => {
     const s = await setup(40);
@@ -305,6 +407,7 @@ describe('automatic cancels say what cancelled them', () => {
     const done = await s.controller.get(d.id);
     expect(done.deployment.endedAt).toBe(s.clock.now());
     expect(done.executions.map((e) => e.state)).toEqual(['rolled_back', 'rolled_back']);
+    expect(done.deployment.detail.outcome).toMatchObject({ devices: 2, updated: 0, counts: { rolled_back: 2 } });
     expect(s.controller.isActive(d.id)).toBe(false);
     expect(comparable(await (await restarted(s)).get(d.id))).toEqual(comparable(done));
   });
