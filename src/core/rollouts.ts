@@ -164,7 +164,7 @@ export class RolloutController {
    * a time, in arrival order. Never rejects.
    */
   private readonly chains = new Map<string, Promise<void>>();
-  /** Deployments whose serialised work is running now. */
+  /** Deployments with a transition between its plan and its application (the commit under way). */
   private readonly busy = new Set<string>();
   /** Outcomes that arrived while their deployment was busy: applied, in order, once it is not. */
   private readonly deferred = new Map<string, Report[]>();
@@ -307,20 +307,10 @@ export class RolloutController {
   /**
    * Runs `fn` after every piece of work queued before it for the same
    * deployment has ended (whatever its outcome), and before any queued after
-   * it. While it runs, outcomes reported for the deployment wait (`report`),
-   * so that what a transition planned from memory is still true when its
-   * commit resolves.
+   * it.
    */
   private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.chains.get(id) ?? Promise.resolve()).then(async () => {
-      this.busy.add(id);
-      try {
-        return await fn();
-      } finally {
-        this.busy.delete(id);
-        this.replay(id);
-      }
-    });
+    const run = (this.chains.get(id) ?? Promise.resolve()).then(fn);
     const tail = run.then(
       () => undefined,
       () => undefined,
@@ -362,10 +352,25 @@ export class RolloutController {
   /**
    * Commits the transition in one store write, then applies it to memory. A
    * refused write throws and leaves memory exactly as it was: nothing of the
-   * transition (no task cancelled, no rollback sent) has happened.
+   * transition (no task cancelled, no rollback sent) has happened. Outcomes
+   * reported while the write is under way wait (`report`), so that what the
+   * transition planned from memory is still true when it is applied; they
+   * then apply to the state it left.
    */
   private async commit(a: Active, t: Transition, register = false): Promise<void> {
-    await this.store.saveDeployment({ ...t.rec }, { executions: [...t.execs.values()], evaluations: t.evaluations });
+    const id = t.rec.id;
+    this.busy.add(id);
+    try {
+      await this.store.saveDeployment({ ...t.rec }, { executions: [...t.execs.values()], evaluations: t.evaluations });
+      this.apply(a, t, register);
+    } finally {
+      this.busy.delete(id);
+      this.replay(id);
+    }
+    for (const f of t.finish) await f(a);
+  }
+
+  private apply(a: Active, t: Transition, register: boolean): void {
     if (register) this.active.set(t.rec.id, a);
     for (const f of t.before) f(a);
     a.rec = t.rec;
@@ -380,7 +385,6 @@ export class RolloutController {
     }
     for (const f of t.after) f(a);
     for (const ev of t.events) this.events.emit('deployment.changed', { deploymentId: t.rec.id, ...ev });
-    for (const f of t.finish) await f(a);
   }
 
   // ---------------------------------------------------------------- API
@@ -762,8 +766,8 @@ export class RolloutController {
   /**
    * An execution's outcome, from the driver (a task ended). While a
    * transition of the deployment is being committed, the outcome waits for it
-   * to end: it then applies to the state the transition left (an update that
-   * ends after the abort that cancelled it changes nothing).
+   * to be applied, and then applies to the state it left (an update that ends
+   * after the abort that cancelled it changes nothing).
    */
   report(deploymentId: string, deviceId: string, outcome: ExecutionOutcome, rollback = false): void {
     if (this.busy.has(deploymentId)) {
