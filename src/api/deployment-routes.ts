@@ -8,7 +8,7 @@ import { Id as SafeId } from './schemas.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { RolloutController } from '../core/rollouts.js';
 import type { DeploymentAction, DeploymentRecord, Execution, GateEvaluation } from '../domain/deployment.js';
-import { DEPLOYMENT_ACTIONS, EXECUTION_STATES } from '../domain/deployment.js';
+import { DEPLOYMENT_ACTIONS, EXECUTION_STATES, outcomeOf, pauseReasonOf } from '../domain/deployment.js';
 import { parseDeploymentSpec } from '../domain/deployment-spec.js';
 import { OrchestratorError } from '../domain/errors.js';
 import { iso } from './views.js';
@@ -122,6 +122,10 @@ function summary(d: DeploymentRecord) {
     status: d.status,
     stage: d.spec.stages.length === 0 ? null : { index: d.stage, ring: d.spec.stages[d.stage]?.ring ?? null, phase: d.phase, soakUntil: iso(d.soakUntil) },
     haltReason: d.haltReason,
+    // `operator`, or `insufficient_evidence` (haltReason then says how many devices could be judged, and why not the rest); null unless paused.
+    pauseReason: pauseReasonOf(d),
+    // Once ended: how many devices run the release, and why the others do not.
+    outcome: outcomeOf(d),
     createdAt: iso(d.createdAt),
     startedAt: iso(d.startedAt),
     endedAt: iso(d.endedAt),

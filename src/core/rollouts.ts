@@ -10,16 +10,22 @@ import type {
   Payload,
   Stage,
 } from '../domain/deployment.js';
+import type { StageEvidence } from '../domain/deployment.js';
 import {
   addMoment,
+  countExecutionStates,
+  deploymentOutcome,
   emptyMoments,
+  evidenceShortfall,
   regressed,
   inMaintenanceWindow,
   judgeGate,
+  pauseReasonOf,
   preflightFailure,
   ratePerMinute,
   TERMINAL_DEPLOYMENT_STATES,
   TRANSITIONS,
+  unjudgedNote,
 } from '../domain/deployment.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Fleet } from '../fleet/fleet.js';
@@ -98,6 +104,28 @@ interface Active {
   rollbacksOutstanding: number;
 }
 
+/**
+ * A change of one deployment's record, planned on copies without touching
+ * memory: committed in one store write (the record, the executions and the
+ * gate evaluations together), and only then applied to memory.
+ */
+interface Transition {
+  /** The record after the transition. */
+  rec: DeploymentRecord;
+  /** New executions, and copies of changed ones, by device. */
+  execs: Map<string, Execution>;
+  evaluations: GateEvaluation[];
+  /** Once committed, before the copies replace memory's executions (they see the old states). */
+  before: ((a: Active) => void)[];
+  /** Once memory holds the new record and executions. */
+  after: ((a: Active) => void)[];
+  /** Awaited last: work that starts from the committed state (the rollback tasks) and its own commits. */
+  finish: ((a: Active) => Promise<void>)[];
+  events: { status: string; action: string }[];
+}
+
+type Report = [deviceId: string, outcome: ExecutionOutcome, rollback: boolean];
+
 export interface DeploymentView {
   deployment: DeploymentRecord;
   executions: Execution[];
@@ -130,6 +158,16 @@ export class RolloutController {
   private readonly active = new Map<string, Active>();
   /** Writes not yet awaited by anyone, so that `flush()` can wait for them. */
   private readonly writes = new Set<Promise<void>>();
+  /**
+   * Per deployment, the end of the chain of its serialised work (operator
+   * actions, creation, each tick's step and the transitions it makes): one at
+   * a time, in arrival order. Never rejects.
+   */
+  private readonly chains = new Map<string, Promise<void>>();
+  /** Deployments with a transition between its plan and its application (the commit under way). */
+  private readonly busy = new Set<string>();
+  /** Outcomes that arrived while their deployment was busy: applied, in order, once it is not. */
+  private readonly deferred = new Map<string, Report[]>();
 
   constructor(options: { store: Store; clock: Clock; fleet: Fleet; driver: ExecutionDriver; events: EventBus; log: Logger }) {
     this.store = options.store;
@@ -178,6 +216,13 @@ export class RolloutController {
   }
 
   private track(rec: DeploymentRecord, executions: Execution[]): Active {
+    const a = this.build(rec, executions);
+    this.active.set(rec.id, a);
+    return a;
+  }
+
+  /** The in-memory state of a deployment, from its record and executions (not registered). */
+  private build(rec: DeploymentRecord, executions: Execution[]): Active {
     const stages = Math.max(1, rec.spec.stages.length);
     const a: Active = {
       rec,
@@ -210,7 +255,6 @@ export class RolloutController {
         a.stageObserving[e.stage] = (a.stageObserving[e.stage] ?? 0) + 1;
       }
     }
-    this.active.set(rec.id, a);
     return a;
   }
 
@@ -254,123 +298,225 @@ export class RolloutController {
     );
   }
 
-  /** Resolves once every write made so far has committed. */
+  /** Resolves once the work serialised so far has ended and every write made so far has committed. */
   async flush(): Promise<void> {
+    await Promise.all([...this.chains.values()]);
     await Promise.all([...this.writes]);
+  }
+
+  // ---------------------------------------------------------------- serialisation
+
+  /**
+   * Runs `fn` after every piece of work queued before it for the same
+   * deployment has ended (whatever its outcome), and before any queued after
+   * it.
+   */
+  private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.chains.get(id) ?? Promise.resolve()).then(fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.chains.set(id, tail);
+    void tail.then(() => {
+      if (this.chains.get(id) === tail) this.chains.delete(id);
+    });
+    return run;
+  }
+
+  private replay(id: string): void {
+    const reports = this.deferred.get(id);
+    if (!reports) return;
+    this.deferred.delete(id);
+    for (const [deviceId, outcome, rollback] of reports) this.report(id, deviceId, outcome, rollback);
+  }
+
+  private begin(a: Active): Transition {
+    return { rec: { ...a.rec, detail: { ...a.rec.detail } }, execs: new Map(), evaluations: [], before: [], after: [], finish: [], events: [] };
+  }
+
+  /** The execution as the transition leaves it: its copy, made on first edit. */
+  private edit(t: Transition, e: Execution): Execution {
+    let copy = t.execs.get(e.deviceId);
+    if (!copy) {
+      copy = { ...e };
+      t.execs.set(e.deviceId, copy);
+    }
+    return copy;
+  }
+
+  /** Every execution as the transition leaves it. */
+  private *planned(a: Active, t: Transition): Generator<Execution> {
+    for (const e of a.execs.values()) yield t.execs.get(e.deviceId) ?? e;
+    for (const e of t.execs.values()) if (!a.execs.has(e.deviceId)) yield e;
+  }
+
+  /**
+   * Commits the transition in one store write, then applies it to memory. A
+   * refused write throws and leaves memory exactly as it was: nothing of the
+   * transition (no task cancelled, no rollback sent) has happened. Outcomes
+   * reported while the write is under way wait (`report`), so that what the
+   * transition planned from memory is still true when it is applied; they
+   * then apply to the state it left.
+   */
+  private async commit(a: Active, t: Transition, register = false): Promise<void> {
+    const id = t.rec.id;
+    this.busy.add(id);
+    try {
+      await this.store.saveDeployment({ ...t.rec }, { executions: [...t.execs.values()], evaluations: t.evaluations });
+      this.apply(a, t, register);
+    } finally {
+      this.busy.delete(id);
+      this.replay(id);
+    }
+    for (const f of t.finish) await f(a);
+  }
+
+  private apply(a: Active, t: Transition, register: boolean): void {
+    if (register) this.active.set(t.rec.id, a);
+    for (const f of t.before) f(a);
+    a.rec = t.rec;
+    for (const e of t.execs.values()) {
+      const current = a.execs.get(e.deviceId);
+      if (current) {
+        Object.assign(current, e);
+      } else {
+        a.execs.set(e.deviceId, e);
+        if (e.state === 'queued') a.pending.push(e.deviceId);
+      }
+    }
+    for (const f of t.after) f(a);
+    for (const ev of t.events) this.events.emit('deployment.changed', { deploymentId: t.rec.id, ...ev });
   }
 
   // ---------------------------------------------------------------- API
 
   async create(spec: DeploymentSpec, options: { id?: string; start?: boolean } = {}): Promise<DeploymentRecord> {
     const id = options.id ?? `dep-${newTaskId().slice(0, 8)}`;
-    if (this.active.has(id) || (await this.store.getDeployment(id))) throw new OrchestratorError('ORCH_DEPLOYMENT_EXISTS', `deployment ${id} already exists`);
-    const now = this.clock.now();
-    const rec: Omit<DeploymentRecord, 'seq'> = {
-      id,
-      kind: 'rollout',
-      spec,
-      status: 'scheduled',
-      stage: 0,
-      phase: 'dispatching',
-      soakUntil: null,
-      gateResetAt: 0,
-      haltReason: null,
-      detail: {},
-      createdAt: now,
-      startedAt: null,
-      endedAt: null,
-    };
-    const seq = await this.store.insertDeployment(rec);
-    const full = { ...rec, seq };
-    this.track(full, []);
-    if (options.start) return this.act(id, 'start');
-    return { ...full };
+    // Serialised like any action, so that an action right after a create with start waits for the start.
+    return this.serial(id, async () => {
+      if (this.active.has(id) || (await this.store.getDeployment(id))) throw new OrchestratorError('ORCH_DEPLOYMENT_EXISTS', `deployment ${id} already exists`);
+      const now = this.clock.now();
+      const rec: Omit<DeploymentRecord, 'seq'> = {
+        id,
+        kind: 'rollout',
+        spec,
+        status: 'scheduled',
+        stage: 0,
+        phase: 'dispatching',
+        soakUntil: null,
+        gateResetAt: 0,
+        haltReason: null,
+        detail: {},
+        createdAt: now,
+        startedAt: null,
+        endedAt: null,
+      };
+      const seq = await this.store.insertDeployment(rec);
+      const full = { ...rec, seq };
+      this.track(full, []);
+      if (options.start) return this.actNow(id, 'start');
+      return { ...full };
+    });
   }
 
-  private activeOrThrow(id: string): Active {
-    const a = this.active.get(id);
-    if (!a) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
-    return a;
+  /**
+   * An operator's action; refused with 409 from a state it does not apply to.
+   * Actions on one deployment run one at a time, in arrival order, and each
+   * is committed before it is answered.
+   */
+  act(id: string, action: DeploymentAction): Promise<DeploymentRecord> {
+    return this.serial(id, () => this.actNow(id, action));
   }
 
-  /** An operator's action; refused with 409 from a state it does not apply to. */
-  async act(id: string, action: DeploymentAction): Promise<DeploymentRecord> {
+  private async actNow(id: string, action: DeploymentAction): Promise<DeploymentRecord> {
     let a = this.active.get(id);
+    let loaded = false;
     if (!a) {
       const stored = await this.store.getDeployment(id);
       if (!stored) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
       if (stored.kind === 'seed') throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} was started through /start_deployment; use /complete_deployment`);
-      // An ended deployment can still be rolled back: it comes back into memory for that.
-      if (!TRANSITIONS[action].from.includes(stored.status) || this.active.has(id)) {
+      // An ended deployment can still be rolled back: it comes back into memory for that, once the rollback is committed.
+      if (!TRANSITIONS[action].from.includes(stored.status)) {
         throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} is ${stored.status}; ${action} applies to ${TRANSITIONS[action].from.join(', ')}`);
       }
-      a = this.track(stored, await this.store.getExecutions(stored.seq));
+      a = this.build(stored, await this.store.getExecutions(stored.seq));
+      loaded = true;
     }
     const rec = a.rec;
-    const t = TRANSITIONS[action];
-    if (!t.from.includes(rec.status) || (action === 'rollback' && rec.status === 'rolled_back')) {
-      throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} is ${rec.status}; ${action} applies to ${t.from.join(', ')}`);
+    const tr = TRANSITIONS[action];
+    if (!tr.from.includes(rec.status)) {
+      throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} is ${rec.status}; ${action} applies to ${tr.from.join(', ')}`);
     }
     const now = this.clock.now();
+    const t = this.begin(a);
+    const ring = this.ringOf(a, rec.stage);
     switch (action) {
       case 'start':
-        rec.status = 'in_progress';
-        rec.startedAt = now;
-        this.beginStage(a, 0, now);
+        t.rec.status = 'in_progress';
+        t.rec.startedAt = now;
+        this.planStage(a, t, 0, now);
         break;
       case 'pause':
-        rec.status = 'paused';
+        t.rec.status = 'paused';
+        t.rec.detail.pauseReason = 'operator';
         break;
       case 'resume':
-        rec.status = 'in_progress';
-        a.lastRefill = now;
+        // Paused for want of evidence: resuming waits one more soak, in which offline and skipped devices get their chance again.
+        if (pauseReasonOf(rec) === 'insufficient_evidence') {
+          t.rec.phase = 'soaking';
+          t.rec.soakUntil = now + (rec.spec.stages[rec.stage]?.soakMs ?? 0);
+        }
+        this.planUnpause(t);
+        t.after.push((x) => (x.lastRefill = now));
         break;
-      case 'promote':
-        rec.status = 'in_progress';
-        a.lastRefill = now;
-        await this.evaluate(a, { stage: rec.stage, ring: this.ringOf(a, rec.stage), at: now, verdict: 'override', reason: `ring ${this.ringOf(a, rec.stage)}: promoted by an operator; soak skipped`, figures: {} });
-        this.nextStage(a, now);
+      case 'promote': {
+        const why = pauseReasonOf(rec) === 'insufficient_evidence' ? 'without the evidence its gate asked for' : 'soak skipped';
+        this.planUnpause(t);
+        t.evaluations.push({ stage: rec.stage, ring, at: now, verdict: 'override', reason: `ring ${ring}: promoted by an operator; ${why}`, figures: {} });
+        t.after.push((x) => {
+          x.lastVerdict.set(rec.stage, 'override');
+          x.lastRefill = now;
+        });
+        this.planNextStage(a, t, now);
         break;
+      }
       case 'acknowledge':
-        rec.status = 'in_progress';
-        rec.haltReason = null;
-        rec.gateResetAt = now;
-        // The gate of the halted stage starts over from outcomes after this instant.
-        a.stats[rec.stage] = emptyStats();
-        a.lastVerdict.delete(rec.stage);
-        a.lastRefill = now;
-        await this.evaluate(a, { stage: rec.stage, ring: this.ringOf(a, rec.stage), at: now, verdict: 'override', reason: `ring ${this.ringOf(a, rec.stage)}: halt acknowledged by an operator; resuming`, figures: {} });
+        t.rec.status = 'in_progress';
+        t.rec.haltReason = null;
+        t.rec.gateResetAt = now;
+        t.evaluations.push({ stage: rec.stage, ring, at: now, verdict: 'override', reason: `ring ${ring}: halt acknowledged by an operator; resuming`, figures: {} });
+        t.after.push((x) => {
+          // The gate of the halted stage starts over from outcomes after this instant.
+          x.stats[rec.stage] = emptyStats();
+          x.lastVerdict.set(rec.stage, 'override');
+          x.lastRefill = now;
+        });
         break;
       case 'abort':
-        this.abort(a, now);
+        this.planAbort(a, t, now);
         break;
       case 'rollback':
-        this.rollback(a, now, 'rolled back by an operator');
+        this.planRollback(a, t, now, 'rolled back by an operator');
         break;
     }
-    await this.save(a);
-    this.events.emit('deployment.changed', { deploymentId: id, status: rec.status, action });
-    return { ...rec };
+    t.events.push({ status: t.rec.status, action });
+    await this.commit(a, t, loaded);
+    return { ...a.rec };
   }
 
   private ringOf(a: Active, stage: number): string {
     return a.rec.spec.stages[stage]?.ring ?? '?';
   }
 
-  private async save(a: Active): Promise<void> {
-    await this.store.saveDeployment({ ...a.rec });
-  }
-
-  private async evaluate(a: Active, e: GateEvaluation): Promise<void> {
-    a.lastVerdict.set(e.stage, e.verdict);
-    await this.store.insertGateEvaluation(a.rec.seq, e);
-  }
-
   async get(id: string): Promise<DeploymentView> {
+    // An action or transition of this deployment in flight: show its outcome (what a restart would show).
+    // (So never called from the deployment's own chain: it would wait for itself.)
+    await this.chains.get(id);
     const a = this.active.get(id);
     const rec = a ? { ...a.rec } : await this.store.getDeployment(id);
     if (!rec) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
-    await this.flush();
+    await Promise.all([...this.writes]);
     const executions = a ? [...a.execs.values()].map((e) => ({ ...e })) : await this.store.getExecutions(rec.seq);
     return { deployment: rec, executions, evaluations: await this.store.getGateEvaluations(rec.seq) };
   }
@@ -396,26 +542,56 @@ export class RolloutController {
 
   // ---------------------------------------------------------------- stages
 
-  private beginStage(a: Active, stage: number, now: number): void {
-    const rec = a.rec;
-    rec.stage = stage;
-    rec.phase = 'dispatching';
-    rec.soakUntil = null;
-    // Devices that moved into rings already reached are picked up too.
-    for (let k = 0; k <= stage; k++) this.addMembers(a, k, now);
-    a.lastMemberScan = now;
+  /**
+   * Plans the move to `stage`: its ring's devices (and devices that moved into
+   * rings already reached) are queued. A ring with no devices has nothing to
+   * wait for: it is passed at once, without a soak, with an evaluation that
+   * says so, and the next one begins.
+   */
+  private planStage(a: Active, t: Transition, stage: number, now: number): void {
+    const last = a.rec.spec.stages.length - 1;
+    let added = 0;
+    for (let k = stage; ; k++) {
+      t.rec.stage = k;
+      t.rec.phase = 'dispatching';
+      t.rec.soakUntil = null;
+      for (let j = 0; j <= k; j++) added += this.planMembers(a, t, j, now);
+      t.after.push((x) => (x.lastMemberScan = now));
+      if (this.stageSize(a, t, k) > 0) return;
+      const ring = this.ringOf(a, k);
+      t.evaluations.push({ stage: k, ring, at: now, verdict: 'skip', reason: `ring ${ring} has no devices: skipped at once, without a soak`, figures: { devices: 0 } });
+      t.after.push((x) => x.lastVerdict.set(k, 'skip'));
+      if (k >= last) {
+        // Devices queued just now for earlier rings are updated first; the deployment completes once they are.
+        if (added === 0) this.planComplete(a, t, now);
+        return;
+      }
+    }
   }
 
-  /** Queues every device of the stage's ring that has no execution yet; returns how many. */
+  /** Queues (in the plan) every device of the stage's ring that has no execution yet; returns how many. */
+  private planMembers(a: Active, t: Transition, stage: number, now: number): number {
+    let n = 0;
+    for (const deviceId of this.fleet.members(this.ringOf(a, stage))) {
+      if (a.execs.has(deviceId) || t.execs.has(deviceId)) continue;
+      t.execs.set(deviceId, newExecution(deviceId, stage, now));
+      n++;
+    }
+    return n;
+  }
+
+  private stageSize(a: Active, t: Transition, stage: number): number {
+    let n = 0;
+    for (const e of this.planned(a, t)) if (e.stage === stage) n++;
+    return n;
+  }
+
+  /** Queues every device of the stage's ring that has no execution yet, now (not a transition: the record does not change); returns how many. */
   private addMembers(a: Active, stage: number, now: number): number {
-    const ring = this.ringOf(a, stage);
     const fresh: Execution[] = [];
-    for (const deviceId of this.fleet.members(ring)) {
+    for (const deviceId of this.fleet.members(this.ringOf(a, stage))) {
       if (a.execs.has(deviceId)) continue;
-      const e: Execution = {
-        deviceId, stage, state: 'queued', taskId: null, reason: null, baseline: null, observed: null,
-        cpuDelta: null, memoryDelta: null, drainDelta: null, rollbackTaskId: null, queuedAt: now, startedAt: null, endedAt: null, observedAt: null,
-      };
+      const e = newExecution(deviceId, stage, now);
       a.execs.set(deviceId, e);
       a.pending.push(deviceId);
       fresh.push(e);
@@ -424,96 +600,157 @@ export class RolloutController {
     return fresh.length;
   }
 
-  private nextStage(a: Active, now: number): void {
-    const rec = a.rec;
-    if (rec.stage + 1 >= rec.spec.stages.length) {
-      // Devices that moved into a reached ring since the last look are updated before the deployment completes.
-      let added = 0;
-      for (let k = 0; k <= rec.stage; k++) added += this.addMembers(a, k, now);
-      if (added > 0) {
-        rec.phase = 'dispatching';
-        rec.soakUntil = null;
-        return;
-      }
-      rec.status = 'completed';
-      rec.phase = 'soaking';
-      rec.endedAt = now;
-      this.events.emit('deployment.changed', { deploymentId: rec.id, status: 'completed', action: 'complete' });
-      this.retire(a);
+  private planNextStage(a: Active, t: Transition, now: number): void {
+    if (t.rec.stage + 1 < t.rec.spec.stages.length) {
+      this.planStage(a, t, t.rec.stage + 1, now);
       return;
     }
-    this.beginStage(a, rec.stage + 1, now);
+    // Devices that moved into a reached ring since the last look are updated before the deployment completes.
+    let added = 0;
+    for (let k = 0; k <= t.rec.stage; k++) added += this.planMembers(a, t, k, now);
+    if (added > 0) {
+      t.rec.phase = 'dispatching';
+      t.rec.soakUntil = null;
+      return;
+    }
+    this.planComplete(a, t, now);
   }
 
-  /** A deployment that has ended leaves memory once nothing it started is outstanding. */
+  private planComplete(a: Active, t: Transition, now: number): void {
+    t.rec.status = 'completed';
+    t.rec.phase = 'soaking';
+    t.rec.endedAt = now;
+    // Completed says the plan ran to its end, not that every device has the release: the outcome says who has not, and why.
+    t.rec.detail.outcome = deploymentOutcome(this.planned(a, t));
+    t.events.push({ status: 'completed', action: 'complete' });
+    t.after.push((x) => this.retire(x));
+  }
+
+  /** Unpaused: back in progress, and a pause for want of evidence is over. */
+  private planUnpause(t: Transition): void {
+    if (t.rec.detail.pauseReason === 'insufficient_evidence') t.rec.haltReason = null;
+    delete t.rec.detail.pauseReason;
+    t.rec.status = 'in_progress';
+  }
+
+  /**
+   * A deployment that has ended leaves memory once nothing it started is
+   * outstanding; a rollback ends (its `endedAt` and outcome are committed)
+   * when the last rolled-back device has answered.
+   */
   private retire(a: Active): void {
-    if (TERMINAL_DEPLOYMENT_STATES.has(a.rec.status) && a.inFlight === 0 && a.rollbacksOutstanding === 0) {
-      if (a.rec.status === 'rolled_back' && a.rec.endedAt === null) {
-        a.rec.endedAt = this.clock.now();
-        this.write(this.save(a));
-      }
-      this.active.delete(a.rec.id);
+    if (!TERMINAL_DEPLOYMENT_STATES.has(a.rec.status) || a.inFlight > 0 || a.rollbacksOutstanding > 0) return;
+    if (a.rec.status === 'rolled_back' && a.rec.endedAt === null) {
+      const id = a.rec.id;
+      this.serial(id, () => this.endRollback(id)).catch((err: unknown) => this.log.error({ err, deploymentId: id }, 'could not record the end of a rollback; tried again at the next tick'));
+      return;
     }
+    if (this.active.get(a.rec.id) === a) this.active.delete(a.rec.id);
   }
 
-  private abort(a: Active, now: number): void {
-    const changed: Execution[] = [];
-    for (const e of a.execs.values()) {
-      if (e.state === 'queued' || e.state === 'skipped') {
-        e.state = 'cancelled';
-        e.reason = 'the deployment was aborted';
-        e.endedAt = now;
-        changed.push(e);
-      } else if (e.state === 'in_progress') {
-        if (e.taskId !== null) this.driver.cancel(e.taskId, `deployment ${a.rec.id} was aborted`);
-        this.settle(a, e);
-        e.state = 'cancelled';
-        e.reason = 'the deployment was aborted during the update';
-        e.endedAt = now;
-        changed.push(e);
-      }
-    }
-    a.pending = [];
-    a.parked.clear();
-    a.rec.status = 'cancelled';
-    a.rec.endedAt = now;
-    this.write(this.store.saveExecutions(a.rec.seq, changed));
-    this.retire(a);
+  private async endRollback(id: string): Promise<void> {
+    const a = this.active.get(id);
+    if (!a || a.rec.status !== 'rolled_back' || a.rec.endedAt !== null || a.inFlight > 0 || a.rollbacksOutstanding > 0) return;
+    const t = this.begin(a);
+    t.rec.endedAt = this.clock.now();
+    t.rec.detail.outcome = deploymentOutcome(a.execs.values());
+    t.after.push((x) => this.retire(x));
+    await this.commit(a, t);
   }
 
-  /** Every device that got (or may have got) the update gets the rollback payload. */
-  private rollback(a: Active, now: number, why: string): void {
-    const changed: Execution[] = [];
-    const targets: Execution[] = [];
+  private planAbort(a: Active, t: Transition, now: number): void {
+    const cancelReason = `deployment ${a.rec.id} was aborted by an operator`;
     for (const e of a.execs.values()) {
       if (e.state === 'queued' || e.state === 'skipped') {
-        e.state = 'cancelled';
-        e.reason = `${why} before this device was updated`;
-        e.endedAt = now;
-        changed.push(e);
+        const c = this.edit(t, e);
+        c.state = 'cancelled';
+        c.reason = 'the deployment was aborted by an operator before this device was updated';
+        c.endedAt = now;
       } else if (e.state === 'in_progress') {
-        if (e.taskId !== null) this.driver.cancel(e.taskId, `deployment ${a.rec.id}: ${why}`);
-        this.settle(a, e);
-        e.endedAt = now;
-        targets.push(e);
+        this.planStop(t, e, cancelReason);
+        const c = this.edit(t, e);
+        c.state = 'cancelled';
+        c.reason = 'the deployment was aborted by an operator during the update';
+        c.endedAt = now;
+      }
+    }
+    delete t.rec.detail.pauseReason;
+    t.rec.status = 'cancelled';
+    t.rec.endedAt = now;
+    t.rec.detail.outcome = deploymentOutcome(this.planned(a, t));
+    t.after.push((x) => {
+      x.pending = [];
+      x.pendingAt = 0;
+      x.parked.clear();
+      this.retire(x);
+    });
+  }
+
+  /** Once committed: the running update is cancelled, saying what cancelled it, and no longer counts as in flight. */
+  private planStop(t: Transition, e: Execution, cancelReason: string): void {
+    const deviceId = e.deviceId;
+    t.before.push((x) => {
+      const current = x.execs.get(deviceId);
+      if (!current || current.state !== 'in_progress') return;
+      if (current.taskId !== null) this.driver.cancel(current.taskId, cancelReason);
+      this.settle(x, current);
+    });
+  }
+
+  /**
+   * Every device that got (or may have got) the update gets the rollback
+   * payload. The rollback is committed first; the rollback tasks are started
+   * from the committed state, and their starts committed, before the
+   * transition is over.
+   */
+  private planRollback(a: Active, t: Transition, now: number, why: string): void {
+    const cancelReason = `deployment ${a.rec.id} was ${why}`;
+    const targets: string[] = [];
+    for (const e of a.execs.values()) {
+      if (e.state === 'queued' || e.state === 'skipped') {
+        const c = this.edit(t, e);
+        c.state = 'cancelled';
+        c.reason = `${why} before this device was updated`;
+        c.endedAt = now;
+      } else if (e.state === 'in_progress') {
+        this.planStop(t, e, cancelReason);
+        const c = this.edit(t, e);
+        c.state = 'cancelled';
+        c.reason = `${why} during the update; rollback sent`;
+        c.endedAt = now;
+        targets.push(e.deviceId);
       } else if ((e.state === 'succeeded' || e.state === 'failed' || e.state === 'timed_out') && e.rollbackTaskId === null) {
-        targets.push(e);
+        this.edit(t, e).reason = `${why}; rollback sent`;
+        targets.push(e.deviceId);
       }
     }
-    for (const e of targets) {
-      const { handle, committed } = this.driver.start(a.rec.id, e.deviceId, a.rec.spec.rollbackPayload, true);
-      e.rollbackTaskId = handle;
-      e.reason = `${why}; rollback sent`;
-      a.rollbacksOutstanding++;
-      changed.push(e);
-      this.write(committed);
-    }
-    a.pending = [];
-    a.parked.clear();
-    a.rec.status = 'rolled_back';
-    this.write(this.store.saveExecutions(a.rec.seq, changed));
-    this.events.emit('deployment.changed', { deploymentId: a.rec.id, status: 'rolled_back', action: 'rollback' });
-    this.retire(a);
+    delete t.rec.detail.pauseReason;
+    t.rec.status = 'rolled_back';
+    // Over at once when there is nothing to roll back; otherwise when the last device has answered (see retire).
+    const inFlightLeft = a.inFlight - [...a.execs.values()].filter((e) => e.state === 'in_progress').length;
+    const over = targets.length === 0 && inFlightLeft === 0 && a.rollbacksOutstanding === 0;
+    t.rec.endedAt = over ? now : null;
+    t.rec.detail.outcome = deploymentOutcome(this.planned(a, t));
+    t.after.push((x) => {
+      x.pending = [];
+      x.pendingAt = 0;
+      x.parked.clear();
+    });
+    t.finish.push(async (x) => {
+      const started: Execution[] = [];
+      const committed: Promise<void>[] = [];
+      for (const deviceId of targets) {
+        const e = x.execs.get(deviceId);
+        if (!e) continue;
+        const run = this.driver.start(x.rec.id, deviceId, x.rec.spec.rollbackPayload, true);
+        e.rollbackTaskId = run.handle;
+        x.rollbacksOutstanding++;
+        started.push(e);
+        committed.push(run.committed);
+      }
+      this.retire(x);
+      await Promise.all([...committed, this.store.saveExecutions(x.rec.seq, started)]);
+    });
   }
 
   /** The device no longer has an execution in flight. */
@@ -528,8 +765,19 @@ export class RolloutController {
 
   // ---------------------------------------------------------------- outcomes
 
-  /** An execution's outcome, from the driver (a task ended). */
+  /**
+   * An execution's outcome, from the driver (a task ended). While a
+   * transition of the deployment is being committed, the outcome waits for it
+   * to be applied, and then applies to the state it left (an update that ends
+   * after the abort that cancelled it changes nothing).
+   */
   report(deploymentId: string, deviceId: string, outcome: ExecutionOutcome, rollback = false): void {
+    if (this.busy.has(deploymentId)) {
+      const reports = this.deferred.get(deploymentId) ?? [];
+      reports.push([deviceId, outcome, rollback]);
+      this.deferred.set(deploymentId, reports);
+      return;
+    }
     const a = this.active.get(deploymentId);
     const e = a?.execs.get(deviceId);
     if (!a || !e) return;
@@ -615,25 +863,49 @@ export class RolloutController {
 
   // ---------------------------------------------------------------- the loop
 
-  /** One pass over every running deployment. */
+  /**
+   * One pass over every deployment in memory, each in its deployment's
+   * serialised order (an operator's action never interleaves with a tick's
+   * transition of the same deployment). A deployment whose step fails (its
+   * store refused a commit) is left as it was, and tried again next time.
+   */
   async tick(): Promise<void> {
-    const now = this.clock.now();
-    for (const a of [...this.active.values()]) {
-      if (a.rec.status === 'in_progress') await this.step(a, now);
-      else if (a.rec.status === 'halted' || a.rec.status === 'paused') this.observeDue(a, now);
+    for (const id of [...this.active.keys()]) {
+      try {
+        await this.serial(id, async () => {
+          const a = this.active.get(id);
+          if (!a) return;
+          const now = this.clock.now();
+          if (a.rec.status === 'in_progress') await this.step(a, now);
+          else if (a.rec.status === 'halted' || a.rec.status === 'paused') this.observeDue(a, now);
+          else this.retire(a);
+        });
+      } catch (err) {
+        this.log.error({ err, deploymentId: id }, 'deployment step failed');
+      }
     }
   }
 
   private async step(a: Active, now: number): Promise<void> {
-    const rec = a.rec;
-    const stage = rec.spec.stages[rec.stage] as Stage;
+    const stage = a.rec.spec.stages[a.rec.stage] as Stage;
     if (now - a.lastMemberScan >= MEMBER_SCAN_MS) {
       a.lastMemberScan = now;
-      for (let k = 0; k <= rec.stage; k++) this.addMembers(a, k, now);
+      for (let k = 0; k <= a.rec.stage; k++) this.addMembers(a, k, now);
     }
     this.observeDue(a, now);
-    if (inMaintenanceWindow(rec.spec.maintenanceWindows, now)) this.dispatch(a, stage, now);
-    else a.lastRefill = now;
+    if (inMaintenanceWindow(a.rec.spec.maintenanceWindows, now)) {
+      this.dispatch(a, stage, now);
+      if (a.rec.phase === 'dispatching' && this.stageDone(a)) {
+        const t = this.begin(a);
+        t.rec.phase = 'soaking';
+        t.rec.soakUntil = now + stage.soakMs;
+        t.after.push((x) => (x.gateDirty = true));
+        await this.commit(a, t);
+      }
+    } else {
+      a.lastRefill = now;
+    }
+    const rec = a.rec;
     // Stalled updates appear with time alone: with updates running, the gate looks every tick.
     if (a.gateDirty || a.running.size > 0 || (rec.phase === 'soaking' && rec.soakUntil !== null && now >= rec.soakUntil)) {
       a.gateDirty = false;
@@ -694,12 +966,6 @@ export class RolloutController {
       a.pendingAt = 0;
     }
     this.write(this.store.saveExecutions(a.rec.seq, started));
-    if (a.rec.phase === 'dispatching' && this.stageDone(a)) {
-      a.rec.phase = 'soaking';
-      a.rec.soakUntil = now + stage.soakMs;
-      a.gateDirty = true;
-      this.write(this.save(a));
-    }
   }
 
   /**
@@ -742,6 +1008,38 @@ export class RolloutController {
     };
   }
 
+  /** What became of the stage's devices so far: judged, or why not. */
+  private evidence(a: Active, stage: number, now: number): StageEvidence {
+    const stalledMs = a.rec.spec.stages[stage]?.gate.stalledMs ?? 0;
+    const x = { ring: this.ringOf(a, stage), devices: 0, judged: 0, running: 0, offline: 0, queued: 0, refused: new Map<string, number>(), preflight: new Map<string, number>() };
+    for (const e of a.execs.values()) {
+      if (e.stage !== stage) continue;
+      x.devices++;
+      switch (e.state) {
+        case 'in_progress':
+          // A stalled update counts for the gate as timed out: it is evidence.
+          if (stalledMs > 0 && e.startedAt !== null && (now - e.startedAt >= stalledMs || !this.driver.online(e.deviceId))) x.judged++;
+          else x.running++;
+          break;
+        case 'queued':
+          if (this.driver.online(e.deviceId)) x.queued++;
+          else x.offline++;
+          break;
+        case 'skipped': {
+          const reason = e.reason ?? 'no reason given';
+          const into = reason.startsWith('pre-flight') ? x.preflight : x.refused;
+          into.set(reason, (into.get(reason) ?? 0) + 1);
+          break;
+        }
+        case 'cancelled':
+          break;
+        default:
+          x.judged++;
+      }
+    }
+    return x;
+  }
+
   private async judge(a: Active, now: number): Promise<void> {
     const rec = a.rec;
     const stage = rec.spec.stages[rec.stage] as Stage;
@@ -749,26 +1047,50 @@ export class RolloutController {
     const v = judgeGate(stage.gate, this.gateInput(a, rec.phase === 'soaking', now));
     const ring = stage.ring;
     if (v.verdict === 'fail') {
-      rec.status = 'halted';
-      rec.haltReason = v.reason;
-      await this.evaluate(a, { stage: rec.stage, ring, at: now, verdict: 'fail', reason: v.reason, figures: v.figures });
+      const t = this.begin(a);
+      t.rec.status = 'halted';
+      t.rec.haltReason = v.reason;
+      t.evaluations.push({ stage: rec.stage, ring, at: now, verdict: 'fail', reason: v.reason, figures: v.figures });
+      t.after.push((x) => x.lastVerdict.set(rec.stage, 'fail'));
+      t.events.push({ status: 'halted', action: 'halt' });
+      if (rec.spec.autoRollback) {
+        this.planRollback(a, t, now, `rolled back automatically: ${v.reason}`);
+        t.events.push({ status: 'rolled_back', action: 'rollback' });
+      }
+      await this.commit(a, t);
       this.log.warn({ deploymentId: rec.id, reason: v.reason }, 'deployment halted');
-      this.events.emit('deployment.changed', { deploymentId: rec.id, status: 'halted', action: 'halt' });
-      if (rec.spec.autoRollback) this.rollback(a, now, `rolled back automatically: ${v.reason}`);
-      await this.save(a);
       return;
     }
     if (!soakOver) {
       if (v.verdict === 'wait' && a.lastVerdict.get(rec.stage) === undefined) {
-        await this.evaluate(a, { stage: rec.stage, ring, at: now, verdict: 'wait', reason: v.reason, figures: v.figures });
+        await this.store.insertGateEvaluation(rec.seq, { stage: rec.stage, ring, at: now, verdict: 'wait', reason: v.reason, figures: v.figures });
+        a.lastVerdict.set(rec.stage, 'wait');
       }
       return;
     }
-    const judged = (v.figures.judged ?? 0) > 0;
-    const reason = v.verdict === 'pass' ? v.reason : judged ? `${v.reason}; the soak is over, moving on` : `ring ${ring}: no device could be judged (offline, skipped or none in the ring); moving on`;
-    await this.evaluate(a, { stage: rec.stage, ring, at: now, verdict: 'pass', reason, figures: v.figures });
-    this.nextStage(a, now);
-    await this.save(a);
+    const evidence = this.evidence(a, rec.stage, now);
+    const short = evidenceShortfall(stage.gate, evidence);
+    const t = this.begin(a);
+    if (short) {
+      // Too few devices could be judged to call this a pass: an operator decides (promote, resume to wait, or abort).
+      t.rec.status = 'paused';
+      t.rec.haltReason = short.reason;
+      t.rec.detail.pauseReason = 'insufficient_evidence';
+      t.evaluations.push({ stage: rec.stage, ring, at: now, verdict: 'insufficient_evidence', reason: short.reason, figures: { ...v.figures, ...short.figures } });
+      t.after.push((x) => x.lastVerdict.set(rec.stage, 'insufficient_evidence'));
+      t.events.push({ status: 'paused', action: 'insufficient_evidence' });
+      await this.commit(a, t);
+      this.log.warn({ deploymentId: rec.id, reason: short.reason }, 'deployment paused: insufficient evidence');
+      return;
+    }
+    const passed = v.verdict === 'pass' ? v.reason : `${v.reason}; the soak is over, moving on`;
+    // A pass says which devices it stands on when some could not be judged.
+    const note = unjudgedNote(evidence);
+    const reason = note === '' ? passed : `${passed}; ${evidence.judged} of ${evidence.devices} devices judged, not judged: ${note}`;
+    t.evaluations.push({ stage: rec.stage, ring, at: now, verdict: 'pass', reason, figures: v.figures });
+    t.after.push((x) => x.lastVerdict.set(rec.stage, 'pass'));
+    this.planNextStage(a, t, now);
+    await this.commit(a, t);
   }
 
   // ---------------------------------------------------------------- impact
@@ -791,12 +1113,17 @@ export class RolloutController {
 
   /** Counts of executions by state, for views. */
   static countStates(executions: readonly Execution[]): Record<ExecutionState, number> {
-    const out = { queued: 0, in_progress: 0, succeeded: 0, failed: 0, timed_out: 0, rejected: 0, skipped: 0, cancelled: 0, rolled_back: 0 };
-    for (const e of executions) out[e.state]++;
-    return out;
+    return countExecutionStates(executions);
   }
 }
 
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
+}
+
+function newExecution(deviceId: string, stage: number, now: number): Execution {
+  return {
+    deviceId, stage, state: 'queued', taskId: null, reason: null, baseline: null, observed: null,
+    cpuDelta: null, memoryDelta: null, drainDelta: null, rollbackTaskId: null, queuedAt: now, startedAt: null, endedAt: null, observedAt: null,
+  };
 }

@@ -101,15 +101,17 @@ function parseStage(raw: unknown, i: number, rings: readonly string[], seen: Set
     else {
       const limits: Record<keyof Gate, [number, number]> = {
         maxFailureShare: [0, 1], maxTimeoutShare: [0, 1], maxCpuRegression: [0, 100], maxMemoryRegression: [0, 100],
-        maxBatteryDrainRegression: [0, 1000], maxRegressedShare: [0, 1], minDevices: [1, 1_000_000], minModelDevices: [0, 1_000_000],
+        maxBatteryDrainRegression: [0, 1000], maxRegressedShare: [0, 1], minDevices: [1, 1_000_000], minJudged: [0, 1_000_000], minModelDevices: [0, 1_000_000],
         observeMs: [0, 86_400_000], stalledMs: [0, 86_400_000], confidence: [0, 0.999],
       };
       for (const [key, value] of Object.entries(g)) {
         const range = limits[key as keyof Gate] as [number, number] | undefined;
         if (!range) errors.push(`${at}.gate.${key}: unknown field`);
-        else if (!isNum(value, range[0], range[1]) || ((key === 'minDevices' || key === 'minModelDevices' || key === 'observeMs' || key === 'stalledMs') && !Number.isInteger(value))) errors.push(`${at}.gate.${key}: must be a number from ${range[0]} to ${range[1]}`);
+        else if (!isNum(value, range[0], range[1]) || (['minDevices', 'minJudged', 'minModelDevices', 'observeMs', 'stalledMs'].includes(key) && !Number.isInteger(value))) errors.push(`${at}.gate.${key}: must be a number from ${range[0]} to ${range[1]}`);
         else gate[key as keyof Gate] = value;
       }
+      // The evidence a pass needs follows the outcomes a verdict needs, unless the plan says otherwise.
+      if (!('minJudged' in g)) gate.minJudged = gate.minDevices;
     }
   }
   const preflight: Preflight = { ...DEFAULT_PREFLIGHT };

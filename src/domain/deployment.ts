@@ -50,6 +50,15 @@ export interface Gate {
   /** No verdict before this many devices are judged (unless the ring has fewer). */
   minDevices: number;
   /**
+   * The evidence a stage needs to pass: when its soak ends, at least this many
+   * of its devices (or all of them, in a smaller ring) must have an outcome the
+   * gate could judge. Fewer (devices offline, skipped, failing pre-flight)
+   * pauses the deployment with `insufficient_evidence` for an operator to
+   * decide, instead of moving on with no evidence. Defaults to `minDevices`,
+   * the outcomes a verdict needs anyway; 0 turns the rule off.
+   */
+  minJudged: number;
+  /**
    * Failures are also judged per device model, so that a release that breaks
    * one model halts before that model's share of the fleet dilutes it: a model
    * is judged once this many of its devices have an outcome (0 turns it off).
@@ -116,6 +125,7 @@ export const DEFAULT_GATE: Gate = {
   maxBatteryDrainRegression: 6,
   maxRegressedShare: 0.1,
   minDevices: 10,
+  minJudged: 10,
   minModelDevices: 3,
   observeMs: 2 * 60_000,
   stalledMs: 5 * 60_000,
@@ -366,13 +376,144 @@ function signed(x: number): string {
   return `${x >= 0 ? '+' : ''}${num(x)}`;
 }
 
+// ------------------------------------------------------------------ evidence
+
+/** What became of a stage's devices when its soak ended: how many the gate could judge, and why not the others. */
+export interface StageEvidence {
+  ring: string;
+  /** The stage's devices (executions). */
+  devices: number;
+  /** Devices with an outcome the gate judges: succeeded, failed, rejected, timed out, or stalled mid-update. */
+  judged: number;
+  /** Updates still running (and not stalled). */
+  running: number;
+  /** Waiting for their device: offline when their turn came, or gone during the update. */
+  offline: number;
+  /** Waiting with their device online (not dispatched yet). */
+  queued: number;
+  /** Skipped because the device cannot run the payload (no agent, no handler), by reason. */
+  refused: ReadonlyMap<string, number>;
+  /** Skipped by the stage's pre-flight checks, by reason. */
+  preflight: ReadonlyMap<string, number>;
+}
+
+const total = (m: ReadonlyMap<string, number>): number => [...m.values()].reduce((x, y) => x + y, 0);
+
+/** "3 skipped (the agent does not offer task type deploy: 2; no agent runs on this device: 1)": the commonest reasons first, at most three. */
+function byReason(n: number, what: string, reasons: ReadonlyMap<string, number>): string {
+  const sorted = [...reasons.entries()].sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]));
+  const shown = sorted.slice(0, 3).map(([r, k]) => `${r}: ${k}`);
+  if (sorted.length > 3) shown.push(`${sorted.length - 3} other reasons: ${sorted.slice(3).reduce((x, [, k]) => x + k, 0)}`);
+  return `${n} ${what} (${shown.join('; ')})`;
+}
+
+/** Why devices of a stage were not judged, in words: "1 offline, 2 skipped (...), 1 failed pre-flight (...)"; empty when all were. */
+export function unjudgedNote(x: StageEvidence): string {
+  const parts: string[] = [];
+  if (x.offline > 0) parts.push(`${x.offline} offline`);
+  if (x.queued > 0) parts.push(`${x.queued} not dispatched yet`);
+  if (x.running > 0) parts.push(`${x.running} still updating`);
+  const refused = total(x.refused);
+  if (refused > 0) parts.push(byReason(refused, 'skipped', x.refused));
+  const preflight = total(x.preflight);
+  if (preflight > 0) parts.push(byReason(preflight, 'failed pre-flight', x.preflight));
+  return parts.join(', ');
+}
+
+export function evidenceFigures(x: StageEvidence, required: number): Record<string, number> {
+  return { devices: x.devices, judged: x.judged, required, offline: x.offline, queued: x.queued, running: x.running, skipped: total(x.refused), failedPreflight: total(x.preflight) };
+}
+
+/**
+ * How many judged devices a stage needs to pass: the gate's `minJudged`, or
+ * every device of a smaller ring. Specs stored before `minJudged` existed
+ * take `minDevices`, its default.
+ */
+export function requiredEvidence(g: Gate, devices: number): number {
+  return Math.min(minJudgedOf(g), devices);
+}
+
+function minJudgedOf(g: Gate): number {
+  return typeof g.minJudged === 'number' && Number.isFinite(g.minJudged) ? g.minJudged : g.minDevices;
+}
+
+/**
+ * Null when the stage has the evidence its gate asks for; otherwise the reason
+ * (how many devices could be judged, and why the rest could not) and figures
+ * for the evaluation that pauses the deployment.
+ */
+export function evidenceShortfall(g: Gate, x: StageEvidence): { reason: string; figures: Record<string, number> } | null {
+  const required = requiredEvidence(g, x.devices);
+  if (x.judged >= required) return null;
+  const note = unjudgedNote(x);
+  return {
+    figures: evidenceFigures(x, required),
+    reason:
+      `insufficient evidence at ring ${x.ring}: ${x.judged} of ${x.devices} devices could be judged, below the ${required} required` +
+      `${required < minJudgedOf(g) ? ` (every device, in a ring smaller than minJudged ${minJudgedOf(g)})` : ' (minJudged)'}` +
+      `${note === '' ? '' : `; not judged: ${note}`}; paused: promote to go on without it, resume to wait one more soak for it, or abort`,
+  };
+}
+
+// ------------------------------------------------------------------ outcome
+
+/** How a deployment ended, kept with it: what each device's execution came to. */
+export interface DeploymentOutcome {
+  devices: number;
+  /** Devices that run the release (succeeded). */
+  updated: number;
+  notUpdated: number;
+  counts: Record<ExecutionState, number>;
+  /** In words, with the reasons devices were not updated. */
+  summary: string;
+}
+
+export function countExecutionStates(executions: Iterable<Execution>): Record<ExecutionState, number> {
+  const out = Object.fromEntries(EXECUTION_STATES.map((s) => [s, 0])) as Record<ExecutionState, number>;
+  for (const e of executions) out[e.state]++;
+  return out;
+}
+
+export function deploymentOutcome(executions: Iterable<Execution>): DeploymentOutcome {
+  const list = [...executions];
+  const counts = countExecutionStates(list);
+  const skipped = new Map<string, number>();
+  for (const e of list) if (e.state === 'skipped') skipped.set(e.reason ?? 'no reason given', (skipped.get(e.reason ?? 'no reason given') ?? 0) + 1);
+  const devices = list.length;
+  const updated = counts.succeeded;
+  const parts: string[] = [];
+  if (counts.skipped > 0) parts.push(byReason(counts.skipped, 'skipped', skipped));
+  if (counts.failed > 0) parts.push(`${counts.failed} failed`);
+  if (counts.rejected > 0) parts.push(`${counts.rejected} rejected`);
+  if (counts.timed_out > 0) parts.push(`${counts.timed_out} timed out`);
+  if (counts.queued > 0) parts.push(`${counts.queued} never reached (offline)`);
+  if (counts.in_progress > 0) parts.push(`${counts.in_progress} still updating`);
+  if (counts.cancelled > 0) parts.push(`${counts.cancelled} cancelled`);
+  if (counts.rolled_back > 0) parts.push(`${counts.rolled_back} rolled back`);
+  const summary = devices === 0 ? 'no device was in any ring' : updated === devices ? `all ${devices} devices updated` : `${updated} of ${devices} devices updated; not updated: ${parts.join(', ')}`;
+  return { devices, updated, notUpdated: devices - updated, counts, summary };
+}
+
+/** Why a deployment is paused: an operator paused it, or its gate had too little evidence to pass. */
+export type PauseReason = 'operator' | 'insufficient_evidence';
+
+export function pauseReasonOf(d: DeploymentRecord): PauseReason | null {
+  if (d.status !== 'paused') return null;
+  return d.detail.pauseReason === 'insufficient_evidence' ? 'insufficient_evidence' : 'operator';
+}
+
+export function outcomeOf(d: DeploymentRecord): DeploymentOutcome | null {
+  const o = d.detail.outcome;
+  return typeof o === 'object' && o !== null ? (o as DeploymentOutcome) : null;
+}
+
 /**
  * The baseline of the deployment-safety benchmark, in the manner of AWS IoT
  * Jobs `abortConfig`: abort when more than `share` of at least `min` executed
  * devices failed. Health is not looked at.
  */
 export function fixedThresholdGate(share = 0.1, min = 10): Gate {
-  return { ...DEFAULT_GATE, maxFailureShare: share, maxTimeoutShare: share, minDevices: min, confidence: 0, maxRegressedShare: 1, minModelDevices: 0, observeMs: 0, stalledMs: 0 };
+  return { ...DEFAULT_GATE, maxFailureShare: share, maxTimeoutShare: share, minDevices: min, minJudged: min, confidence: 0, maxRegressedShare: 1, minModelDevices: 0, observeMs: 0, stalledMs: 0 };
 }
 
 // ------------------------------------------------------------------ records
@@ -394,7 +535,11 @@ export interface DeploymentRecord {
   /** A halt acknowledged at this instant: the stage's gate only counts outcomes after it. */
   gateResetAt: number;
   haltReason: string | null;
-  /** What only one kind needs (the seed facade's recovered agents). */
+  /**
+   * What only one kind needs: the seed facade's recovered agents; a rollout's
+   * `pauseReason` (see `pauseReasonOf`) and, once it ended, its `outcome`
+   * (a `DeploymentOutcome`).
+   */
   detail: Record<string, unknown>;
   createdAt: number;
   startedAt: number | null;
@@ -425,7 +570,11 @@ export interface GateEvaluation {
   stage: number;
   ring: string;
   at: number;
-  verdict: 'pass' | 'fail' | 'wait' | 'override';
+  /**
+   * `skip`: the ring had no devices and was passed at once; `insufficient_evidence`: the soak ended with
+   * too few devices judged, and the deployment was paused.
+   */
+  verdict: 'pass' | 'fail' | 'wait' | 'override' | 'skip' | 'insufficient_evidence';
   reason: string;
   figures: Record<string, number>;
 }

@@ -124,7 +124,12 @@ export interface Store {
 
   /** Stores a new deployment; resolves with its `seq`. */
   insertDeployment(deployment: Omit<DeploymentRecord, 'seq'>): Promise<number>;
-  saveDeployment(deployment: DeploymentRecord): Promise<void>;
+  /**
+   * Saves the deployment's record and, in the same commit, `also` executions
+   * and gate evaluations of it: a deployment's transition (e.g. an abort and
+   * the executions it cancels) is all on disk or not at all.
+   */
+  saveDeployment(deployment: DeploymentRecord, also?: { executions?: readonly Execution[]; evaluations?: readonly GateEvaluation[] }): Promise<void>;
   /** Inserts or replaces executions of one deployment, in one commit. */
   saveExecutions(deploymentSeq: number, executions: readonly Execution[]): Promise<void>;
   insertGateEvaluation(deploymentSeq: number, evaluation: GateEvaluation): Promise<void>;

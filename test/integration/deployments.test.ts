@@ -11,9 +11,10 @@ const harness = harnessPerTest({ capabilities: [...TASK_TYPES] });
 
 /**
  * `version: "bad"` fails (a retryable failure, so with one attempt the execution is `failed`); `version: "hot"` succeeds but adds 40 CPU points;
- * anything else installs as the simulated handler does.
+ * `version: "slow"` takes an hour; anything else installs as the simulated handler does.
  */
 const releases: TaskHandler = async (params, ctx) => {
+  if (params.version === 'slow') await ctx.clock.sleep(3_600_000, ctx.signal);
   if (params.version === 'bad') {
     await ctx.clock.sleep(200, ctx.signal);
     throw new TaskFailure('install failed: checksum mismatch', true);
@@ -168,12 +169,24 @@ describe('staged deployments with simulated agents', () => {
     await advanceUntil(h, async () => (await h.orchestrator.deployments.get(d.id)).executions.find((e) => e.deviceId === low)?.state === 'skipped', 300_000, 1000);
     const skipped = (await h.orchestrator.deployments.get(d.id)).executions.find((e) => e.deviceId === low);
     expect(skipped?.reason).toMatch(/^pre-flight: battery [1-4]\d% is below the 50% minimum$/);
+    // The canary ring had nobody to judge: instead of moving on without evidence, the deployment pauses for an operator.
+    await advanceUntil(h, async () => (await h.orchestrator.deployments.get(d.id)).deployment.status === 'paused', 300_000, 1000);
+    const paused = await h.orchestrator.deployments.get(d.id);
+    expect(paused.deployment).toMatchObject({ stage: 0, detail: { pauseReason: 'insufficient_evidence' } });
+    const shortfall = paused.evaluations.at(-1);
+    expect(shortfall).toMatchObject({ stage: 0, ring: 'canary', verdict: 'insufficient_evidence', figures: { devices: 1, judged: 0, required: 1, offline: 0, skipped: 0, failedPreflight: 1 } });
+    expect(shortfall?.reason).toMatch(
+      /^insufficient evidence at ring canary: 0 of 1 devices could be judged, below the 1 required \(every device, in a ring smaller than minJudged 10\); not judged: 1 failed pre-flight \(pre-flight: battery [1-4]\d% is below the 50% minimum: 1\); paused: promote to go on without it, resume to wait one more soak for it, or abort$/,
+    );
+    expect(paused.deployment.haltReason).toBe(shortfall?.reason);
+    expect(paused.evaluations.some((e) => e.verdict === 'pass')).toBe(false);
+    expect(paused.executions.every((e) => e.stage === 0)).toBe(true);
+    // The operator decides to go on without the canary's evidence.
+    expect(await h.orchestrator.deployments.act(d.id, 'promote')).toMatchObject({ status: 'in_progress', stage: 1, haltReason: null });
     await advanceUntil(h, async () => (await h.orchestrator.deployments.get(d.id)).deployment.stage === 3, 300_000, 1000);
     await h.advance(5000);
     expect((await h.orchestrator.deployments.get(d.id)).executions.find((e) => e.deviceId === away)?.state).toBe('queued');
     // Plugged in, it qualifies; back online, the other one is updated too.
-    // The canary ring had nobody to judge: the rollout moved on without it.
-    expect((await h.orchestrator.deployments.get(d.id)).evaluations.find((e) => e.stage === 0 && e.verdict === 'pass')?.reason).toBe('ring canary: no device could be judged (offline, skipped or none in the ring); moving on');
     h.fleet.get(low)?.setMetrics({ battery_charging: true, battery_level: 60 });
     h.fleet.get(away)?.resume();
     await advanceUntil(h, async () => {
@@ -181,6 +194,23 @@ describe('staged deployments with simulated agents', () => {
       return [low, away].every((id) => v.executions.find((e) => e.deviceId === id)?.state === 'succeeded');
     }, 300_000, 1000);
     expect((await h.orchestrator.deployments.get(d.id)).deployment.status).toBe('in_progress');
+  });
+
+  it('an abort cancels the updates running, and their tasks say what cancelled them', async () => {
+    const h = await fleetOf(8);
+    const d = await h.orchestrator.deployments.create(spec('slow'), { start: true });
+    await advanceUntil(h, async () => (await h.orchestrator.deployments.get(d.id)).executions.some((e) => e.state === 'in_progress' && e.taskId !== null), 60_000, 500);
+    const running = (await h.orchestrator.deployments.get(d.id)).executions.filter((e) => e.state === 'in_progress');
+    expect(running.length).toBeGreaterThan(0);
+    expect((await h.orchestrator.deployments.act(d.id, 'abort')).status).toBe('cancelled');
+    await h.advance(1000);
+    const view = await h.orchestrator.deployments.get(d.id);
+    for (const r of running) {
+      expect(view.executions.find((e) => e.deviceId === r.deviceId)).toMatchObject({ state: 'cancelled', reason: 'the deployment was aborted by an operator during the update' });
+      const { task, attempts } = await h.orchestrator.getTask(r.taskId as string);
+      expect(task).toMatchObject({ status: 'cancelled', error: `deployment ${d.id} was aborted by an operator` });
+      expect(attempts.at(-1)?.error).toBe(`deployment ${d.id} was aborted by an operator`);
+    }
   });
 
   it('a deployment survives an orchestrator restart mid-rollout and completes, every device updated exactly once', async () => {

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { GateInput } from '../../src/domain/deployment.js';
-import { DEFAULT_GATE, fixedThresholdGate, inMaintenanceWindow, judgeGate, meanLower, momentsOf, preflightFailure, ratePerMinute, regressed, TRANSITIONS, wilsonLower, zFor } from '../../src/domain/deployment.js';
+import type { Execution, GateInput, StageEvidence } from '../../src/domain/deployment.js';
+import {
+  DEFAULT_GATE, deploymentOutcome, evidenceShortfall, fixedThresholdGate, inMaintenanceWindow, judgeGate, meanLower, momentsOf, preflightFailure, ratePerMinute, regressed,
+  requiredEvidence, TRANSITIONS, unjudgedNote, wilsonLower, zFor,
+} from '../../src/domain/deployment.js';
 import { parseDeploymentSpec } from '../../src/domain/deployment-spec.js';
 
 const base: GateInput = {
@@ -133,5 +136,60 @@ describe('deployment requests', () => {
         'maintenanceWindows[0].start: must be "HH:MM" (UTC)',
       ],
     });
+  });
+});
+
+describe('evidence and outcome', () => {
+  const evidence = (over: Partial<StageEvidence> = {}): StageEvidence => ({ ring: 'canary', devices: 2, judged: 2, running: 0, offline: 0, queued: 0, refused: new Map(), preflight: new Map(), ...over });
+
+  it('a ring needs minJudged judged devices, or all of a smaller ring; old specs without minJudged take minDevices; 0 turns it off', () => {
+    expect(requiredEvidence(DEFAULT_GATE, 2)).toBe(2);
+    expect(requiredEvidence(DEFAULT_GATE, 500)).toBe(10);
+    expect(requiredEvidence({ ...DEFAULT_GATE, minJudged: 0 }, 500)).toBe(0);
+    const stored = { ...DEFAULT_GATE, minDevices: 4 } as Partial<typeof DEFAULT_GATE>;
+    delete stored.minJudged;
+    expect(requiredEvidence(stored as typeof DEFAULT_GATE, 500)).toBe(4);
+    expect(evidenceShortfall(DEFAULT_GATE, evidence())).toBeNull();
+    expect(evidenceShortfall(DEFAULT_GATE, evidence({ devices: 0, judged: 0 }))).toBeNull();
+    expect(evidenceShortfall({ ...DEFAULT_GATE, minJudged: 0 }, evidence({ devices: 40, judged: 0, offline: 40 }))).toBeNull();
+  });
+
+  it('says how many devices could be judged and why not the others, commonest reasons first', () => {
+    const x = evidence({
+      ring: 'dev', devices: 30, judged: 8, offline: 3, queued: 1, running: 2,
+      refused: new Map([['no agent runs on this device', 1], ['the agent does not offer task type deploy', 6]]),
+      preflight: new Map([['pre-flight: battery 12% is below the 20% minimum', 2], ['pre-flight: not charging, and the stage requires it', 3], ['pre-flight: a', 1], ['pre-flight: b', 1], ['pre-flight: c', 2]]),
+    });
+    expect(evidenceShortfall(DEFAULT_GATE, x)).toEqual({
+      reason:
+        'insufficient evidence at ring dev: 8 of 30 devices could be judged, below the 10 required (minJudged); not judged: 3 offline, 1 not dispatched yet, 2 still updating, ' +
+        '7 skipped (the agent does not offer task type deploy: 6; no agent runs on this device: 1), ' +
+        '9 failed pre-flight (pre-flight: not charging, and the stage requires it: 3; pre-flight: battery 12% is below the 20% minimum: 2; pre-flight: c: 2; 2 other reasons: 2); ' +
+        'paused: promote to go on without it, resume to wait one more soak for it, or abort',
+      figures: { devices: 30, judged: 8, required: 10, offline: 3, queued: 1, running: 2, skipped: 7, failedPreflight: 9 },
+    });
+    expect(unjudgedNote(evidence())).toBe('');
+  });
+
+  it('the outcome of a deployment counts every execution state and names why devices were not updated', () => {
+    const e = (deviceId: string, state: Execution['state'], reason: string | null = null): Execution => ({
+      deviceId, stage: 0, state, taskId: null, reason, baseline: null, observed: null, cpuDelta: null, memoryDelta: null, drainDelta: null,
+      rollbackTaskId: null, queuedAt: 0, startedAt: null, endedAt: null, observedAt: null,
+    });
+    const out = deploymentOutcome([e('a', 'succeeded'), e('b', 'succeeded'), e('c', 'skipped', 'no agent runs on this device'), e('d', 'failed', 'boom'), e('e', 'queued'), e('f', 'timed_out', 'late')]);
+    expect(out).toEqual({
+      devices: 6, updated: 2, notUpdated: 4,
+      counts: { queued: 1, in_progress: 0, succeeded: 2, failed: 1, timed_out: 1, rejected: 0, skipped: 1, cancelled: 0, rolled_back: 0 },
+      summary: '2 of 6 devices updated; not updated: 1 skipped (no agent runs on this device: 1), 1 failed, 1 timed out, 1 never reached (offline)',
+    });
+    expect(deploymentOutcome([e('a', 'succeeded')]).summary).toBe('all 1 devices updated');
+    expect(deploymentOutcome([]).summary).toBe('no device was in any ring');
+  });
+
+  it('a plan without minJudged takes each stage\'s minDevices; a bad minJudged is named', () => {
+    const out = parseDeploymentSpec({ name: 'v', payload: { type: 'deploy' }, plan: { stages: [{ ring: 'canary', gate: { minDevices: 3 } }, { ring: 'dev', gate: { minDevices: 3, minJudged: 1 } }, { ring: 'prod' }] } }, ['canary', 'dev', 'prod']);
+    if ('errors' in out) throw new Error(out.errors.join('; '));
+    expect(out.spec.stages.map((s) => [s.gate.minDevices, s.gate.minJudged])).toEqual([[3, 3], [3, 1], [10, 10]]);
+    expect(parseDeploymentSpec({ name: 'v', payload: { type: 'deploy' }, plan: { stages: [{ ring: 'canary', gate: { minJudged: 1.5 } }] } }, ['canary'])).toEqual({ errors: ['plan.stages[0].gate.minJudged: must be a number from 0 to 1000000'] });
   });
 });

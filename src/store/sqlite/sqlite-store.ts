@@ -967,29 +967,38 @@ export class SqliteStore implements Store {
     ]).then(([seq]) => seq as number);
   }
 
-  saveDeployment(d: DeploymentRecord): Promise<void> {
+  saveDeployment(d: DeploymentRecord, also: { executions?: readonly Execution[]; evaluations?: readonly GateEvaluation[] } = {}): Promise<void> {
+    // One write of several steps: the writer runs a write's steps in one transaction (or savepoint), so all or none commit.
     return this.write([
       { sql: this.stmts.saveDeployment.source, params: [d.status, d.stage, d.phase, d.soakUntil, d.gateResetAt, d.haltReason, JSON.stringify(d.detail), d.startedAt, d.endedAt, d.seq] },
+      ...this.executionSteps(d.seq, also.executions ?? []),
+      ...(also.evaluations ?? []).map((e) => this.gateStep(d.seq, e)),
     ]).then(() => undefined);
   }
 
   saveExecutions(deploymentSeq: number, executions: readonly Execution[]): Promise<void> {
     if (executions.length === 0) return Promise.resolve();
+    return this.write(this.executionSteps(deploymentSeq, executions)).then(() => undefined);
+  }
+
+  private executionSteps(deploymentSeq: number, executions: readonly Execution[]): Step[] {
     const sql = this.stmts.saveExecution.source;
-    return this.write(
-      executions.map((e) => ({
-        sql,
-        params: [
-          deploymentSeq, e.deviceId, e.stage, e.state, e.taskId, e.reason,
-          e.baseline === null ? null : JSON.stringify(e.baseline), e.observed === null ? null : JSON.stringify(e.observed),
-          e.cpuDelta, e.memoryDelta, e.drainDelta, e.rollbackTaskId, e.queuedAt, e.startedAt, e.endedAt, e.observedAt,
-        ],
-      })),
-    ).then(() => undefined);
+    return executions.map((e) => ({
+      sql,
+      params: [
+        deploymentSeq, e.deviceId, e.stage, e.state, e.taskId, e.reason,
+        e.baseline === null ? null : JSON.stringify(e.baseline), e.observed === null ? null : JSON.stringify(e.observed),
+        e.cpuDelta, e.memoryDelta, e.drainDelta, e.rollbackTaskId, e.queuedAt, e.startedAt, e.endedAt, e.observedAt,
+      ],
+    }));
+  }
+
+  private gateStep(deploymentSeq: number, e: GateEvaluation): Step {
+    return { sql: this.stmts.insertGate.source, params: [deploymentSeq, e.stage, e.ring, e.at, e.verdict, e.reason, JSON.stringify(e.figures)] };
   }
 
   insertGateEvaluation(deploymentSeq: number, e: GateEvaluation): Promise<void> {
-    return this.write([{ sql: this.stmts.insertGate.source, params: [deploymentSeq, e.stage, e.ring, e.at, e.verdict, e.reason, JSON.stringify(e.figures)] }]).then(() => undefined);
+    return this.write([this.gateStep(deploymentSeq, e)]).then(() => undefined);
   }
 
   getDeployment(id: string): Promise<DeploymentRecord | null> {
