@@ -16,6 +16,11 @@ export const processTests: readonly string[] = [
   'test/e2e/agent-protocol.test.ts',
   'test/e2e/security.test.ts',
   'test/integration/rollout-sim.test.ts',
+  'test/e2e/startup.test.ts',
+  'test/e2e/backup.test.ts',
+  'test/e2e/storage-faults.test.ts',
+  'test/e2e/assignments.test.ts',
+  'test/e2e/stall.test.ts',
 ];
 
 export default defineConfig({ ...base, test: { ...base.test, include: [...processTests] } });

@@ -522,7 +522,7 @@ export const ExecutionCounts = Type.Object(Object.fromEntries(EXECUTION_STATES.m
   description: 'executions by state',
 });
 
-const VERDICTS = ['pass', 'fail', 'wait', 'override'] as const;
+const VERDICTS = ['pass', 'fail', 'wait', 'override', 'skip', 'insufficient_evidence'] as const;
 const _verdicts: Same<(typeof VERDICTS)[number], GateEvaluation['verdict']> = true;
 
 export const GateEvaluationView = Type.Object(
