@@ -21,6 +21,7 @@ export const processTests: readonly string[] = [
   'test/e2e/storage-faults.test.ts',
   'test/e2e/assignments.test.ts',
   'test/e2e/stall.test.ts',
+  'test/unit/dir-lock.test.ts',
 ];
 
 export default defineConfig({ ...base, test: { ...base.test, include: [...processTests] } });

@@ -70,6 +70,7 @@ const StageIn = Type.Object(
           maxBatteryDrainRegression: Type.Optional(Type.Number({ minimum: 0, maximum: 1000 })),
           maxRegressedShare: Type.Optional(Share),
           minDevices: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+          minJudged: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'devices the ring must judge before its soak may pass (default minDevices; a smaller ring needs all of them; 0: no minimum)' })),
           minModelDevices: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
           observeMs: Type.Optional(Millis),
           stalledMs: Type.Optional(Millis),

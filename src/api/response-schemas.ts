@@ -447,6 +447,7 @@ export const Gate = Type.Object(
     maxBatteryDrainRegression: Type.Number({ minimum: 0, maximum: 1000 }),
     maxRegressedShare: Type.Number({ minimum: 0, maximum: 1 }),
     minDevices: Type.Integer({ minimum: 1 }),
+    minJudged: Type.Optional(Count),
     minModelDevices: Count,
     observeMs: Count,
     stalledMs: Count,
@@ -489,6 +490,12 @@ export const DeploymentPlan = Type.Object(
 const DEPLOYMENT_KINDS = ['rollout', 'seed'] as const;
 const _kinds: Same<(typeof DEPLOYMENT_KINDS)[number], DeploymentKind> = true;
 
+export const ExecutionCounts = Type.Object(Object.fromEntries(EXECUTION_STATES.map((s) => [s, Count])) as Record<(typeof EXECUTION_STATES)[number], typeof Count>, {
+  $id: 'ExecutionCounts',
+  additionalProperties: false,
+  description: 'executions by state',
+});
+
 const DeploymentSummaryProperties = {
   id: Type.String(),
   kind: StringEnum(DEPLOYMENT_KINDS, { description: '`seed`: started through /start_deployment' }),
@@ -506,6 +513,21 @@ const DeploymentSummaryProperties = {
     ),
   ),
   haltReason: Nullable(Type.String()),
+  pauseReason: NullableEnum(['operator', 'insufficient_evidence'] as const, {
+    description: 'while paused: by an operator, or because a ring could judge fewer devices than its gate\'s `minJudged` (promote, resume or abort)',
+  }),
+  outcome: Nullable(
+    Type.Object(
+      {
+        devices: Count,
+        updated: Count,
+        notUpdated: Count,
+        counts: ref(ExecutionCounts),
+        summary: Type.String({ description: 'in words, with why devices were not updated' }),
+      },
+      { additionalProperties: false, description: 'once the deployment has ended: who got the release and who did not' },
+    ),
+  ),
   createdAt: DateTime,
   startedAt: NullableDateTime,
   endedAt: NullableDateTime,
@@ -516,11 +538,6 @@ export const DeploymentSummary = Type.Object(DeploymentSummaryProperties, { $id:
 /** A deployment as created: its summary and its plan. */
 export const DeploymentCreated = Type.Object({ ...DeploymentSummaryProperties, plan: ref(DeploymentPlan) }, { $id: 'DeploymentCreated', additionalProperties: false });
 
-export const ExecutionCounts = Type.Object(Object.fromEntries(EXECUTION_STATES.map((s) => [s, Count])) as Record<(typeof EXECUTION_STATES)[number], typeof Count>, {
-  $id: 'ExecutionCounts',
-  additionalProperties: false,
-  description: 'executions by state',
-});
 
 const VERDICTS = ['pass', 'fail', 'wait', 'override', 'skip', 'insufficient_evidence'] as const;
 const _verdicts: Same<(typeof VERDICTS)[number], GateEvaluation['verdict']> = true;

@@ -454,6 +454,10 @@ export class TaskEngine {
     if (input.deadline !== undefined && input.runAfter !== undefined && input.deadline <= input.runAfter) {
       throw new OrchestratorError('ORCH_VALIDATION', 'deadline must be later than runAfter');
     }
+    // A task that could only ever expire is a mistake of its sender (often a clock far behind): said at once.
+    if (input.deadline !== undefined && input.deadline <= now) {
+      throw new OrchestratorError('ORCH_VALIDATION', `deadline ${new Date(input.deadline).toISOString()} has already passed (the orchestrator's time is ${new Date(now).toISOString()})`);
+    }
     return {
       id: newTaskId(),
       seq: ++this.seq,

@@ -167,6 +167,10 @@ export const READ_VERBS = [
  * How an attempt ended without success. `not_running`: the agent's heartbeats did not list it although it had
  * received it (the process that got it is gone, or never ran it).
  */
+/** Compile-time check: every verb of the port is in WRITE_VERBS or READ_VERBS (or manages the connection). */
+type Unclassified = Exclude<keyof Store, (typeof WRITE_VERBS)[number] | (typeof READ_VERBS)[number] | 'kind' | 'close' | 'probe' | 'idle' | 'onWriteFailure'>;
+export const EVERY_VERB_CLASSIFIED: [Unclassified] extends [never] ? true : Unclassified = true;
+
 export type AttemptEndOutcome = 'failed' | 'timed_out' | 'lease_expired' | 'agent_lost' | 'not_running' | 'interrupted' | 'cancelled';
 
 export interface TaskFilter {

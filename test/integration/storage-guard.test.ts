@@ -39,13 +39,10 @@ const submit = async (h: Harness, key: string): Promise<Task> =>
   ((await h.orchestrator.tasks.submit([{ type: 'process_data', parameters: { data: [1, 2] }, idempotencyKey: key }]))[0] as { task: Task }).task;
 
 describe('storage failures', () => {
-  it('every store verb is either a read or a write, so that none escapes the guard', () => {
+  it('every verb in the read and write lists exists on the SQLite adapter (the port\'s own lists are checked at compile time)', () => {
     const store = new SqliteStore(':memory:');
-    const own = Object.getOwnPropertyNames(Object.getPrototypeOf(store)).filter((n) => typeof (store as unknown as Record<string, unknown>)[n] === 'function');
-    const connection = ['constructor', 'close', 'probe', 'idle', 'onWriteFailure', 'migrate', 'write', 'listCached'];
-    const unclassified = own.filter((n) => !connection.includes(n) && !(WRITE_VERBS as readonly string[]).includes(n) && !(READ_VERBS as readonly string[]).includes(n));
-    expect(unclassified).toEqual([]);
-    for (const verb of [...WRITE_VERBS, ...READ_VERBS]) expect(typeof store[verb]).toBe('function');
+    expect([...WRITE_VERBS, ...READ_VERBS].filter((verb) => typeof store[verb] !== 'function')).toEqual([]);
+    expect(new Set([...WRITE_VERBS, ...READ_VERBS]).size).toBe(WRITE_VERBS.length + READ_VERBS.length);
     void store.close();
   });
 
