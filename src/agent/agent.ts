@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, accessSync, constants } from 'node:fs';
 import { hostname, release, type } from 'node:os';
 import { join, resolve, sep } from 'node:path';
+import type { MetricsReading } from '../domain/builtin-tasks.js';
+import { healthCheckResult, monitorResult, parseMonitorParams } from '../domain/builtin-tasks.js';
 import { TASK_TYPES } from '../domain/types.js';
 import type { TaskType } from '../domain/types.js';
 import type { Logger } from '../util/logger.js';
@@ -185,7 +187,7 @@ export class NetworkAgent {
         token: this.o.enrollToken,
         ...(known ? { agentId: known.agentId, credential: known.credential } : {}),
         hostname: hostname(),
-        osVersion: `${type()} ${release()}`,
+        osVersion: osVersion(),
         capabilities: this.capabilities(),
         metrics,
       }),
@@ -283,16 +285,23 @@ export class NetworkAgent {
   }
 
   private async execute(taskType: string, params: Record<string, unknown>, timeoutMs: number, signal: AbortSignal): Promise<unknown> {
-    if (taskType === 'health_check') return { ...(await this.o.metrics.read()), hostname: hostname() };
+    if (taskType === 'health_check') {
+      const m = await this.o.metrics.read();
+      return healthCheckResult(reading(m), { hostname: hostname(), os_version: osVersion() });
+    }
     if (taskType === 'monitor') {
-      const seconds = typeof params.durationSec === 'number' && params.durationSec > 0 ? Math.min(300, params.durationSec) : 5;
-      const samples: Metrics[] = [];
-      for (let i = 0; i < seconds && !signal.aborted; i++) {
-        samples.push(await this.o.metrics.read());
-        await new Promise((r) => setTimeout(r, 1000));
+      const parsed = parseMonitorParams(params);
+      if (!parsed.ok) throw new HandlerRefusal(parsed.error);
+      const p = parsed.value;
+      const samples: MetricsReading[] = [];
+      const t0 = Date.now();
+      for (let i = 0; i < p.samples; i++) {
+        // Readings on a fixed schedule: a slow reading does not push the later ones back.
+        if (i > 0) await delay(t0 + i * p.intervalSec * 1000 - Date.now(), signal);
+        if (signal.aborted) throw new Error('cancelled');
+        samples.push(reading(await this.o.metrics.read()));
       }
-      const avg = (k: 'cpu' | 'memory' | 'disk'): number => Math.round((samples.reduce((a, s) => a + s[k], 0) / Math.max(1, samples.length)) * 10) / 10;
-      return { samples, average: { cpu: avg('cpu'), memory: avg('memory'), disk: avg('disk') } };
+      return monitorResult(p, samples);
     }
     const path = this.handlerPath(taskType);
     if (path === null) throw new HandlerRefusal(`no executable handler for ${taskType} in ${this.handlersDir}`);
@@ -328,7 +337,7 @@ export class NetworkAgent {
   }
 }
 
-/** A failure that retrying cannot fix (no such handler). */
+/** A failure that retrying cannot fix (no such handler, bad parameters). */
 class HandlerRefusal extends Error {}
 
 /** Runs a handler: params as JSON on stdin, result as JSON on stdout; non-zero exit fails; the timeout kills it. */
@@ -374,6 +383,28 @@ function writeAtomically(path: string, data: string): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, data);
   renameSync(tmp, path);
+}
+
+function osVersion(): string {
+  return `${type()} ${release()}`;
+}
+
+/** The agent's metrics as a task's result names them (src/domain/builtin-tasks.ts). */
+function reading(m: Metrics): MetricsReading {
+  return { battery_level: m.battery, battery_charging: m.charging, cpu_usage: m.cpu, memory_usage: m.memory, disk_usage: m.disk };
+}
+
+/** Waits `ms` (nothing if not positive); ends early, without an error, when `signal` aborts. */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolveDelay) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolveDelay();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 export function defaultStateDir(): string {
