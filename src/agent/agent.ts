@@ -25,8 +25,27 @@ export interface Metrics {
   disk: number;
 }
 
+/** What the machine is, as its firmware and OS say; a field it does not know is left out. */
+export interface DeviceFacts {
+  model?: string;
+  manufacturer?: string;
+  osName?: string;
+}
+
 export interface MetricsSource {
   read(): Promise<Metrics>;
+  facts(): Promise<DeviceFacts>;
+}
+
+/**
+ * Values firmware puts where the vendor wrote nothing (DMI tables of white-box boards, virtual machines):
+ * no more a model than an empty string is.
+ */
+const PLACEHOLDERS = new Set(['-', 'default string', 'to be filled by o.e.m.', 'system product name', 'system manufacturer', 'not specified', 'not applicable', 'none', 'unknown', 'o.e.m.']);
+
+function fact(value: string | undefined): string | undefined {
+  const v = (value ?? '').trim().slice(0, 200);
+  return v === '' || PLACEHOLDERS.has(v.toLowerCase()) ? undefined : v;
 }
 
 /** Real metrics through `systeminformation`. */
@@ -43,6 +62,20 @@ export class SystemMetrics implements MetricsSource {
       memory: pct((mem.active / mem.total) * 100),
       disk: pct(root?.use ?? 0),
     };
+  }
+
+  /** The system's model and manufacturer (DMI/SMBIOS, the Mac's model id) and the OS's name and release. */
+  async facts(): Promise<DeviceFacts> {
+    const si = await import('systeminformation');
+    const [system, os] = await Promise.all([si.system(), si.osInfo()]);
+    const out: DeviceFacts = {};
+    const model = fact(system.model);
+    const manufacturer = fact(system.manufacturer);
+    const osName = fact(`${os.distro} ${os.release}`);
+    if (model !== undefined) out.model = model;
+    if (manufacturer !== undefined) out.manufacturer = manufacturer;
+    if (osName !== undefined) out.osName = osName;
+    return out;
   }
 }
 
@@ -182,12 +215,17 @@ export class NetworkAgent {
       known = null;
     }
     const metrics = await this.o.metrics.read();
+    const facts = await this.o.metrics.facts().catch((err: unknown) => {
+      this.o.log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not read the machine's model and OS; enrolling without them");
+      return {};
+    });
     const reply = await this.withBackoff('enrollment', () =>
       this.request<{ agentId: string; credential: string; heartbeatIntervalMs: number; maxPollMs: number; approval?: string }>('POST', '/api/v1/agent/enroll', {
         token: this.o.enrollToken,
         ...(known ? { agentId: known.agentId, credential: known.credential } : {}),
         hostname: hostname(),
         osVersion: osVersion(),
+        ...facts,
         capabilities: this.capabilities(),
         metrics,
       }),
