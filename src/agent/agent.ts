@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, accessSync, constants } from 'node:fs';
 import { hostname, release, type } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import type { MetricsReading } from '../domain/builtin-tasks.js';
@@ -7,6 +6,8 @@ import { healthCheckResult, monitorResult, parseMonitorParams } from '../domain/
 import { TASK_TYPES } from '../domain/types.js';
 import type { TaskType } from '../domain/types.js';
 import type { Logger } from '../util/logger.js';
+import { writeAtomically } from './files.js';
+import { HandlerProcesses, NotRetryable } from './handler-process.js';
 
 /**
  * The agent that runs on a real machine: it enrolls with the orchestrator,
@@ -105,11 +106,20 @@ interface PendingResult {
   retryable?: boolean;
 }
 
+type Assignment = { id: number; type: 'task_assignment'; taskId: string; attempt: number; taskType: string; params: Record<string, unknown>; timeoutMs: number };
+
 type Command =
-  | { id: number; type: 'task_assignment'; taskId: string; attempt: number; taskType: string; params: Record<string, unknown>; timeoutMs: number }
+  | Assignment
   | { id: number; type: 'cancel'; taskId: string; attempt: number }
   | { id: number; type: 'ring_assignment'; ring: string; reason: string }
   | { id: number; type: 'shutdown'; reason: string };
+
+/** An attempt the agent has accepted and not finished. */
+interface Run {
+  taskId: string;
+  attempt: number;
+  abort: AbortController;
+}
 
 class HttpError extends Error {
   constructor(
@@ -122,7 +132,12 @@ class HttpError extends Error {
   }
 }
 
-const OUTPUT_LIMIT = 1 << 20;
+/** On SIGTERM, how long the agent waits for its killed handlers' results and for one delivery of them. */
+const STOP_GRACE_MS = 2000;
+/** Attempts remembered as ended, so that an assignment sent again (after a restart) does not run twice. */
+const ENDED_MEMORY = 10_000;
+
+const INTERRUPTED = 'interrupted: the agent stopped while the task ran';
 
 export class NetworkAgent {
   private identity: Identity | null = null;
@@ -131,19 +146,27 @@ export class NetworkAgent {
   private seq = 0;
   private ack = 0;
   private stopped = false;
-  private readonly running = new Map<string, { attempt: number; abort: AbortController }>();
+  private stopping: Promise<void> | null = null;
+  /** Per task, the attempt the agent works on: accepted, neither finished nor cancelled. What heartbeats report. */
+  private readonly runs = new Map<string, Run>();
+  /** Per task, when its latest attempt here is over (handler gone, result written): the next attempt starts after it. */
+  private readonly tails = new Map<string, Promise<void>>();
+  /** Per task, the newest attempt that ended here (insertion order: the oldest are forgotten first). */
+  private readonly ended = new Map<string, number>();
   private heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
   private pollAbort: AbortController | null = null;
   private flushing: Promise<void> | null = null;
   private flushAgain = false;
   private readonly outbox: string;
   private readonly handlersDir: string;
+  private readonly processes: HandlerProcesses;
 
   constructor(private readonly o: AgentOptions) {
     this.outbox = join(o.stateDir, 'results');
     mkdirSync(this.outbox, { recursive: true });
     mkdirSync(o.handlersDir, { recursive: true });
     this.handlersDir = realpathSync(o.handlersDir);
+    this.processes = new HandlerProcesses(o.stateDir, o.log);
   }
 
   get agentId(): string | null {
@@ -155,6 +178,11 @@ export class NetworkAgent {
     const out = new Set<TaskType>(['health_check', 'monitor']);
     for (const t of TASK_TYPES) if (this.handlerPath(t) !== null) out.add(t);
     return [...out];
+  }
+
+  /** The attempts a heartbeat reports running. */
+  private runningAttempts(): { taskId: string; attempt: number }[] {
+    return [...this.runs.values()].map((r) => ({ taskId: r.taskId, attempt: r.attempt }));
   }
 
   /** The executable for a task type, only inside the handler directory, or null. */
@@ -206,6 +234,26 @@ export class NetworkAgent {
   // ---------------------------------------------------------------- lifecycle
 
   async start(): Promise<void> {
+    // Before anything else: handlers the previous process of this agent left running die now, and their
+    // attempts are reported as interrupted (delivered with the other results once enrolled).
+    for (const left of this.processes.reapLeftovers()) {
+      this.writeResult({
+        taskId: left.taskId,
+        attempt: left.attempt,
+        success: false,
+        error: `${INTERRUPTED}${left.killed ? "; its handler's process group was killed when the agent started again" : ''}`,
+        retryable: true,
+      });
+    }
+    // Attempts whose results wait on disk have ended here: sent again, their assignment does not run again.
+    for (const f of readdirSync(this.outbox).filter((x) => x.endsWith('.json'))) {
+      try {
+        const r = JSON.parse(readFileSync(join(this.outbox, f), 'utf8')) as PendingResult;
+        this.noteEnded(r.taskId, r.attempt);
+      } catch {
+        // Unreadable: delivery reports it.
+      }
+    }
     const idFile = join(this.o.stateDir, 'identity.json');
     let known: Identity | null = null;
     try {
@@ -242,12 +290,26 @@ export class NetworkAgent {
     void this.pollLoop();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops: kills every handler's process group at once, writes their attempts' results as interrupted, and
+   * tries once, for up to STOP_GRACE_MS, to deliver what waits on disk (the rest goes at the next start).
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
     this.stopped = true;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     this.pollAbort?.abort();
-    for (const r of this.running.values()) r.abort.abort();
-    await this.flushing;
+    // Aborting kills each handler's group synchronously (SIGKILL): nothing of them runs past this line.
+    for (const r of this.runs.values()) r.abort.abort(new Error(INTERRUPTED));
+    await Promise.race([Promise.all(this.tails.values()), grace(STOP_GRACE_MS)]);
+    this.processes.close();
+    // A delivery in flight ends with its request; it is not waited for past the grace.
+    await Promise.race([this.flushing, grace(STOP_GRACE_MS)]);
+    if (this.identity !== null) await this.deliverOnce(STOP_GRACE_MS);
   }
 
   private scheduleHeartbeat(delayMs: number): void {
@@ -255,8 +317,7 @@ export class NetworkAgent {
       void (async () => {
         try {
           const metrics = await this.o.metrics.read();
-          const running = [...this.running.entries()].map(([taskId, r]) => ({ taskId, attempt: r.attempt }));
-          await this.request('POST', '/api/v1/agent/heartbeat', { seq: ++this.seq, metrics, running });
+          await this.request('POST', '/api/v1/agent/heartbeat', { seq: ++this.seq, metrics, running: this.runningAttempts() });
         } catch (err) {
           this.o.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed');
         }
@@ -268,8 +329,9 @@ export class NetworkAgent {
   private async pollLoop(): Promise<void> {
     while (!this.stopped) {
       this.pollAbort = new AbortController();
+      const signal = this.pollAbort.signal;
       const reply = await this.withBackoff('command poll', () =>
-        this.request<{ commands: Command[] }>('GET', `/api/v1/agent/commands?ack=${this.ack}&waitMs=${this.maxPollMs}`, undefined, (this.pollAbort as AbortController).signal),
+        this.request<{ commands: Command[] }>('GET', `/api/v1/agent/commands?ack=${this.ack}&waitMs=${this.maxPollMs}`, undefined, signal),
       );
       if (!reply) return;
       for (const c of reply.commands) {
@@ -280,14 +342,19 @@ export class NetworkAgent {
     }
   }
 
+  /**
+   * One command, in the order of the reply: what a command does to a task is settled before the next
+   * command is looked at, so "cancel attempt 1, assign attempt 2" runs attempt 2, once attempt 1's handler
+   * is gone.
+   */
   private handle(c: Command): void {
     switch (c.type) {
       case 'task_assignment':
-        if (!this.running.has(c.taskId)) void this.run(c);
+        this.accept(c);
         break;
       case 'cancel': {
-        const r = this.running.get(c.taskId);
-        if (r && r.attempt <= c.attempt) r.abort.abort();
+        const r = this.runs.get(c.taskId);
+        if (r && r.attempt <= c.attempt) this.cancel(r, new Error('cancelled by the orchestrator'));
         break;
       }
       case 'ring_assignment':
@@ -302,48 +369,90 @@ export class NetworkAgent {
 
   // ---------------------------------------------------------------- tasks
 
-  private async run(c: Extract<Command, { type: 'task_assignment' }>): Promise<void> {
-    const abort = new AbortController();
-    this.running.set(c.taskId, { attempt: c.attempt, abort });
-    void this.request('POST', '/api/v1/agent/progress', { taskId: c.taskId, attempt: c.attempt }).catch(() => undefined);
-    let result: PendingResult;
-    try {
-      const value = await this.execute(c.taskType, c.params, c.timeoutMs, abort.signal);
-      result = { taskId: c.taskId, attempt: c.attempt, success: true, result: value };
-    } catch (err) {
-      const retryable = !(err instanceof HandlerRefusal);
-      result = { taskId: c.taskId, attempt: c.attempt, success: false, error: err instanceof Error ? err.message : String(err), retryable };
-    } finally {
-      this.running.delete(c.taskId);
+  private accept(c: Assignment): void {
+    if (this.stopped) return;
+    const current = this.runs.get(c.taskId);
+    // The same attempt again, or an older one: already in hand.
+    if (current && current.attempt >= c.attempt) return;
+    if ((this.ended.get(c.taskId) ?? 0) >= c.attempt) {
+      this.o.log.info({ taskId: c.taskId, attempt: c.attempt }, 'assignment of an attempt that already ended here: not run again');
+      return;
     }
-    if (abort.signal.aborted && this.stopped) return;
-    // On disk first: a result survives the orchestrator being away, and the agent restarting.
-    writeAtomically(join(this.outbox, `${encodeURIComponent(c.taskId)}.${c.attempt}.json`), JSON.stringify(result));
-    void this.flushResults();
+    // A newer attempt of a task still running here: the orchestrator has moved on from the older one.
+    if (current) this.cancel(current, new Error(`cancelled: the orchestrator assigned attempt ${c.attempt}`));
+    const run: Run = { taskId: c.taskId, attempt: c.attempt, abort: new AbortController() };
+    this.runs.set(c.taskId, run);
+    const previous = this.tails.get(c.taskId) ?? Promise.resolve();
+    const tail = previous.then(() => this.run(run, c)).catch((err: unknown) => {
+      // Only writing the result to disk can fail here; the orchestrator's timeout or lease ends the attempt.
+      this.o.log.error({ err: err instanceof Error ? err.message : String(err), taskId: c.taskId, attempt: c.attempt }, 'could not keep the result of an attempt');
+    });
+    this.tails.set(c.taskId, tail);
+    void tail.finally(() => {
+      if (this.tails.get(c.taskId) === tail) this.tails.delete(c.taskId);
+    });
   }
 
-  private async execute(taskType: string, params: Record<string, unknown>, timeoutMs: number, signal: AbortSignal): Promise<unknown> {
-    if (taskType === 'health_check') {
+  /** Ends an attempt now: its handler's group is killed, and heartbeats report it no more. */
+  private cancel(r: Run, reason: Error): void {
+    if (this.runs.get(r.taskId) === r) this.runs.delete(r.taskId);
+    r.abort.abort(reason);
+  }
+
+  /** Runs an accepted attempt to its end; its result, success or not, goes to disk and then to the orchestrator. */
+  private async run(r: Run, c: Assignment): Promise<void> {
+    let result: PendingResult;
+    const timer = setTimeout(() => r.abort.abort(new Error(`timed out after ${c.timeoutMs} ms`)), c.timeoutMs);
+    try {
+      if (r.abort.signal.aborted) throw r.abort.signal.reason;
+      void this.request('POST', '/api/v1/agent/progress', { taskId: c.taskId, attempt: c.attempt }).catch(() => undefined);
+      const value = await this.execute(c, r.abort.signal);
+      result = { taskId: c.taskId, attempt: c.attempt, success: true, result: value };
+    } catch (err) {
+      result = { taskId: c.taskId, attempt: c.attempt, success: false, error: err instanceof Error ? err.message : String(err), retryable: !(err instanceof NotRetryable) };
+    } finally {
+      clearTimeout(timer);
+      if (this.runs.get(c.taskId) === r) this.runs.delete(c.taskId);
+    }
+    this.writeResult(result);
+    if (!this.stopped) void this.flushResults();
+  }
+
+  private async execute(c: Assignment, signal: AbortSignal): Promise<unknown> {
+    if (c.taskType === 'health_check') {
       const m = await this.o.metrics.read();
       return healthCheckResult(reading(m), { hostname: hostname(), os_version: osVersion() });
     }
-    if (taskType === 'monitor') {
-      const parsed = parseMonitorParams(params);
-      if (!parsed.ok) throw new HandlerRefusal(parsed.error);
+    if (c.taskType === 'monitor') {
+      const parsed = parseMonitorParams(c.params);
+      if (!parsed.ok) throw new NotRetryable(parsed.error);
       const p = parsed.value;
       const samples: MetricsReading[] = [];
       const t0 = Date.now();
       for (let i = 0; i < p.samples; i++) {
         // Readings on a fixed schedule: a slow reading does not push the later ones back.
         if (i > 0) await delay(t0 + i * p.intervalSec * 1000 - Date.now(), signal);
-        if (signal.aborted) throw new Error('cancelled');
+        if (signal.aborted) throw signal.reason;
         samples.push(reading(await this.o.metrics.read()));
       }
       return monitorResult(p, samples);
     }
-    const path = this.handlerPath(taskType);
-    if (path === null) throw new HandlerRefusal(`no executable handler for ${taskType} in ${this.handlersDir}`);
-    return runHandler(path, params, timeoutMs, signal);
+    const path = this.handlerPath(c.taskType);
+    if (path === null) throw new NotRetryable(`no executable handler for ${c.taskType} in ${this.handlersDir}`);
+    return this.processes.run(path, c.params, signal, { taskId: c.taskId, attempt: c.attempt });
+  }
+
+  private writeResult(result: PendingResult): void {
+    this.noteEnded(result.taskId, result.attempt);
+    // On disk first: a result survives the orchestrator being away, and the agent restarting.
+    writeAtomically(join(this.outbox, `${encodeURIComponent(result.taskId)}.${result.attempt}.json`), JSON.stringify(result));
+  }
+
+  private noteEnded(taskId: string, attempt: number): void {
+    if ((this.ended.get(taskId) ?? 0) >= attempt) return;
+    this.ended.delete(taskId);
+    this.ended.set(taskId, attempt);
+    if (this.ended.size > ENDED_MEMORY) this.ended.delete(this.ended.keys().next().value as string);
   }
 
   /** Delivers every result on disk, in batches; one that the orchestrator has (accepted or refused as stale) is deleted. */
@@ -363,64 +472,33 @@ export class NetworkAgent {
     return p;
   }
 
+  private pendingResults(): { files: string[]; results: PendingResult[] } {
+    const files = readdirSync(this.outbox).filter((f) => f.endsWith('.json')).slice(0, 100);
+    return { files, results: files.map((f) => JSON.parse(readFileSync(join(this.outbox, f), 'utf8')) as PendingResult) };
+  }
+
   private async deliver(): Promise<void> {
     for (;;) {
-      const files = readdirSync(this.outbox).filter((f) => f.endsWith('.json')).slice(0, 100);
-      if (files.length === 0 || this.stopped) return;
-      const results = files.map((f) => JSON.parse(readFileSync(join(this.outbox, f), 'utf8')) as PendingResult);
+      if (this.stopped) return;
+      const { files, results } = this.pendingResults();
+      if (files.length === 0) return;
       const reply = await this.withBackoff('result delivery', () => this.request<{ results: { status: string }[] }>('POST', '/api/v1/agent/results', { results }));
       if (!reply) return;
       for (const f of files) rmSync(join(this.outbox, f), { force: true });
     }
   }
-}
 
-/** A failure that retrying cannot fix (no such handler, bad parameters). */
-class HandlerRefusal extends Error {}
-
-/** Runs a handler: params as JSON on stdin, result as JSON on stdout; non-zero exit fails; the timeout kills it. */
-function runHandler(path: string, params: Record<string, unknown>, timeoutMs: number, signal: AbortSignal): Promise<unknown> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(path, [], { stdio: ['pipe', 'pipe', 'pipe'], shell: false, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
-    let out = '';
-    let err = '';
-    let killedFor: string | null = null;
-    const kill = (why: string): void => {
-      killedFor = why;
-      child.kill('SIGKILL');
-    };
-    const timer = setTimeout(() => kill(`timed out after ${timeoutMs} ms`), timeoutMs);
-    const onAbort = (): void => kill('cancelled');
-    signal.addEventListener('abort', onAbort, { once: true });
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.length > OUTPUT_LIMIT) kill('wrote more than 1 MiB');
-    });
-    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      if (killedFor !== null) return reject(new Error(`handler ${killedFor}`));
-      if (code !== 0) return reject(new Error(`handler exited with ${String(code)}${err.trim() ? `: ${err.trim().slice(-500)}` : ''}`));
-      const text = out.trim();
-      try {
-        resolvePromise(text === '' ? null : (JSON.parse(text) as unknown));
-      } catch {
-        resolvePromise({ output: text });
-      }
-    });
-    child.stdin.end(JSON.stringify(params));
-  });
-}
-
-function writeAtomically(path: string, data: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
+  /** One delivery, no retry (the agent is stopping): what does not go now goes at the next start. */
+  private async deliverOnce(timeoutMs: number): Promise<void> {
+    const { files, results } = this.pendingResults();
+    if (files.length === 0) return;
+    try {
+      await this.request('POST', '/api/v1/agent/results', { results }, AbortSignal.timeout(timeoutMs));
+      for (const f of files) rmSync(join(this.outbox, f), { force: true });
+    } catch (err) {
+      this.o.log.warn({ err: err instanceof Error ? err.message : String(err), results: files.length }, 'results not delivered before stopping; they are sent at the next start');
+    }
+  }
 }
 
 function osVersion(): string {
@@ -432,17 +510,25 @@ function reading(m: Metrics): MetricsReading {
   return { battery_level: m.battery, battery_charging: m.charging, cpu_usage: m.cpu, memory_usage: m.memory, disk_usage: m.disk };
 }
 
-/** Waits `ms` (nothing if not positive); ends early, without an error, when `signal` aborts. */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolveDelay) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
+/** Waits `ms` (nothing if not positive); with a signal, rejects with its reason when it aborts. */
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolveDelay, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
       resolveDelay();
+    }, Math.max(0, ms));
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
     };
-    const timer = setTimeout(done, Math.max(0, ms));
-    signal.addEventListener('abort', done, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** A bound on a wait while stopping: it does not keep the process alive by itself. */
+function grace(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
 }
 
 export function defaultStateDir(): string {
