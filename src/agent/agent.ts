@@ -132,6 +132,11 @@ class HttpError extends Error {
   }
 }
 
+const INITIAL_BACKOFF_MS = 500;
+/** A request that gets no answer in this long is given up (a long-poll: this long past its wait). */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** The shortest wait for a heartbeat's answer (at least an interval). */
+const HEARTBEAT_TIMEOUT_MS = 5000;
 /** On SIGTERM, how long the agent waits for its killed handlers' results and for one delivery of them. */
 const STOP_GRACE_MS = 2000;
 /** Attempts remembered as ended, so that an assignment sent again (after a restart) does not run twice. */
@@ -157,6 +162,10 @@ export class NetworkAgent {
   private pollAbort: AbortController | null = null;
   private flushing: Promise<void> | null = null;
   private flushAgain = false;
+  /** Counts the requests that got a 2xx: a backoff that sees it move knows the orchestrator is reachable. */
+  private successes = 0;
+  /** Backoff waits in progress; `interruptible` ones end at the next success. */
+  private readonly sleepers = new Set<{ wake: () => void; interruptible: boolean }>();
   private readonly outbox: string;
   private readonly handlersDir: string;
   private readonly processes: HandlerProcesses;
@@ -200,33 +209,75 @@ export class NetworkAgent {
 
   // ---------------------------------------------------------------- HTTP
 
-  private async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  private async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, timeoutMs = REQUEST_TIMEOUT_MS): Promise<T> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (this.identity) headers.authorization = `Bearer ${this.identity.agentId}:${this.identity.credential}`;
-    const res = await fetch(`${this.o.server}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }), ...(signal ? { signal } : {}) });
+    // Without a timeout a connection that died silently (a NAT's, a laptop's sleep) holds the loop for minutes.
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const res = await fetch(`${this.o.server}${path}`, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
     const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
     if (!res.ok) {
       const retryAfter = Number(res.headers.get('retry-after') ?? 0);
       throw new HttpError(res.status, typeof json.error === 'string' ? json.error : `HTTP ${res.status}`, Number.isFinite(retryAfter) ? Math.min(retryAfter, 3600) * 1000 : 0);
     }
+    this.reachable();
     return json as T;
   }
 
-  /** Retries `fn` with exponential backoff and jitter until it succeeds or the agent stops. */
+  /** A request got through: every backoff starts over, and the waits in progress end now. */
+  private reachable(): void {
+    this.successes++;
+    for (const s of this.sleepers) if (s.interruptible) s.wake();
+  }
+
+  /** Waits `ms`; ends sooner when the agent stops, or (if interruptible) when a request gets through. True if cut short by a success. */
+  private pause(ms: number, interruptible: boolean): Promise<boolean> {
+    return new Promise((resolvePause) => {
+      const sleeper = {
+        interruptible,
+        wake: (): void => {
+          clearTimeout(timer);
+          this.sleepers.delete(sleeper);
+          resolvePause(!this.stopped);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.sleepers.delete(sleeper);
+        resolvePause(false);
+      }, ms);
+      this.sleepers.add(sleeper);
+    });
+  }
+
+  /**
+   * Retries `fn` with exponential backoff and jitter until it succeeds or the agent stops. The backoff is
+   * the reachability of the orchestrator, not of one route: a success of any request (a heartbeat, most
+   * often) ends the wait in progress and starts the backoff over, and a failure after such a success is the
+   * first of a new streak, not the next of an old one.
+   */
   private async withBackoff<T>(what: string, fn: () => Promise<T>): Promise<T | null> {
-    let delay = 500;
+    let delay = INITIAL_BACKOFF_MS;
     for (;;) {
       if (this.stopped) return null;
+      const successesBefore = this.successes;
       try {
         return await fn();
       } catch (err) {
         if (this.stopped) return null;
         if (err instanceof HttpError && (err.status === 403 || err.status === 409)) throw err;
-        this.o.log.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: delay }, `${what} failed; retrying`);
-        // A 429's retry-after is a floor: the agents it limited do not all come back at once either.
+        if (this.successes !== successesBefore) delay = INITIAL_BACKOFF_MS;
+        // A 429's retry-after is a floor that no success elsewhere cuts short: the orchestrator asked for it.
+        // The agents it limited do not all come back at once either.
         const floor = err instanceof HttpError ? err.retryAfterMs : 0;
-        await new Promise((r) => setTimeout(r, Math.max(floor, delay) * (floor > 0 ? 1 + Math.random() / 2 : 0.5 + Math.random() / 2)));
-        delay = Math.min(this.o.maxBackoffMs ?? 30_000, delay * 2);
+        const waitMs = floor > 0 ? Math.max(floor, delay) * (1 + Math.random() / 2) : delay * (0.5 + Math.random() / 2);
+        this.o.log.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: Math.round(waitMs) }, `${what} failed; retrying`);
+        const woken = await this.pause(waitMs, floor === 0);
+        delay = woken ? INITIAL_BACKOFF_MS : Math.min(this.o.maxBackoffMs ?? 30_000, delay * 2);
       }
     }
   }
@@ -303,6 +354,7 @@ export class NetworkAgent {
     this.stopped = true;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     this.pollAbort?.abort();
+    for (const s of [...this.sleepers]) s.wake();
     // Aborting kills each handler's group synchronously (SIGKILL): nothing of them runs past this line.
     for (const r of this.runs.values()) r.abort.abort(new Error(INTERRUPTED));
     await Promise.race([Promise.all(this.tails.values()), grace(STOP_GRACE_MS)]);
@@ -315,13 +367,17 @@ export class NetworkAgent {
   private scheduleHeartbeat(delayMs: number): void {
     this.heartbeatTimer = setTimeout(() => {
       void (async () => {
+        let next = this.heartbeatMs;
         try {
           const metrics = await this.o.metrics.read();
-          await this.request('POST', '/api/v1/agent/heartbeat', { seq: ++this.seq, metrics, running: this.runningAttempts() });
+          // Heartbeats go one after the other: one stuck on a dead connection must not hold back the next for long.
+          await this.request('POST', '/api/v1/agent/heartbeat', { seq: ++this.seq, metrics, running: this.runningAttempts() }, undefined, Math.max(HEARTBEAT_TIMEOUT_MS, this.heartbeatMs));
         } catch (err) {
+          // A 429 asks this agent to wait, heartbeats included.
+          if (err instanceof HttpError && err.retryAfterMs > next) next = err.retryAfterMs;
           this.o.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed');
         }
-        if (!this.stopped) this.scheduleHeartbeat(this.heartbeatMs);
+        if (!this.stopped) this.scheduleHeartbeat(next);
       })();
     }, delayMs);
   }
@@ -331,7 +387,7 @@ export class NetworkAgent {
       this.pollAbort = new AbortController();
       const signal = this.pollAbort.signal;
       const reply = await this.withBackoff('command poll', () =>
-        this.request<{ commands: Command[] }>('GET', `/api/v1/agent/commands?ack=${this.ack}&waitMs=${this.maxPollMs}`, undefined, signal),
+        this.request<{ commands: Command[] }>('GET', `/api/v1/agent/commands?ack=${this.ack}&waitMs=${this.maxPollMs}`, undefined, signal, this.maxPollMs + REQUEST_TIMEOUT_MS),
       );
       if (!reply) return;
       for (const c of reply.commands) {
@@ -493,7 +549,7 @@ export class NetworkAgent {
     const { files, results } = this.pendingResults();
     if (files.length === 0) return;
     try {
-      await this.request('POST', '/api/v1/agent/results', { results }, AbortSignal.timeout(timeoutMs));
+      await this.request('POST', '/api/v1/agent/results', { results }, undefined, timeoutMs);
       for (const f of files) rmSync(join(this.outbox, f), { force: true });
     } catch (err) {
       this.o.log.warn({ err: err instanceof Error ? err.message : String(err), results: files.length }, 'results not delivered before stopping; they are sent at the next start');

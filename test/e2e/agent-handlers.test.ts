@@ -1,8 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import type { ClientRequest, Server, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { serverPerFile } from '../support/in-process.js';
 import { alive, childrenOf, killAll } from '../support/processes.js';
 import { jsonClient, runCli, startServerProcess, waitFor } from '../support/server-process.js';
@@ -18,6 +21,23 @@ const TOKEN = 'agent-handlers-test-token';
 // AGENT_TIMEOUT is long so that an agent restarted within it still holds its attempt (the restart test).
 const srv = serverPerFile({ DEFAULT_AGENTS: '0', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '500ms', AGENT_TIMEOUT: '20s' });
 const { call } = srv;
+
+/*
+ * An agent killed between opening a connection and sending its first bytes leaves a socket that the
+ * listener (src/api/listener.ts) never closes before its keep-alive timeout (72 s): it waits for the first
+ * bytes with no 'end' handler, and the server's close waits for it. These tests kill agents; the connections
+ * they leave are destroyed before the server closes, so that closing does not wait for them.
+ */
+const connections = new Set<Socket>();
+beforeAll(() => {
+  srv.server().app.server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
+});
+afterAll(() => {
+  for (const socket of connections) socket.destroy();
+});
 
 const agents: ChildProcess[] = [];
 const strays: number[] = [];
@@ -204,6 +224,29 @@ describe.skipIf(process.platform === 'win32')('an agent and its handler processe
     await groupPids(pids);
   });
 
+  it('the backoff of the command poll starts over when the orchestrator is reachable again: a task is picked up within seconds, not after the backoff', async () => {
+    const proxy = await flakyProxy(srv.base());
+    try {
+      const pids = tempDir();
+      const run = startAgent(proxy.url, handlers(pids, { process_data: `echo '{"ran": true}'` }));
+      const id = await enrolled(run);
+      // Let the first long-poll settle in, then cut the orchestrator off.
+      await waitFor(async () => (proxy.polls.length > 0 ? true : Promise.resolve(undefined)), 10_000, 50);
+      proxy.setDown(true);
+      // Six failed polls: the agent's wait before the seventh is at least 8 s (0.5 s doubling, jitter at most halves it).
+      await waitFor(async () => (proxy.failedPolls >= 6 ? true : Promise.resolve(undefined)), 40_000, 20);
+      proxy.setDown(false);
+      const upAt = Date.now();
+      const task = await submit({ type: 'process_data', target: { agentId: id }, maxAttempts: 1 });
+      // A heartbeat (every 500 ms) gets through first; the poll follows it instead of sleeping on.
+      const polled = await waitFor(async () => Promise.resolve(proxy.polls.find((t) => t > upAt)), 20_000, 20);
+      expect(polled - upAt).toBeLessThan(4000);
+      expect((await taskIn(task, ['completed'], 20_000)).result).toEqual({ ran: true });
+    } finally {
+      await proxy.close();
+    }
+  }, 90_000);
+
   it('the agent reports the machine’s model, manufacturer and OS, and the orchestrator keeps them for its device', async () => {
     const run = startAgent(srv.base(), handlers(tempDir(), {}));
     const id = await enrolled(run);
@@ -224,4 +267,69 @@ async function recorded(stateDir: string): Promise<void> {
 
 function rmPidFiles(dir: string): void {
   for (const f of readdirSync(dir)) rmSync(join(dir, f), { force: true });
+}
+
+/**
+ * A proxy in front of the orchestrator that can be cut off: while `down`, every request gets a 503 at once, as
+ * from an orchestrator that is unreachable or failing. Records when each command poll arrived and how many failed.
+ */
+async function flakyProxy(target: string): Promise<{ url: string; polls: number[]; failedPolls: number; setDown: (down: boolean) => void; close: () => Promise<void> }> {
+  const upstream = new URL(target);
+  let down = false;
+  // Long-polls forwarded and not answered yet: cutting the orchestrator off answers them with the 503 too.
+  const parked = new Set<{ res: ServerResponse; out: ClientRequest }>();
+  const forwarded = new Set<ClientRequest>();
+  const unavailable = (res: ServerResponse): void => {
+    if (!res.headersSent) res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"unavailable","code":"ORCH_STORAGE_UNAVAILABLE"}');
+  };
+  const state = {
+    url: '',
+    polls: [] as number[],
+    failedPolls: 0,
+    setDown(value: boolean): void {
+      down = value;
+      if (!value) return;
+      for (const p of parked) {
+        state.failedPolls++;
+        unavailable(p.res);
+        p.out.destroy();
+      }
+      parked.clear();
+    },
+    // Nothing of the proxy may hold the orchestrator's close: its requests upstream end with it.
+    close: (): Promise<void> =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+        for (const out of forwarded) out.destroy();
+      }),
+  };
+  const server: Server = createServer((req, res) => {
+    const isPoll = (req.url ?? '').startsWith('/api/v1/agent/commands');
+    if (down) {
+      if (isPoll) state.failedPolls++;
+      req.resume();
+      unavailable(res);
+      return;
+    }
+    if (isPoll) state.polls.push(Date.now());
+    const out = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent: false }, (up) => {
+      parked.delete(entry);
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    forwarded.add(out);
+    out.on('close', () => forwarded.delete(out));
+    const entry = { res, out };
+    if (isPoll) parked.add(entry);
+    out.on('error', () => {
+      parked.delete(entry);
+      if (!res.headersSent) res.destroy();
+    });
+    req.pipe(out);
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return state;
 }
