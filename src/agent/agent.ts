@@ -1,10 +1,13 @@
-import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, accessSync, constants } from 'node:fs';
 import { hostname, release, type } from 'node:os';
 import { join, resolve, sep } from 'node:path';
+import type { MetricsReading } from '../domain/builtin-tasks.js';
+import { healthCheckResult, monitorResult, parseMonitorParams } from '../domain/builtin-tasks.js';
 import { TASK_TYPES } from '../domain/types.js';
 import type { TaskType } from '../domain/types.js';
 import type { Logger } from '../util/logger.js';
+import { writeAtomically } from './files.js';
+import { HandlerProcesses, NotRetryable } from './handler-process.js';
 
 /**
  * The agent that runs on a real machine: it enrolls with the orchestrator,
@@ -23,8 +26,27 @@ export interface Metrics {
   disk: number;
 }
 
+/** What the machine is, as its firmware and OS say; a field it does not know is left out. */
+export interface DeviceFacts {
+  model?: string;
+  manufacturer?: string;
+  osName?: string;
+}
+
 export interface MetricsSource {
   read(): Promise<Metrics>;
+  facts(): Promise<DeviceFacts>;
+}
+
+/**
+ * Values firmware puts where the vendor wrote nothing (DMI tables of white-box boards, virtual machines):
+ * no more a model than an empty string is.
+ */
+const PLACEHOLDERS = new Set(['-', 'default string', 'to be filled by o.e.m.', 'system product name', 'system manufacturer', 'not specified', 'not applicable', 'none', 'unknown', 'o.e.m.']);
+
+function fact(value: string | undefined): string | undefined {
+  const v = (value ?? '').trim().slice(0, 200);
+  return v === '' || PLACEHOLDERS.has(v.toLowerCase()) ? undefined : v;
 }
 
 /** Real metrics through `systeminformation`. */
@@ -41,6 +63,20 @@ export class SystemMetrics implements MetricsSource {
       memory: pct((mem.active / mem.total) * 100),
       disk: pct(root?.use ?? 0),
     };
+  }
+
+  /** The system's model and manufacturer (DMI/SMBIOS, the Mac's model id) and the OS's name and release. */
+  async facts(): Promise<DeviceFacts> {
+    const si = await import('systeminformation');
+    const [system, os] = await Promise.all([si.system(), si.osInfo()]);
+    const out: DeviceFacts = {};
+    const model = fact(system.model);
+    const manufacturer = fact(system.manufacturer);
+    const osName = fact(`${os.distro} ${os.release}`);
+    if (model !== undefined) out.model = model;
+    if (manufacturer !== undefined) out.manufacturer = manufacturer;
+    if (osName !== undefined) out.osName = osName;
+    return out;
   }
 }
 
@@ -70,11 +106,20 @@ interface PendingResult {
   retryable?: boolean;
 }
 
+type Assignment = { id: number; type: 'task_assignment'; taskId: string; attempt: number; taskType: string; params: Record<string, unknown>; timeoutMs: number };
+
 type Command =
-  | { id: number; type: 'task_assignment'; taskId: string; attempt: number; taskType: string; params: Record<string, unknown>; timeoutMs: number }
+  | Assignment
   | { id: number; type: 'cancel'; taskId: string; attempt: number }
   | { id: number; type: 'ring_assignment'; ring: string; reason: string }
   | { id: number; type: 'shutdown'; reason: string };
+
+/** An attempt the agent has accepted and not finished. */
+interface Run {
+  taskId: string;
+  attempt: number;
+  abort: AbortController;
+}
 
 class HttpError extends Error {
   constructor(
@@ -87,7 +132,17 @@ class HttpError extends Error {
   }
 }
 
-const OUTPUT_LIMIT = 1 << 20;
+const INITIAL_BACKOFF_MS = 500;
+/** A request that gets no answer in this long is given up (a long-poll: this long past its wait). */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** The shortest wait for a heartbeat's answer (at least an interval). */
+const HEARTBEAT_TIMEOUT_MS = 5000;
+/** On SIGTERM, how long the agent waits for its killed handlers' results and for one delivery of them. */
+const STOP_GRACE_MS = 2000;
+/** Attempts remembered as ended, so that an assignment sent again (after a restart) does not run twice. */
+const ENDED_MEMORY = 10_000;
+
+const INTERRUPTED = 'interrupted: the agent stopped while the task ran';
 
 export class NetworkAgent {
   private identity: Identity | null = null;
@@ -96,19 +151,31 @@ export class NetworkAgent {
   private seq = 0;
   private ack = 0;
   private stopped = false;
-  private readonly running = new Map<string, { attempt: number; abort: AbortController }>();
+  private stopping: Promise<void> | null = null;
+  /** Per task, the attempt the agent works on: accepted, neither finished nor cancelled. What heartbeats report. */
+  private readonly runs = new Map<string, Run>();
+  /** Per task, when its latest attempt here is over (handler gone, result written): the next attempt starts after it. */
+  private readonly tails = new Map<string, Promise<void>>();
+  /** Per task, the newest attempt that ended here (insertion order: the oldest are forgotten first). */
+  private readonly ended = new Map<string, number>();
   private heartbeatTimer: ReturnType<typeof setTimeout> | null = null;
   private pollAbort: AbortController | null = null;
   private flushing: Promise<void> | null = null;
   private flushAgain = false;
+  /** Counts the requests that got a 2xx: a backoff that sees it move knows the orchestrator is reachable. */
+  private successes = 0;
+  /** Backoff waits in progress; `interruptible` ones end at the next success. */
+  private readonly sleepers = new Set<{ wake: () => void; interruptible: boolean }>();
   private readonly outbox: string;
   private readonly handlersDir: string;
+  private readonly processes: HandlerProcesses;
 
   constructor(private readonly o: AgentOptions) {
     this.outbox = join(o.stateDir, 'results');
     mkdirSync(this.outbox, { recursive: true });
     mkdirSync(o.handlersDir, { recursive: true });
     this.handlersDir = realpathSync(o.handlersDir);
+    this.processes = new HandlerProcesses(o.stateDir, o.log);
   }
 
   get agentId(): string | null {
@@ -120,6 +187,11 @@ export class NetworkAgent {
     const out = new Set<TaskType>(['health_check', 'monitor']);
     for (const t of TASK_TYPES) if (this.handlerPath(t) !== null) out.add(t);
     return [...out];
+  }
+
+  /** The attempts a heartbeat reports running. */
+  private runningAttempts(): { taskId: string; attempt: number }[] {
+    return [...this.runs.values()].map((r) => ({ taskId: r.taskId, attempt: r.attempt }));
   }
 
   /** The executable for a task type, only inside the handler directory, or null. */
@@ -137,33 +209,75 @@ export class NetworkAgent {
 
   // ---------------------------------------------------------------- HTTP
 
-  private async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  private async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, timeoutMs = REQUEST_TIMEOUT_MS): Promise<T> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (this.identity) headers.authorization = `Bearer ${this.identity.agentId}:${this.identity.credential}`;
-    const res = await fetch(`${this.o.server}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }), ...(signal ? { signal } : {}) });
+    // Without a timeout a connection that died silently (a NAT's, a laptop's sleep) holds the loop for minutes.
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const res = await fetch(`${this.o.server}${path}`, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
     const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
     if (!res.ok) {
       const retryAfter = Number(res.headers.get('retry-after') ?? 0);
       throw new HttpError(res.status, typeof json.error === 'string' ? json.error : `HTTP ${res.status}`, Number.isFinite(retryAfter) ? Math.min(retryAfter, 3600) * 1000 : 0);
     }
+    this.reachable();
     return json as T;
   }
 
-  /** Retries `fn` with exponential backoff and jitter until it succeeds or the agent stops. */
+  /** A request got through: every backoff starts over, and the waits in progress end now. */
+  private reachable(): void {
+    this.successes++;
+    for (const s of this.sleepers) if (s.interruptible) s.wake();
+  }
+
+  /** Waits `ms`; ends sooner when the agent stops, or (if interruptible) when a request gets through. True if cut short by a success. */
+  private pause(ms: number, interruptible: boolean): Promise<boolean> {
+    return new Promise((resolvePause) => {
+      const sleeper = {
+        interruptible,
+        wake: (): void => {
+          clearTimeout(timer);
+          this.sleepers.delete(sleeper);
+          resolvePause(!this.stopped);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.sleepers.delete(sleeper);
+        resolvePause(false);
+      }, ms);
+      this.sleepers.add(sleeper);
+    });
+  }
+
+  /**
+   * Retries `fn` with exponential backoff and jitter until it succeeds or the agent stops. The backoff is
+   * the reachability of the orchestrator, not of one route: a success of any request (a heartbeat, most
+   * often) ends the wait in progress and starts the backoff over, and a failure after such a success is the
+   * first of a new streak, not the next of an old one.
+   */
   private async withBackoff<T>(what: string, fn: () => Promise<T>): Promise<T | null> {
-    let delay = 500;
+    let delay = INITIAL_BACKOFF_MS;
     for (;;) {
       if (this.stopped) return null;
+      const successesBefore = this.successes;
       try {
         return await fn();
       } catch (err) {
         if (this.stopped) return null;
         if (err instanceof HttpError && (err.status === 403 || err.status === 409)) throw err;
-        this.o.log.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: delay }, `${what} failed; retrying`);
-        // A 429's retry-after is a floor: the agents it limited do not all come back at once either.
+        if (this.successes !== successesBefore) delay = INITIAL_BACKOFF_MS;
+        // A 429's retry-after is a floor that no success elsewhere cuts short: the orchestrator asked for it.
+        // The agents it limited do not all come back at once either.
         const floor = err instanceof HttpError ? err.retryAfterMs : 0;
-        await new Promise((r) => setTimeout(r, Math.max(floor, delay) * (floor > 0 ? 1 + Math.random() / 2 : 0.5 + Math.random() / 2)));
-        delay = Math.min(this.o.maxBackoffMs ?? 30_000, delay * 2);
+        const waitMs = floor > 0 ? Math.max(floor, delay) * (1 + Math.random() / 2) : delay * (0.5 + Math.random() / 2);
+        this.o.log.warn({ err: err instanceof Error ? err.message : String(err), retryInMs: Math.round(waitMs) }, `${what} failed; retrying`);
+        const woken = await this.pause(waitMs, floor === 0);
+        delay = woken ? INITIAL_BACKOFF_MS : Math.min(this.o.maxBackoffMs ?? 30_000, delay * 2);
       }
     }
   }
@@ -171,6 +285,26 @@ export class NetworkAgent {
   // ---------------------------------------------------------------- lifecycle
 
   async start(): Promise<void> {
+    // Before anything else: handlers the previous process of this agent left running die now, and their
+    // attempts are reported as interrupted (delivered with the other results once enrolled).
+    for (const left of this.processes.reapLeftovers()) {
+      this.writeResult({
+        taskId: left.taskId,
+        attempt: left.attempt,
+        success: false,
+        error: `${INTERRUPTED}${left.killed ? "; its handler's process group was killed when the agent started again" : ''}`,
+        retryable: true,
+      });
+    }
+    // Attempts whose results wait on disk have ended here: sent again, their assignment does not run again.
+    for (const f of readdirSync(this.outbox).filter((x) => x.endsWith('.json'))) {
+      try {
+        const r = JSON.parse(readFileSync(join(this.outbox, f), 'utf8')) as PendingResult;
+        this.noteEnded(r.taskId, r.attempt);
+      } catch {
+        // Unreadable: delivery reports it.
+      }
+    }
     const idFile = join(this.o.stateDir, 'identity.json');
     let known: Identity | null = null;
     try {
@@ -180,12 +314,17 @@ export class NetworkAgent {
       known = null;
     }
     const metrics = await this.o.metrics.read();
+    const facts = await this.o.metrics.facts().catch((err: unknown) => {
+      this.o.log.warn({ err: err instanceof Error ? err.message : String(err) }, "could not read the machine's model and OS; enrolling without them");
+      return {};
+    });
     const reply = await this.withBackoff('enrollment', () =>
       this.request<{ agentId: string; credential: string; heartbeatIntervalMs: number; maxPollMs: number; approval?: string }>('POST', '/api/v1/agent/enroll', {
         token: this.o.enrollToken,
         ...(known ? { agentId: known.agentId, credential: known.credential } : {}),
         hostname: hostname(),
-        osVersion: `${type()} ${release()}`,
+        osVersion: osVersion(),
+        ...facts,
         capabilities: this.capabilities(),
         metrics,
       }),
@@ -202,26 +341,45 @@ export class NetworkAgent {
     void this.pollLoop();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops: kills every handler's process group at once, writes their attempts' results as interrupted, and
+   * tries once, for up to STOP_GRACE_MS, to deliver what waits on disk (the rest goes at the next start).
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
     this.stopped = true;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     this.pollAbort?.abort();
-    for (const r of this.running.values()) r.abort.abort();
-    await this.flushing;
+    for (const s of [...this.sleepers]) s.wake();
+    // Aborting kills each handler's group synchronously (SIGKILL): nothing of them runs past this line.
+    for (const r of this.runs.values()) r.abort.abort(new Error(INTERRUPTED));
+    await Promise.race([Promise.all(this.tails.values()), grace(STOP_GRACE_MS)]);
+    this.processes.close();
+    // A delivery in flight ends with its request; it is not waited for past the grace.
+    await Promise.race([this.flushing, grace(STOP_GRACE_MS)]);
+    if (this.identity !== null) await this.deliverOnce(STOP_GRACE_MS);
   }
 
   private scheduleHeartbeat(delayMs: number): void {
     this.heartbeatTimer = setTimeout(() => {
       void (async () => {
+        let next = this.heartbeatMs;
         try {
           const metrics = await this.o.metrics.read();
           // `ack` first: every assignment up to it that `running` leaves out is not held here.
           const ack = this.ack;
-          await this.request('POST', '/api/v1/agent/heartbeat', { seq: ++this.seq, metrics, running: this.held(), ack });
+          // Heartbeats go one after the other: one stuck on a dead connection must not hold back the next for long.
+          await this.request('POST', '/api/v1/agent/heartbeat', { seq: ++this.seq, metrics, running: this.held(), ack }, undefined, Math.max(HEARTBEAT_TIMEOUT_MS, this.heartbeatMs));
         } catch (err) {
+          // A 429 asks this agent to wait, heartbeats included.
+          if (err instanceof HttpError && err.retryAfterMs > next) next = err.retryAfterMs;
           this.o.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'heartbeat failed');
         }
-        if (!this.stopped) this.scheduleHeartbeat(this.heartbeatMs);
+        if (!this.stopped) this.scheduleHeartbeat(next);
       })();
     }, delayMs);
   }
@@ -231,7 +389,7 @@ export class NetworkAgent {
    * orchestrator must not give up on them: the result is coming).
    */
   private held(): { taskId: string; attempt: number }[] {
-    const out = [...this.running.entries()].map(([taskId, r]) => ({ taskId, attempt: r.attempt }));
+    const out = this.runningAttempts();
     for (const f of readdirSync(this.outbox)) {
       const m = /^(.+)\.(\d+)\.json$/.exec(f);
       if (m) out.push({ taskId: decodeURIComponent(m[1] as string), attempt: Number(m[2]) });
@@ -243,8 +401,9 @@ export class NetworkAgent {
   private async pollLoop(): Promise<void> {
     while (!this.stopped) {
       this.pollAbort = new AbortController();
+      const signal = this.pollAbort.signal;
       const reply = await this.withBackoff('command poll', () =>
-        this.request<{ commands: Command[] }>('GET', `/api/v1/agent/commands?ack=${this.ack}&waitMs=${this.maxPollMs}`, undefined, (this.pollAbort as AbortController).signal),
+        this.request<{ commands: Command[] }>('GET', `/api/v1/agent/commands?ack=${this.ack}&waitMs=${this.maxPollMs}`, undefined, signal, this.maxPollMs + REQUEST_TIMEOUT_MS),
       );
       if (!reply) return;
       for (const c of reply.commands) {
@@ -255,14 +414,19 @@ export class NetworkAgent {
     }
   }
 
+  /**
+   * One command, in the order of the reply: what a command does to a task is settled before the next
+   * command is looked at, so "cancel attempt 1, assign attempt 2" runs attempt 2, once attempt 1's handler
+   * is gone.
+   */
   private handle(c: Command): void {
     switch (c.type) {
       case 'task_assignment':
-        if (!this.running.has(c.taskId)) void this.run(c);
+        this.accept(c);
         break;
       case 'cancel': {
-        const r = this.running.get(c.taskId);
-        if (r && r.attempt <= c.attempt) r.abort.abort();
+        const r = this.runs.get(c.taskId);
+        if (r && r.attempt <= c.attempt) this.cancel(r, new Error('cancelled by the orchestrator'));
         break;
       }
       case 'ring_assignment':
@@ -277,41 +441,90 @@ export class NetworkAgent {
 
   // ---------------------------------------------------------------- tasks
 
-  private async run(c: Extract<Command, { type: 'task_assignment' }>): Promise<void> {
-    const abort = new AbortController();
-    this.running.set(c.taskId, { attempt: c.attempt, abort });
-    void this.request('POST', '/api/v1/agent/progress', { taskId: c.taskId, attempt: c.attempt }).catch(() => undefined);
-    let result: PendingResult;
-    try {
-      const value = await this.execute(c.taskType, c.params, c.timeoutMs, abort.signal);
-      result = { taskId: c.taskId, attempt: c.attempt, success: true, result: value };
-    } catch (err) {
-      const retryable = !(err instanceof HandlerRefusal);
-      result = { taskId: c.taskId, attempt: c.attempt, success: false, error: err instanceof Error ? err.message : String(err), retryable };
-    } finally {
-      this.running.delete(c.taskId);
+  private accept(c: Assignment): void {
+    if (this.stopped) return;
+    const current = this.runs.get(c.taskId);
+    // The same attempt again, or an older one: already in hand.
+    if (current && current.attempt >= c.attempt) return;
+    if ((this.ended.get(c.taskId) ?? 0) >= c.attempt) {
+      this.o.log.info({ taskId: c.taskId, attempt: c.attempt }, 'assignment of an attempt that already ended here: not run again');
+      return;
     }
-    if (abort.signal.aborted && this.stopped) return;
-    // On disk first: a result survives the orchestrator being away, and the agent restarting.
-    writeAtomically(join(this.outbox, `${encodeURIComponent(c.taskId)}.${c.attempt}.json`), JSON.stringify(result));
-    void this.flushResults();
+    // A newer attempt of a task still running here: the orchestrator has moved on from the older one.
+    if (current) this.cancel(current, new Error(`cancelled: the orchestrator assigned attempt ${c.attempt}`));
+    const run: Run = { taskId: c.taskId, attempt: c.attempt, abort: new AbortController() };
+    this.runs.set(c.taskId, run);
+    const previous = this.tails.get(c.taskId) ?? Promise.resolve();
+    const tail = previous.then(() => this.run(run, c)).catch((err: unknown) => {
+      // Only writing the result to disk can fail here; the orchestrator's timeout or lease ends the attempt.
+      this.o.log.error({ err: err instanceof Error ? err.message : String(err), taskId: c.taskId, attempt: c.attempt }, 'could not keep the result of an attempt');
+    });
+    this.tails.set(c.taskId, tail);
+    void tail.finally(() => {
+      if (this.tails.get(c.taskId) === tail) this.tails.delete(c.taskId);
+    });
   }
 
-  private async execute(taskType: string, params: Record<string, unknown>, timeoutMs: number, signal: AbortSignal): Promise<unknown> {
-    if (taskType === 'health_check') return { ...(await this.o.metrics.read()), hostname: hostname() };
-    if (taskType === 'monitor') {
-      const seconds = typeof params.durationSec === 'number' && params.durationSec > 0 ? Math.min(300, params.durationSec) : 5;
-      const samples: Metrics[] = [];
-      for (let i = 0; i < seconds && !signal.aborted; i++) {
-        samples.push(await this.o.metrics.read());
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-      const avg = (k: 'cpu' | 'memory' | 'disk'): number => Math.round((samples.reduce((a, s) => a + s[k], 0) / Math.max(1, samples.length)) * 10) / 10;
-      return { samples, average: { cpu: avg('cpu'), memory: avg('memory'), disk: avg('disk') } };
+  /** Ends an attempt now: its handler's group is killed, and heartbeats report it no more. */
+  private cancel(r: Run, reason: Error): void {
+    if (this.runs.get(r.taskId) === r) this.runs.delete(r.taskId);
+    r.abort.abort(reason);
+  }
+
+  /** Runs an accepted attempt to its end; its result, success or not, goes to disk and then to the orchestrator. */
+  private async run(r: Run, c: Assignment): Promise<void> {
+    let result: PendingResult;
+    const timer = setTimeout(() => r.abort.abort(new Error(`timed out after ${c.timeoutMs} ms`)), c.timeoutMs);
+    try {
+      if (r.abort.signal.aborted) throw r.abort.signal.reason;
+      void this.request('POST', '/api/v1/agent/progress', { taskId: c.taskId, attempt: c.attempt }).catch(() => undefined);
+      const value = await this.execute(c, r.abort.signal);
+      result = { taskId: c.taskId, attempt: c.attempt, success: true, result: value };
+    } catch (err) {
+      result = { taskId: c.taskId, attempt: c.attempt, success: false, error: err instanceof Error ? err.message : String(err), retryable: !(err instanceof NotRetryable) };
+    } finally {
+      clearTimeout(timer);
+      if (this.runs.get(c.taskId) === r) this.runs.delete(c.taskId);
     }
-    const path = this.handlerPath(taskType);
-    if (path === null) throw new HandlerRefusal(`no executable handler for ${taskType} in ${this.handlersDir}`);
-    return runHandler(path, params, timeoutMs, signal);
+    this.writeResult(result);
+    if (!this.stopped) void this.flushResults();
+  }
+
+  private async execute(c: Assignment, signal: AbortSignal): Promise<unknown> {
+    if (c.taskType === 'health_check') {
+      const m = await this.o.metrics.read();
+      return healthCheckResult(reading(m), { hostname: hostname(), os_version: osVersion() });
+    }
+    if (c.taskType === 'monitor') {
+      const parsed = parseMonitorParams(c.params);
+      if (!parsed.ok) throw new NotRetryable(parsed.error);
+      const p = parsed.value;
+      const samples: MetricsReading[] = [];
+      const t0 = Date.now();
+      for (let i = 0; i < p.samples; i++) {
+        // Readings on a fixed schedule: a slow reading does not push the later ones back.
+        if (i > 0) await delay(t0 + i * p.intervalSec * 1000 - Date.now(), signal);
+        if (signal.aborted) throw signal.reason;
+        samples.push(reading(await this.o.metrics.read()));
+      }
+      return monitorResult(p, samples);
+    }
+    const path = this.handlerPath(c.taskType);
+    if (path === null) throw new NotRetryable(`no executable handler for ${c.taskType} in ${this.handlersDir}`);
+    return this.processes.run(path, c.params, signal, { taskId: c.taskId, attempt: c.attempt });
+  }
+
+  private writeResult(result: PendingResult): void {
+    this.noteEnded(result.taskId, result.attempt);
+    // On disk first: a result survives the orchestrator being away, and the agent restarting.
+    writeAtomically(join(this.outbox, `${encodeURIComponent(result.taskId)}.${result.attempt}.json`), JSON.stringify(result));
+  }
+
+  private noteEnded(taskId: string, attempt: number): void {
+    if ((this.ended.get(taskId) ?? 0) >= attempt) return;
+    this.ended.delete(taskId);
+    this.ended.set(taskId, attempt);
+    if (this.ended.size > ENDED_MEMORY) this.ended.delete(this.ended.keys().next().value as string);
   }
 
   /** Delivers every result on disk, in batches; one that the orchestrator has (accepted or refused as stale) is deleted. */
@@ -331,64 +544,63 @@ export class NetworkAgent {
     return p;
   }
 
+  private pendingResults(): { files: string[]; results: PendingResult[] } {
+    const files = readdirSync(this.outbox).filter((f) => f.endsWith('.json')).slice(0, 100);
+    return { files, results: files.map((f) => JSON.parse(readFileSync(join(this.outbox, f), 'utf8')) as PendingResult) };
+  }
+
   private async deliver(): Promise<void> {
     for (;;) {
-      const files = readdirSync(this.outbox).filter((f) => f.endsWith('.json')).slice(0, 100);
-      if (files.length === 0 || this.stopped) return;
-      const results = files.map((f) => JSON.parse(readFileSync(join(this.outbox, f), 'utf8')) as PendingResult);
+      if (this.stopped) return;
+      const { files, results } = this.pendingResults();
+      if (files.length === 0) return;
       const reply = await this.withBackoff('result delivery', () => this.request<{ results: { status: string }[] }>('POST', '/api/v1/agent/results', { results }));
       if (!reply) return;
       for (const f of files) rmSync(join(this.outbox, f), { force: true });
     }
   }
+
+  /** One delivery, no retry (the agent is stopping): what does not go now goes at the next start. */
+  private async deliverOnce(timeoutMs: number): Promise<void> {
+    const { files, results } = this.pendingResults();
+    if (files.length === 0) return;
+    try {
+      await this.request('POST', '/api/v1/agent/results', { results }, undefined, timeoutMs);
+      for (const f of files) rmSync(join(this.outbox, f), { force: true });
+    } catch (err) {
+      this.o.log.warn({ err: err instanceof Error ? err.message : String(err), results: files.length }, 'results not delivered before stopping; they are sent at the next start');
+    }
+  }
 }
 
-/** A failure that retrying cannot fix (no such handler). */
-class HandlerRefusal extends Error {}
+function osVersion(): string {
+  return `${type()} ${release()}`;
+}
 
-/** Runs a handler: params as JSON on stdin, result as JSON on stdout; non-zero exit fails; the timeout kills it. */
-function runHandler(path: string, params: Record<string, unknown>, timeoutMs: number, signal: AbortSignal): Promise<unknown> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(path, [], { stdio: ['pipe', 'pipe', 'pipe'], shell: false, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
-    let out = '';
-    let err = '';
-    let killedFor: string | null = null;
-    const kill = (why: string): void => {
-      killedFor = why;
-      child.kill('SIGKILL');
+/** The agent's metrics as a task's result names them (src/domain/builtin-tasks.ts). */
+function reading(m: Metrics): MetricsReading {
+  return { battery_level: m.battery, battery_charging: m.charging, cpu_usage: m.cpu, memory_usage: m.memory, disk_usage: m.disk };
+}
+
+/** Waits `ms` (nothing if not positive); with a signal, rejects with its reason when it aborts. */
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolveDelay, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolveDelay();
+    }, Math.max(0, ms));
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
     };
-    const timer = setTimeout(() => kill(`timed out after ${timeoutMs} ms`), timeoutMs);
-    const onAbort = (): void => kill('cancelled');
-    signal.addEventListener('abort', onAbort, { once: true });
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.length > OUTPUT_LIMIT) kill('wrote more than 1 MiB');
-    });
-    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      if (killedFor !== null) return reject(new Error(`handler ${killedFor}`));
-      if (code !== 0) return reject(new Error(`handler exited with ${String(code)}${err.trim() ? `: ${err.trim().slice(-500)}` : ''}`));
-      const text = out.trim();
-      try {
-        resolvePromise(text === '' ? null : (JSON.parse(text) as unknown));
-      } catch {
-        resolvePromise({ output: text });
-      }
-    });
-    child.stdin.end(JSON.stringify(params));
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
-function writeAtomically(path: string, data: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
+/** A bound on a wait while stopping: it does not keep the process alive by itself. */
+function grace(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
 }
 
 export function defaultStateDir(): string {

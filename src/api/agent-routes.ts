@@ -35,6 +35,11 @@ const Enroll = Type.Object(
     credential: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     hostname: Type.String({ minLength: 1, maxLength: 200 }),
     osVersion: Type.Optional(Type.String({ maxLength: 200 })),
+    // What the machine is (its firmware's model and manufacturer, its OS's name): kept as its device's
+    // attributes, which ring rules and task selectors match.
+    model: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    manufacturer: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    osName: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     capabilities: Type.Array(StringEnum(TASK_TYPES), { maxItems: TASK_TYPES.length, uniqueItems: true }),
     metrics: Metrics,
   },
@@ -173,6 +178,11 @@ export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         ...(b.credential !== undefined ? { credential: b.credential } : {}),
         capabilities: b.capabilities,
         device,
+        attributes: {
+          ...(b.model !== undefined ? { model: b.model } : {}),
+          ...(b.manufacturer !== undefined ? { manufacturer: b.manufacturer } : {}),
+          ...(b.osName !== undefined ? { osName: b.osName } : {}),
+        },
       });
       return { ...out, heartbeatIntervalMs: orchestrator.heartbeatIntervalMs, maxPollMs: MAX_POLL_MS };
     });

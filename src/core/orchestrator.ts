@@ -795,7 +795,7 @@ export class Orchestrator {
    * hash is stored). An agent that presents its id and credential again gets
    * its identity back; the same id with another credential is refused.
    */
-  async enroll(input: { token: string; agentId?: string; credential?: string; capabilities: TaskType[]; device: DeviceInfo }): Promise<{ agentId: string; credential: string; approval: Approval }> {
+  async enroll(input: { token: string; agentId?: string; credential?: string; capabilities: TaskType[]; device: DeviceInfo; attributes?: { model?: string; manufacturer?: string; osName?: string } }): Promise<{ agentId: string; credential: string; approval: Approval }> {
     this.assertWritable();
     const now = this.clock.now();
     if (input.agentId !== undefined) {
@@ -828,7 +828,8 @@ export class Orchestrator {
       ...(approval === 'pending' ? { approval } : {}),
     };
     await this.store.insertAgent(agent);
-    await this.fleet.ensureDevice(id, { model: input.device.name });
+    // What the agent reports the machine is (not its host name, which says nothing of the model).
+    await this.fleet.ensureDevice(id, { ...input.attributes });
     const live = this.track(agent, null);
     live.endpoint = new NetworkChannel(this.commandIds);
     await this.registerNetworkAgent(live, input.device, now);

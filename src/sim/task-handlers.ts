@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { isHealthy, unhealthyReasons } from '../domain/health.js';
+import type { MetricsReading } from '../domain/builtin-tasks.js';
+import { healthCheckResult, monitorResult, parseMonitorParams } from '../domain/builtin-tasks.js';
 import { pickMetrics } from '../domain/metrics.js';
 import type { Rng } from '../domain/random.js';
 import { uniform } from '../domain/random.js';
@@ -99,15 +100,6 @@ export function assessRisk(m: DeviceMetrics): { risk_score: number; level: 'low'
   return { risk_score: Math.min(100, score), level, factors };
 }
 
-function optionalInt(params: Record<string, unknown>, key: string, lo: number, hi: number, fallback: number): number {
-  const v = params[key];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
-    throw new TaskFailure(`parameters.${key} must be an integer from ${lo} to ${hi}`, false);
-  }
-  return v;
-}
-
 /** Simulated work takes a little time, as real work would. */
 async function work(ctx: HandlerContext, loMs: number, hiMs: number): Promise<void> {
   await ctx.clock.sleep(uniform(ctx.rng, loMs, hiMs), ctx.signal);
@@ -121,7 +113,7 @@ export const SIMULATED_HANDLERS: Record<TaskType, TaskHandler> = {
   async health_check(_params, ctx) {
     await work(ctx, 20, 100);
     const d = ctx.device();
-    return { ...pickMetrics(d), os_version: d.os_version, is_healthy: isHealthy(d), issues: unhealthyReasons(d) };
+    return healthCheckResult(pickMetrics(d), { hostname: d.name, os_version: d.os_version });
   },
   async deploy(params, ctx) {
     const version = params.version ?? params.package ?? 'latest';
@@ -137,19 +129,16 @@ export const SIMULATED_HANDLERS: Record<TaskType, TaskHandler> = {
     await work(ctx, 50, 200);
     return assessRisk(ctx.device());
   },
+  /** Same parameters and result as the real agent's monitor (src/domain/builtin-tasks.ts), on the simulated device. */
   async monitor(params, ctx) {
-    const samples = optionalInt(params, 'samples', 1, 60, 3);
-    const intervalMs = optionalInt(params, 'interval_ms', 10, 10_000, 200);
-    const readings: DeviceMetrics[] = [];
-    for (let i = 0; i < samples; i++) {
-      if (i > 0) await ctx.clock.sleep(intervalMs, ctx.signal);
+    const parsed = parseMonitorParams(params);
+    if (!parsed.ok) throw new TaskFailure(parsed.error, false);
+    const p = parsed.value;
+    const readings: MetricsReading[] = [];
+    for (let i = 0; i < p.samples; i++) {
+      if (i > 0) await ctx.clock.sleep(p.intervalSec * 1000, ctx.signal);
       readings.push(pickMetrics(ctx.device()));
     }
-    const avg = (key: 'cpu_usage' | 'memory_usage' | 'battery_level'): number =>
-      readings.reduce((s, r) => s + r[key], 0) / readings.length;
-    return {
-      samples: readings,
-      average: { cpu_usage: avg('cpu_usage'), memory_usage: avg('memory_usage'), battery_level: avg('battery_level') },
-    };
+    return monitorResult(p, readings);
   },
 };

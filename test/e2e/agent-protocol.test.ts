@@ -45,6 +45,18 @@ describe('the network agent protocol over HTTP', () => {
     expect((await agentCall('', 'GET', '/api/v1/agent/commands?waitMs=0')).status).toBe(401);
   });
 
+  it("keeps the model, manufacturer and OS name an agent reports as its device's attributes, and not its host name", async () => {
+    const res = await call('POST', '/api/v1/agent/enroll', { token: TOKEN, hostname: 'laptop-7', osVersion: 'Linux 6.1', model: 'ThinkPad X1 Carbon Gen 11', manufacturer: 'LENOVO', osName: 'Ubuntu 24.04', capabilities: ['health_check'], metrics });
+    expect(res.status).toBe(200);
+    const device = await call('GET', `/api/v1/devices/${String(res.body.agentId)}`);
+    expect(device.body).toMatchObject({ model: 'ThinkPad X1 Carbon Gen 11', manufacturer: 'LENOVO', osName: 'Ubuntu 24.04' });
+    // An agent that does not say has no model, rather than its host name for one.
+    const quiet = await call('POST', '/api/v1/agent/enroll', { token: TOKEN, hostname: 'laptop-8', capabilities: [], metrics });
+    expect((await call('GET', `/api/v1/devices/${String(quiet.body.agentId)}`)).body).toMatchObject({ model: null, manufacturer: null, osName: null });
+    expect((await call('POST', '/api/v1/agent/enroll', { token: TOKEN, hostname: 'h', model: 'x'.repeat(201), capabilities: [], metrics })).status).toBe(400);
+    expect((await call('POST', '/api/v1/agent/enroll', { token: TOKEN, hostname: 'h', manufacturer: '', capabilities: [], metrics })).status).toBe(400);
+  });
+
   it('a task submitted for the agent reaches its long-poll within a second; the result completes it once; a stale one is refused', async () => {
     const a = await enroll();
     // What is queued at enrollment (its ring) is taken and acknowledged first.

@@ -63,10 +63,12 @@ describe('agent processes over HTTP on loopback', () => {
       const t = await call('GET', `/api/v1/tasks/${String(health.body.id)}`);
       return t.body.status === 'completed' ? t.body : undefined;
     }, 15_000, 100);
-    const r = h.result as { cpu: number; memory: number; disk: number; battery: number | null };
-    expect(r.cpu).toBeGreaterThanOrEqual(0);
-    expect(r.memory).toBeGreaterThan(0);
-    expect(r.disk).toBeGreaterThan(0);
+    // Named as the simulated agent names them (src/domain/builtin-tasks.ts).
+    const r = h.result as { cpu_usage: number; memory_usage: number; disk_usage: number; battery_level: number | null };
+    expect(Object.keys(r).sort()).toEqual(['battery_charging', 'battery_level', 'cpu_usage', 'disk_usage', 'hostname', 'is_healthy', 'issues', 'memory_usage', 'os_version']);
+    expect(r.cpu_usage).toBeGreaterThanOrEqual(0);
+    expect(r.memory_usage).toBeGreaterThan(0);
+    expect(r.disk_usage).toBeGreaterThan(0);
   });
 
   it('an agent killed while it holds a task is marked offline within the bound, and the task runs on another agent with the attempt counted', async () => {

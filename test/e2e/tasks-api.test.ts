@@ -53,12 +53,12 @@ describe('/api/v1/tasks over HTTP', () => {
   });
 
   it('retries a failed task over HTTP', async () => {
-    const bad = await call('POST', '/api/v1/tasks', { type: 'monitor', params: { samples: 1000 }, maxAttempts: 1 });
+    const bad = await call('POST', '/api/v1/tasks', { type: 'monitor', params: { durationSec: 1000 }, maxAttempts: 1 });
     const failed = await waitFor(async () => {
       const t = (await call('GET', `/api/v1/tasks/${String(bad.body.id)}`)).body;
       return t.status === 'failed' ? t : undefined;
     });
-    expect(failed.error).toMatch(/samples must be an integer/);
+    expect(failed.error).toBe('parameters.durationSec must be a number of seconds from 0 to 300');
     const retried = await call('POST', `/api/v1/tasks/${String(bad.body.id)}/retry`);
     expect(retried).toMatchObject({ status: 200, body: { status: 'pending', attemptsLeft: 1 } });
     // Its parameters are still bad: the new run fails too, as attempt 2, and the task is listed as failed.

@@ -156,7 +156,7 @@ describe('tasks', () => {
     await spawnAll(h, 3);
     const views = await h.orchestrator.agentViews();
     for (const type of ['process_data', 'health_check', 'deploy', 'analyze_risk', 'monitor'] as const) {
-      const t = await h.orchestrator.submitTask({ type, parameters: type === 'monitor' ? { samples: 1 } : {} });
+      const t = await h.orchestrator.submitTask({ type, parameters: type === 'monitor' ? { durationSec: 0 } : {} });
       const done = await waitForStatus(h, t.id, 'completed', 10_000);
       const runner = views.find((v) => v.agent.id === done.assignedTo);
       expect(runner?.agent.capabilities).toContain(type);

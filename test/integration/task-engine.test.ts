@@ -57,7 +57,7 @@ describe('targets', () => {
     const h = await harness();
     await spawn(h, 2);
     const nobody = await submit(h, { type: 'monitor', priority: 100, target: { selector: { site: 'Mars' } } });
-    const other = await submit(h, { type: 'monitor', parameters: { samples: 1 } });
+    const other = await submit(h, { type: 'monitor', parameters: { durationSec: 0 } });
     await waitForStatus(h, other.id, 'completed', 5000);
     expect((await taskOf(h, nobody.id)).status).toBe('pending');
   });
@@ -200,7 +200,7 @@ describe('schedule', () => {
   it('runAfter holds a task back until then', async () => {
     const h = await harness();
     await spawn(h, 1);
-    const t = await submit(h, { type: 'monitor', parameters: { samples: 1 }, runAfter: h.clock.now() + 60_000 });
+    const t = await submit(h, { type: 'monitor', parameters: { durationSec: 0 }, runAfter: h.clock.now() + 60_000 });
     await h.advance(59_000);
     expect((await taskOf(h, t.id)).status).toBe('pending');
     const done = await waitForStatus(h, t.id, 'completed', 5000);
