@@ -31,6 +31,7 @@ import { OrchestratorError } from '../domain/errors.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { Store } from '../store/store.js';
 import type { Clock } from '../util/clock.js';
+import { steadyWall } from '../util/clock.js';
 import { Heap } from '../util/heap.js';
 import { newTaskId } from '../util/ids.js';
 import type { Logger } from '../util/logger.js';
@@ -151,6 +152,12 @@ function emptyStats(): StageStats {
 export class RolloutController {
   private readonly store: Store;
   private readonly clock: Clock;
+  /**
+   * The controller's time: the wall clock at its start plus the monotonic time since, so that a soak, an
+   * observation delay, a dispatch rate or a stall is measured in elapsed time even if the system clock is
+   * set meanwhile. Its instants are what the records keep (they match the wall clock unless it was set).
+   */
+  private readonly now: () => number;
   private readonly fleet: Fleet;
   private readonly driver: ExecutionDriver;
   private readonly events: EventBus;
@@ -172,6 +179,7 @@ export class RolloutController {
   constructor(options: { store: Store; clock: Clock; fleet: Fleet; driver: ExecutionDriver; events: EventBus; log: Logger }) {
     this.store = options.store;
     this.clock = options.clock;
+    this.now = steadyWall(options.clock);
     this.fleet = options.fleet;
     this.driver = options.driver;
     this.events = options.events;
@@ -189,7 +197,7 @@ export class RolloutController {
     for (const rec of await this.store.loadActiveDeployments()) {
       if (rec.kind !== 'rollout') continue;
       const a = this.track(rec, await this.store.getExecutions(rec.seq));
-      const now = this.clock.now();
+      const now = this.now();
       const changed: Execution[] = [];
       for (const e of a.execs.values()) {
         if (e.state === 'in_progress' && (e.taskId === null || !taskLive(e.taskId))) {
@@ -233,7 +241,7 @@ export class RolloutController {
       lastParkedScan: 0,
       lastMemberScan: 0,
       tokens: 1,
-      lastRefill: this.clock.now(),
+      lastRefill: this.now(),
       successes: new Array<number>(stages).fill(0),
       stats: Array.from({ length: stages }, emptyStats),
       observe: new Heap((x, y) => x.due < y.due),
@@ -396,7 +404,7 @@ export class RolloutController {
     // Serialised like any action, so that an action right after a create with start waits for the start.
     return this.serial(id, async () => {
       if (this.active.has(id) || (await this.store.getDeployment(id))) throw new OrchestratorError('ORCH_DEPLOYMENT_EXISTS', `deployment ${id} already exists`);
-      const now = this.clock.now();
+      const now = this.now();
       const rec: Omit<DeploymentRecord, 'seq'> = {
         id,
         kind: 'rollout',
@@ -448,7 +456,7 @@ export class RolloutController {
     if (!tr.from.includes(rec.status)) {
       throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} is ${rec.status}; ${action} applies to ${tr.from.join(', ')}`);
     }
-    const now = this.clock.now();
+    const now = this.now();
     const t = this.begin(a);
     const ring = this.ringOf(a, rec.stage);
     switch (action) {
@@ -652,7 +660,7 @@ export class RolloutController {
     const a = this.active.get(id);
     if (!a || a.rec.status !== 'rolled_back' || a.rec.endedAt !== null || a.inFlight > 0 || a.rollbacksOutstanding > 0) return;
     const t = this.begin(a);
-    t.rec.endedAt = this.clock.now();
+    t.rec.endedAt = this.now();
     t.rec.detail.outcome = deploymentOutcome(a.execs.values());
     t.after.push((x) => this.retire(x));
     await this.commit(a, t);
@@ -781,7 +789,7 @@ export class RolloutController {
     const a = this.active.get(deploymentId);
     const e = a?.execs.get(deviceId);
     if (!a || !e) return;
-    const now = this.clock.now();
+    const now = this.now();
     if (rollback) {
       if (e.rollbackTaskId === null) return;
       a.rollbacksOutstanding--;
@@ -875,7 +883,7 @@ export class RolloutController {
         await this.serial(id, async () => {
           const a = this.active.get(id);
           if (!a) return;
-          const now = this.clock.now();
+          const now = this.now();
           if (a.rec.status === 'in_progress') await this.step(a, now);
           else if (a.rec.status === 'halted' || a.rec.status === 'paused') this.observeDue(a, now);
           else this.retire(a);
@@ -893,7 +901,8 @@ export class RolloutController {
       for (let k = 0; k <= a.rec.stage; k++) this.addMembers(a, k, now);
     }
     this.observeDue(a, now);
-    if (inMaintenanceWindow(a.rec.spec.maintenanceWindows, now)) {
+    // Windows are times of day: the wall clock's, whatever the steady clock says.
+    if (inMaintenanceWindow(a.rec.spec.maintenanceWindows, this.clock.now())) {
       this.dispatch(a, stage, now);
       if (a.rec.phase === 'dispatching' && this.stageDone(a)) {
         const t = this.begin(a);

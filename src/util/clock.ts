@@ -24,6 +24,16 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/**
+ * Wall-clock milliseconds that move with the monotonic clock: the wall clock as it was when this was made,
+ * plus the time elapsed since. For components whose stored instants are also durations' ends (a soak's end,
+ * an observation's due time): setting the system clock afterwards moves none of their timing.
+ */
+export function steadyWall(clock: Clock): () => number {
+  const anchor = clock.now() - clock.monotonic();
+  return () => anchor + clock.monotonic();
+}
+
 function sleepWith(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_GATE, DEFAULT_PREFLIGHT } from '../../src/domain/deployment.js';
 import { TASK_TYPES } from '../../src/domain/types.js';
 import type { Task } from '../../src/domain/types.js';
 import { RateLimiter } from '../../src/security/rate-limit.js';
@@ -63,6 +64,29 @@ describe('setting the system clock', () => {
     const task = await taskOf(h, taskId);
     expect(task.status).toBe('pending');
     expect((await h.orchestrator.getTask(taskId)).attempts[0]?.outcome).toBe('agent_lost');
+  });
+
+  it("a deployment's soak is elapsed time: setting the clock an hour forward ends no soak early, back delays none", async () => {
+    const h = await harness();
+    for (let i = 0; i < 12; i++) await h.orchestrator.spawnAgent();
+    await advanceUntil(h, () => h.orchestrator.ringCounts().unassigned === 0 && h.orchestrator.fleet.size === 12, 10_000, 100);
+    for (const id of h.orchestrator.listAgentIds()) h.fleet.get(id)?.setMetrics({ battery_charging: true, battery_level: 90, cpu_usage: 20, memory_usage: 40, disk_usage: 30 });
+    await h.advance(6000);
+    const gate = { ...DEFAULT_GATE, minDevices: 1, minJudged: 0, observeMs: 0, maxBatteryDrainRegression: 1000 };
+    const soakMs = 10 * 60_000;
+    const stages = ['canary', 'dev'].map((ring) => ({ ring, rate: { maxPerMinute: 600 }, soakMs, gate, preflight: { ...DEFAULT_PREFLIGHT, minBattery: 0 } }));
+    const d = await h.orchestrator.deployments.create(
+      { name: 'soak', payload: { type: 'deploy', params: { version: '2' } }, stages, maintenanceWindows: [], autoRollback: false, rollbackPayload: { type: 'deploy', params: {} } },
+      { start: true },
+    );
+    const phase = () => h.orchestrator.deployments.peek(d.id);
+    await advanceUntil(h, () => phase()?.phase === 'soaking', 120_000);
+    expect(phase()?.stage).toBe(0);
+    h.clock.step(HOUR);
+    await h.advance(5 * 60_000);
+    expect(phase()).toMatchObject({ stage: 0, phase: 'soaking' });
+    h.clock.step(-2 * HOUR);
+    await advanceUntil(h, () => (phase()?.stage ?? 0) === 1, 6 * 60_000, 1000);
   });
 
   it('rate limits refill with elapsed time, whatever the wall clock does', () => {
