@@ -86,20 +86,17 @@ const answer = (schema: TSchema) => Type.Unsafe<object>(schema);
 type MetricsIn = { battery: number | null; charging: boolean | null; cpu: number; memory: number; disk: number };
 
 /**
- * A machine's metrics as the orchestrator keeps them. A machine without a
- * battery runs on mains power: it is kept as fully charged and charging, so
- * that the battery factors of its score and the prototype's rule see nothing
- * to worry about; `has_battery: false` is kept with its device facts.
+ * A machine's metrics as the orchestrator keeps them, in the seed's names. A machine without a battery keeps
+ * `battery_level` and `battery_charging` null: every view shows null, the prototype's rule passes its
+ * battery check, and the health score counts it as on mains power.
  */
 function deviceMetrics(m: MetricsIn) {
-  const hasBattery = m.battery !== null;
   return {
-    battery_level: m.battery ?? 100,
-    battery_charging: hasBattery ? (m.charging ?? false) : true,
+    battery_level: m.battery,
+    battery_charging: m.battery === null ? null : (m.charging ?? false),
     cpu_usage: m.cpu,
     memory_usage: m.memory,
     disk_usage: m.disk,
-    has_battery: hasBattery,
   };
 }
 

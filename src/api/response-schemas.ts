@@ -128,13 +128,13 @@ export const Asset = Type.Object(
 export const DeviceInfo = Type.Object(
   {
     name: Type.String(),
-    battery_level: Percent,
-    battery_charging: Type.Boolean(),
+    battery_level: Nullable(Percent),
+    battery_charging: Nullable(Type.Boolean()),
     cpu_usage: Percent,
     memory_usage: Percent,
     disk_usage: Percent,
     os_version: Type.String(),
-    is_healthy: Type.Boolean({ description: 'the prototype\'s rule: battery > 20 and cpu < 80 and memory < 85' }),
+    is_healthy: Type.Boolean({ description: 'the prototype\'s rule: battery > 20 and cpu < 80 and memory < 85 (a machine without a battery, `battery_level` null, passes its battery check)' }),
   },
   { $id: 'DeviceInfo', additionalProperties: false },
 );
@@ -361,8 +361,8 @@ export const DeviceDetail = Type.Object(
     metrics: Nullable(
       Type.Object(
         {
-          battery: Type.Number(),
-          charging: Type.Boolean(),
+          battery: Nullable(Type.Number({ description: 'null: no battery' })),
+          charging: Nullable(Type.Boolean()),
           cpu: Type.Number(),
           memory: Type.Number(),
           disk: Type.Number(),

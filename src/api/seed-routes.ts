@@ -4,7 +4,7 @@ import { OrchestratorError } from '../domain/errors.js';
 import type { Orchestrator } from '../core/orchestrator.js';
 import { Type } from 'typebox';
 import { errors } from './openapi.js';
-import { AGENT_STATUSES, Asset, ClusterStatus, DocumentedEnum, NullableEnum, ref, SeedDeployment, SeedDeploymentStatus, SeedTask } from './response-schemas.js';
+import { AGENT_STATUSES, Asset, ClusterStatus, DocumentedEnum, Nullable, NullableEnum, ref, SeedDeployment, SeedDeploymentStatus, SeedTask } from './response-schemas.js';
 import { AssetBody, AssetQuery, DeploymentBody, DeploymentQuery, SubmitTaskBody, TaskParams } from './schemas.js';
 import { clusterJson, deploymentJson, metricsSummary, taskJson } from './views.js';
 
@@ -31,7 +31,7 @@ const AssetDetails = Type.Object(
   { asset: ref(Asset), agent_id: Type.Union([Type.String(), Type.Null()]), agent_status: Type.Unsafe<string | null>(NullableEnum(AGENT_STATUSES, { description: 'null: the asset has no agent' })) },
   { additionalProperties: false },
 );
-const MetricsSummary = Type.Record(Type.String(), Type.Object({ cpu: Type.Number(), battery: Type.Number(), memory: Type.Number() }, { additionalProperties: false }), {
+const MetricsSummary = Type.Record(Type.String(), Type.Object({ cpu: Type.Number(), battery: Nullable(Type.Number()), memory: Type.Number() }, { additionalProperties: false }), {
   description: 'by agent id',
 });
 

@@ -2,21 +2,22 @@ import type { DeviceMetrics } from './types.js';
 
 /**
  * The seed's yes/no health rule, kept exactly for the seed API:
- * `battery > 20 && cpu < 80 && memory < 85` (disk is not considered).
+ * `battery > 20 && cpu < 80 && memory < 85` (disk is not considered). A machine without a battery
+ * (battery null) passes the battery check: it runs on mains power.
  */
 export function isHealthy(m: DeviceMetrics): boolean {
   return passesSeedRule(m.battery_level, m.cpu_usage, m.memory_usage);
 }
 
 /** The rule itself, on plain numbers (the fleet keeps metrics in columns). */
-export function passesSeedRule(battery: number, cpu: number, memory: number): boolean {
-  return battery > 20 && cpu < 80 && memory < 85;
+export function passesSeedRule(battery: number | null, cpu: number, memory: number): boolean {
+  return (battery === null || battery > 20) && cpu < 80 && memory < 85;
 }
 
 /** Names the failing parts of the rule, each value written by `show`. */
-export function seedRuleFailures(battery: number, cpu: number, memory: number, show: (x: number) => string = (x) => String(round1(x))): string[] {
+export function seedRuleFailures(battery: number | null, cpu: number, memory: number, show: (x: number) => string = (x) => String(round1(x))): string[] {
   const reasons: string[] = [];
-  if (!(battery > 20)) reasons.push(`battery ${show(battery)}% <= 20%`);
+  if (battery !== null && !(battery > 20)) reasons.push(`battery ${show(battery)}% <= 20%`);
   if (!(cpu < 80)) reasons.push(`cpu ${show(cpu)}% >= 80%`);
   if (!(memory < 85)) reasons.push(`memory ${show(memory)}% >= 85%`);
   return reasons;

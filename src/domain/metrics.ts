@@ -27,6 +27,8 @@ export function applyAdjustments(m: DeviceMetrics, adjustments: readonly MetricA
   for (const a of adjustments) {
     if (a.unlessCharging && next.battery_charging) continue;
     const current = next[a.metric];
+    // A machine without a battery has no level to change.
+    if (current === null) continue;
     if (a.onlyBelow !== undefined && !(current < a.onlyBelow)) continue;
     const raw = a.op === 'add' ? current + a.value : current * a.value;
     next[a.metric] = Math.round(clamp(raw, a.min ?? 0, a.max ?? 100) * 100) / 100;

@@ -24,9 +24,14 @@ export type Connectivity = 'online' | 'offline' | 'decommissioned';
 /** What the seed calls an agent's status: connectivity folded with whether it is running a task. */
 export type AgentStatus = 'idle' | 'busy' | 'offline' | 'decommissioned';
 
+/**
+ * A device's readings. A machine without a battery (a desktop, a kiosk) has `battery_level` and
+ * `battery_charging` null: no made-up level. The seed's health rule passes its battery check, and the
+ * health score counts it as on mains power.
+ */
 export interface DeviceMetrics {
-  battery_level: number;
-  battery_charging: boolean;
+  battery_level: number | null;
+  battery_charging: boolean | null;
   cpu_usage: number;
   memory_usage: number;
   disk_usage: number;

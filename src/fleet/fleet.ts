@@ -305,7 +305,7 @@ export class Fleet {
       osName: a.osName ?? null,
       tags: a.tags && a.tags.length > 0 ? [...a.tags] : null,
       metrics: known
-        ? { battery: reg.battery[i] as number, charging: reg.charging[i] === 1, cpu: reg.cpu[i] as number, memory: reg.memory[i] as number, disk: reg.disk[i] as number }
+        ? { battery: reg.batteryOf(i).level, charging: reg.batteryOf(i).charging, cpu: reg.cpu[i] as number, memory: reg.memory[i] as number, disk: reg.disk[i] as number }
         : null,
       drain: reg.drain[i] as number,
       cpuTrend: reg.cpuTrend[i] as number,
@@ -373,8 +373,8 @@ export class Fleet {
     const reg = this.registry;
     return {
       id: reg.ids[i] as string,
-      battery: reg.battery[i] as number,
-      charging: reg.charging[i] === 1,
+      battery: reg.batteryOf(i).level,
+      charging: reg.batteryOf(i).charging,
       cpu: reg.cpu[i] as number,
       memory: reg.memory[i] as number,
       disk: reg.disk[i] as number,
@@ -555,7 +555,9 @@ export class Fleet {
     const reg = this.registry;
     const i = reg.indexOf(id);
     if (i === undefined || (reg.scoreBin[i] as number) < 0) return null;
-    return { battery: reg.battery[i] as number, charging: reg.charging[i] === 1, cpu: reg.cpu[i] as number, memory: reg.memory[i] as number, disk: reg.disk[i] as number, drain: reg.drain[i] as number };
+    // A machine without a battery reads as on mains power, full: pre-flight and drain see nothing to hold it back.
+    const { battery, charging } = reg.healthInputs(i);
+    return { battery, charging, cpu: reg.cpu[i] as number, memory: reg.memory[i] as number, disk: reg.disk[i] as number, drain: reg.drain[i] as number };
   }
 
   ringOf(id: string): string {
@@ -634,13 +636,14 @@ export class Fleet {
     const known = (reg.scoreBin[i] as number) >= 0;
     const inputs = reg.healthInputs(i);
     const r1 = (x: number): number => Math.round(x * 10) / 10;
+    const { level, charging } = reg.batteryOf(i);
     return {
       ...this.summary(i),
       health: known ? { ...explainHealth(inputs, reg.healthConfig), healthy: reg.unhealthy[i] === 0 } : null,
       metrics: known
         ? {
-            battery: r1(inputs.battery),
-            charging: inputs.charging,
+            battery: level === null ? null : r1(level),
+            charging,
             cpu: r1(inputs.cpu),
             memory: r1(inputs.memory),
             disk: r1(inputs.disk),

@@ -55,9 +55,10 @@ export class Interner {
 /** A device's attributes: what pin and hold rules read, without the id. */
 export type DeviceAttributes = Omit<RuleSubject, 'id'>;
 
+/** A sample; `battery` and `charging` are null on a machine without a battery. */
 export interface MetricsSample {
-  battery: number;
-  charging: boolean;
+  battery: number | null;
+  charging: boolean | null;
   cpu: number;
   memory: number;
   disk: number;
@@ -429,7 +430,9 @@ export class DeviceRegistry {
       // Trends only over gaps long enough to mean something, smoothed so one odd sample does not dominate.
       if (hours >= 1 / 3600) {
         const alpha = Math.min(1, hours * 6); // about a 10-minute time constant
-        const drainNow = m.charging ? 0 : ((this.battery[i] as number) - m.battery) / hours;
+        // No battery (now or before) is no drain.
+        const prev = this.battery[i] as number;
+        const drainNow = m.charging || m.battery === null || Number.isNaN(prev) ? 0 : (prev - m.battery) / hours;
         const cpuNow = (m.cpu - (this.cpu[i] as number)) / hours;
         this.drain[i] = (this.drain[i] as number) + alpha * (clampRate(drainNow) - (this.drain[i] as number));
         this.cpuTrend[i] = (this.cpuTrend[i] as number) + alpha * (clampRate(cpuNow) - (this.cpuTrend[i] as number));
@@ -437,8 +440,9 @@ export class DeviceRegistry {
     }
     const live = this.connectivity[i] !== 2;
     if (live) this.leave(i);
-    this.battery[i] = m.battery;
-    this.charging[i] = m.charging ? 1 : 0;
+    // Without a battery: NaN and 2 (the score counts such a machine as on mains power; views show null).
+    this.battery[i] = m.battery ?? NaN;
+    this.charging[i] = m.battery === null ? 2 : m.charging ? 1 : 0;
     this.cpu[i] = m.cpu;
     this.memory[i] = m.memory;
     this.disk[i] = m.disk;
@@ -461,11 +465,21 @@ export class DeviceRegistry {
     if (live) this.enter(i);
   }
 
+  /** Whether device i has a battery (as its last sample said). */
+  hasBattery(i: number): boolean {
+    return this.charging[i] !== 2;
+  }
+
+  /** Device i's battery level and charging as sampled: null for both on a machine without a battery. */
+  batteryOf(i: number): { level: number | null; charging: boolean | null } {
+    return this.hasBattery(i) ? { level: this.battery[i] as number, charging: this.charging[i] === 1 } : { level: null, charging: null };
+  }
+
   /** What device i's score is computed from. */
   healthInputs(i: number): HealthInputs {
     return {
-      battery: this.battery[i] as number,
-      charging: this.charging[i] === 1,
+      battery: this.hasBattery(i) ? (this.battery[i] as number) : 100,
+      charging: this.charging[i] !== 0,
       cpu: this.cpu[i] as number,
       memory: this.memory[i] as number,
       disk: this.disk[i] as number,

@@ -17,12 +17,13 @@ const OS_VERSIONS = ['Windows 11 23H2', 'Windows 11 24H2', 'Windows 10 22H2', 'm
  * so a long-running simulation does not end with every battery flat.
  */
 export function driftStep(d: DeviceInfo, rng: Rng): DeviceInfo {
+  const level = d.battery_level;
+  // A simulated machine without a battery drifts in everything else.
+  if (level === null) return { ...d, cpu_usage: round2(clamp(d.cpu_usage + uniform(rng, -10, 10), 5, 95)), memory_usage: round2(clamp(d.memory_usage + uniform(rng, -5, 5), 20, 90)), disk_usage: round2(Math.min(95, d.disk_usage + uniform(rng, 0, 0.5))) };
   let charging = d.battery_charging;
-  if (!charging && d.battery_level <= 15 && rng() < 0.3) charging = true;
-  else if (charging && d.battery_level >= 95 && rng() < 0.3) charging = false;
-  const battery = d.battery_charging
-    ? clamp(d.battery_level + uniform(rng, 1, 5), 0, 100)
-    : clamp(d.battery_level - uniform(rng, 0, 3), 0, 100);
+  if (!charging && level <= 15 && rng() < 0.3) charging = true;
+  else if (charging && level >= 95 && rng() < 0.3) charging = false;
+  const battery = d.battery_charging ? clamp(level + uniform(rng, 1, 5), 0, 100) : clamp(level - uniform(rng, 0, 3), 0, 100);
   return {
     ...d,
     battery_charging: charging,

@@ -80,7 +80,7 @@ export function processData(params: Record<string, unknown>): unknown {
 export function assessRisk(m: DeviceMetrics): { risk_score: number; level: 'low' | 'medium' | 'high'; factors: string[] } {
   const factors: string[] = [];
   let score = 0;
-  if (!m.battery_charging && m.battery_level < 30) {
+  if (m.battery_level !== null && !m.battery_charging && m.battery_level < 30) {
     score += 35;
     factors.push(`low battery (${m.battery_level.toFixed(1)}%) and not charging`);
   }

@@ -201,7 +201,7 @@ export interface DeviceRecord {
   osName: string | null;
   tags: string[] | null;
   /** Latest metrics; null until the first sample. */
-  metrics: { battery: number; charging: boolean; cpu: number; memory: number; disk: number } | null;
+  metrics: { battery: number | null; charging: boolean | null; cpu: number; memory: number; disk: number } | null;
   drain: number;
   cpuTrend: number;
   impact: number;
@@ -216,8 +216,9 @@ export interface DeviceRecord {
 
 export interface DeviceSample {
   id: string;
-  battery: number;
-  charging: boolean;
+  /** Null on a machine without a battery, as `charging`. */
+  battery: number | null;
+  charging: boolean | null;
   cpu: number;
   memory: number;
   disk: number;

@@ -32,8 +32,12 @@ describe('the network agent protocol over HTTP', () => {
     expect(a.credential.length).toBeGreaterThanOrEqual(40);
     const agent = await call('GET', `/api/v1/agents/${a.agentId}`);
     expect(agent.body).toMatchObject({ slave_id: a.agentId, connectivity: 'online', capabilities: ['health_check', 'deploy'] });
-    // A machine without a battery is on mains power: healthy, not a made-up low battery.
-    expect((agent.body.device_info as { is_healthy: boolean }).is_healthy).toBe(true);
+    // A machine without a battery is on mains power: healthy, with no made-up level or charger in any view.
+    expect(agent.body.device_info).toMatchObject({ battery_level: null, battery_charging: null, is_healthy: true });
+    const device = (await call('GET', `/api/v1/devices/${a.agentId}`)).body as { metrics: Record<string, unknown>; health: { score: number } };
+    expect(device.metrics).toMatchObject({ battery: null, charging: null, cpu: 12.5 });
+    // Scored as a machine on mains power: no battery factor counts against it.
+    expect(device.health.score).toBeGreaterThan(80);
     const again = await call('POST', '/api/v1/agent/enroll', { token: TOKEN, agentId: a.agentId, credential: a.credential, hostname: 'laptop-1', capabilities: ['health_check'], metrics });
     expect(again.body).toMatchObject({ agentId: a.agentId, credential: a.credential });
     expect(await call('POST', '/api/v1/agent/enroll', { token: TOKEN, agentId: a.agentId, credential: 'x'.repeat(43), hostname: 'evil', capabilities: [], metrics })).toMatchObject({ status: 409, body: { code: 'ORCH_AGENT_IDENTITY' } });

@@ -169,6 +169,8 @@ describe.each(['inline', 'thread'] as const)('SqliteStore with the %s writer', (
     // A second import updates attributes and keeps metrics it does not carry.
     await s1.upsertDevices([{ ...base, id: 'dev-000', site: 'austin', metrics: null, sampledAt: null, ring: null }]);
     await s1.saveDeviceSamples([{ id: 'dev-002', battery: 12, charging: true, cpu: 90, memory: 80, disk: 70, drain: 3, cpuTrend: 4, impact: 0.3, sampledAt: 99 }]);
+    // A machine without a battery: its sample keeps battery and charging null, and still counts as a sample.
+    await s1.saveDeviceSamples([{ id: 'dev-006', battery: null, charging: null, cpu: 15, memory: 25, disk: 35, drain: 0, cpuTrend: 0, impact: 0, sampledAt: 98 }]);
     await s1.setDevicePin('dev-003', 'canary');
     await s1.setDeviceConnectivity('dev-004', 'online');
     await s1.applyRingMoves([
@@ -192,6 +194,7 @@ describe.each(['inline', 'thread'] as const)('SqliteStore with the %s writer', (
     expect(byId.get('dev-000')).toMatchObject({ site: 'austin', metrics: { battery: 50, charging: false, cpu: 10, memory: 30, disk: 40 }, sampledAt: 7, tags: ['kiosk'] });
     expect(byId.get('dev-002')).toMatchObject({ metrics: { battery: 12, charging: true, cpu: 90, memory: 80, disk: 70 }, drain: 3, cpuTrend: 4, impact: 0.3, sampledAt: 99 });
     expect(byId.get('dev-003')).toMatchObject({ pinRing: 'canary', metrics: null });
+    expect(byId.get('dev-006')).toMatchObject({ metrics: { battery: null, charging: null, cpu: 15, memory: 25, disk: 35 }, sampledAt: 98 });
     expect(byId.get('dev-004')?.connectivity).toBe('online');
     expect(byId.get('dev-001')).toMatchObject({ ring: 'dev', movedAt: 200 });
     expect(byId.get('dev-005')).toMatchObject({ ring: null, movedAt: 0 });

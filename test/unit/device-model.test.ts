@@ -16,8 +16,9 @@ describe('simulated device drift (the seed dynamics)', () => {
           expect(Math.abs(next.cpu_usage - d.cpu_usage)).toBeLessThanOrEqual(10.01);
           expect(Math.abs(next.memory_usage - d.memory_usage)).toBeLessThanOrEqual(5.01);
           expect(next.disk_usage).toBeGreaterThanOrEqual(Math.min(d.disk_usage, 95) - 0.01);
-          if (d.battery_charging) expect(next.battery_level).toBeGreaterThanOrEqual(Math.min(100, d.battery_level + 1) - 0.01);
-          else expect(next.battery_level).toBeLessThanOrEqual(d.battery_level + 0.01);
+          const level = d.battery_level ?? Number.NaN;
+          if (d.battery_charging) expect(next.battery_level).toBeGreaterThanOrEqual(Math.min(100, level + 1) - 0.01);
+          else expect(next.battery_level).toBeLessThanOrEqual(level + 0.01);
           expect(next.cpu_usage).toBeGreaterThanOrEqual(5);
           expect(next.cpu_usage).toBeLessThanOrEqual(95);
           expect(next.memory_usage).toBeGreaterThanOrEqual(20);

@@ -106,9 +106,10 @@ function toDevice(r: DeviceRow): DeviceRecord {
     osName: r.os_name,
     tags: r.tags === null ? null : (JSON.parse(r.tags) as string[]),
     metrics:
-      r.battery === null || r.cpu === null || r.memory === null
+      // A sample has cpu and memory; a machine without a battery has battery and charging null.
+      r.cpu === null || r.memory === null
         ? null
-        : { battery: r.battery, charging: r.charging === 1, cpu: r.cpu, memory: r.memory, disk: r.disk ?? 0 },
+        : { battery: r.battery, charging: r.battery === null ? null : r.charging === 1, cpu: r.cpu, memory: r.memory, disk: r.disk ?? 0 },
     drain: r.drain,
     cpuTrend: r.cpu_trend,
     impact: r.impact,
@@ -495,7 +496,8 @@ export class SqliteStore implements Store {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT(id) DO UPDATE SET site = excluded.site, department = excluded.department, manufacturer = excluded.manufacturer,
            model = excluded.model, os_name = excluded.os_name, tags = excluded.tags,
-           battery = COALESCE(excluded.battery, battery), charging = COALESCE(excluded.charging, charging),
+           battery = CASE WHEN excluded.cpu IS NULL THEN battery ELSE excluded.battery END,
+           charging = CASE WHEN excluded.cpu IS NULL THEN charging ELSE excluded.charging END,
            cpu = COALESCE(excluded.cpu, cpu), memory = COALESCE(excluded.memory, memory), disk = COALESCE(excluded.disk, disk),
            sampled_at = COALESCE(excluded.sampled_at, sampled_at)`,
       ),
@@ -803,7 +805,7 @@ export class SqliteStore implements Store {
         sql,
         params: [
           d.id, d.site, d.department, d.manufacturer, d.model, d.osName, d.tags === null ? null : JSON.stringify(d.tags),
-          d.metrics?.battery ?? null, d.metrics === null ? null : d.metrics.charging ? 1 : 0, d.metrics?.cpu ?? null,
+          d.metrics?.battery ?? null, d.metrics === null || d.metrics.charging === null ? null : d.metrics.charging ? 1 : 0, d.metrics?.cpu ?? null,
           d.metrics?.memory ?? null, d.metrics?.disk ?? null, d.drain, d.cpuTrend, d.impact, d.sampledAt,
           d.ring, d.movedAt, d.pinRing, d.connectivity, d.createdAt,
         ],
@@ -815,7 +817,7 @@ export class SqliteStore implements Store {
     if (samples.length === 0) return Promise.resolve();
     const sql = this.stmts.saveSample.source;
     return this.write(
-      samples.map((m) => ({ sql, params: [m.battery, m.charging ? 1 : 0, m.cpu, m.memory, m.disk, m.drain, m.cpuTrend, m.impact, m.sampledAt, m.id] })),
+      samples.map((m) => ({ sql, params: [m.battery, m.charging === null ? null : m.charging ? 1 : 0, m.cpu, m.memory, m.disk, m.drain, m.cpuTrend, m.impact, m.sampledAt, m.id] })),
     ).then(() => undefined);
   }
 
