@@ -142,6 +142,8 @@ export class TaskEngine {
   private readonly deadlineAt = new Map<string, number>();
   /** Inserts of tasks with an idempotency key that have not committed yet: a second submit waits for them. */
   private readonly inserting = new Map<string, Promise<void>>();
+  /** Writes that end an attempt and have not committed yet, by task: a read waits for them (see `get`). */
+  private readonly settling = new Map<string, Promise<void>>();
   /** Keys a submit is deciding (looking up, then creating): another submit of the same key waits its turn. */
   private readonly keyLocks = new Map<string, Promise<void>>();
   private readonly canWrite: () => boolean;
@@ -488,6 +490,8 @@ export class TaskEngine {
 
   /** The task as last committed or about to be; live tasks come from memory. */
   async get(id: string): Promise<{ task: Task; attempts: TaskAttempt[] }> {
+    const settling = this.settling.get(id);
+    if (settling) await settling.catch(() => undefined);
     const live = this.live.get(id);
     const task = live ? { ...live } : await this.store.getTask(id);
     if (!task) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
@@ -676,6 +680,14 @@ export class TaskEngine {
 
   private persist(task: Task, attempt: TaskAttempt | null): Promise<void> {
     const write = this.store.saveTask(task, attempt);
+    if (attempt !== null) {
+      // Until this commits, a read of the task waits for it: its status and its attempt's record show together.
+      this.settling.set(task.id, write);
+      const clear = (): void => {
+        if (this.settling.get(task.id) === write) this.settling.delete(task.id);
+      };
+      write.then(clear, clear);
+    }
     if (attempt?.outcome) {
       this.events.emit('task.attempt_ended', { taskId: attempt.taskId, attempt: attempt.attempt, agentId: attempt.agentId, outcome: attempt.outcome });
     }
