@@ -57,7 +57,8 @@ export interface SimResult {
   scenario: string;
   bad: boolean;
   devices: number;
-  outcome: 'completed' | 'halted' | 'rolled_back' | 'unfinished';
+  /** `paused`: a ring could not judge enough devices (insufficient evidence), which an operator would settle. */
+  outcome: 'completed' | 'halted' | 'paused' | 'rolled_back' | 'unfinished';
   haltReason: string | null;
   /** Virtual time from start to completion or halt. */
   virtualMs: number;
@@ -303,7 +304,8 @@ export async function simulate(scenario: Scenario, options: SimOptions = {}): Pr
       break;
     }
     status = rec.status;
-    if (status === 'halted') break;
+    // Nobody is there to promote or abort: a halt, or a pause for want of evidence, is where the run ends.
+    if (status === 'halted' || status === 'paused') break;
     if (options.onProgress && clock.now() - lastProgress >= 60_000) {
       lastProgress = clock.now();
       options.onProgress({ virtualMs: clock.now() - start, ring: stages[rec.stage]?.ring ?? '?', stage: rec.stage, stages: stages.length, done: controller.succeeded(d.id), total: n });
@@ -318,8 +320,8 @@ export async function simulate(scenario: Scenario, options: SimOptions = {}): Pr
     if (e.startedAt !== null) exposed++;
     if (e.state === 'succeeded') updatedPerRing[stages[e.stage]?.ring ?? '?'] = (updatedPerRing[stages[e.stage]?.ring ?? '?'] ?? 0) + 1;
   }
-  const outcome = status === 'completed' ? 'completed' : status === 'halted' ? 'halted' : status === 'rolled_back' ? 'rolled_back' : 'unfinished';
-  const end = view.deployment.endedAt ?? view.evaluations.filter((e) => e.verdict === 'fail').at(-1)?.at ?? clock.now();
+  const outcome = status === 'completed' ? 'completed' : status === 'halted' ? 'halted' : status === 'paused' ? 'paused' : status === 'rolled_back' ? 'rolled_back' : 'unfinished';
+  const end = view.deployment.endedAt ?? view.evaluations.filter((e) => e.verdict === 'fail' || e.verdict === 'insufficient_evidence').at(-1)?.at ?? clock.now();
   return {
     scenario: scenario.name,
     bad: scenario.bad,

@@ -26,6 +26,14 @@ describe('rollout simulator', () => {
     expect(r.updatedPerRing.dev).toBe(0);
   });
 
+  it('a ring that cannot judge enough of its devices ends the run as paused with the reason, at once, not after days of virtual time', async () => {
+    // 60 devices: dev holds 9, one of them offline, so 8 can be judged where its gate asks for all of them.
+    const r = await simulate(scenario('good-noisy'), { devices: 60 });
+    expect(r.outcome).toBe('paused');
+    expect(r.haltReason).toMatch(/insufficient evidence at ring dev/);
+    expect(r.virtualMs).toBeLessThan(6 * 3_600_000);
+  });
+
   it('the fixed-threshold baseline misses a release that only hurts health', async () => {
     const r = await simulate(scenario('bad-cpu'), { devices: 2000, gate: fixedThresholdGate() });
     expect(r.outcome).toBe('completed');
