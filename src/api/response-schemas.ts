@@ -306,6 +306,7 @@ const TaskProperties = {
       { description: 'every attempt (one task only, not in lists)' },
     ),
   ),
+  notice: Type.Optional(Type.String({ description: 'on submission only: said when no agent could run the task now (no agent offers its type, or none is in its ring or matches its selector); it waits until one does' })),
 };
 
 export const Task = Type.Object(TaskProperties, { $id: 'Task', additionalProperties: false });

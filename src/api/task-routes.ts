@@ -106,8 +106,14 @@ export function toSubmitInput(body: CreateTaskBody): SubmitInput {
 }
 
 const TAGS = ['tasks'];
-const REFUSED = errors({ 400: ['ORCH_UNKNOWN_TASK_TYPE', 'ORCH_UNKNOWN_RING'] });
+const REFUSED = errors({ 400: ['ORCH_UNKNOWN_TASK_TYPE', 'ORCH_UNKNOWN_RING'], 404: ['ORCH_AGENT_NOT_FOUND'] });
 const NOT_FOUND = errors({ 404: ['ORCH_TASK_NOT_FOUND'] });
+
+/** A submitted task as answered: with a notice when no agent could run it now (it waits, and says so). */
+function withNotice(orchestrator: Orchestrator, task: Parameters<typeof taskV1Json>[0]) {
+  const notice = task.status === 'pending' ? orchestrator.tasks.unmatched(task) : null;
+  return notice === null ? taskV1Json(task) : { ...taskV1Json(task), notice };
+}
 
 /** `/api/v1/tasks`: the task engine's own API. */
 export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
@@ -127,7 +133,7 @@ export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
     }, async (request, reply) => {
       const [out] = await orchestrator.tasks.submit([toSubmitInput(request.body)]);
       const { task, created } = out as { task: Parameters<typeof taskV1Json>[0]; created: boolean };
-      return reply.status(created ? 201 : 200).send(taskV1Json(task));
+      return reply.status(created ? 201 : 200).send(withNotice(orchestrator, task));
     });
 
     r.post('/api/v1/tasks/batch', {
@@ -146,7 +152,7 @@ export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
       const out = await orchestrator.tasks.submit(request.body.tasks.map(toSubmitInput));
       return reply.status(201).send({
         created: out.filter((o) => o.created).length,
-        tasks: out.map((o) => ({ ...taskV1Json(o.task), created: o.created })),
+        tasks: out.map((o) => ({ ...withNotice(orchestrator, o.task), created: o.created })),
       });
     });
 

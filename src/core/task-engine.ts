@@ -417,6 +417,24 @@ export class TaskEngine {
     return committed;
   }
 
+  /**
+   * Why no known agent could ever take this task as things stand (none offers its type, or none of those
+   * is in its ring or matches its selector), or null when one could. Offline agents count: they come back.
+   */
+  unmatched(task: Pick<Task, 'type' | 'target'>): string | null {
+    let offers = 0;
+    for (const w of this.workers.values()) {
+      if (!w.capabilities.has(task.type)) continue;
+      offers++;
+      const t = task.target;
+      if (t === null || ('agentId' in t && t.agentId === w.id) || ('ring' in t && t.ring === w.ring) || ('selector' in t && selectorMatches(t.selector, w.asset))) return null;
+    }
+    if (offers === 0) return `no agent offers ${task.type} now; the task waits until one does`;
+    const t = task.target;
+    const where = t === null ? '' : 'ring' in t ? ` in ring ${t.ring}` : 'selector' in t ? ' matching its selector' : ` as ${t.agentId}`;
+    return `no agent that offers ${task.type} is${where} now; the task waits until one is`;
+  }
+
   /** Whether the task is pending or running. */
   isLive(id: string): boolean {
     return this.live.has(id);

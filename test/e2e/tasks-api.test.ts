@@ -24,6 +24,19 @@ describe('/api/v1/tasks over HTTP', () => {
     expect((await getJson(`${base()}/status/${String(created.body.id)}`)).body).toMatchObject({ status: 'completed', state: 'completed', result: { sum: 9 } });
   });
 
+  it('a target no agent matches is accepted and the answer says so; one that some agent matches has no notice; an unknown agent is a 404', async () => {
+    const nowhere = await call('POST', '/api/v1/tasks', { type: 'analyze_risk', target: { selector: { site: 'Mars' } } });
+    expect(nowhere.status).toBe(201);
+    expect(nowhere.body.notice).toMatch(/no agent that offers analyze_risk is matching its selector now; the task waits/);
+    const anyone = await call('POST', '/api/v1/tasks', { type: 'analyze_risk', params: { note: 'plain' } });
+    expect(anyone.status).toBe(201);
+    expect(anyone.body.notice).toBeUndefined();
+    const batch = await call('POST', '/api/v1/tasks/batch', { tasks: [{ type: 'monitor', target: { ring: 'canary' }, params: { durationSec: 0 } }, { type: 'monitor', target: { selector: { model: 'none' } } }] });
+    expect((batch.body.tasks as { notice?: string }[])[1]?.notice).toMatch(/matching its selector/);
+    expect(await call('POST', '/api/v1/tasks', { type: 'analyze_risk', target: { agentId: 'slave-00000000' } })).toMatchObject({ status: 404, body: { code: 'ORCH_AGENT_NOT_FOUND' } });
+    expect((await call('POST', `/api/v1/tasks/${String(nowhere.body.id)}/cancel`)).status).toBe(200);
+  });
+
   it('takes a batch in one commit, and pages through tasks with a cursor', async () => {
     const batch = await call('POST', '/api/v1/tasks/batch', { tasks: Array.from({ length: 30 }, (_, i) => ({ type: 'health_check', params: { i } })) });
     expect(batch.status).toBe(201);
