@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getJson, jsonClient, runCli, serversPerTest, waitFor } from '../support/server-process.js';
@@ -12,13 +12,17 @@ afterEach(() => {
   for (const a of agents.splice(0)) if (a.exitCode === null && a.signalCode === null) a.kill('SIGKILL');
 });
 
-/** A handler directory: `process_data` sums `params.data`; `analyze_risk` sleeps `holdMs` first and says who ran it. */
-function handlers(holdMs = 0, who = 'agent'): string {
+/**
+ * A handler directory: `process_data` sums `params.data`; `analyze_risk` sleeps `holdMs` first and says who
+ * ran it (and, given `startedFile`, creates that file as it starts).
+ */
+function handlers(holdMs = 0, who = 'agent', startedFile?: string): string {
   const dir = tempDir();
   mkdirSync(dir, { recursive: true });
   const script = (body: string): string => `#!/usr/bin/env node\nlet s = '';\nprocess.stdin.on('data', (d) => (s += d));\nprocess.stdin.on('end', () => {\n  const p = JSON.parse(s || '{}');\n${body}\n});\n`;
   writeFileSync(join(dir, 'process_data'), script(`  process.stdout.write(JSON.stringify({ sum: (p.data || []).reduce((a, b) => a + b, 0), pid: process.pid }));`));
-  writeFileSync(join(dir, 'analyze_risk'), script(`  setTimeout(() => process.stdout.write(JSON.stringify({ risk: 'low', by: '${who}' })), ${holdMs});`));
+  const started = startedFile === undefined ? '' : `require('node:fs').writeFileSync(${JSON.stringify(startedFile)}, '');`;
+  writeFileSync(join(dir, 'analyze_risk'), script(`  ${started} setTimeout(() => process.stdout.write(JSON.stringify({ risk: 'low', by: '${who}' })), ${holdMs});`));
   writeFileSync(join(dir, 'deploy'), script(`  process.stderr.write('disk full'); process.exit(3);`));
   writeFileSync(join(dir, 'not-a-task-type'), script(`  process.stdout.write('{}');`));
   for (const f of ['process_data', 'analyze_risk', 'deploy', 'not-a-task-type']) chmodSync(join(dir, f), 0o755);
@@ -126,11 +130,13 @@ describe('agent processes over HTTP on loopback', () => {
     const s1 = await server(env);
     const port = new URL(s1.url).port;
     const stateDir = tempDir();
-    const a = startAgent(s1.url, handlers(2000, 'A'), stateDir);
+    const startedFile = join(tempDir(), 'started');
+    const a = startAgent(s1.url, handlers(2000, 'A', startedFile), stateDir);
     const aId = await enrolled(a);
     const call1 = jsonClient(() => s1.url);
     const task = await call1('POST', '/api/v1/tasks', { type: 'analyze_risk', maxAttempts: 3 });
-    await waitFor(async () => ((await call1('GET', `/api/v1/tasks/${String(task.body.id)}`)).body.status === 'in_progress' ? true : undefined), 10_000, 100);
+    // Killed once the agent runs the task (in progress is said as soon as it is assigned, before the agent has it).
+    await waitFor(() => Promise.resolve(existsSync(startedFile) ? true : undefined), 10_000, 50);
     s1.child.kill('SIGKILL');
     await s1.exited;
     // The handler finishes while the orchestrator is down: the result waits on disk.
