@@ -323,15 +323,9 @@ export class Orchestrator {
         if (live.credentialHash !== (agent.credentialHash ?? null)) delete live.verifiedCredential;
         live.agent = agent;
         live.credentialHash = agent.credentialHash ?? null;
+        live.worker = this.newWorker(live, asset);
       } else {
-        live = {
-          agent,
-          detector: new PhiAccrualDetector(detectorSettings(this.settings.heartbeatIntervalMs, this.settings.agentTimeoutMs)),
-          credentialHash: agent.credentialHash ?? null,
-          endpoint: agent.kind === 'network' ? new NetworkChannel(this.commandIds) : null,
-          succeeded: 0,
-          failed: 0,
-        } as LiveAgent;
+        live = this.liveAgent(agent, asset);
         this.agents.set(agent.id, live);
       }
       // Online as committed; an agent whose silence is not being timed yet starts being timed now.
@@ -339,7 +333,6 @@ export class Orchestrator {
       const c = counts.get(agent.id);
       live.succeeded = c?.succeeded ?? 0;
       live.failed = c?.failed ?? 0;
-      live.worker = this.newWorker(live, asset);
       tasks.addWorker(live.worker);
     }
     // Every agent is alive (nothing stopped): what they were running goes on, until their heartbeats say otherwise.
@@ -444,6 +437,14 @@ export class Orchestrator {
   // ---------------------------------------------------------------- agents
 
   private track(agent: Agent, asset: Asset | null): LiveAgent {
+    const live = this.liveAgent(agent, asset);
+    this.agents.set(agent.id, live);
+    this.tasks.addWorker(live.worker);
+    return live;
+  }
+
+  /** An agent as held in memory, with its worker (for the caller to add to a task engine). */
+  private liveAgent(agent: Agent, asset: Asset | null): LiveAgent {
     const live = {
       agent,
       detector: new PhiAccrualDetector(detectorSettings(this.settings.heartbeatIntervalMs, this.settings.agentTimeoutMs)),
@@ -454,8 +455,6 @@ export class Orchestrator {
       failed: 0,
     } as LiveAgent;
     live.worker = this.newWorker(live, asset);
-    this.agents.set(agent.id, live);
-    this.tasks.addWorker(live.worker);
     return live;
   }
 
