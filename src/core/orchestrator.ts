@@ -31,7 +31,7 @@ import type { Logger } from '../util/logger.js';
 import type { AgentLauncher } from './agent-launcher.js';
 import { EventBus } from './events.js';
 import { Loop } from './loop.js';
-import type { HeldAttempt, ResultReport, SubmitInput, Worker } from './task-engine.js';
+import type { HeldAttempt, ResultReport, RunningTask, SubmitInput, Worker } from './task-engine.js';
 import { TaskEngine } from './task-engine.js';
 import type { ExecutionDriver, ExecutionOutcome } from './rollouts.js';
 import type { AgentChannel, Command } from './network-channel.js';
@@ -308,6 +308,9 @@ export class Orchestrator {
     const tasks = this.makeTaskEngine();
     const mono = this.clock.monotonic();
     const known = new Set(stored.map((a) => a.id));
+    // What each agent was handed, and when: kept for the attempts the store still has running on it.
+    const handed = new Map<string, RunningTask>();
+    for (const live of this.agents.values()) for (const [taskId, run] of live.worker.running) handed.set(`${live.agent.id}|${taskId}|${run.attempt}`, run);
     for (const [id, live] of this.agents) {
       // Its enrollment or spawn never committed: it is not one of ours.
       if (known.has(id)) continue;
@@ -337,6 +340,12 @@ export class Orchestrator {
     }
     // Every agent is alive (nothing stopped): what they were running goes on, until their heartbeats say otherwise.
     await tasks.load(() => true, repairs);
+    for (const live of this.agents.values()) {
+      for (const [taskId, run] of live.worker.running) {
+        const before = handed.get(`${live.agent.id}|${taskId}|${run.attempt}`);
+        if (before) Object.assign(run, { ref: before.ref, assignedAt: before.assignedAt, timeoutAt: before.timeoutAt });
+      }
+    }
     const deployments = this.makeRollouts(fleet);
     await deployments.load((taskId) => tasks.isLive(taskId), repairs);
     this.tasksValue.stop();
