@@ -500,10 +500,11 @@ export class NetworkAgent {
       if (!parsed.ok) throw new NotRetryable(parsed.error);
       const p = parsed.value;
       const samples: MetricsReading[] = [];
-      const t0 = Date.now();
+      // Elapsed time (monotonic): setting the system clock does not bunch or stretch the readings.
+      const t0 = performance.now();
       for (let i = 0; i < p.samples; i++) {
         // Readings on a fixed schedule: a slow reading does not push the later ones back.
-        if (i > 0) await delay(t0 + i * p.intervalSec * 1000 - Date.now(), signal);
+        if (i > 0) await delay(t0 + i * p.intervalSec * 1000 - performance.now(), signal);
         if (signal.aborted) throw signal.reason;
         samples.push(reading(await this.o.metrics.read()));
       }

@@ -168,9 +168,9 @@ export function lockDir(dir: string, name: string, command: string): DirLock {
     nonce: randomBytes(8).toString('hex'),
   };
   const text = `${JSON.stringify(holder)}\n`;
-  const deadline = Date.now() + 5000;
+  const deadline = performance.now() + 5000;
   for (;;) {
-    if (Date.now() > deadline) throw new Error(`could not take ${file}: it kept changing for 5 s`);
+    if (performance.now() > deadline) throw new Error(`could not take ${file}: it kept changing for 5 s`);
     let fd: number;
     try {
       fd = openSync(file, 'wx', 0o644);
