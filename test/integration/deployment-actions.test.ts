@@ -132,7 +132,7 @@ function plan(over: Partial<Stage> = {}, extra: Partial<DeploymentSpec> = {}): D
 /** Ticks every second for `ms`, ending every update as it starts (unless told otherwise). */
 async function run(s: Setup, ms: number, finish = true): Promise<void> {
   for (let t = 0; t < ms; t += 1000) {
-    s.clock.step(1000);
+    await s.clock.advance(1000);
     await s.controller.tick();
     if (finish) s.devices.finish();
   }
@@ -185,7 +185,7 @@ describe('operator actions on one deployment are serialised and committed before
           ),
         );
         if (i % 30 === 29) {
-          s.clock.step(1000);
+          await s.clock.advance(1000);
           work.push(c.tick());
           s.devices.finish(() => rng() < 0.5);
         }
@@ -362,7 +362,7 @@ describe('gates never pass without evidence', () => {
     s.devices.offline.add(prod[11] as string);
     const d = await s.controller.create(plan({ gate: { ...DEFAULT_GATE, observeMs: 0, minJudged: 10 } }), { start: true });
     for (let t = 0; t < 400_000 && s.controller.peek(d.id) !== null; t += 1000) {
-      s.clock.step(1000);
+      await s.clock.advance(1000);
       await s.controller.tick();
       s.devices.finish(() => true, (id) => (id === broken ? { kind: 'failed', reason: 'install failed' } : { kind: 'succeeded' }));
     }
@@ -387,12 +387,12 @@ describe('automatic cancels say what cancelled them', () => {
     const s = await setup(40);
     const canary = ringOf(s, 'canary');
     const d = await s.controller.create(plan({ gate: { ...DEFAULT_GATE, observeMs: 0, minDevices: 1 } }, { autoRollback: true }), { start: true });
-    s.clock.step(1000);
+    await s.clock.advance(1000);
     await s.controller.tick();
     expect(s.devices.running.size).toBe(2);
     // One canary device fails; the other is still updating when the gate halts.
     s.devices.finish((id) => id === canary[0], () => ({ kind: 'failed', reason: 'install failed' }));
-    s.clock.step(1000);
+    await s.clock.advance(1000);
     await s.controller.tick();
     const view = await s.controller.get(d.id);
     const halt = 'halted at ring canary: 1 of 1 devices (100%) failed, above the 5% limit (at 99% confidence: at least 15.6%)';
