@@ -10,7 +10,7 @@
  *   - a heartbeat every 10 s (±10% jitter, first ones spread over 10 s);
  *   - a long-poll for commands (30 s), acknowledging what it handled;
  *   - a result for each task it receives, posted at once.
- * The agents' requests share keep-alive HTTP/2 connections (25 per process):
+ * The agents' requests share keep-alive HTTP/2 connections (40 per process):
  * the machine allows a process 20,000 open files, so one HTTP/1 connection per
  * parked long-poll would not fit on either side.
  *
@@ -37,7 +37,9 @@ const AGENTS = Number(process.env.BENCH_AGENTS ?? 20_000);
 const SECONDS = Number(process.env.BENCH_AGENTS_SECONDS ?? 120);
 const WORKERS = Number(process.env.BENCH_AGENTS_WORKERS ?? 4);
 const TASK_RATE = Number(process.env.BENCH_AGENTS_TASK_RATE ?? 20);
-const SESSIONS_PER_WORKER = 25;
+// 125 agents a connection: their parked long-polls, heartbeats and results stay under the server's default cap
+// of 256 streams a connection (HTTP2_MAX_STREAMS).
+const SESSIONS_PER_WORKER = 40;
 const INTERVAL_MS = 10_000;
 const POLL_MS = 30_000;
 const TOKEN = 'bench-agents-token-0123456789';

@@ -234,7 +234,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       print(`Restored ${restored.length} agents from ${databasePath(config)}`);
       for (const id of restored) print(`[Master] restored agent ${id}`);
     }
-    app = await buildApp({ orchestrator, logger, guard, store, clock, ...(tls !== undefined ? { tls } : {}) });
+    app = await buildApp({ orchestrator, logger, guard, store, clock, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, ...(tls !== undefined ? { tls } : {}) });
     await heldPort.release();
     try {
       await app.listen({ host: config.host, port: config.port });

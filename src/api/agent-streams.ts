@@ -1,4 +1,4 @@
-import type http2 from 'node:http2';
+import http2 from 'node:http2';
 import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import type { TSchema } from 'typebox';
@@ -7,6 +7,7 @@ import { OrchestratorError } from '../domain/errors.js';
 import type { FastifyBaseLogger } from 'fastify';
 import { agentAnswers, Heartbeat, Poll, Results } from './agent-routes.js';
 import { BODY_LIMIT, parseJsonBody } from './body.js';
+import { bodyTimeoutError } from './body-timeout.js';
 import type { ErrorBody } from './errors.js';
 import { orchestratorErrorReply, validationMessage } from './errors.js';
 import type { Guard } from '../security/guard.js';
@@ -53,6 +54,8 @@ export class AgentStreamRoutes {
     private readonly log: FastifyBaseLogger,
     private readonly guard: Guard,
     tls: boolean,
+    /** How long a body may take to arrive (REQUEST_TIMEOUT): 408 and the stream closed after that. */
+    private readonly bodyTimeoutMs: number,
   ) {
     this.headers = { 'content-type': JSON_TYPE, ...SECURITY_HEADERS, ...(tls ? { 'strict-transport-security': HSTS } : {}) };
     const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, addUsedSchema: false });
@@ -114,17 +117,26 @@ export class AgentStreamRoutes {
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
+    const timer = setTimeout(() => {
+      refused = true;
+      finish(this.failure(bodyTimeoutError(this.bodyTimeoutMs), path));
+      // The answer ends the server's side; the client's is closed with it, so that it stops sending.
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    }, this.bodyTimeoutMs);
+    stream.once('close', () => clearTimeout(timer));
     stream.on('data', (chunk: Buffer) => {
       if (refused) return;
       size += chunk.length;
       if (size > BODY_LIMIT) {
         refused = true;
+        clearTimeout(timer);
         finish(tooLarge());
         return;
       }
       chunks.push(chunk);
     });
     stream.on('end', () => {
+      clearTimeout(timer);
       if (refused) return;
       let body: unknown;
       try {

@@ -2,7 +2,9 @@ import swagger from '@fastify/swagger';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import { BODY_LIMIT, parseJsonBody } from './body.js';
+import { installBodyTimeout } from './body-timeout.js';
 import type { Orchestrator } from '../core/orchestrator.js';
+import { OrchestratorError } from '../domain/errors.js';
 import { errorHandler } from './errors.js';
 import { dualProtocolServer } from './listener.js';
 import { AgentStreamRoutes } from './agent-streams.js';
@@ -33,6 +35,10 @@ export interface AppOptions {
   clock: Clock;
   /** Certificate and key (PEM): HTTPS with HTTP/1.1 and HTTP/2 by ALPN instead of plain HTTP. */
   tls?: { cert: Buffer; key: Buffer };
+  /** How long a client may take to send a request's headers, and then its body (REQUEST_TIMEOUT). */
+  requestTimeoutMs: number;
+  /** Streams one HTTP/2 connection may have open at once (HTTP2_MAX_STREAMS). */
+  http2MaxStreams: number;
 }
 
 function parseJson(_req: unknown, body: string, done: (err: Error | null, value?: unknown) => void): void {
@@ -51,7 +57,7 @@ function logsRequests(logger: FastifyBaseLogger): boolean {
   return logger.level === 'debug' || logger.level === 'trace';
 }
 
-export async function buildApp({ orchestrator, logger, guard, store, clock, tls }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ orchestrator, logger, guard, store, clock, tls, requestTimeoutMs, http2MaxStreams }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     // Request lines are logged at debug level by the hook below, not at info by Fastify.
@@ -59,17 +65,19 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls 
     // A child logger per request only where request lines are logged (debug); errors carry the request id.
     childLoggerFactory: (parent, bindings, options) => (logsRequests(parent) ? parent.child(bindings, options) : parent),
     bodyLimit: BODY_LIMIT,
-    return503OnClosing: true,
+    // While closing, requests are refused by the hook below, with our error body (Fastify's own has no code).
+    return503OnClosing: false,
     // HTTP/1.1 and clear-text HTTP/2 on the same port (see listener.ts).
     serverFactory: (handler, options) => {
       const number = (v: unknown, fallback: number): number => (typeof v === 'number' ? v : fallback);
       return dualProtocolServer(handler, {
         keepAliveTimeout: number(options.keepAliveTimeout, 72_000),
-        requestTimeout: number(options.requestTimeout, 0),
+        headersTimeout: requestTimeoutMs,
         connectionTimeout: number(options.connectionTimeout, 0),
         http2SessionTimeout: number(options.http2SessionTimeout, 72_000),
+        http2MaxStreams,
         // The agent protocol's hot routes over HTTP/2 are served past Fastify (agent-streams.ts).
-        streamRoutes: new AgentStreamRoutes(orchestrator, logger, guard, tls !== undefined),
+        streamRoutes: new AgentStreamRoutes(orchestrator, logger, guard, tls !== undefined, requestTimeoutMs),
         ...(tls !== undefined ? { tls } : {}),
       });
     },
@@ -102,7 +110,14 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls 
   app.removeAllContentTypeParsers();
   // application/json by name as well as '*': a named parser is found without a search.
   app.addContentTypeParser(['application/json', '*'], { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson);
+  installBodyTimeout(app, requestTimeoutMs);
   app.setErrorHandler(errorHandler(logger, (err, request) => (request.routeOptions.config.access === 'agent' ? countAgentFailure(guard, request.ip, err) : err)));
+  // Once closing has begun (SIGTERM), what arrives on connections still open is refused: the client retries
+  // elsewhere or after the restart. HTTP/1 connections are closed after the answer (Fastify sets the header).
+  let closing = false;
+  app.addHook('onRequest', (_request, _reply, done) => {
+    done(closing ? new OrchestratorError('ORCH_SHUTTING_DOWN', 'the orchestrator is stopping') : undefined);
+  });
   installSecurity(app, { orchestrator, guard, store, clock, tls: tls !== undefined });
   // While the store cannot commit, a change is refused before any of it is made (the heartbeat and progress of
   // agents say they live and need no commit: their routes handle it themselves).
@@ -123,6 +138,7 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls 
   app.addHook('onRoute', documentRoute);
   // Parked long-polls are answered at once on close, so that closing does not wait for them.
   app.addHook('preClose', (done) => {
+    closing = true;
     orchestrator.releasePolls();
     done();
   });

@@ -2,17 +2,18 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { StreamScheduler } from './stream-scheduler.js';
 
 /** How every HTTP/2 connection begins (RFC 9113 §3.4). No HTTP/1 request line starts this way. */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
-/** Streams one HTTP/2 connection may carry at once: enough for a proxy or a load tool carrying many agents' long-polls. */
-export const H2_MAX_STREAMS = 10_000;
-
 export interface ListenerOptions {
   keepAliveTimeout: number;
-  requestTimeout: number;
+  /** How long an HTTP/1 client may take to send a request's headers (its body has its own timer: body-timeout.ts). */
+  headersTimeout: number;
   connectionTimeout: number;
+  /** Streams one HTTP/2 connection may have open at once. */
+  http2MaxStreams: number;
   /** An HTTP/2 connection without streams for this long is closed. */
   http2SessionTimeout: number;
   /** Routes served on raw HTTP/2 streams before Fastify sees them: `handle` returns false for the rest. */
@@ -21,15 +22,20 @@ export interface ListenerOptions {
   tls?: { cert: Buffer; key: Buffer };
 }
 
-/** Serves the stream routes first, and hands the other streams to node's compatibility layer (and so to Fastify). */
-function routeStreamsFirst(h2: http2.Http2Server | http2.Http2SecureServer, streamRoutes: NonNullable<ListenerOptions['streamRoutes']>): void {
+/**
+ * Starts streams in turn (stream-scheduler.ts): each the stream routes' if they take it, else node's
+ * compatibility layer's (and so Fastify's).
+ */
+function scheduleStreams(h2: http2.Http2Server | http2.Http2SecureServer, streamRoutes: ListenerOptions['streamRoutes'], maxStreams: number): StreamScheduler {
   // node:http2 turns each stream into a compatibility request and response in a 'stream' listener of its own.
   const [compat] = h2.listeners('stream') as ((...args: unknown[]) => void)[];
   if (compat === undefined) throw new Error('node:http2 server without its compatibility stream listener');
   h2.removeListener('stream', compat);
-  h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
-    if (!streamRoutes.handle(stream, headers)) compat.call(h2, stream, headers, ...rest);
-  });
+  const scheduler = new StreamScheduler((stream, headers, ...rest) => {
+    if (streamRoutes === undefined || !streamRoutes.handle(stream, headers)) compat.call(h2, stream, headers, ...rest);
+  }, maxStreams);
+  h2.on('stream', scheduler.accept);
+  return scheduler;
 }
 
 /** Tracks a server's HTTP/2 sessions, closes idle ones, and closes them all on demand. */
@@ -52,8 +58,8 @@ function trackSessions(h2: http2.Http2Server | http2.Http2SecureServer, idleMs: 
  * handshake. Returned as Fastify's `serverFactory`, as the plain one is.
  */
 function secureServer(handler: Handler, options: ListenerOptions & { tls: { cert: Buffer; key: Buffer } }): http.Server {
-  const h2 = http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true, settings: { maxConcurrentStreams: H2_MAX_STREAMS } }, handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
-  if (options.streamRoutes !== undefined) routeStreamsFirst(h2, options.streamRoutes);
+  const h2 = http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true, settings: { maxConcurrentStreams: options.http2MaxStreams } }, handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  scheduleStreams(h2, options.streamRoutes, options.http2MaxStreams);
   const closeSessions = trackSessions(h2, options.http2SessionTimeout);
   h2.setTimeout(options.keepAliveTimeout);
   // HTTP/1.1 connections (ALPN http/1.1) are node:http's, inside the HTTP/2 server: on close, the idle ones are
@@ -95,26 +101,32 @@ type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
  */
 export function dualProtocolServer(handler: Handler, options: ListenerOptions): http.Server {
   if (options.tls !== undefined) return secureServer(handler, { ...options, tls: options.tls });
-  const h1 = http.createServer(handler);
+  // Headers that take longer than headersTimeout get node's bare 408 (there is no request yet to answer in JSON);
+  // it is checked every connectionsCheckingInterval. The body's own timer is the app's (body-timeout.ts).
+  const h1 = http.createServer({ headersTimeout: options.headersTimeout, requestTimeout: 0, connectionsCheckingInterval: Math.min(5000, Math.max(250, options.headersTimeout / 4)) }, handler);
   h1.keepAliveTimeout = options.keepAliveTimeout;
-  h1.requestTimeout = options.requestTimeout;
   h1.setTimeout(options.connectionTimeout);
-  const h2 = http2.createServer({ settings: { maxConcurrentStreams: H2_MAX_STREAMS } }, handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
-  if (options.streamRoutes !== undefined) routeStreamsFirst(h2, options.streamRoutes);
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: options.http2MaxStreams } }, handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  scheduleStreams(h2, options.streamRoutes, options.http2MaxStreams);
   const closeSessions = trackSessions(h2, options.http2SessionTimeout);
 
   const [http1Connection] = h1.listeners('connection') as ((socket: Socket) => void)[];
   if (http1Connection === undefined) throw new Error('node:http server without its connection listener');
   h1.removeListener('connection', http1Connection);
+  // Connections that have not said yet which protocol they speak: neither server knows them, so closing ends them here.
+  const sniffing = new Set<Socket>();
   h1.on('connection', (socket: Socket) => {
+    sniffing.add(socket);
     let head: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       const n = Math.min(head.length, H2_PREFACE.length);
       const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
       if (isH2 && head.length < H2_PREFACE.length) return; // a part of the preface: wait for the rest
+      sniffing.delete(socket);
       socket.removeListener('data', onData);
       socket.removeListener('error', onError);
+      socket.removeListener('end', onError);
       socket.removeListener('timeout', onError);
       socket.setTimeout(0);
       socket.pause();
@@ -127,14 +139,23 @@ export function dualProtocolServer(handler: Handler, options: ListenerOptions): 
       }
     };
     const onError = (): void => {
+      sniffing.delete(socket);
       socket.destroy();
     };
     socket.on('data', onData);
     socket.on('error', onError);
+    // A client that ends its side before saying anything is gone (the server allows half-open sockets).
+    socket.on('end', onError);
     // Until the first bytes arrive neither server's timeouts apply: a connection that says nothing is closed here.
     socket.setTimeout(options.keepAliveTimeout);
     socket.on('timeout', onError);
   });
 
-  return Object.assign(h1, { closeHttp2Sessions: closeSessions });
+  return Object.assign(h1, {
+    closeHttp2Sessions(): void {
+      closeSessions();
+      for (const socket of sniffing) socket.destroy();
+      sniffing.clear();
+    },
+  });
 }

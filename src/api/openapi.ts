@@ -91,6 +91,7 @@ function commonErrors(method: string, url: string, access: Access, schema: Fasti
     add('ORCH_INVALID_JSON');
     add('ORCH_VALIDATION');
     add('ORCH_PAYLOAD_TOO_LARGE');
+    add('ORCH_REQUEST_TIMEOUT');
   }
   if (schema.body !== undefined || schema.querystring !== undefined || schema.params !== undefined) add('ORCH_VALIDATION');
   if (url.includes(':')) add('ORCH_URI_TOO_LONG');

@@ -88,6 +88,7 @@ export const ERROR_MEANINGS: Readonly<Record<ErrorCode, string>> = {
   ORCH_TASK_STATE: 'the task is not in a state this applies to',
   ORCH_DEVICE_HELD: 'the device is held by a rule and belongs to no ring',
   ORCH_AGENT_IDENTITY: 'the agent id is not an enrolled network agent, or its credential differs',
+  ORCH_REQUEST_TIMEOUT: 'the body did not arrive within REQUEST_TIMEOUT (default 30 s); the connection or stream is closed',
   ORCH_PAYLOAD_TOO_LARGE: 'the body is larger than 1 MiB',
   ORCH_URI_TOO_LONG: 'a path segment is longer than 256 characters',
   ORCH_UNSUPPORTED_MEDIA_TYPE: 'an unsupported content type',

@@ -40,6 +40,10 @@ export interface Config {
   /** PEM files of the certificate chain and private key; both '' for plain HTTP. */
   readonly tlsCert: string;
   readonly tlsKey: string;
+  /** How long a client may take to send a request's headers, and then its body; 408 after that. */
+  readonly requestTimeoutMs: number;
+  /** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  readonly http2MaxStreams: number;
 }
 
 export class ConfigError extends Error {
@@ -152,6 +156,8 @@ export const SETTINGS = [
   { key: 'tlsCert', env: 'TLS_CERT', flag: '--tls-cert', description: 'PEM certificate chain; with TLS_KEY the API speaks HTTPS (HTTP/1.1 and HTTP/2)', default: '', parse: anyString },
   { key: 'tlsKey', env: 'TLS_KEY', flag: '--tls-key', description: 'PEM private key of TLS_CERT', default: '', parse: anyString },
   { key: 'taskAgingMs', env: 'TASK_AGING', flag: '--task-aging', description: 'waiting this long counts as one priority level; off disables aging', default: '60s', parse: durationOrOff(1000, 365 * 86_400_000) },
+  { key: 'requestTimeoutMs', env: 'REQUEST_TIMEOUT', flag: '--request-timeout', description: "how long a client may take to send a request's headers, and then its body (408 after that)", default: '30s', parse: duration(1000, 3_600_000) },
+  { key: 'http2MaxStreams', env: 'HTTP2_MAX_STREAMS', flag: '--http2-max-streams', description: 'requests one HTTP/2 connection may have open at once; a proxy carrying more opens more connections', default: '256', parse: integer(1, 100_000) },
 ] as const satisfies readonly Setting<keyof Config>[];
 
 export type ConfigFlags = Partial<Record<keyof Config, string>>;

@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   ORCH_TASK_STATE: 409,
   ORCH_DEVICE_HELD: 409,
   ORCH_AGENT_IDENTITY: 409,
+  /** The body did not arrive within REQUEST_TIMEOUT; the connection (HTTP/1) or stream (HTTP/2) is closed. */
+  ORCH_REQUEST_TIMEOUT: 408,
   ORCH_PAYLOAD_TOO_LARGE: 413,
   ORCH_URI_TOO_LONG: 414,
   ORCH_UNSUPPORTED_MEDIA_TYPE: 415,

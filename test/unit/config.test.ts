@@ -25,6 +25,8 @@ describe('configuration', () => {
       authFailureLimit: { count: 20, perMs: 60_000 },
       tlsCert: '',
       tlsKey: '',
+      requestTimeoutMs: 30_000,
+      http2MaxStreams: 256,
     });
     expect(loadConfig({ TASK_AGING: 'off' }).taskAgingMs).toBe(Infinity);
     // An empty variable means the default for the other settings (e.g. ENROLL_TOKEN= generates one), not for DATA_DIR.
