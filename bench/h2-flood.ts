@@ -167,6 +167,8 @@ async function flooder(url: string, mode: string): Promise<void> {
 
 interface Probe {
   samples: number;
+  /** Requests not sent because the answers before them took the phase past its end (counted at what they waited). */
+  unsent: number;
   errors: number;
   statuses: Record<string, number>;
   p50Ms: number;
@@ -181,8 +183,16 @@ async function probe(base: string, seconds: number): Promise<Probe> {
   let errors = 0;
   const interval = 1000 / PROBE_PER_SECOND;
   const start = performance.now();
+  const deadline = start + seconds * 1000;
+  let unsent = 0;
   for (let i = 0; i < seconds * PROBE_PER_SECOND; i++) {
     const due = start + i * interval;
+    if (performance.now() > deadline + 1000) {
+      // Answers so slow that the phase is over: what was not sent counts at what it has waited already.
+      unsent++;
+      latencies.push(performance.now() - due);
+      continue;
+    }
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
     const submit = i % 2 === 1;
@@ -205,7 +215,7 @@ async function probe(base: string, seconds: number): Promise<Probe> {
   }
   agent.destroy();
   latencies.sort((a, b) => a - b);
-  return { samples: latencies.length, errors, statuses, p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)), maxMs: round(latencies.at(-1) ?? Number.NaN) };
+  return { samples: latencies.length, unsent, errors, statuses, p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)), maxMs: round(latencies.at(-1) ?? Number.NaN) };
 }
 
 // ------------------------------------------------------------------ the run
