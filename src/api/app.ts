@@ -112,16 +112,18 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls,
   app.addContentTypeParser(['application/json', '*'], { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson);
   installBodyTimeout(app, requestTimeoutMs);
   app.setErrorHandler(errorHandler(logger, (err, request) => (request.routeOptions.config.access === 'agent' ? countAgentFailure(guard, request.ip, err) : err)));
+  installSecurity(app, { orchestrator, guard, store, clock, tls: tls !== undefined });
   // Once closing has begun (SIGTERM), what arrives on connections still open is refused: the client retries
   // elsewhere or after the restart. HTTP/1 connections are closed after the answer (Fastify sets the header).
   let closing = false;
-  app.addHook('onRequest', (_request, _reply, done) => {
-    done(closing ? new OrchestratorError('ORCH_SHUTTING_DOWN', 'the orchestrator is stopping') : undefined);
-  });
-  installSecurity(app, { orchestrator, guard, store, clock, tls: tls !== undefined });
   // While the store cannot commit, a change is refused before any of it is made (the heartbeat and progress of
-  // agents say they live and need no commit: their routes handle it themselves).
+  // agents say they live and need no commit: their routes handle it themselves). One hook for both: every
+  // request passes it.
   app.addHook('onRequest', (request, _reply, done) => {
+    if (closing) {
+      done(new OrchestratorError('ORCH_SHUTTING_DOWN', 'the orchestrator is stopping'));
+      return;
+    }
     const m = request.method;
     if (m === 'GET' || m === 'HEAD' || m === 'OPTIONS' || orchestrator.storage.writable || WRITES_NOT_NEEDED.has(request.routeOptions.url ?? '')) {
       done();

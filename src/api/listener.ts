@@ -17,7 +17,7 @@ export interface ListenerOptions {
   /** An HTTP/2 connection without streams for this long is closed. */
   http2SessionTimeout: number;
   /** Routes served on raw HTTP/2 streams before Fastify sees them: `handle` returns false for the rest. */
-  streamRoutes?: { handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean };
+  streamRoutes?: { handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean; takes(headers: http2.IncomingHttpHeaders): boolean };
   /** Certificate and key (PEM): HTTPS instead, HTTP/1.1 and HTTP/2 chosen by ALPN. */
   tls?: { cert: Buffer; key: Buffer };
 }
@@ -33,7 +33,7 @@ function scheduleStreams(h2: http2.Http2Server | http2.Http2SecureServer, stream
   h2.removeListener('stream', compat);
   const scheduler = new StreamScheduler((stream, headers, ...rest) => {
     if (streamRoutes === undefined || !streamRoutes.handle(stream, headers)) compat.call(h2, stream, headers, ...rest);
-  }, maxStreams);
+  }, maxStreams, (headers) => streamRoutes?.takes(headers) === true);
   h2.on('stream', scheduler.accept);
   return scheduler;
 }

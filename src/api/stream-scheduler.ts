@@ -43,7 +43,9 @@ interface Connection {
  * heartbeats of every agent) behind them. So each connection starts at most
  * STREAMS_PER_TURN requests per turn of the event loop; the others wait, in
  * order, for the following turns, which come after the other sockets have
- * been read. With the per-connection stream cap, one connection can never
+ * been read. The agent protocol's hot routes (heartbeat, commands, results:
+ * cheap, and authenticated before anything else) are exempt: a proxy's burst
+ * of a hundred agents' heartbeats would otherwise wait turns for nothing. With the per-connection stream cap, one connection can never
  * have more than that cap waiting.
  *
  * A stream its client reset before it was started (the "rapid reset" of
@@ -67,6 +69,8 @@ export class StreamScheduler {
     private readonly start: Start,
     /** The connections' stream cap (SETTINGS_MAX_CONCURRENT_STREAMS). */
     private readonly maxStreams: number,
+    /** Streams started at once whatever the turn (the agent protocol's hot routes). */
+    private readonly exempt: (headers: http2.IncomingHttpHeaders) => boolean = () => false,
   ) {}
 
   /** The 'stream' listener: starts the stream now, or queues it for a later turn. */
@@ -94,9 +98,16 @@ export class StreamScheduler {
       this.close(c);
       return;
     }
+    // The turn ends (and the counts above start again) once the sockets readable now have been read.
+    this.nextTurn();
+    // The agent protocol's hot routes are a fleet's steady traffic, cheap and authenticated first: they start
+    // at once (what one connection may have open is still capped, and resets still counted).
+    if (this.exempt(args[1])) {
+      this.start(...args);
+      return;
+    }
     if (c.started < STREAMS_PER_TURN && c.waiting.length === 0) {
       c.started++;
-      this.nextTurn();
       this.start(...args);
       return;
     }
@@ -104,7 +115,6 @@ export class StreamScheduler {
     stream.on('error', ignore);
     c.waiting.push(args);
     this.ready.add(c);
-    this.nextTurn();
   };
 
   /** Turns are counted by setImmediate: it runs once the sockets readable in this turn have been read. */

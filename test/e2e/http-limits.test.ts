@@ -138,6 +138,27 @@ describe('HTTP/2 streams per connection', () => {
     socket.destroy();
   });
 
+  it('a connection that carries many more requests than its stream cap, one after another, is served to the end (agent routes and the rest)', async () => {
+    const h2 = new H2Client(srv.base());
+    try {
+      const auth = await enroll(h2, 'steady');
+      const answers: number[] = [];
+      for (let seq = 1; seq <= 5 * MAX_STREAMS; seq++) {
+        answers.push((await h2.request('POST', '/api/v1/agent/heartbeat', { body: { seq, metrics, running: [] }, headers: { authorization: auth } })).status);
+        answers.push((await h2.request('GET', '/cluster_status')).status);
+      }
+      // In bursts too, each up to the cap.
+      for (let burst = 0; burst < 5; burst++) {
+        const statuses = await Promise.all(Array.from({ length: MAX_STREAMS }, (_, i) => (i % 2 === 0 ? h2.request('GET', '/cluster_status') : h2.request('POST', '/api/v1/agent/heartbeat', { body: { seq: 100 + burst * MAX_STREAMS + i, metrics, running: [] }, headers: { authorization: auth } }))));
+        answers.push(...statuses.map((r) => r.status));
+      }
+      expect(answers).toEqual(answers.map(() => 200));
+      expect(h2.closed).toBe(false);
+    } finally {
+      await h2.close();
+    }
+  });
+
   it('a client that resets streams as fast as it opens them (rapid reset) is disconnected with ENHANCE_YOUR_CALM; the server answers others meanwhile', async () => {
     const url = new URL(srv.base());
     const block = requestBlock('GET', '/cluster_status', url.host);
