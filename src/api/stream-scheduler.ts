@@ -50,7 +50,9 @@ interface Connection {
  *
  * A stream its client reset before it was started (the "rapid reset" of
  * CVE-2023-44487: open a stream, cancel it at once, repeat) is never
- * started: node has created it, nothing more. A connection that does it
+ * started: node has created it, nothing more. (So streams start at the end
+ * of the turn they arrived in, once node has read the resets that came with
+ * them.) A connection that does it
  * more than RESET_BURST times at once, or faster than RESETS_PER_SECOND, is
  * closed with GOAWAY (ENHANCE_YOUR_CALM). Node says a stream was reset only
  * a moment after it announced the stream; a connection that opens more than
@@ -89,7 +91,6 @@ export class StreamScheduler {
     }
     if (c.turn !== this.turn) {
       c.turn = this.turn;
-      c.started = 0;
       c.opened = 0;
     }
     // A client cannot have more streams open than the cap, and it frees them only as it reads our answers, or
@@ -106,12 +107,9 @@ export class StreamScheduler {
       this.start(...args);
       return;
     }
-    if (c.started < STREAMS_PER_TURN && c.waiting.length === 0) {
-      c.started++;
-      this.start(...args);
-      return;
-    }
-    // Until it starts, nobody else listens to it: a reset with an error code would be an unhandled 'error'.
+    // The rest start at the end of the turn (onTurn): by then node has read the resets that came with them, and a
+    // stream opened and cancelled at once costs no work. Until it starts, nobody else listens to it: a reset
+    // with an error code would be an unhandled 'error'.
     stream.on('error', ignore);
     c.waiting.push(args);
     this.ready.add(c);
