@@ -422,6 +422,9 @@ export class TaskEngine {
    * is in its ring or matches its selector), or null when one could. Offline agents count: they come back.
    */
   unmatched(task: Pick<Task, 'type' | 'target'>): string | null {
+    // A task for one agent (the common case): one lookup, not a pass over the whole fleet on every submit.
+    const target = task.target;
+    if (target !== null && 'agentId' in target && this.workers.get(target.agentId)?.capabilities.has(task.type) === true) return null;
     let offers = 0;
     for (const w of this.workers.values()) {
       if (!w.capabilities.has(task.type)) continue;
