@@ -48,6 +48,8 @@ case $mode in
   all)
     work=$(mktemp -d "${TMPDIR:-/tmp}/orch-node$asked.XXXXXX")
     trap 'rm -rf "$work"' EXIT
+    # mktemp makes it 700: the start-up tests run some processes as nobody, who must reach this Node and the app.
+    chmod 755 "$work"
     ;;
   prepare)
     [[ ! -e $work ]] || fail "$work exists: --prepare makes a new folder"
