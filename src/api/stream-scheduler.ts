@@ -25,11 +25,11 @@ interface Connection {
   readonly session: http2.Http2Session;
   /** Streams waiting for a turn, in arrival order. */
   readonly waiting: StreamArgs[];
-  /** Streams started in the current turn. */
+  /** Streams started in the current turn (by onTurn). */
   started: number;
   /** Streams opened in the current turn. */
   opened: number;
-  /** The turn `started` counts in. */
+  /** The turn `opened` counts in. */
   turn: number;
   /** Resets still allowed (a token bucket), and when it was last refilled (ms, monotonic). */
   resetBudget: number;
@@ -43,21 +43,21 @@ interface Connection {
  * heartbeats of every agent) behind them. So each connection starts at most
  * STREAMS_PER_TURN requests per turn of the event loop; the others wait, in
  * order, for the following turns, which come after the other sockets have
- * been read. The agent protocol's hot routes (heartbeat, commands, results:
- * cheap, and authenticated before anything else) are exempt: a proxy's burst
- * of a hundred agents' heartbeats would otherwise wait turns for nothing. With the per-connection stream cap, one connection can never
- * have more than that cap waiting.
+ * been read. With the per-connection stream cap, one connection never has
+ * more than that cap waiting. The agent protocol's hot routes (heartbeat,
+ * commands, results: cheap, and authenticated before anything else) start
+ * at once: a proxy's burst of a hundred agents' heartbeats would otherwise
+ * wait turns for nothing.
  *
- * A stream its client reset before it was started (the "rapid reset" of
- * CVE-2023-44487: open a stream, cancel it at once, repeat) is never
- * started: node has created it, nothing more. (So streams start at the end
- * of the turn they arrived in, once node has read the resets that came with
- * them.) A connection that does it
- * more than RESET_BURST times at once, or faster than RESETS_PER_SECOND, is
- * closed with GOAWAY (ENHANCE_YOUR_CALM). Node says a stream was reset only
- * a moment after it announced the stream; a connection that opens more than
- * twice its stream cap in one turn can only be resetting them, and is closed
- * too, before more of what it sent is read.
+ * The others start at the end of the turn they arrived in, once node has
+ * read the resets that came with them: a stream its client reset before it
+ * started (the "rapid reset" of CVE-2023-44487: open a stream, cancel it at
+ * once, repeat) is never started; node has created it, nothing more. A
+ * connection that does it more than RESET_BURST times at once, or faster
+ * than RESETS_PER_SECOND, is closed with GOAWAY (ENHANCE_YOUR_CALM). Node
+ * says a stream was reset only a moment after it announced the stream; a
+ * connection that opens more than twice its stream cap in one turn can only
+ * be resetting them, and is closed too, before more of what it sent is read.
  */
 export class StreamScheduler {
   /** Connections with streams waiting, in the order they are served. */
