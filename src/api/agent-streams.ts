@@ -78,23 +78,12 @@ export class AgentStreamRoutes {
     this.logRequests = log.level === 'debug' || log.level === 'trace';
   }
 
-  private routeOf(headers: http2.IncomingHttpHeaders): StreamRoute | undefined {
-    const path = headers[':path'] ?? '';
-    const q = path.indexOf('?');
-    return this.routes.get(`${headers[':method'] ?? ''} ${q === -1 ? path : path.slice(0, q)}`);
-  }
-
-  /** Whether a stream with these headers is one of the hot routes. */
-  takes(headers: http2.IncomingHttpHeaders): boolean {
-    return this.routeOf(headers) !== undefined;
-  }
-
-  /** Takes the stream if it is for one of the hot routes (true), or leaves it to Fastify (false). */
+  /** Takes the stream if it is for one of the hot routes (true), or leaves it untouched, for Fastify (false). */
   handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean {
-    const route = this.routeOf(headers);
-    if (route === undefined) return false;
     const path = headers[':path'] ?? '';
     const q = path.indexOf('?');
+    const route = this.routes.get(`${headers[':method'] ?? ''} ${q === -1 ? path : path.slice(0, q)}`);
+    if (route === undefined) return false;
     const started = this.logRequests ? performance.now() : 0;
     // A stream without an error listener would take the process down with it (a peer's reset, for one).
     stream.on('error', () => undefined);

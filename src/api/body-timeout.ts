@@ -48,8 +48,8 @@ export function installBodyTimeout(app: FastifyInstance, ms: number): void {
 
 function timedOut(request: FastifyRequest, reply: FastifyReply, payload: NodeJS.ReadableStream, ms: number): void {
   request.bodyTimer = null;
-  if (reply.sent || request.raw.destroyed) return;
   const raw = request.raw;
+  if (reply.sent || raw.destroyed) return;
   // Fastify is reading the body: its reader takes the error and answers it (the error handler: 408 with our
   // code) and, on HTTP/1, closes the connection after the answer.
   if (payload.listenerCount('error') > 0) payload.emit('error', bodyTimeoutError(ms));

@@ -17,25 +17,26 @@ export interface ListenerOptions {
   /** An HTTP/2 connection without streams for this long is closed. */
   http2SessionTimeout: number;
   /** Routes served on raw HTTP/2 streams before Fastify sees them: `handle` returns false for the rest. */
-  streamRoutes?: { handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean; takes(headers: http2.IncomingHttpHeaders): boolean };
+  streamRoutes?: { handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean };
   /** Certificate and key (PEM): HTTPS instead, HTTP/1.1 and HTTP/2 chosen by ALPN. */
   tls?: { cert: Buffer; key: Buffer };
 }
 
 /**
- * Starts streams in turn (stream-scheduler.ts): each the stream routes' if they take it, else node's
- * compatibility layer's (and so Fastify's).
+ * New streams go through the scheduler (stream-scheduler.ts): the stream routes take theirs at once, the
+ * others start in turn in node's compatibility layer (and so in Fastify).
  */
-function scheduleStreams(h2: http2.Http2Server | http2.Http2SecureServer, streamRoutes: ListenerOptions['streamRoutes'], maxStreams: number): StreamScheduler {
+function scheduleStreams(h2: http2.Http2Server | http2.Http2SecureServer, streamRoutes: ListenerOptions['streamRoutes'], maxStreams: number): void {
   // node:http2 turns each stream into a compatibility request and response in a 'stream' listener of its own.
   const [compat] = h2.listeners('stream') as ((...args: unknown[]) => void)[];
   if (compat === undefined) throw new Error('node:http2 server without its compatibility stream listener');
   h2.removeListener('stream', compat);
-  const scheduler = new StreamScheduler((stream, headers, ...rest) => {
-    if (streamRoutes === undefined || !streamRoutes.handle(stream, headers)) compat.call(h2, stream, headers, ...rest);
-  }, maxStreams, (headers) => streamRoutes?.takes(headers) === true);
+  const scheduler = new StreamScheduler(
+    (...args) => compat.apply(h2, args),
+    maxStreams,
+    streamRoutes === undefined ? undefined : (stream, headers) => streamRoutes.handle(stream, headers),
+  );
   h2.on('stream', scheduler.accept);
-  return scheduler;
 }
 
 /** Tracks a server's HTTP/2 sessions, closes idle ones, and closes them all on demand. */

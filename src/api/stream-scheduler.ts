@@ -12,6 +12,8 @@ const RESETS_PER_SECOND = 64;
 
 type StreamArgs = [stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]];
 type Start = (...args: StreamArgs) => void;
+/** Takes a stream at once (true), or leaves it untouched (false). */
+type TakeAtOnce = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
 
 const ignore = (): void => undefined;
 
@@ -25,8 +27,6 @@ interface Connection {
   readonly session: http2.Http2Session;
   /** Streams waiting for a turn, in arrival order. */
   readonly waiting: StreamArgs[];
-  /** Streams started in the current turn (by onTurn). */
-  started: number;
   /** Streams opened in the current turn. */
   opened: number;
   /** The turn `opened` counts in. */
@@ -64,15 +64,14 @@ export class StreamScheduler {
   private readonly ready = new Set<Connection>();
   private turn = 0;
   private turnScheduled = false;
-  /** Connections closed for resetting too many streams (for the log and tests). */
-  closedForResets = 0;
 
   constructor(
+    /** Starts a stream in its turn. */
     private readonly start: Start,
     /** The connections' stream cap (SETTINGS_MAX_CONCURRENT_STREAMS). */
     private readonly maxStreams: number,
-    /** Streams started at once whatever the turn (the agent protocol's hot routes). */
-    private readonly exempt: (headers: http2.IncomingHttpHeaders) => boolean = () => false,
+    /** Offered every stream first, whatever the turn (the agent protocol's hot routes take theirs). */
+    private readonly takeAtOnce: TakeAtOnce = () => false,
   ) {}
 
   /** The 'stream' listener: starts the stream now, or queues it for a later turn. */
@@ -82,7 +81,7 @@ export class StreamScheduler {
     if (session === undefined || session.destroyed) return;
     let c = (session as SessionWithState)[STATE];
     if (c === undefined) {
-      c = { session, waiting: [], started: 0, opened: 0, turn: this.turn, resetBudget: RESET_BURST, refilledAt: performance.now() };
+      c = { session, waiting: [], opened: 0, turn: this.turn, resetBudget: RESET_BURST, refilledAt: performance.now() };
       (session as SessionWithState)[STATE] = c;
     }
     if (stream.destroyed || stream.closed) {
@@ -103,10 +102,7 @@ export class StreamScheduler {
     this.nextTurn();
     // The agent protocol's hot routes are a fleet's steady traffic, cheap and authenticated first: they start
     // at once (what one connection may have open is still capped, and resets still counted).
-    if (this.exempt(args[1])) {
-      this.start(...args);
-      return;
-    }
+    if (this.takeAtOnce(stream, args[1])) return;
     // The rest start at the end of the turn (onTurn): by then node has read the resets that came with them, and a
     // stream opened and cancelled at once costs no work. Until it starts, nobody else listens to it: a reset
     // with an error code would be an unhandled 'error'.
@@ -126,10 +122,8 @@ export class StreamScheduler {
     this.turnScheduled = false;
     this.turn++;
     for (const c of this.ready) {
-      c.turn = this.turn;
-      c.started = 0;
-      c.opened = 0;
-      while (c.started < STREAMS_PER_TURN && c.waiting.length > 0) {
+      let started = 0;
+      while (started < STREAMS_PER_TURN && c.waiting.length > 0) {
         const args = c.waiting.shift() as StreamArgs;
         const [stream] = args;
         if (c.session.destroyed) {
@@ -140,7 +134,7 @@ export class StreamScheduler {
           this.reset(c);
           continue;
         }
-        c.started++;
+        started++;
         this.start(...args);
       }
       if (c.waiting.length === 0) this.ready.delete(c);
@@ -160,7 +154,6 @@ export class StreamScheduler {
   /** Closes an abusive connection at once: GOAWAY (ENHANCE_YOUR_CALM), and what it sent and has not been read is dropped. */
   private close(c: Connection): void {
     if (c.session.destroyed) return;
-    this.closedForResets++;
     c.waiting.length = 0;
     this.ready.delete(c);
     // GOAWAY with the reason, then closed at once. (destroy(code) would destroy every stream with an error,
