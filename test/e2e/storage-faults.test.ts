@@ -91,6 +91,17 @@ describe('a full disk under a running orchestrator', () => {
       expect(a.status).toBe(201);
       acknowledged.set(key, a.body.id as string);
     }
+    // The API serves the state rebuilt after the failure, not the one it replaced: a ring override made now is
+    // what the fleet's own counts show.
+    const agentId = ((await getJson(`${base}/list_agents`)).body.agents as string[])[0] as string;
+    const current = (await getJson(`${base}/api/v1/devices/${agentId}`)).body.ring as string;
+    const target = ['canary', 'dev', 'stage', 'prod'].find((r) => r !== current) as string;
+    const countIn = async (ring: string): Promise<number> => ((await getJson(`${base}/cluster_status`)).body.ring_distribution as Record<string, number>)[ring] ?? 0;
+    const before = await countIn(target);
+    const put = await fetch(`${base}/api/v1/devices/${agentId}/ring`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ring: target, reason: 'after recovery' }) });
+    expect(put.status).toBe(200);
+    expect(await countIn(target)).toBe(before + 1);
+    expect((await getJson(`${base}/api/v1/rings`)).body.rings).toEqual(expect.arrayContaining([expect.objectContaining({ name: target, size: before + 1 })]));
     // Every acknowledged task runs to completion.
     await waitFor(async () => {
       const all = await listAll(base);
