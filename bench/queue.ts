@@ -118,8 +118,8 @@ async function ours(): Promise<System> {
     async setup(cb) {
       onStart = cb;
       await orchestrator.start();
-      for (let i = 0; i < CONSUMERS; i++) await orchestrator.spawnAgent();
-      while ((await orchestrator.cluster()).agents.some((a) => a.status === 'offline')) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < CONSUMERS; i++) await orchestrator.agents.spawn();
+      while ((await orchestrator.seed.cluster()).agents.some((a) => a.status === 'offline')) await new Promise((r) => setTimeout(r, 20));
     },
     async submitBatch(items) {
       await orchestrator.tasks.submit(items.map((it) => ({ type: 'process_data', parameters: { t0: it.t0 }, priority: it.priority })));

@@ -116,8 +116,8 @@ async function dispatchRate(): Promise<{ agents: number; executions: number; sec
     deploymentTickMs: 3_600_000,
   });
   await orchestrator.start();
-  for (let i = 0; i < AGENTS; i += 100) await Promise.all(Array.from({ length: Math.min(100, AGENTS - i) }, () => orchestrator.spawnAgent()));
-  while ((orchestrator.ringCounts().unassigned ?? 0) > 0) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < AGENTS; i += 100) await Promise.all(Array.from({ length: Math.min(100, AGENTS - i) }, () => orchestrator.agents.spawn()));
+  while ((orchestrator.fleet.ringCounts().unassigned ?? 0) > 0) await new Promise((r) => setTimeout(r, 50));
   // Pre-flight needs charge: the agents' batteries are whatever the simulation drew, so the bench asks for none.
   const stages = orchestrator.fleet.ringNames().map((ring) => ({
     ring,

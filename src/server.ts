@@ -224,9 +224,9 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       // DEFAULT_AGENTS=0 is a fleet of real agents only: no simulated ones, and not the prototype's demo asset either.
       if (config.defaultAgents > 0) {
         print(`Spawning ${config.defaultAgents} default agents...`);
-        for (let i = 0; i < config.defaultAgents; i++) print(`[Master] spawned agent ${await orchestrator.spawnAgent()}`);
+        for (let i = 0; i < config.defaultAgents; i++) print(`[Master] spawned agent ${await orchestrator.agents.spawn()}`);
         print('Simulating asset add from UI (will spawn one agent)...');
-        const { agentId } = await orchestrator.addAsset(SEED_STARTUP_ASSET);
+        const { agentId } = await orchestrator.agents.addAsset(SEED_STARTUP_ASSET);
         print(`[Master] spawned agent ${agentId}`);
       }
       await store.setMeta('bootstrapped', new Date(clock.now()).toISOString());
@@ -234,7 +234,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       print(`Restored ${restored.length} agents from ${databasePath(config)}`);
       for (const id of restored) print(`[Master] restored agent ${id}`);
     }
-    app = await buildApp({ orchestrator, logger, guard, store, clock, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, ...(tls !== undefined ? { tls } : {}) });
+    app = await buildApp({ services: orchestrator.services, logger, guard, store, clock, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, ...(tls !== undefined ? { tls } : {}) });
     await heldPort.release();
     try {
       await app.listen({ host: config.host, port: config.port });
@@ -256,7 +256,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   const url = `${config.tlsCert === '' ? 'http' : 'https'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   print('Orchestrator is running. HTTP API will accept commands...');
   print(`HTTP API running at ${url}`);
-  if (orchestrator.enrollmentToken !== '') print(`Agents enroll with: orchestrator agent --server ${url} --enroll-token ${orchestrator.enrollmentToken}`);
+  if (orchestrator.network.enrollmentToken !== '') print(`Agents enroll with: orchestrator agent --server ${url} --enroll-token ${orchestrator.network.enrollmentToken}`);
   else print('No default enrollment token (ENROLL_TOKEN=off): create one with POST /api/v1/enrollment-tokens');
   if (await guard.isOpen()) print('API open to this machine without tokens (HOST is loopback and no API token exists); see docs/security.md');
 

@@ -2,8 +2,9 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Static, TSchema } from 'typebox';
-import type { LiveAgent, Orchestrator } from '../core/orchestrator.js';
-import type { ResultReport } from '../core/task-engine.js';
+import type { LiveAgent } from '../core/agents.js';
+import type { AgentProtocolService } from '../core/services.js';
+import type { ResultReport } from '../core/task-types.js';
 import { TASK_TYPES } from '../domain/types.js';
 import type { DeviceInfo } from '../domain/types.js';
 import { errors } from './openapi.js';
@@ -107,26 +108,26 @@ function deviceMetrics(m: MetricsIn) {
  */
 export const agentAnswers = {
   /** Answered at once unless something must be written first (usually nothing is). */
-  heartbeat(orchestrator: Orchestrator, live: LiveAgent, body: Static<typeof Heartbeat>): object | Promise<object> {
-    const pending = orchestrator.agentHeartbeat(live, deviceMetrics(body.metrics), body.running, body.ack);
+  heartbeat(agents: AgentProtocolService, live: LiveAgent, body: Static<typeof Heartbeat>): object | Promise<object> {
+    const pending = agents.heartbeat(live, deviceMetrics(body.metrics), body.running, body.ack);
     const answer = { ok: true, seq: body.seq };
     return pending === null ? answer : pending.then(() => answer);
   },
 
-  async commands(orchestrator: Orchestrator, live: LiveAgent, query: Static<typeof Poll>): Promise<object> {
+  async commands(agents: AgentProtocolService, live: LiveAgent, query: Static<typeof Poll>): Promise<object> {
     const waitMs = Math.min(MAX_POLL_MS, query.waitMs === undefined ? MAX_POLL_MS : Number(query.waitMs));
-    const commands = await orchestrator.pollCommands(live, query.ack === undefined ? 0 : Number(query.ack), waitMs);
+    const commands = await agents.poll(live, query.ack === undefined ? 0 : Number(query.ack), waitMs);
     return { commands };
   },
 
-  async results(orchestrator: Orchestrator, live: LiveAgent, body: Static<typeof Results>): Promise<object> {
+  async results(agents: AgentProtocolService, live: LiveAgent, body: Static<typeof Results>): Promise<object> {
     const results = body.results.map((x) => {
       const report: ResultReport = x.success
         ? { success: true, result: x.result ?? null }
         : { success: false, error: x.error ?? 'task failed', ...(x.retryable !== undefined ? { retryable: x.retryable } : {}) };
       return { taskId: x.taskId, attempt: x.attempt, report };
     });
-    return { results: await orchestrator.agentResults(live, results) };
+    return { results: await agents.results(live, results) };
   },
 };
 
@@ -140,7 +141,7 @@ function agentOf(request: FastifyRequest): LiveAgent {
  * long-polled commands, progress and results, all JSON over HTTP. Every route
  * but enrollment takes `Authorization: Bearer <agentId>:<credential>`.
  */
-export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
+export function agentRoutes(agents: AgentProtocolService): FastifyPluginAsync {
   // eslint-disable-next-line @typescript-eslint/require-await
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -169,7 +170,7 @@ export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
     }, async (request) => {
       const b = request.body;
       const device: DeviceInfo = { name: b.hostname, os_version: b.osVersion ?? 'unknown', ...deviceMetrics(b.metrics) };
-      const out = await orchestrator.enroll({
+      const out = await agents.enroll({
         token: b.token,
         ...(b.agentId !== undefined ? { agentId: b.agentId } : {}),
         ...(b.credential !== undefined ? { credential: b.credential } : {}),
@@ -181,7 +182,7 @@ export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
           ...(b.osName !== undefined ? { osName: b.osName } : {}),
         },
       });
-      return { ...out, heartbeatIntervalMs: orchestrator.heartbeatIntervalMs, maxPollMs: MAX_POLL_MS };
+      return { ...out, heartbeatIntervalMs: agents.heartbeatIntervalMs, maxPollMs: MAX_POLL_MS };
     });
 
     // The agent was authenticated before its body was read (security-hooks.ts): `request.agent`.
@@ -193,7 +194,7 @@ export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         body: Heartbeat,
         response: { 200: answer(Type.Object({ ok: Ok, seq: Type.Integer({ minimum: 0, description: 'the heartbeat\'s own seq' }) }, { additionalProperties: false })) },
       },
-    }, (request) => agentAnswers.heartbeat(orchestrator, agentOf(request), request.body));
+    }, (request) => agentAnswers.heartbeat(agents, agentOf(request), request.body));
     r.get('/api/v1/agent/commands', {
       schema: {
         operationId: 'agentCommands',
@@ -203,7 +204,7 @@ export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         querystring: Poll,
         response: { 200: answer(Type.Object({ commands: Type.Array(ref(AgentCommand), { maxItems: 100 }) }, { additionalProperties: false })) },
       },
-    }, (request) => agentAnswers.commands(orchestrator, agentOf(request), request.query));
+    }, (request) => agentAnswers.commands(agents, agentOf(request), request.query));
     r.post('/api/v1/agent/results', {
       schema: {
         operationId: 'agentResults',
@@ -233,7 +234,7 @@ export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
           ),
         },
       },
-    }, (request) => agentAnswers.results(orchestrator, agentOf(request), request.body));
+    }, (request) => agentAnswers.results(agents, agentOf(request), request.body));
 
     r.post('/api/v1/agent/progress', {
       schema: {
@@ -244,7 +245,7 @@ export function agentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         response: { 200: Type.Object({ ok: Ok }, { additionalProperties: false }), ...errors({ 404: ['ORCH_TASK_NOT_FOUND'] }) },
       },
     }, (request) => {
-      orchestrator.agentProgress(agentOf(request), request.body.taskId, request.body.attempt);
+      agents.progress(agentOf(request), request.body.taskId, request.body.attempt);
       return { ok: true };
     });
   };

@@ -2,7 +2,8 @@ import http2 from 'node:http2';
 import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import type { TSchema } from 'typebox';
-import type { LiveAgent, Orchestrator } from '../core/orchestrator.js';
+import type { LiveAgent } from '../core/agents.js';
+import type { AgentProtocolService } from '../core/services.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { FastifyBaseLogger } from 'fastify';
 import { agentAnswers, Heartbeat, Poll, Results } from './agent-routes.js';
@@ -50,7 +51,7 @@ export class AgentStreamRoutes {
   private readonly headers: Record<string, string>;
 
   constructor(
-    private readonly orchestrator: Orchestrator,
+    private readonly agents: AgentProtocolService,
     private readonly log: FastifyBaseLogger,
     private readonly guard: Guard,
     tls: boolean,
@@ -63,17 +64,17 @@ export class AgentStreamRoutes {
     this.routes.set('POST /api/v1/agent/heartbeat', {
       part: 'body',
       validate: compile(Heartbeat),
-      answer: (agent, input) => agentAnswers.heartbeat(orchestrator, agent, input),
+      answer: (agent, input) => agentAnswers.heartbeat(agents, agent, input),
     });
     this.routes.set('GET /api/v1/agent/commands', {
       part: 'querystring',
       validate: compile(Poll),
-      answer: (agent, input) => agentAnswers.commands(orchestrator, agent, input),
+      answer: (agent, input) => agentAnswers.commands(agents, agent, input),
     });
     this.routes.set('POST /api/v1/agent/results', {
       part: 'body',
       validate: compile(Results),
-      answer: (agent, input) => agentAnswers.results(orchestrator, agent, input),
+      answer: (agent, input) => agentAnswers.results(agents, agent, input),
     });
     this.logRequests = log.level === 'debug' || log.level === 'trace';
   }
@@ -97,7 +98,7 @@ export class AgentStreamRoutes {
     let agent: LiveAgent;
     try {
       this.guard.assertNotBlocked(address);
-      agent = this.orchestrator.authenticate(authorization);
+      agent = this.agents.authenticate(authorization);
     } catch (err) {
       stream.resume();
       finish(this.failure(countAgentFailure(this.guard, address, err), path));

@@ -3,7 +3,7 @@ import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import { BODY_LIMIT, parseJsonBody } from './body.js';
 import { installBodyTimeout } from './body-timeout.js';
-import type { Orchestrator } from '../core/orchestrator.js';
+import type { Services } from '../core/services.js';
 import { OrchestratorError } from '../domain/errors.js';
 import { errorHandler } from './errors.js';
 import { dualProtocolServer } from './listener.js';
@@ -28,7 +28,7 @@ const MAX_PARAM_LENGTH = 256;
 const WRITES_NOT_NEEDED = new Set(['/api/v1/agent/heartbeat', '/api/v1/agent/progress']);
 
 export interface AppOptions {
-  orchestrator: Orchestrator;
+  services: Services;
   logger: FastifyBaseLogger;
   guard: Guard;
   store: Store;
@@ -57,7 +57,7 @@ function logsRequests(logger: FastifyBaseLogger): boolean {
   return logger.level === 'debug' || logger.level === 'trace';
 }
 
-export async function buildApp({ orchestrator, logger, guard, store, clock, tls, requestTimeoutMs, http2MaxStreams }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ services, logger, guard, store, clock, tls, requestTimeoutMs, http2MaxStreams }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     // Request lines are logged at debug level by the hook below, not at info by Fastify.
@@ -77,7 +77,7 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls,
         http2SessionTimeout: number(options.http2SessionTimeout, 72_000),
         http2MaxStreams,
         // The agent protocol's hot routes over HTTP/2 are served past Fastify (agent-streams.ts).
-        streamRoutes: new AgentStreamRoutes(orchestrator, logger, guard, tls !== undefined, requestTimeoutMs),
+        streamRoutes: new AgentStreamRoutes(services.agentProtocol, logger, guard, tls !== undefined, requestTimeoutMs),
         ...(tls !== undefined ? { tls } : {}),
       });
     },
@@ -112,7 +112,7 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls,
   app.addContentTypeParser(['application/json', '*'], { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson);
   installBodyTimeout(app, requestTimeoutMs);
   app.setErrorHandler(errorHandler(logger, (err, request) => (request.routeOptions.config.access === 'agent' ? countAgentFailure(guard, request.ip, err) : err)));
-  installSecurity(app, { orchestrator, guard, store, clock, tls: tls !== undefined });
+  installSecurity(app, { agents: services.agentProtocol, guard, store, clock, tls: tls !== undefined });
   // Once closing has begun (SIGTERM), what arrives on connections still open is refused: the client retries
   // elsewhere or after the restart. HTTP/1 connections are closed after the answer (Fastify sets the header).
   let closing = false;
@@ -125,12 +125,12 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls,
       return;
     }
     const m = request.method;
-    if (m === 'GET' || m === 'HEAD' || m === 'OPTIONS' || orchestrator.storage.writable || WRITES_NOT_NEEDED.has(request.routeOptions.url ?? '')) {
+    if (m === 'GET' || m === 'HEAD' || m === 'OPTIONS' || services.status.storage.writable || WRITES_NOT_NEEDED.has(request.routeOptions.url ?? '')) {
       done();
       return;
     }
     try {
-      orchestrator.storage.assertWritable();
+      services.status.storage.assertWritable();
       done();
     } catch (err) {
       done(err as Error);
@@ -141,7 +141,7 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls,
   // Parked long-polls are answered at once on close, so that closing does not wait for them.
   app.addHook('preClose', (done) => {
     closing = true;
-    orchestrator.releasePolls();
+    services.agentProtocol.releasePolls();
     done();
   });
   if (logsRequests(logger)) {
@@ -155,13 +155,13 @@ export async function buildApp({ orchestrator, logger, guard, store, clock, tls,
   );
   // The OpenAPI document is generated from the routes' own schemas: GET /openapi.json.
   await app.register(swagger, swaggerOptions('0.1.0'));
-  await app.register(seedRoutes(orchestrator));
-  await app.register(v1Routes(orchestrator));
-  await app.register(taskRoutes(orchestrator));
-  await app.register(fleetRoutes(orchestrator));
-  await app.register(deploymentRoutes(orchestrator));
-  await app.register(agentRoutes(orchestrator));
-  await app.register(securityRoutes(orchestrator, guard, store));
+  await app.register(seedRoutes(services));
+  await app.register(v1Routes(services));
+  await app.register(taskRoutes(services.tasks));
+  await app.register(fleetRoutes(services));
+  await app.register(deploymentRoutes(services));
+  await app.register(agentRoutes(services.agentProtocol));
+  await app.register(securityRoutes(services, guard, store));
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;
 }

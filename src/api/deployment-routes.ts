@@ -5,7 +5,7 @@ import { TASK_TYPES } from '../domain/types.js';
 import { documentedAs, errors } from './openapi.js';
 import { DeploymentCreated, DeploymentDetail, DeploymentSummary, Nullable, ref, StringEnum } from './response-schemas.js';
 import { Id as SafeId } from './schemas.js';
-import type { Orchestrator } from '../core/orchestrator.js';
+import type { Services } from '../core/services.js';
 import { RolloutController } from '../core/rollouts.js';
 import type { DeploymentAction, DeploymentRecord, Execution, GateEvaluation } from '../domain/deployment.js';
 import { DEPLOYMENT_ACTIONS, EXECUTION_STATES, outcomeOf, pauseReasonOf } from '../domain/deployment.js';
@@ -156,8 +156,8 @@ function evaluationJson(e: GateEvaluation) {
 }
 
 /** `/api/v1/deployments`: staged rollouts with health gates. */
-export function deploymentRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
-  // orchestrator.deployments is read on each request, never kept: they are replaced when the state is rebuilt after a failed write.
+export function deploymentRoutes(services: Pick<Services, 'deployments' | 'fleet'>): FastifyPluginAsync {
+  // services.deployments is read on each request, never kept: it is replaced when the state is rebuilt after a failed write.
   // eslint-disable-next-line @typescript-eslint/require-await
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -172,10 +172,10 @@ export function deploymentRoutes(orchestrator: Orchestrator): FastifyPluginAsync
         response: { 201: ref(DeploymentCreated) },
       },
     }, async (request, reply) => {
-      const out = parseDeploymentSpec(request.body, orchestrator.fleet.ringNames());
+      const out = parseDeploymentSpec(request.body, services.fleet.ringNames());
       if ('errors' in out) throw new OrchestratorError('ORCH_VALIDATION', `invalid deployment: ${out.errors.join('; ')}`, { errors: out.errors });
       const start = (request.body as { start?: boolean }).start === true;
-      const d = await orchestrator.deployments.create(out.spec, { start });
+      const d = await services.deployments.create(out.spec, { start });
       return reply.status(201).send({ ...summary(d), plan: d.spec });
     });
 
@@ -190,7 +190,7 @@ export function deploymentRoutes(orchestrator: Orchestrator): FastifyPluginAsync
     }, async (request) => {
       const limit = request.query.limit === undefined ? 50 : Number(request.query.limit);
       if (limit < 1 || limit > 500) throw new OrchestratorError('ORCH_VALIDATION', 'limit must be from 1 to 500');
-      const list = await orchestrator.deployments.list(limit, request.query.cursor === undefined ? undefined : Number(request.query.cursor));
+      const list = await services.deployments.list(limit, request.query.cursor === undefined ? undefined : Number(request.query.cursor));
       const last = list.at(-1);
       return { deployments: list.map(summary), nextCursor: list.length === limit && last ? String(last.seq) : null };
     });
@@ -205,7 +205,7 @@ export function deploymentRoutes(orchestrator: Orchestrator): FastifyPluginAsync
         response: { 200: ref(DeploymentDetail), ...NOT_FOUND },
       },
     }, async (request) => {
-      const view = await orchestrator.deployments.get(request.params.id);
+      const view = await services.deployments.get(request.params.id);
       const d = view.deployment;
       const ringOf = (stage: number): string | null => d.spec.stages[stage]?.ring ?? null;
       const rings = d.spec.stages.map((s, k) => {
@@ -257,7 +257,7 @@ export function deploymentRoutes(orchestrator: Orchestrator): FastifyPluginAsync
     }, async (request) => {
       const limit = request.query.limit === undefined ? 20 : Number(request.query.limit);
       if (limit < 1 || limit > 1000) throw new OrchestratorError('ORCH_VALIDATION', 'limit must be from 1 to 1000');
-      return { devices: await orchestrator.deployments.impact(request.params.id, limit) };
+      return { devices: await services.deployments.impact(request.params.id, limit) };
     });
 
     r.post('/api/v1/deployments/:id/:action', {
@@ -274,7 +274,7 @@ export function deploymentRoutes(orchestrator: Orchestrator): FastifyPluginAsync
       if (!(DEPLOYMENT_ACTIONS as readonly string[]).includes(action)) {
         throw new OrchestratorError('ORCH_NOT_FOUND', `unknown action "${name}"; expected one of ${DEPLOYMENT_ACTIONS.join(', ')}`);
       }
-      const d = await orchestrator.deployments.act(request.params.id, action);
+      const d = await services.deployments.act(request.params.id, action);
       return summary(d);
     });
   };

@@ -5,10 +5,10 @@ import { RING_POLICIES } from '../domain/ring-config.js';
 import { documentedAs, errors } from './openapi.js';
 import { CONNECTIVITY, DeviceDetail, DeviceSummary, DocumentedEnum, Nullable, NullableEnum, ref, RingConfig, RingMove, RingView, StringEnum } from './response-schemas.js';
 import { Id as SafeId } from './schemas.js';
-import type { Orchestrator } from '../core/orchestrator.js';
+import type { Services } from '../core/services.js';
 import { OrchestratorError } from '../domain/errors.js';
-import type { DeviceFilter } from '../fleet/fleet.js';
-import { DEVICE_LIST_MAX } from '../fleet/fleet.js';
+import type { DeviceFilter } from '../fleet/fleet-views.js';
+import { DEVICE_LIST_MAX } from '../fleet/fleet-views.js';
 import { iso } from './views.js';
 
 export const IMPORT_MAX = 2000;
@@ -125,8 +125,8 @@ const moveJson = (m: { id: number; agentId: string; from: string; to: string; re
 });
 
 /** `/api/v1/devices` and `/api/v1/rings`: the fleet, its health and its rings. */
-export function fleetRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
-  // orchestrator.fleet is read on each request, never kept: the fleet is replaced when the state is rebuilt after a failed write.
+export function fleetRoutes(services: Pick<Services, 'fleet' | 'agents'>): FastifyPluginAsync {
+  // services.fleet is read on each request, never kept: it is replaced when the state is rebuilt after a failed write.
   // eslint-disable-next-line @typescript-eslint/require-await
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -146,7 +146,7 @@ export function fleetRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         if (ids.has(d.id)) throw new OrchestratorError('ORCH_VALIDATION', `device ${d.id} appears twice in one import`);
         ids.add(d.id);
       }
-      const out = await orchestrator.fleet.importDevices(request.body.devices);
+      const out = await services.fleet.importDevices(request.body.devices);
       return reply.status(out.created > 0 ? 201 : 200).send(out);
     });
 
@@ -171,7 +171,7 @@ export function fleetRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         ...(q.department !== undefined ? { department: q.department } : {}),
       };
       if (filter.healthBelow !== undefined && filter.healthBelow > 100) throw new OrchestratorError('ORCH_VALIDATION', 'healthBelow must be from 0 to 100');
-      return orchestrator.fleet.list(filter, (q.sort ?? 'id'), limitOf(q.limit, 100), q.cursor);
+      return services.fleet.list(filter, (q.sort ?? 'id'), limitOf(q.limit, 100), q.cursor);
     });
 
     r.get('/api/v1/devices/:id', {
@@ -183,7 +183,7 @@ export function fleetRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         response: { 200: ref(DeviceDetail), ...DEVICE_NOT_FOUND },
       },
     }, (request) => {
-      const d = orchestrator.fleet.device(request.params.id);
+      const d = services.fleet.device(request.params.id);
       return { ...d, movedAt: iso(d.movedAt), metrics: d.metrics ? { ...d.metrics, sampledAt: iso(d.metrics.sampledAt) } : null };
     });
 
@@ -212,15 +212,15 @@ export function fleetRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
       },
     }, async (request) => {
       const b = request.body;
-      const { device, moved } = await orchestrator.fleet.override(request.params.id, b.ring, b.pinned ?? true, b.reason);
+      const { device, moved } = await services.fleet.override(request.params.id, b.ring, b.pinned ?? true, b.reason);
       return { id: device.id, ring: device.ring, pin: device.pin, moved, pendingMove: b.ring !== null && device.ring !== b.ring };
     });
 
     r.get('/api/v1/devices/:id/ring-history', {
       schema: { operationId: 'deviceRingHistory', summary: 'Every ring move of a device', tags: TAGS, params: DeviceParams, response: { 200: Moves, ...DEVICE_NOT_FOUND } },
     }, async (request) => {
-      orchestrator.fleet.device(request.params.id);
-      return { moves: (await orchestrator.ringMoves(request.params.id)).map(moveJson) };
+      services.fleet.device(request.params.id);
+      return { moves: (await services.agents.ringMoves(request.params.id)).map(moveJson) };
     });
 
     r.get('/api/v1/rings', {
@@ -244,7 +244,7 @@ export function fleetRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
           ),
         },
       },
-    }, () => orchestrator.fleet.rings());
+    }, () => services.fleet.rings());
 
     r.put('/api/v1/rings', {
       schema: {
@@ -258,8 +258,8 @@ export function fleetRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         },
       },
     }, async (request) => {
-      const { config, moves } = await orchestrator.fleet.configure(request.body);
-      return { config, moves, rings: orchestrator.fleet.rings().rings };
+      const { config, moves } = await services.fleet.configure(request.body);
+      return { config, moves, rings: services.fleet.rings().rings };
     });
 
     r.post('/api/v1/rings/rebalance', {
@@ -270,7 +270,7 @@ export function fleetRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         response: { 200: Type.Object({ moves: Type.Integer({ minimum: 0 }), planMs: Type.Number(), totalMs: Type.Number() }, { additionalProperties: false }) },
       },
     }, async () => {
-      const out = await orchestrator.fleet.rebalance('operator');
+      const out = await services.fleet.rebalance('operator');
       return { moves: out.moves, planMs: Math.round(out.planMs * 10) / 10, totalMs: Math.round(out.totalMs * 10) / 10 };
     });
 
@@ -286,7 +286,7 @@ export function fleetRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
       const q = request.query;
       const since = q.since === undefined ? 0 : /^[0-9]+$/.test(q.since) ? Number(q.since) : Date.parse(q.since);
       if (!Number.isFinite(since)) throw new OrchestratorError('ORCH_VALIDATION', 'since must be a date-time or milliseconds since the epoch');
-      const out = await orchestrator.fleet.moves(since, limitOf(q.limit, 100), q.cursor);
+      const out = await services.fleet.moves(since, limitOf(q.limit, 100), q.cursor);
       return { moves: out.moves.map(moveJson), nextCursor: out.nextCursor };
     });
   };

@@ -1,7 +1,8 @@
 import { Type } from 'typebox';
 import type { Static, TSchema } from 'typebox';
 import type { Command } from '../core/network-channel.js';
-import type { AgentView, SeedDeployment as SeedDeploymentRecord } from '../core/orchestrator.js';
+import type { AgentView } from '../core/agents.js';
+import type { SeedDeployment as SeedDeploymentRecord } from '../core/seed-facade.js';
 import { DEPLOYMENT_STATUSES, EXECUTION_STATES } from '../domain/deployment.js';
 import type { DeploymentKind, DeploymentRecord, GateEvaluation } from '../domain/deployment.js';
 import { ERROR_CODES } from '../domain/errors.js';

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { LiveAgent, Orchestrator } from '../core/orchestrator.js';
+import type { LiveAgent } from '../core/agents.js';
+import type { AgentProtocolService } from '../core/services.js';
 import type { AuditOutcome } from '../domain/security.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Store } from '../store/store.js';
@@ -42,7 +43,7 @@ export const HSTS = 'max-age=31536000';
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export interface SecurityOptions {
-  orchestrator: Orchestrator;
+  agents: Pick<AgentProtocolService, 'authenticate'>;
   guard: Guard;
   store: Store;
   clock: Clock;
@@ -59,7 +60,7 @@ export interface SecurityOptions {
  *   body is read; refused while the address is over its failed-authentication limit; their 401s count.
  * - Every changing request to an operator route is in the audit log, committed before the answer.
  */
-export function installSecurity(app: FastifyInstance, { orchestrator, guard, store, clock, tls }: SecurityOptions): void {
+export function installSecurity(app: FastifyInstance, { agents, guard, store, clock, tls }: SecurityOptions): void {
   app.decorateRequest('identity', null);
   app.decorateRequest('agent', null);
   const table: FastifyInstance['routeTable'] = [];
@@ -85,7 +86,7 @@ export function installSecurity(app: FastifyInstance, { orchestrator, guard, sto
       if (access === 'enroll') guard.takeEnrollment(request.ip);
       else if (access === 'agent') {
         guard.assertNotBlocked(request.ip);
-        request.agent = orchestrator.authenticate(request.headers.authorization);
+        request.agent = agents.authenticate(request.headers.authorization);
       } else if (access !== undefined && access !== 'public') {
         guard.authenticate(request.headers.authorization, request.ip).then((identity) => {
           request.identity = identity;

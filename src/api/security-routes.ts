@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Orchestrator } from '../core/orchestrator.js';
+import type { Services } from '../core/services.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { ApiToken, EnrollmentToken } from '../domain/security.js';
 import { ROLES } from '../domain/security.js';
@@ -75,7 +75,7 @@ function instant(raw: string): number {
  * Operators' API tokens, enrollment tokens, agent approval and the audit log
  * (docs/security.md). Every route here but `whoami` is for admins.
  */
-export function securityRoutes(orchestrator: Orchestrator, guard: Guard, store: Store): FastifyPluginAsync {
+export function securityRoutes(services: Services, guard: Guard, store: Store): FastifyPluginAsync {
   // eslint-disable-next-line @typescript-eslint/require-await
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -130,7 +130,7 @@ export function securityRoutes(orchestrator: Orchestrator, guard: Guard, store: 
       },
     }, async (request) => {
       const id = request.params.id;
-      await store.revokeApiToken(id, orchestrator.now()); // revoking again changes nothing
+      await store.revokeApiToken(id, services.status.now()); // revoking again changes nothing
       const found = await store.getApiToken(id);
       if (found === null) throw new OrchestratorError('ORCH_TOKEN_NOT_FOUND', `no API token ${id}`);
       return tokenJson(found.token);
@@ -146,11 +146,11 @@ export function securityRoutes(orchestrator: Orchestrator, guard: Guard, store: 
       },
     }, async (request, reply) => {
       const b = request.body;
-      const { token, text } = await orchestrator.enrollmentTokens.create(
+      const { token, text } = await services.enrollmentTokens.create(
         {
           name: b.name,
           ...(b.maxUses !== undefined ? { maxUses: b.maxUses } : {}),
-          ...(b.expiresInSeconds !== undefined ? { expiresAt: orchestrator.now() + b.expiresInSeconds * 1000 } : {}),
+          ...(b.expiresInSeconds !== undefined ? { expiresAt: services.status.now() + b.expiresInSeconds * 1000 } : {}),
           ...(b.requireApproval !== undefined ? { requireApproval: b.requireApproval } : {}),
         },
         actorOf(request),
@@ -165,12 +165,12 @@ export function securityRoutes(orchestrator: Orchestrator, guard: Guard, store: 
         tags: TAGS,
         response: { 200: Type.Object({ tokens: Type.Array(ref(EnrollmentTokenView)) }, { additionalProperties: false }) },
       },
-    }, async () => ({ tokens: (await orchestrator.enrollmentTokens.list()).map(enrollmentTokenJson) }));
+    }, async () => ({ tokens: (await services.enrollmentTokens.list()).map(enrollmentTokenJson) }));
 
     r.delete('/api/v1/enrollment-tokens/:id', {
       schema: { operationId: 'revokeEnrollmentToken', summary: 'Revoke an enrollment token', tags: TAGS, params: TokenParams, response: { 200: ref(EnrollmentTokenView), ...TOKEN_NOT_FOUND } },
     }, async (request) =>
-      enrollmentTokenJson(await orchestrator.enrollmentTokens.revoke(request.params.id)),
+      enrollmentTokenJson(await services.enrollmentTokens.revoke(request.params.id)),
     );
 
     r.post('/api/v1/agents/:id/approve', {
@@ -182,8 +182,8 @@ export function securityRoutes(orchestrator: Orchestrator, guard: Guard, store: 
         response: { 200: ref(Agent), ...errors({ 404: ['ORCH_AGENT_NOT_FOUND'] }) },
       },
     }, async (request) => {
-      await orchestrator.approveAgent(request.params.id);
-      return agentJson(await orchestrator.agentView(request.params.id));
+      await services.agents.approve(request.params.id);
+      return agentJson(await services.agents.view(request.params.id));
     });
 
     r.get('/api/v1/audit', {

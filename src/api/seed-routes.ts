@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { OrchestratorError } from '../domain/errors.js';
-import type { Orchestrator } from '../core/orchestrator.js';
+import type { Services } from '../core/services.js';
 import { Type } from 'typebox';
 import { errors } from './openapi.js';
 import { AGENT_STATUSES, Asset, ClusterStatus, DocumentedEnum, Nullable, NullableEnum, ref, SeedDeployment, SeedDeploymentStatus, SeedTask } from './response-schemas.js';
@@ -36,7 +36,7 @@ const MetricsSummary = Type.Record(Type.String(), Type.Object({ cpu: Type.Number
 });
 
 /** The seed's eleven endpoints, with its request and response fields. */
-export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
+export function seedRoutes(services: Services): FastifyPluginAsync {
   // eslint-disable-next-line @typescript-eslint/require-await
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -48,7 +48,7 @@ export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         tags: TAGS,
         response: { 200: Type.Object({ agent_id: Type.String() }, { additionalProperties: false }) },
       },
-    }, async () => ({ agent_id: await orchestrator.spawnAgent() }));
+    }, async () => ({ agent_id: await services.agents.spawn() }));
 
     r.post('/add_asset', {
       preValidation: requireBody,
@@ -61,7 +61,7 @@ export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         response: { 200: Type.Object({ agent_id: Type.String(), message: Type.String() }, { additionalProperties: false }), ...errors({ 400: ['ORCH_EMPTY_PAYLOAD'] }) },
       },
     }, async (request) => {
-      const { agentId, created } = await orchestrator.addAsset(request.body);
+      const { agentId, created } = await services.agents.addAsset(request.body);
       return {
         agent_id: agentId,
         message: created ? 'Asset added and agent created with metrics' : 'Asset updated; its agent is unchanged',
@@ -79,12 +79,12 @@ export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
       },
     }, async (request) => {
       const { task_type, parameters, priority } = request.body;
-      const task = await orchestrator.submitTask({
+      const [out] = await services.tasks.submit([{
         type: task_type,
         ...(parameters !== undefined ? { parameters: parameters as Record<string, unknown> } : {}),
         ...(priority !== undefined ? { priority } : {}),
-      });
-      return { task_id: task.id };
+      }]);
+      return { task_id: (out as { task: { id: string } }).task.id };
     });
 
     r.get('/list_agents', {
@@ -94,11 +94,11 @@ export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         tags: TAGS,
         response: { 200: Type.Object({ agents: Type.Array(Type.String(), { description: 'every agent not decommissioned, in creation order' }) }, { additionalProperties: false }) },
       },
-    }, () => ({ agents: orchestrator.listAgentIds() }));
+    }, () => ({ agents: services.agents.ids() }));
 
     r.get('/cluster_status', {
       schema: { operationId: 'clusterStatus', summary: 'Fleet, task and ring counts', tags: TAGS, response: { 200: ref(ClusterStatus) } },
-    }, async () => clusterJson(await orchestrator.cluster()));
+    }, async () => clusterJson(await services.seed.cluster()));
 
     r.get('/status/:task_id', {
       schema: {
@@ -109,7 +109,7 @@ export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         response: { 200: ref(SeedTask), ...errors({ 404: ['ORCH_TASK_NOT_FOUND'] }) },
       },
     }, async (request) => {
-      const { task, attempts } = await orchestrator.getTask(request.params.task_id);
+      const { task, attempts } = await services.tasks.get(request.params.task_id);
       return taskJson(task, attempts);
     });
 
@@ -129,7 +129,7 @@ export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         },
       },
     }, async (request) => {
-      const d = await orchestrator.startDeployment(request.body.deployment_id);
+      const d = await services.seed.startDeployment(request.body.deployment_id);
       return { deployment_id: d.id, status: d.status, affected_agents: d.affectedAgents, agent_count: d.affectedAgents.length };
     });
 
@@ -143,8 +143,8 @@ export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         response: { 200: ref(SeedDeployment), ...errors({ 404: ['ORCH_DEPLOYMENT_NOT_FOUND'], 409: ['ORCH_DEPLOYMENT_NOT_ACTIVE', 'ORCH_DEPLOYMENT_STATE'] }) },
       },
     }, async (request) => {
-      const d = await orchestrator.completeDeployment(request.body.deployment_id);
-      return deploymentJson(d, await orchestrator.cluster());
+      const d = await services.seed.completeDeployment(request.body.deployment_id);
+      return deploymentJson(d, await services.seed.cluster());
     });
 
     r.get('/deployment_status', {
@@ -158,8 +158,8 @@ export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
     }, async (request) => {
       const id = request.query.deployment_id;
       if (id === undefined || id === '') throw new OrchestratorError('ORCH_VALIDATION', 'deployment_id required');
-      const d = await orchestrator.getDeployment(id);
-      return deploymentJson(d, await orchestrator.cluster());
+      const d = await services.seed.getDeployment(id);
+      return deploymentJson(d, await services.seed.cluster());
     });
 
     r.get('/asset_details', {
@@ -174,7 +174,7 @@ export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         },
       },
     }, async (request) => {
-      const all = (await orchestrator.assets()).map((a) => ({ asset: a.asset, agent_id: a.agentId, agent_status: a.agentStatus }));
+      const all = (await services.agents.assets()).map((a) => ({ asset: a.asset, agent_id: a.agentId, agent_status: a.agentStatus }));
       const id = request.query.asset_id;
       if (id === undefined) return { assets: all };
       const one = all.find((a) => a.asset.id === id);
@@ -195,7 +195,7 @@ export function seedRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         },
       },
     }, async () => {
-      const { affected, before, after } = await orchestrator.simulateActivity();
+      const { affected, before, after } = await services.seed.simulateActivity();
       const render = (m: typeof before) => Object.fromEntries([...m].map(([id, d]) => [id, metricsSummary(d)]));
       return {
         status: 'success',

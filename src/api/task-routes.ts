@@ -5,9 +5,9 @@ import { errors } from './openapi.js';
 import { BatchTask, Nullable, ref, StringEnum, Task } from './response-schemas.js';
 import { Id as SafeId, taskTypeField } from './schemas.js';
 import type { Static } from 'typebox';
-import type { Orchestrator } from '../core/orchestrator.js';
-import type { SubmitInput } from '../core/task-engine.js';
-import { LIST_LIMIT_MAX } from '../core/task-engine.js';
+import type { TaskService } from '../core/services.js';
+import type { SubmitInput } from '../core/task-types.js';
+import { LIST_LIMIT_MAX } from '../core/task-types.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { TaskTarget } from '../domain/types.js';
 import { TASK_STATUSES } from '../domain/types.js';
@@ -110,13 +110,13 @@ const REFUSED = errors({ 400: ['ORCH_UNKNOWN_TASK_TYPE', 'ORCH_UNKNOWN_RING'], 4
 const NOT_FOUND = errors({ 404: ['ORCH_TASK_NOT_FOUND'] });
 
 /** A submitted task as answered: with a notice when no agent could run it now (it waits, and says so). */
-function withNotice(orchestrator: Orchestrator, task: Parameters<typeof taskV1Json>[0]) {
-  const notice = task.status === 'pending' ? orchestrator.tasks.unmatched(task) : null;
+function withNotice(tasks: TaskService, task: Parameters<typeof taskV1Json>[0]) {
+  const notice = task.status === 'pending' ? tasks.unmatched(task) : null;
   return notice === null ? taskV1Json(task) : { ...taskV1Json(task), notice };
 }
 
 /** `/api/v1/tasks`: the task engine's own API. */
-export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
+export function taskRoutes(tasks: TaskService): FastifyPluginAsync {
   // eslint-disable-next-line @typescript-eslint/require-await
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -131,9 +131,9 @@ export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         response: { 201: ref(Task, 'the new task'), 200: ref(Task, 'the task an earlier request with this idempotencyKey created'), ...REFUSED },
       },
     }, async (request, reply) => {
-      const [out] = await orchestrator.tasks.submit([toSubmitInput(request.body)]);
+      const [out] = await tasks.submit([toSubmitInput(request.body)]);
       const { task, created } = out as { task: Parameters<typeof taskV1Json>[0]; created: boolean };
-      return reply.status(created ? 201 : 200).send(withNotice(orchestrator, task));
+      return reply.status(created ? 201 : 200).send(withNotice(tasks, task));
     });
 
     r.post('/api/v1/tasks/batch', {
@@ -149,10 +149,10 @@ export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         },
       },
     }, async (request, reply) => {
-      const out = await orchestrator.tasks.submit(request.body.tasks.map(toSubmitInput));
+      const out = await tasks.submit(request.body.tasks.map(toSubmitInput));
       return reply.status(201).send({
         created: out.filter((o) => o.created).length,
-        tasks: out.map((o) => ({ ...withNotice(orchestrator, o.task), created: o.created })),
+        tasks: out.map((o) => ({ ...withNotice(tasks, o.task), created: o.created })),
       });
     });
 
@@ -170,19 +170,19 @@ export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
       const q = request.query;
       const limit = q.limit === undefined ? 100 : Number(q.limit);
       if (limit < 1 || limit > LIST_LIMIT_MAX) throw new OrchestratorError('ORCH_VALIDATION', `limit must be from 1 to ${LIST_LIMIT_MAX}`);
-      const tasks = await orchestrator.listTasks(
+      const page = await tasks.list(
         { ...(q.status !== undefined ? { status: q.status } : {}), ...(q.type !== undefined ? { type: q.type } : {}), ...(q.agentId !== undefined ? { agentId: q.agentId } : {}) },
         limit,
         q.cursor === undefined ? undefined : Number(q.cursor),
       );
-      const last = tasks[tasks.length - 1];
-      return { tasks: tasks.map((t) => taskV1Json(t)), nextCursor: tasks.length === limit && last ? String(last.seq) : null };
+      const last = page[page.length - 1];
+      return { tasks: page.map((t) => taskV1Json(t)), nextCursor: page.length === limit && last ? String(last.seq) : null };
     });
 
     r.get('/api/v1/tasks/:id', {
       schema: { operationId: 'getTask', summary: 'A task with every attempt', tags: TAGS, params: TaskId, response: { 200: ref(Task), ...NOT_FOUND } },
     }, async (request) => {
-      const { task, attempts } = await orchestrator.getTask(request.params.id);
+      const { task, attempts } = await tasks.get(request.params.id);
       return taskV1Json(task, attempts);
     });
 
@@ -194,7 +194,7 @@ export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         params: TaskId,
         response: { 200: ref(Task), ...NOT_FOUND, ...errors({ 409: ['ORCH_TASK_STATE'] }) },
       },
-    }, async (request) => taskV1Json(await orchestrator.tasks.cancel(request.params.id)));
+    }, async (request) => taskV1Json(await tasks.cancel(request.params.id)));
 
     r.post('/api/v1/tasks/:id/retry', {
       schema: {
@@ -204,6 +204,6 @@ export function taskRoutes(orchestrator: Orchestrator): FastifyPluginAsync {
         params: TaskId,
         response: { 200: ref(Task), ...NOT_FOUND, ...errors({ 409: ['ORCH_TASK_STATE'] }) },
       },
-    }, async (request) => taskV1Json(await orchestrator.tasks.retry(request.params.id)));
+    }, async (request) => taskV1Json(await tasks.retry(request.params.id)));
   };
 }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Orchestrator } from '../core/orchestrator.js';
+import type { Services } from '../core/services.js';
 import { Type } from 'typebox';
 import { errors } from './openapi.js';
 import { Agent, DocumentedEnum, NullableDateTime, ref, StringEnum } from './response-schemas.js';
@@ -11,7 +11,7 @@ const TAGS = ['agents'];
 const NOT_FOUND = errors({ 404: ['ORCH_AGENT_NOT_FOUND'] });
 
 /** The versioned REST API. It grows issue by issue; the seed's routes stay as they are. */
-export function v1Routes(orchestrator: Orchestrator): FastifyPluginAsync {
+export function v1Routes(services: Services): FastifyPluginAsync {
   // eslint-disable-next-line @typescript-eslint/require-await
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -23,7 +23,7 @@ export function v1Routes(orchestrator: Orchestrator): FastifyPluginAsync {
         tags: ['health'],
         response: { 200: Type.Object({ status: DocumentedEnum(['ok', 'stopping']), master_id: Type.String() }, { additionalProperties: false, description: '`stopping` once the orchestrator is stopping' }) },
       },
-    }, () => ({ status: orchestrator.isRunning ? 'ok' : 'stopping', master_id: orchestrator.masterId }));
+    }, () => ({ status: services.status.isRunning ? 'ok' : 'stopping', master_id: services.status.masterId }));
 
     // Ready to take changes: running, and the store commits. 503 while writes fail (the orchestrator recovers by itself).
     const Storage = Type.Object(
@@ -51,27 +51,27 @@ export function v1Routes(orchestrator: Orchestrator): FastifyPluginAsync {
         },
       },
     }, (_request, reply) => {
-      const storage = orchestrator.storage.status();
-      const ready = orchestrator.isRunning && storage.writable;
+      const storage = services.status.storage.status();
+      const ready = services.status.isRunning && storage.writable;
       const body = {
         status: ready ? 'ready' : 'not_ready',
-        master_id: orchestrator.masterId,
+        master_id: services.status.masterId,
         storage: { writable: storage.writable, since: iso(storage.since), error: storage.writable ? null : storage.error, outages: storage.outages, recoveries: storage.recoveries },
       };
       if (ready) return body;
-      const why = !orchestrator.isRunning ? 'the orchestrator is not running' : `the store cannot commit changes (${storage.error ?? 'writes are failing'})`;
+      const why = !services.status.isRunning ? 'the orchestrator is not running' : `the store cannot commit changes (${storage.error ?? 'writes are failing'})`;
       void reply.status(503).header('retry-after', '2');
-      return { ...body, error: why, code: orchestrator.isRunning ? ('ORCH_STORAGE_UNAVAILABLE' as const) : ('ORCH_SHUTTING_DOWN' as const) };
+      return { ...body, error: why, code: services.status.isRunning ? ('ORCH_STORAGE_UNAVAILABLE' as const) : ('ORCH_SHUTTING_DOWN' as const) };
     });
 
     r.get('/api/v1/agents', {
       schema: { operationId: 'listAgentsV1', summary: 'Every agent in full', tags: TAGS, response: { 200: Type.Object({ agents: Type.Array(ref(Agent)) }, { additionalProperties: false }) } },
-    }, async () => ({ agents: (await orchestrator.agentViews()).map(agentJson) }));
+    }, async () => ({ agents: (await services.agents.views()).map(agentJson) }));
 
     r.get('/api/v1/agents/:id', {
       schema: { operationId: 'getAgent', summary: 'One agent', tags: TAGS, params: AgentParams, response: { 200: ref(Agent), ...NOT_FOUND } },
     }, async (request) =>
-      agentJson(await orchestrator.agentView(request.params.id)),
+      agentJson(await services.agents.view(request.params.id)),
     );
 
     r.get('/api/v1/agents/:id/ring-history', {
@@ -94,8 +94,8 @@ export function v1Routes(orchestrator: Orchestrator): FastifyPluginAsync {
         },
       },
     }, async (request) => {
-      await orchestrator.agentView(request.params.id);
-      const moves = await orchestrator.ringMoves(request.params.id);
+      await services.agents.view(request.params.id);
+      const moves = await services.agents.ringMoves(request.params.id);
       return { moves: moves.map((m) => ({ from: m.from, to: m.to, reason: m.reason, at: iso(m.at) })) };
     });
 
@@ -109,7 +109,7 @@ export function v1Routes(orchestrator: Orchestrator): FastifyPluginAsync {
         response: { 200: Type.Object({ agent_id: Type.String(), status: DocumentedEnum(['decommissioned']) }, { additionalProperties: false }), ...NOT_FOUND },
       },
     }, async (request) => {
-      await orchestrator.removeAgent(request.params.id);
+      await services.agents.remove(request.params.id);
       return { agent_id: request.params.id, status: 'decommissioned' };
     });
   };

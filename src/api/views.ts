@@ -1,6 +1,7 @@
 import { isHealthy } from '../domain/health.js';
 import type { Asset, DeviceInfo, Task, TaskStatus } from '../domain/types.js';
-import type { AgentView, ClusterSnapshot, SeedDeployment } from '../core/orchestrator.js';
+import type { AgentView } from '../core/agents.js';
+import type { ClusterSnapshot, SeedDeployment } from '../core/seed-facade.js';
 import type { TaskAttempt } from '../store/store.js';
 
 /** Renders domain objects in the seed's wire format (snake_case, ISO timestamps). */

@@ -1,119 +1,19 @@
 import { OrchestratorError } from '../domain/errors.js';
 import type { Rng } from '../domain/random.js';
 import { afterFailedAttempt } from '../domain/retry.js';
-import type { Ordered } from '../domain/task-order.js';
-import { orderKey, runsBefore, selectorMatches, targetKey } from '../domain/task-order.js';
-import type { Asset, BackoffPolicy, RingOrUnassigned, Task, TaskStatus, TaskTarget, TaskType } from '../domain/types.js';
-import { isTaskType, TASK_STATUSES, TASK_TYPES, TERMINAL_STATUSES } from '../domain/types.js';
+import type { Task, TaskStatus } from '../domain/types.js';
+import { TASK_STATUSES, TERMINAL_STATUSES } from '../domain/types.js';
 import type { AttemptEndOutcome, Store, TaskAttempt, TaskFilter } from '../store/store.js';
-import type { Clock, TimerHandle } from '../util/clock.js';
+import type { Clock } from '../util/clock.js';
 import { Heap } from '../util/heap.js';
-import { newTaskId } from '../util/ids.js';
 import type { Logger } from '../util/logger.js';
-import type { EventBus } from './events.js';
-
-export interface TaskEngineSettings {
-  /** Default time one attempt may run. */
-  taskTimeoutMs: number;
-  /** Default retries after the first attempt. */
-  taskRetryLimit: number;
-  /** How long an agent holds a task without a heartbeat or progress report. */
-  leaseMs: number;
-  /** Waiting this long counts as one priority level (Infinity: no aging). */
-  agingMs: number;
-  defaultBackoff: BackoffPolicy;
-  /** Whether a ring of that name is configured (for `{ ring }` targets). @default any name */
-  ringExists?: (name: string) => boolean;
-}
-
-export interface SubmitInput {
-  type: string;
-  parameters?: Record<string, unknown>;
-  priority?: number;
-  target?: TaskTarget | null;
-  maxAttempts?: number;
-  backoff?: Partial<BackoffPolicy>;
-  timeoutMs?: number;
-  idempotencyKey?: string;
-  runAfter?: number;
-  deadline?: number;
-}
-
-/** A task in progress on a worker. Times are on the monotonic clock but `startedAt`. */
-export interface RunningTask {
-  attempt: number;
-  /** Wall clock, for the attempt's record. */
-  startedAt: number;
-  /** When the attempt has run too long. */
-  timeoutAt: number;
-  /** When the attempt is over unless the agent says it runs it (a heartbeat that lists it, or progress). */
-  leaseUntil: number;
-  /** When the assignment was handed to the agent's channel. */
-  assignedAt: number;
-  /**
-   * The channel's reference of the assignment: a network agent's command id, which the agent's heartbeat
-   * says it has handled (`ack`); 0 where there is none (in-process agents, attempts restored after a restart).
-   */
-  ref: number;
-}
-
-/** An attempt the agent says it holds: running, or ended with its result not yet delivered. */
-export interface HeldAttempt {
-  taskId: string;
-  /** Missing from agents that list task ids only. */
-  attempt?: number;
-}
-
-/**
- * How long after an assignment was handed over an agent that does not say which commands it has handled
- * (`ack`) may leave it out of its heartbeats before it counts as not running.
- */
-export const UNLISTED_GRACE_MS = 2000;
-
-/**
- * An agent as the engine sees it: what it can run, where it sits, how many
- * tasks it may hold, and how to reach it. The orchestrator owns the object and
- * keeps `online`, `ring` and `asset` current; the engine owns `running`.
- */
-export interface Worker {
-  readonly id: string;
-  capabilities: ReadonlySet<TaskType>;
-  ring: RingOrUnassigned;
-  asset: Asset | null;
-  concurrency: number;
-  online: boolean;
-  readonly running: Map<string, RunningTask>;
-  /** Monotonic. */
-  lastAssignedAt: number;
-  /**
-   * Hands a started attempt to the agent; reads the task at once and keeps no reference to it. Returns the
-   * assignment's reference (see RunningTask.ref), or null when the agent cannot be reached now (nothing sent).
-   */
-  assign(task: Task): number | null;
-  /** Tells the agent to stop an attempt. */
-  cancel(taskId: string, attempt: number): void;
-}
-
-export type ResultReport = { success: true; result?: unknown } | { success: false; error: string; retryable?: boolean };
-
-interface Entry extends Ordered {
-  task: Task;
-  /** Monotonic: when it may start. */
-  readyAt: number;
-}
-
-/** Monotonic times. */
-interface Timed {
-  at: number;
-  task: Task;
-}
-
-interface Delayed extends Timed {
-  /** The task's runAfter when it was put here: an entry whose task has been given another since is stale. */
-  runAfter: number | null;
-}
-
-export const LIST_LIMIT_MAX = 500;
+import type { EventBus } from '../domain/events.js';
+import { IdempotencyKeys } from './idempotency-keys.js';
+import { ReadyQueue } from './ready-queue.js';
+import { buildTask, unmatched } from './task-intake.js';
+import { discountRuns, forgetDelivered, judgeHeldAttempts } from './task-leases.js';
+import type { HeldAttempt, ResultReport, SubmitInput, TaskEngineOptions, TaskEngineSettings, Worker } from './task-types.js';
+import { LIST_LIMIT_MAX } from './task-types.js';
 
 /**
  * The task queue. Live tasks (pending and in progress) are held in memory,
@@ -131,47 +31,25 @@ export class TaskEngine {
   private readonly log: Logger;
 
   private readonly live = new Map<string, Task>();
-  private readonly queued = new Map<string, Entry>();
-  private readonly lanes = new Map<string, Heap<Entry>>();
-  /** Lanes of tasks for a selector, by task type: the only lanes a worker must test one by one. */
-  private readonly selectorLanes = new Map<TaskType, Set<string>>();
-  private readonly delayed = new Heap<Delayed>((a, b) => a.at < b.at);
-  private readonly deadlines = new Heap<Timed>((a, b) => a.at < b.at);
-  private readonly byKey = new Map<string, string>();
+  private readonly ready: ReadyQueue;
+  /** Deadlines (monotonic) of pending tasks, soonest first. */
+  private readonly deadlines = new Heap<{ at: number; task: Task }>((a, b) => a.at < b.at);
+  private readonly keys = new IdempotencyKeys();
   /** Monotonic deadlines of live tasks that have one (a deadline is turned into a delay when the task is taken in). */
   private readonly deadlineAt = new Map<string, number>();
-  /** Inserts of tasks with an idempotency key that have not committed yet: a second submit waits for them. */
-  private readonly inserting = new Map<string, Promise<void>>();
   /** Writes that end an attempt and have not committed yet, by task: a read waits for them (see `get`). */
   private readonly settling = new Map<string, Promise<void>>();
-  /** Keys a submit is deciding (looking up, then creating): another submit of the same key waits its turn. */
-  private readonly keyLocks = new Map<string, Promise<void>>();
   private readonly canWrite: () => boolean;
   private readonly workers = new Map<string, Worker>();
   private readonly counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
   private seq = 0;
-  private delayTimer: TimerHandle | null = null;
-  private delayTimerAt = Infinity;
   private dispatchScheduled = false;
   private stopped = false;
 
-  constructor(options: {
-    store: Store;
-    clock: Clock;
-    rng: Rng;
-    settings: TaskEngineSettings;
-    events: EventBus;
-    log: Logger;
-    /** False while the store cannot commit: nothing is dispatched then. @default always true */
-    canWrite?: () => boolean;
-  }) {
+  constructor(options: TaskEngineOptions) {
+    ({ store: this.store, clock: this.clock, rng: this.rng, settings: this.settings, events: this.events, log: this.log } = options);
     this.canWrite = options.canWrite ?? (() => true);
-    this.store = options.store;
-    this.clock = options.clock;
-    this.rng = options.rng;
-    this.settings = options.settings;
-    this.events = options.events;
-    this.log = options.log;
+    this.ready = new ReadyQueue({ clock: this.clock, agingMs: this.settings.agingMs, onReady: () => this.scheduleDispatch() });
   }
 
   /**
@@ -187,7 +65,7 @@ export class TaskEngine {
     const interrupted: Task[] = [];
     for (const task of await this.store.loadLiveTasks()) {
       this.live.set(task.id, task);
-      if (task.idempotencyKey !== null) this.byKey.set(task.idempotencyKey, task.id);
+      this.keys.add(task);
       // Stored times are wall-clock: each becomes a delay from now, once.
       if (task.deadline !== null) this.deadlineAt.set(task.id, mono + (task.deadline - now));
       const worker = task.assignedTo === null ? undefined : this.workers.get(task.assignedTo);
@@ -218,8 +96,7 @@ export class TaskEngine {
 
   stop(): void {
     this.stopped = true;
-    this.delayTimer?.cancel();
-    this.delayTimer = null;
+    this.ready.stop();
   }
 
   /**
@@ -228,12 +105,7 @@ export class TaskEngine {
    * timeout runs out for it.
    */
   discount(ms: number): void {
-    for (const worker of this.workers.values()) {
-      for (const run of worker.running.values()) {
-        run.leaseUntil += ms;
-        run.timeoutAt += ms;
-      }
-    }
+    discountRuns(this.workers.values(), ms);
   }
 
   // ---------------------------------------------------------------- workers
@@ -272,13 +144,7 @@ export class TaskEngine {
    */
   agentRestarted(workerId: string, acked: number): void {
     const worker = this.workers.get(workerId);
-    if (!worker) return;
-    for (const run of worker.running.values()) {
-      if (run.ref <= acked) {
-        run.ref = 0;
-        run.assignedAt = -Infinity;
-      }
-    }
+    if (worker) forgetDelivered(worker, acked);
   }
 
   /**
@@ -293,34 +159,21 @@ export class TaskEngine {
   heartbeat(workerId: string, held: readonly HeldAttempt[], ack: number | undefined): { ended: Promise<void> | null; renewedUntil: number | null } {
     const worker = this.workers.get(workerId);
     if (!worker || worker.running.size === 0) return { ended: null, renewedUntil: null };
-    const mono = this.clock.monotonic();
-    const until = this.clock.now() + this.settings.leaseMs;
-    let renewed = false;
-    let over: [Task, RunningTask][] | null = null;
-    for (const [taskId, run] of worker.running) {
-      const listed = held.some((h) => h.taskId === taskId && (h.attempt === undefined || h.attempt === run.attempt));
-      if (listed) {
-        run.leaseUntil = mono + this.settings.leaseMs;
-        const task = this.live.get(taskId);
-        if (task) task.leaseExpiresAt = until;
-        renewed = true;
-        continue;
-      }
-      const received = ack !== undefined ? ack >= run.ref : mono - run.assignedAt > UNLISTED_GRACE_MS;
+    const { renewed, over } = judgeHeldAttempts(worker.running, held, ack, this.clock.monotonic(), this.settings.leaseMs);
+    const now = this.clock.now();
+    const until = now + this.settings.leaseMs;
+    for (const taskId of renewed) {
       const task = this.live.get(taskId);
-      if (received && task) (over ??= []).push([task, run]);
+      if (task) task.leaseExpiresAt = until;
     }
-    let ended: Promise<void> | null = null;
-    if (over !== null) {
-      const now = this.clock.now();
-      ended = Promise.all(
-        over.map(([task, run]) => {
-          worker.cancel(task.id, run.attempt);
-          return this.endAttempt(task, worker, 'not_running', `attempt ${run.attempt} is not running on ${worker.id} (its heartbeat does not list it)`, true, now);
-        }),
-      ).then(() => undefined);
+    const ending: Promise<void>[] = [];
+    for (const [taskId, run] of over) {
+      const task = this.live.get(taskId);
+      if (!task) continue;
+      worker.cancel(taskId, run.attempt);
+      ending.push(this.endAttempt(task, worker, 'not_running', `attempt ${run.attempt} is not running on ${worker.id} (its heartbeat does not list it)`, true, now));
     }
-    return { ended, renewedUntil: renewed ? until : null };
+    return { ended: ending.length === 0 ? null : Promise.all(ending).then(() => undefined), renewedUntil: renewed.length > 0 ? until : null };
   }
 
   // ---------------------------------------------------------------- submit
@@ -344,20 +197,14 @@ export class TaskEngine {
         let existing: Task | null = key === undefined ? null : (batchKeys.get(key) ?? null);
         if (key !== undefined && existing === null) {
           // Two submits of one key must not both find nothing and both create: one decides at a time.
-          for (let lock = this.keyLocks.get(key); lock; lock = this.keyLocks.get(key)) await lock;
-          let unlock = (): void => undefined;
-          this.keyLocks.set(key, new Promise<void>((resolve) => (unlock = resolve)));
-          unlocks.push(() => {
-            this.keyLocks.delete(key);
-            unlock();
-          });
+          unlocks.push(await this.keys.lock(key));
           existing = await this.findByKey(key);
         }
         if (existing) {
           out.push({ task: existing, created: false });
           continue;
         }
-        const task = this.buildTask(input, now);
+        const task = buildTask(input, now, ++this.seq, { settings: this.settings, agentExists: (id) => this.workers.has(id) });
         if (key !== undefined) batchKeys.set(key, task);
         fresh.push(task);
         out.push({ task, created: true });
@@ -383,7 +230,7 @@ export class TaskEngine {
     const now = this.clock.now();
     const fresh = inputs.map((input) => {
       if (input.idempotencyKey !== undefined) throw new OrchestratorError('ORCH_VALIDATION', 'enqueue takes no idempotency keys');
-      return this.buildTask(input, now);
+      return buildTask(input, now, ++this.seq, { settings: this.settings, agentExists: (id) => this.workers.has(id) });
     });
     return { tasks: fresh.map((t) => ({ ...t })), committed: this.accept(fresh) };
   }
@@ -399,16 +246,7 @@ export class TaskEngine {
       this.live.set(task.id, task);
       this.counts.pending++;
       if (task.deadline !== null) this.deadlineAt.set(task.id, mono + (task.deadline - now));
-      if (task.idempotencyKey !== null) {
-        this.byKey.set(task.idempotencyKey, task.id);
-        this.inserting.set(task.id, committed);
-      }
-    }
-    if (fresh.some((t) => t.idempotencyKey !== null)) {
-      void committed.then(
-        () => fresh.forEach((t) => this.inserting.delete(t.id)),
-        () => fresh.forEach((t) => this.inserting.delete(t.id)),
-      );
+      this.keys.add(task, committed);
     }
     for (const task of fresh) {
       this.makeReady(task, task.runAfter === null ? mono : mono + (task.runAfter - now));
@@ -418,24 +256,11 @@ export class TaskEngine {
   }
 
   /**
-   * Why no known agent could ever take this task as things stand (none offers its type, or none of those
-   * is in its ring or matches its selector), or null when one could. Offline agents count: they come back.
+   * Why no known agent could ever take this task as things stand, or null when one could (see `unmatched`
+   * in task-intake.ts).
    */
   unmatched(task: Pick<Task, 'type' | 'target'>): string | null {
-    // A task for one agent (the common case): one lookup, not a pass over the whole fleet on every submit.
-    const target = task.target;
-    if (target !== null && 'agentId' in target && this.workers.get(target.agentId)?.capabilities.has(task.type) === true) return null;
-    let offers = 0;
-    for (const w of this.workers.values()) {
-      if (!w.capabilities.has(task.type)) continue;
-      offers++;
-      const t = task.target;
-      if (t === null || ('agentId' in t && t.agentId === w.id) || ('ring' in t && t.ring === w.ring) || ('selector' in t && selectorMatches(t.selector, w.asset))) return null;
-    }
-    if (offers === 0) return `no agent offers ${task.type} now; the task waits until one does`;
-    const t = task.target;
-    const where = t === null ? '' : 'ring' in t ? ` in ring ${t.ring}` : 'selector' in t ? ' matching its selector' : ` as ${t.agentId}`;
-    return `no agent that offers ${task.type} is${where} now; the task waits until one is`;
+    return unmatched(task, this.workers);
   }
 
   /** Whether the task is pending or running. */
@@ -448,63 +273,8 @@ export class TaskEngine {
    * has: a second submit must not learn of a task the store may still refuse.
    */
   private async findByKey(key: string): Promise<Task | null> {
-    const id = this.byKey.get(key);
-    if (id !== undefined) {
-      const inserting = this.inserting.get(id);
-      if (inserting) await inserting;
-      const live = this.live.get(id);
-      if (live) return { ...live };
-    }
-    return this.store.findTaskByIdempotencyKey(key);
-  }
-
-  private buildTask(input: SubmitInput, now: number): Task {
-    if (!isTaskType(input.type)) {
-      throw new OrchestratorError('ORCH_UNKNOWN_TASK_TYPE', `unknown task_type "${input.type}"; expected one of ${TASK_TYPES.join(', ')}`);
-    }
-    const backoff: BackoffPolicy = { ...this.settings.defaultBackoff, ...input.backoff };
-    if (backoff.maxMs < backoff.initialMs) {
-      throw new OrchestratorError('ORCH_VALIDATION', 'backoff.maxMs must not be smaller than backoff.initialMs');
-    }
-    const target = input.target;
-    if (target && 'ring' in target && this.settings.ringExists && !this.settings.ringExists(target.ring)) {
-      throw new OrchestratorError('ORCH_UNKNOWN_RING', `target.ring "${target.ring}" is not a configured ring`);
-    }
-    // An agent that does not exist (or was decommissioned) will never take it: refused, not left waiting forever.
-    if (target && 'agentId' in target && !this.workers.has(target.agentId)) {
-      throw new OrchestratorError('ORCH_AGENT_NOT_FOUND', `target.agentId: no agent ${target.agentId}`);
-    }
-    if (input.deadline !== undefined && input.runAfter !== undefined && input.deadline <= input.runAfter) {
-      throw new OrchestratorError('ORCH_VALIDATION', 'deadline must be later than runAfter');
-    }
-    // A task that could only ever expire is a mistake of its sender (often a clock far behind): said at once.
-    if (input.deadline !== undefined && input.deadline <= now) {
-      throw new OrchestratorError('ORCH_VALIDATION', `deadline ${new Date(input.deadline).toISOString()} has already passed (the orchestrator's time is ${new Date(now).toISOString()})`);
-    }
-    return {
-      id: newTaskId(),
-      seq: ++this.seq,
-      type: input.type,
-      parameters: input.parameters ?? {},
-      priority: input.priority ?? 0,
-      status: 'pending',
-      target: input.target ?? null,
-      assignedTo: null,
-      attempts: 0,
-      attemptsBase: 0,
-      maxAttempts: input.maxAttempts ?? this.settings.taskRetryLimit + 1,
-      backoff,
-      timeoutMs: input.timeoutMs ?? this.settings.taskTimeoutMs,
-      idempotencyKey: input.idempotencyKey ?? null,
-      runAfter: input.runAfter !== undefined && input.runAfter > now ? input.runAfter : null,
-      deadline: input.deadline ?? null,
-      leaseExpiresAt: null,
-      createdAt: now,
-      startedAt: null,
-      completedAt: null,
-      result: null,
-      error: null,
-    };
+    const live = await this.keys.find(key, (id) => this.live.get(id));
+    return live ? { ...live } : this.store.findTaskByIdempotencyKey(key);
   }
 
   // ---------------------------------------------------------------- reads
@@ -568,7 +338,7 @@ export class TaskEngine {
       const write = this.persist(task, { taskId, taskSeq: task.seq, attempt, agentId: workerId, startedAt: task.startedAt ?? now, endedAt: now, outcome: 'succeeded', error: null });
       this.events.emit('task.completed', { task });
       // The freed slot takes its next task now, so that its start shares a commit with this completion.
-      if (worker) this.fill(worker, now, this.clock.monotonic());
+      if (worker) this.ready.fill(worker, this.canWrite, this.starter(now, this.clock.monotonic()));
       await write;
       this.forgetIfEnded(task);
       return;
@@ -621,7 +391,7 @@ export class TaskEngine {
       worker?.cancel(task.id, task.attempts);
       attempt = { taskId, taskSeq: task.seq, attempt: task.attempts, agentId: task.assignedTo, startedAt: task.startedAt ?? now, endedAt: now, outcome: 'cancelled', error: reason };
     }
-    this.unqueue(task);
+    this.ready.remove(task.id);
     this.setStatus(task, 'cancelled');
     task.completedAt = now;
     task.leaseExpiresAt = null;
@@ -643,7 +413,7 @@ export class TaskEngine {
     }
     const now = this.clock.now();
     this.live.set(task.id, task);
-    if (task.idempotencyKey !== null) this.byKey.set(task.idempotencyKey, task.id);
+    this.keys.add(task);
     this.setStatus(task, 'pending');
     task.attemptsBase = task.attempts;
     task.assignedTo = null;
@@ -665,7 +435,7 @@ export class TaskEngine {
   async sweep(): Promise<void> {
     const now = this.clock.now();
     const mono = this.clock.monotonic();
-    this.promoteDelayed(mono);
+    this.ready.promote(mono);
     const writes: Promise<void>[] = [];
     for (let top = this.deadlines.peek(); top && top.at < mono; top = this.deadlines.peek()) {
       this.deadlines.pop();
@@ -720,7 +490,7 @@ export class TaskEngine {
     if (TERMINAL_STATUSES.has(task.status) && this.live.get(task.id) === task) {
       this.live.delete(task.id);
       this.deadlineAt.delete(task.id);
-      if (task.idempotencyKey !== null) this.byKey.delete(task.idempotencyKey);
+      this.keys.remove(task);
     }
   }
 
@@ -758,7 +528,7 @@ export class TaskEngine {
   }
 
   private async expire(task: Task, now: number): Promise<void> {
-    this.unqueue(task);
+    this.ready.remove(task.id);
     this.setStatus(task, 'expired');
     task.completedAt = now;
     task.error = `deadline ${new Date(task.deadline ?? now).toISOString()} passed before the task could start`;
@@ -772,61 +542,7 @@ export class TaskEngine {
   private makeReady(task: Task, readyAt: number): void {
     const deadline = this.deadlineAt.get(task.id);
     if (deadline !== undefined) this.deadlines.push({ at: deadline, task });
-    if (readyAt > this.clock.monotonic()) {
-      this.delayed.push({ at: readyAt, task, runAfter: task.runAfter });
-      this.armDelayTimer();
-      return;
-    }
-    this.enqueueEntry({ task, readyAt, key: orderKey(task.priority, readyAt, this.settings.agingMs), seq: task.seq });
-  }
-
-  /** Puts a ready task's entry on its lane. */
-  private enqueueEntry(entry: Entry): void {
-    const task = entry.task;
-    const lane = `${task.type}|${targetKey(task.target)}`;
-    let heap = this.lanes.get(lane);
-    if (!heap) {
-      heap = new Heap<Entry>(runsBefore);
-      this.lanes.set(lane, heap);
-      if (task.target !== null && 'selector' in task.target) {
-        let set = this.selectorLanes.get(task.type);
-        if (!set) {
-          set = new Set();
-          this.selectorLanes.set(task.type, set);
-        }
-        set.add(lane);
-      }
-    }
-    this.queued.set(task.id, entry);
-    heap.push(entry);
-    this.scheduleDispatch();
-  }
-
-  /** Entries are removed lazily: an entry no longer in `queued` is skipped when it reaches the top. */
-  private unqueue(task: Task): void {
-    this.queued.delete(task.id);
-  }
-
-  private promoteDelayed(mono: number): void {
-    for (let top = this.delayed.peek(); top && top.at <= mono; top = this.delayed.peek()) {
-      this.delayed.pop();
-      if (top.task.status === 'pending' && !this.queued.has(top.task.id) && top.task.runAfter === top.runAfter) {
-        this.makeReady(top.task, top.at);
-      }
-    }
-  }
-
-  private armDelayTimer(): void {
-    const next = this.delayed.peek();
-    if (!next || this.stopped || next.at >= this.delayTimerAt) return;
-    this.delayTimer?.cancel();
-    this.delayTimerAt = next.at;
-    this.delayTimer = this.clock.setTimeout(() => {
-      this.delayTimer = null;
-      this.delayTimerAt = Infinity;
-      this.promoteDelayed(this.clock.monotonic());
-      this.armDelayTimer();
-    }, Math.max(0, next.at - this.clock.monotonic()));
+    this.ready.add(task, readyAt);
   }
 
   scheduleDispatch(): void {
@@ -839,109 +555,23 @@ export class TaskEngine {
     });
   }
 
-  /**
-   * The best ready task this worker may run, or undefined. A worker looks only at the lanes it may take from:
-   * for each task type it runs, the untargeted lane, its own lane, its ring's lane, and the selector lanes
-   * whose selector it matches. So the cost does not grow with the number of agents that have tasks waiting.
-   */
-  private bestFor(worker: Worker): Entry | undefined {
-    let best: Entry | undefined;
-    let bestHeap: Heap<Entry> | undefined;
-    const consider = (lane: string): void => {
-      const heap = this.lanes.get(lane);
-      if (!heap) return;
-      let top = heap.peek();
-      while (top && this.queued.get(top.task.id) !== top) {
-        heap.pop();
-        top = heap.peek();
-      }
-      if (!top) {
-        this.dropLane(lane);
-        return;
-      }
-      if (!best || runsBefore(top, best)) {
-        best = top;
-        bestHeap = heap;
-      }
-    };
-    for (const type of worker.capabilities) {
-      consider(`${type}|any`);
-      consider(`${type}|agent:${worker.id}`);
-      consider(`${type}|ring:${worker.ring}`);
-      const selectors = this.selectorLanes.get(type);
-      if (selectors) for (const lane of selectors) if (this.selectorEligible(lane, worker)) consider(lane);
-    }
-    if (best && bestHeap) {
-      bestHeap.pop();
-      this.queued.delete(best.task.id);
-    }
-    return best;
-  }
-
-  /** An empty lane is forgotten (lanes are made again when a task needs one). */
-  private dropLane(lane: string): void {
-    this.lanes.delete(lane);
-    const type = lane.slice(0, lane.indexOf('|')) as TaskType;
-    const selectors = this.selectorLanes.get(type);
-    if (selectors?.delete(lane) && selectors.size === 0) this.selectorLanes.delete(type);
-  }
-
-  /** Every task in a selector lane has the same selector: read it from any entry. */
-  private selectorEligible(lane: string, worker: Worker): boolean {
-    const t = this.lanes.get(lane)?.peek()?.task.target;
-    return t !== undefined && t !== null && 'selector' in t && selectorMatches(t.selector, worker.asset);
-  }
-
-  /**
-   * Hands ready tasks to workers with free slots, the worker that has waited
-   * longest first, each the best task it may run. A task no free worker may
-   * run waits without holding up the others.
-   */
+  /** Hands ready tasks to workers with free slots (see ReadyQueue.handOut); an overdue task expires instead. */
   private dispatch(): void {
-    if (this.queued.size === 0) return;
+    if (this.ready.size === 0) return;
     const now = this.clock.now();
     const mono = this.clock.monotonic();
-    const free = this.candidates()
-      .filter((w) => w.online && w.running.size < w.concurrency && w.capabilities.size > 0)
-      .sort((a, b) => a.lastAssignedAt - b.lastAssignedAt);
-    for (const worker of free) {
-      this.fill(worker, now, mono);
-      if (this.queued.size === 0) break;
-    }
+    this.ready.handOut(this.workers, this.canWrite, this.starter(now, mono));
   }
 
-  /**
-   * The workers that may have something to take: when every waiting task names its agent (deployments, most
-   * operator tasks), only those agents; otherwise all of them.
-   */
-  private candidates(): Worker[] {
-    const named: Worker[] = [];
-    for (const lane of this.lanes.keys()) {
-      const at = lane.indexOf('|agent:');
-      if (at < 0) return [...this.workers.values()];
-      const worker = this.workers.get(lane.slice(at + '|agent:'.length));
-      if (worker) named.push(worker);
-    }
-    return [...new Set(named)];
-  }
-
-  /** Gives one worker the best ready tasks it may run, up to its free slots. */
-  private fill(worker: Worker, now: number, mono: number): void {
-    if (!worker.online || !this.canWrite()) return;
-    while (worker.running.size < worker.concurrency && this.queued.size > 0) {
-      const entry = this.bestFor(worker);
-      if (!entry) break;
-      const task = entry.task;
+  /** Starts a task handed to a worker, or expires it when its deadline has passed. */
+  private starter(now: number, mono: number): (task: Task, worker: Worker) => 'started' | 'gone' | 'unreachable' {
+    return (task, worker) => {
       if ((this.deadlineAt.get(task.id) ?? Infinity) < mono) {
         this.expire(task, now).catch((err: unknown) => this.log.error({ err, taskId: task.id }, 'failed to expire task'));
-        continue;
+        return 'gone';
       }
-      if (!this.start(task, worker, now, mono)) {
-        // The agent cannot be reached now: the task keeps its place in line for another worker.
-        this.enqueueEntry(entry);
-        break;
-      }
-    }
+      return this.start(task, worker, now, mono) ? 'started' : 'unreachable';
+    };
   }
 
   /** Starts an attempt on the worker; false (and nothing changed) when the agent cannot be reached. */

@@ -1,79 +1,22 @@
 import { OrchestratorError } from '../domain/errors.js';
-import type { HealthScore, HealthScoreConfig } from '../domain/health-score.js';
-import { explainHealth } from '../domain/health-score.js';
+import type { HealthScoreConfig } from '../domain/health-score.js';
 import type { CompiledRingConfig, RingConfig } from '../domain/ring-config.js';
-import { compileRingConfig, DEFAULT_RING_CONFIG, plainRingConfig, ringTargets } from '../domain/ring-config.js';
+import { compileRingConfig, DEFAULT_RING_CONFIG, plainRingConfig } from '../domain/ring-config.js';
 import type { Connectivity, RingMove } from '../domain/types.js';
-import type { EventBus } from '../core/events.js';
+import type { EventBus } from '../domain/events.js';
 import type { DeviceRecord, DeviceSample, RingMoveWrite, Store } from '../store/store.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { PlannedMove } from './planner.js';
 import { planFull, planIncremental } from './planner.js';
 import type { DeviceAttributes, MetricsSample } from './registry.js';
-import { CONNECTIVITY, DeviceRegistry, NO_RING, PIN_MANUAL, PIN_NONE } from './registry.js';
+import { CONNECTIVITY, DeviceRegistry, NO_RING, PIN_MANUAL } from './registry.js';
+import type { DeviceDetail, DeviceFilter, DeviceSort, DeviceSummary, RingsView } from './fleet-views.js';
+import { DEVICE_LIST_MAX, deviceDetail, listDevices, ringsView } from './fleet-views.js';
 
 export interface DeviceImport extends DeviceAttributes {
   id: string;
   metrics?: MetricsSample | undefined;
-}
-
-export interface DeviceFilter {
-  ring?: string;
-  status?: Connectivity;
-  healthBelow?: number;
-  site?: string;
-  department?: string;
-}
-
-export type DeviceSort = 'id' | 'score' | '-score';
-
-export interface DeviceSummary {
-  id: string;
-  ring: string;
-  pinned: boolean;
-  held: boolean;
-  status: Connectivity;
-  score: number | null;
-  healthy: boolean | null;
-  site: string | null;
-  department: string | null;
-  manufacturer: string | null;
-  model: string | null;
-  osName: string | null;
-  tags: string[];
-}
-
-export interface DeviceDetail extends DeviceSummary {
-  health: (HealthScore & { healthy: boolean | null }) | null;
-  metrics: (MetricsSample & { batteryDrainPerHour: number; cpuTrendPerHour: number; deploymentImpact: number; sampledAt: number }) | null;
-  pin: { ring: string; source: 'rule' | 'manual' } | null;
-  inflightExecutions: number;
-  movedAt: number | null;
-}
-
-export interface RingView {
-  name: string;
-  share: number;
-  min: number | null;
-  max: number | null;
-  allowUnhealthy: boolean;
-  target: number;
-  size: number;
-  health: { p10: number | null; p50: number | null; p90: number | null; unhealthy: number; unknown: number };
-  bySite: Record<string, number>;
-  byModel: Record<string, number>;
-}
-
-export interface RingsView {
-  policy: string;
-  hysteresis: number;
-  dwellMs: number;
-  rings: RingView[];
-  unassigned: number;
-  held: number;
-  total: number;
-  config: RingConfig;
 }
 
 const LOAD_PAGE = 20_000;
@@ -82,7 +25,6 @@ export const WRITE_BEHIND_MS = 1000;
 /** Devices whose ring changed since the last snapshot; past this many, a snapshot is written. */
 const SNAPSHOT_AFTER = 50_000;
 const WRITE_CHUNK = 20_000;
-export const DEVICE_LIST_MAX = 1000;
 
 /**
  * The fleet: every device, its health score and its ring. Holds the registry
@@ -565,154 +507,22 @@ export class Fleet {
     return i === undefined ? 'unassigned' : this.registry.ringName(this.registry.ring[i] as number);
   }
 
+
+
+
+
   /** Every ring's size, target, health distribution and composition, from the incremental aggregates. */
   rings(): RingsView {
-    const reg = this.registry;
-    const config = reg.ringConfig;
-    const names = (m: Map<number, number>): Record<string, number> => {
-      const out: Record<string, number> = {};
-      for (const [code, n] of m) out[reg.interner.value(code) ?? '(none)'] = n;
-      return out;
-    };
-    const inRings = config.rings.reduce((a, _, k) => a + (reg.aggregates[k]?.size ?? 0), 0);
-    const targets = ringTargets(config.rings, inRings);
-    const rings = config.rings.map((r, k): RingView => {
-      const a = reg.aggregates[k];
-      return {
-        name: r.name,
-        share: r.share,
-        min: r.min ?? null,
-        max: r.max ?? null,
-        allowUnhealthy: config.unhealthyOk[k] ?? false,
-        target: targets[k] ?? 0,
-        size: a?.size ?? 0,
-        health: {
-          p10: a?.percentile(10) ?? null,
-          p50: a?.percentile(50) ?? null,
-          p90: a?.percentile(90) ?? null,
-          unhealthy: a?.unhealthy ?? 0,
-          unknown: (a?.size ?? 0) - (a?.bins.total ?? 0),
-        },
-        bySite: a ? names(a.bySite) : {},
-        byModel: a ? names(a.byModel) : {},
-      };
-    });
-    const unassigned = reg.aggregates[reg.unassignedSlot]?.size ?? 0;
-    return {
-      policy: config.policy,
-      hysteresis: config.hysteresis,
-      dwellMs: config.dwellMs,
-      rings,
-      unassigned,
-      held: reg.heldCount,
-      total: inRings + unassigned,
-      config: plainRingConfig(config),
-    };
-  }
-
-  private summary(i: number): DeviceSummary {
-    const reg = this.registry;
-    const a = reg.attributes(i);
-    return {
-      id: a.id,
-      ring: reg.ringName(reg.ring[i] as number),
-      pinned: reg.pinSource[i] !== PIN_NONE,
-      held: reg.held[i] === 1,
-      status: CONNECTIVITY[reg.connectivity[i] as number] as Connectivity,
-      score: reg.score(i),
-      healthy: reg.unhealthy[i] === 2 ? null : reg.unhealthy[i] === 0,
-      site: a.site ?? null,
-      department: a.department ?? null,
-      manufacturer: a.manufacturer ?? null,
-      model: a.model ?? null,
-      osName: a.osName ?? null,
-      tags: [...(a.tags ?? [])],
-    };
+    return ringsView(this.registry);
   }
 
   device(id: string): DeviceDetail {
-    const reg = this.registry;
-    const i = this.indexOrThrow(id);
-    const known = (reg.scoreBin[i] as number) >= 0;
-    const inputs = reg.healthInputs(i);
-    const r1 = (x: number): number => Math.round(x * 10) / 10;
-    const { level, charging } = reg.batteryOf(i);
-    return {
-      ...this.summary(i),
-      health: known ? { ...explainHealth(inputs, reg.healthConfig), healthy: reg.unhealthy[i] === 0 } : null,
-      metrics: known
-        ? {
-            battery: level === null ? null : r1(level),
-            charging,
-            cpu: r1(inputs.cpu),
-            memory: r1(inputs.memory),
-            disk: r1(inputs.disk),
-            batteryDrainPerHour: r1(inputs.batteryDrain),
-            cpuTrendPerHour: r1(inputs.cpuTrend),
-            deploymentImpact: Math.round(inputs.impact * 100) / 100,
-            sampledAt: reg.sampledAt[i] as number,
-          }
-        : null,
-      pin: reg.pinSource[i] === PIN_NONE ? null : { ring: reg.ringName(reg.pinRing[i] as number), source: reg.pinSource[i] === PIN_MANUAL ? 'manual' : 'rule' },
-      inflightExecutions: reg.inflight[i] as number,
-      movedAt: reg.ring[i] === NO_RING && (reg.movedAt[i] as number) === 0 ? null : (reg.movedAt[i] as number),
-    };
+    return deviceDetail(this.registry, this.indexOrThrow(id));
   }
 
-  /**
-   * A page of devices. `id` order walks the registry from the cursor and stops
-   * at `limit` matches; score order keeps the best `limit` candidates past the
-   * cursor in one pass. The cursor is opaque to clients.
-   */
+  /** A page of devices (see listDevices). */
   list(filter: DeviceFilter, sort: DeviceSort, limit: number, cursor: string | undefined): { devices: DeviceSummary[]; nextCursor: string | null } {
-    const reg = this.registry;
-    const n = reg.size;
-    const lim = Math.max(1, Math.min(limit, DEVICE_LIST_MAX));
-    const ring = filter.ring === undefined ? undefined : filter.ring === 'unassigned' ? NO_RING : reg.ringNumber(filter.ring);
-    if (filter.ring !== undefined && filter.ring !== 'unassigned' && ring === NO_RING) {
-      throw new OrchestratorError('ORCH_UNKNOWN_RING', `unknown ring "${filter.ring}"; the rings are ${this.ringNames().join(', ')}`);
-    }
-    const status = filter.status === undefined ? undefined : CONNECTIVITY.indexOf(filter.status);
-    // An attribute value no device has matches nothing (code -1).
-    const code = (v: string | undefined): number | undefined => (v === undefined ? undefined : (reg.interner.find(v) ?? -1));
-    const site = code(filter.site);
-    const dept = code(filter.department);
-    const below = filter.healthBelow === undefined ? undefined : Math.round(filter.healthBelow * 10);
-    const match = (i: number): boolean =>
-      (ring === undefined || reg.ring[i] === ring) &&
-      (status === undefined || reg.connectivity[i] === status) &&
-      (site === undefined || reg.site[i] === site) &&
-      (dept === undefined || reg.department[i] === dept) &&
-      (below === undefined || ((reg.scoreBin[i] as number) >= 0 && (reg.scoreBin[i] as number) < below));
-    const decoded = decodeCursor(cursor, sort);
-    if (sort === 'id') {
-      const out: DeviceSummary[] = [];
-      let i = decoded ? decoded.index + 1 : 0;
-      for (; i < n && out.length < lim; i++) if (match(i)) out.push(this.summary(i));
-      const more = out.length === lim && i < n;
-      return { devices: out, nextCursor: more ? encodeCursor(sort, -1, i - 1) : null };
-    }
-    // Score order (devices without a score last, then by device number), keeping the first `lim` past the cursor.
-    const dir = sort === 'score' ? 1 : -1;
-    const keyOf = (i: number): number => {
-      const b = reg.scoreBin[i] as number;
-      const k = b < 0 ? 2000 : dir === 1 ? b : 1000 - b;
-      return k * 4_194_304 + i;
-    };
-    const after = decoded ? decoded.key * 4_194_304 + decoded.index : -1;
-    const best: number[] = []; // max-heap of keys, size <= lim
-    for (let i = 0; i < n; i++) {
-      if (!match(i)) continue;
-      const k = keyOf(i);
-      if (k <= after) continue;
-      if (best.length < lim) heapPush(best, k);
-      else if (k < (best[0] as number)) heapReplaceTop(best, k);
-    }
-    best.sort((a, b) => a - b);
-    const devices = best.map((k) => this.summary(k % 4_194_304));
-    const last = best.at(-1);
-    const more = best.length === lim && last !== undefined;
-    return { devices, nextCursor: more ? encodeCursor(sort, Math.floor(last / 4_194_304), last % 4_194_304) : null };
+    return listDevices(this.registry, filter, sort, limit, cursor);
   }
 
   /** Every move at or after `since`, oldest first, paged. */
@@ -738,40 +548,3 @@ function compileOrThrow(doc: RingConfig): CompiledRingConfig {
   return out.config;
 }
 
-function encodeCursor(sort: DeviceSort, key: number, index: number): string {
-  return Buffer.from(`${sort}.${key}.${index}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string | undefined, sort: DeviceSort): { key: number; index: number } | null {
-  if (cursor === undefined) return null;
-  const m = /^(id|score|-score)\.(-?\d+)\.(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!m || m[1] !== sort) throw new OrchestratorError('ORCH_VALIDATION', 'cursor is not one this server gave out for this sort order');
-  return { key: Number(m[2]), index: Number(m[3]) };
-}
-
-function heapPush(h: number[], v: number): void {
-  h.push(v);
-  let i = h.length - 1;
-  while (i > 0) {
-    const p = (i - 1) >> 1;
-    if ((h[p] as number) >= v) break;
-    h[i] = h[p] as number;
-    i = p;
-  }
-  h[i] = v;
-}
-
-function heapReplaceTop(h: number[], v: number): void {
-  const n = h.length;
-  let i = 0;
-  for (;;) {
-    const l = 2 * i + 1;
-    if (l >= n) break;
-    const r = l + 1;
-    const c = r < n && (h[r] as number) > (h[l] as number) ? r : l;
-    if ((h[c] as number) <= v) break;
-    h[i] = h[c] as number;
-    i = c;
-  }
-  h[i] = v;
-}

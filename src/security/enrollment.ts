@@ -64,12 +64,26 @@ export class EnrollmentTokens {
     return ENROLLMENT_TOKEN.test(text);
   }
 
-  static idOf(text: string): string | null {
-    return ENROLLMENT_TOKEN.exec(text)?.[1] ?? null;
+  /**
+   * Admits a new agent with a token: the default one (`defaultToken`, '' when there is none; nothing is spent)
+   * or a stored one, whose use is spent. Says whether the agent waits for an admin's approval; refused (403)
+   * when the token is not accepted.
+   */
+  async admit(text: string, defaultToken: string): Promise<{ requireApproval: boolean }> {
+    if (EnrollmentTokens.looksStored(text)) return { requireApproval: (await this.use(text)).requireApproval };
+    if (defaultToken === '' || !safeEqual(text, defaultToken)) throw new OrchestratorError('ORCH_ENROLL_REFUSED', 'enrollment token not accepted');
+    return { requireApproval: false };
   }
 
-  static secretOf(text: string): string {
-    return ENROLLMENT_TOKEN.exec(text)?.[2] ?? '';
+  /**
+   * Whether a returning agent's token is accepted: the default one, or a stored one that exists and is not
+   * revoked. Its uses and expiry do not matter (it was spent when the agent first enrolled).
+   */
+  async known(text: string, defaultToken: string): Promise<boolean> {
+    if (defaultToken !== '' && safeEqual(text, defaultToken)) return true;
+    const m = ENROLLMENT_TOKEN.exec(text);
+    const found = m === null ? null : await this.store.getEnrollmentToken(m[1] as string);
+    return m !== null && found !== null && found.token.revokedAt === null && safeEqual(hashSecret(m[2] as string), found.secretHash);
   }
 
   /**

@@ -1,4 +1,5 @@
-import { EventBus } from '../core/events.js';
+import { TypedEventBus } from '../util/event-bus.js';
+import type { OrchestratorEvents } from '../domain/events.js';
 import type { ExecutionDriver } from '../core/rollouts.js';
 import { RolloutController } from '../core/rollouts.js';
 import type { DeploymentSpec, DeviceReading, Gate, Stage } from '../domain/deployment.js';
@@ -267,7 +268,7 @@ export async function simulate(scenario: Scenario, options: SimOptions = {}): Pr
   const start = Date.UTC(2026, 0, 5, 0, 0, 0);
   const clock = new VirtualClock(start);
   const store = new SqliteStore(':memory:');
-  const events = new EventBus();
+  const events = new TypedEventBus<OrchestratorEvents>();
   const fleet = new Fleet({ store, clock, events, log: silentLogger, health: DEFAULT_HEALTH_SCORE_CONFIG });
   await fleet.load();
   const virtual = new VirtualFleet(clock, rng, scenario, n);

@@ -24,6 +24,22 @@ export class Heap<T> {
     }
   }
 
+  /** Replaces the first element with `item` (a push after a pop, in one pass). */
+  replaceTop(item: T): void {
+    const a = this.items;
+    if (a.length === 0) {
+      a.push(item);
+      return;
+    }
+    a[0] = item;
+    this.siftDown(0);
+  }
+
+  /** The elements, in no particular order. */
+  toArray(): T[] {
+    return [...this.items];
+  }
+
   pop(): T | undefined {
     const a = this.items;
     if (a.length === 0) return undefined;
@@ -31,18 +47,23 @@ export class Heap<T> {
     const last = a.pop() as T;
     if (a.length > 0) {
       a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && this.before(a[l] as T, a[m] as T)) m = l;
-        if (r < a.length && this.before(a[r] as T, a[m] as T)) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m] as T, a[i] as T];
-        i = m;
-      }
+      this.siftDown(0);
     }
     return top;
+  }
+
+  private siftDown(from: number): void {
+    const a = this.items;
+    let i = from;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < a.length && this.before(a[l] as T, a[m] as T)) m = l;
+      if (r < a.length && this.before(a[r] as T, a[m] as T)) m = r;
+      if (m === i) break;
+      [a[i], a[m]] = [a[m] as T, a[i] as T];
+      i = m;
+    }
   }
 }

@@ -248,7 +248,7 @@ describe('the OpenAPI document says what the API does', () => {
     const created = await call('POST', '/api/v1/tasks', { type: 'deploy', params: { version: '2.4.1', nested: { b: 1, a: [1.5, 'x'] } }, runAfter: later() });
     const id = String(created.body.id);
     await call('POST', `/api/v1/tasks/${id}/cancel`);
-    const { task, attempts } = await srv.server().orchestrator.getTask(id);
+    const { task, attempts } = await srv.server().orchestrator.tasks.get(id);
     const v1 = await fetch(`${srv.base()}/api/v1/tasks/${id}`, { headers: { authorization: `Bearer ${ADMIN}` } });
     expect(await v1.text()).toBe(JSON.stringify(taskV1Json(task, attempts)));
     const seed = await fetch(`${srv.base()}/status/${id}`, { headers: { authorization: `Bearer ${ADMIN}` } });

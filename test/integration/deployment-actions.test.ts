@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventBus } from '../../src/core/events.js';
+import type { OrchestratorEvents } from '../../src/domain/events.js';
+import { TypedEventBus } from '../../src/util/event-bus.js';
 import type { DeploymentView, ExecutionDriver, ExecutionOutcome } from '../../src/core/rollouts.js';
 import { RolloutController } from '../../src/core/rollouts.js';
 import type { DeploymentAction, DeploymentSpec, DeviceReading, Payload, Stage } from '../../src/domain/deployment.js';
@@ -85,7 +86,7 @@ async function controllerOn(dbPath: string, clock: FakeClock, wrap: (s: Store) =
   const sqlite = new SqliteStore(dbPath);
   closers.push(() => sqlite.close());
   const store = wrap(sqlite);
-  const events = new EventBus();
+  const events = new TypedEventBus<OrchestratorEvents>();
   const fleet = new Fleet({ store, clock, events, log: silentLogger, health: DEFAULT_HEALTH_SCORE_CONFIG });
   await fleet.load();
   const devices = new Devices();

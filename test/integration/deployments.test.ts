@@ -26,10 +26,10 @@ const releases: TaskHandler = async (params, ctx) => {
 
 async function fleetOf(n: number, seed = 42): Promise<Harness> {
   const h = await harness({ seed, handlers: { deploy: releases } });
-  for (let i = 0; i < n; i++) await h.orchestrator.spawnAgent();
-  await advanceUntil(h, () => h.orchestrator.ringCounts().unassigned === 0 && h.orchestrator.fleet.size === n, 10_000, 100);
+  for (let i = 0; i < n; i++) await h.orchestrator.agents.spawn();
+  await advanceUntil(h, () => h.orchestrator.fleet.ringCounts().unassigned === 0 && h.orchestrator.fleet.size === n, 10_000, 100);
   // Everyone charging and healthy enough to pass pre-flight.
-  for (const id of h.orchestrator.listAgentIds()) h.fleet.get(id)?.setMetrics({ battery_charging: true, battery_level: 90, cpu_usage: 20, memory_usage: 40, disk_usage: 30 });
+  for (const id of h.orchestrator.agents.ids()) h.fleet.get(id)?.setMetrics({ battery_charging: true, battery_level: 90, cpu_usage: 20, memory_usage: 40, disk_usage: 30 });
   await h.advance(6000);
   return h;
 }
@@ -85,7 +85,7 @@ describe('staged deployments with simulated agents', () => {
     expect(passes[0]?.reason).toMatch(/^ring canary passed: 0 of 1 failed \(0%\), 0 timed out, 0 of 1 regressed; CPU [+-][\d.]+ points/);
     // Baselines and observations were taken for each device.
     expect(view.executions.every((e) => e.baseline !== null && e.observed !== null && e.cpuDelta !== null)).toBe(true);
-    for (const id of h.orchestrator.listAgentIds()) expect((await h.orchestrator.getTask(view.executions.find((e) => e.deviceId === id)?.taskId as string)).task.status).toBe('completed');
+    for (const id of h.orchestrator.agents.ids()) expect((await h.orchestrator.tasks.get(view.executions.find((e) => e.deviceId === id)?.taskId as string)).task.status).toBe('completed');
   });
 
   it('a release that fails halts at the first ring: nothing beyond it is touched, and automatic rollback restores the devices it reached', async () => {
@@ -101,7 +101,7 @@ describe('staged deployments with simulated agents', () => {
     expect(new Set(view.executions.map((e) => e.stage))).toEqual(new Set([0]));
     expect(view.executions.map((e) => e.state)).toEqual(['rolled_back']);
     const canary = view.executions[0];
-    expect((await h.orchestrator.getTask(canary?.rollbackTaskId as string)).task).toMatchObject({ status: 'completed', parameters: { version: '1.0' } });
+    expect((await h.orchestrator.tasks.get(canary?.rollbackTaskId as string)).task).toMatchObject({ status: 'completed', parameters: { version: '1.0' } });
     await expect(h.orchestrator.deployments.act(d.id, 'resume')).rejects.toMatchObject({ code: 'ORCH_DEPLOYMENT_STATE', status: 409 });
   });
 
@@ -157,7 +157,7 @@ describe('staged deployments with simulated agents', () => {
 
   it('devices failing pre-flight are skipped with the reason and updated once they qualify; offline devices wait for their return', async () => {
     const h = await fleetOf(8);
-    const ids = h.orchestrator.listAgentIds();
+    const ids = h.orchestrator.agents.ids();
     const low = ids.find((id) => h.orchestrator.fleet.ringOf(id) === 'canary') as string;
     const away = ids.find((id) => h.orchestrator.fleet.ringOf(id) === 'prod') as string;
     h.fleet.get(low)?.setMetrics({ battery_charging: false, battery_level: 40 });
@@ -207,7 +207,7 @@ describe('staged deployments with simulated agents', () => {
     const view = await h.orchestrator.deployments.get(d.id);
     for (const r of running) {
       expect(view.executions.find((e) => e.deviceId === r.deviceId)).toMatchObject({ state: 'cancelled', reason: 'the deployment was aborted by an operator during the update' });
-      const { task, attempts } = await h.orchestrator.getTask(r.taskId as string);
+      const { task, attempts } = await h.orchestrator.tasks.get(r.taskId as string);
       expect(task).toMatchObject({ status: 'cancelled', error: `deployment ${d.id} was aborted by an operator` });
       expect(attempts.at(-1)?.error).toBe(`deployment ${d.id} was aborted by an operator`);
     }
@@ -227,7 +227,7 @@ describe('staged deployments with simulated agents', () => {
     expect(view.executions.every((e) => e.state === 'succeeded')).toBe(true);
     expect(view.evaluations.filter((e) => e.verdict === 'pass').map((e) => e.ring)).toEqual(['canary', 'dev', 'stage', 'prod']);
     // Every agent installed 4.0, and none more than once after its execution succeeded.
-    const tasks = await h2.orchestrator.listTasks({ type: 'deploy', status: 'completed' }, 500);
+    const tasks = await h2.orchestrator.tasks.list({ type: 'deploy', status: 'completed' }, 500);
     const perDevice = new Map<string, number>();
     for (const t of tasks) {
       const target = t.target as { agentId: string };
@@ -288,7 +288,7 @@ describe('every action from every state', () => {
     await advanceUntil(h, async () => (await c.get(d.id)).executions.every((e) => e.state === 'rolled_back'), 60_000, 500);
     const view = await c.get(d.id);
     expect(view.executions).toHaveLength(6);
-    for (const e of view.executions) expect((await h.orchestrator.getTask(e.rollbackTaskId as string)).task).toMatchObject({ status: 'completed', parameters: { version: '1.0' } });
+    for (const e of view.executions) expect((await h.orchestrator.tasks.get(e.rollbackTaskId as string)).task).toMatchObject({ status: 'completed', parameters: { version: '1.0' } });
     expect(view.deployment.endedAt).not.toBeNull();
   });
 });

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventBus } from '../../src/core/events.js';
+import type { OrchestratorEvents } from '../../src/domain/events.js';
+import { TypedEventBus } from '../../src/util/event-bus.js';
 import { DEFAULT_HEALTH_SCORE_CONFIG } from '../../src/domain/health-score.js';
 import type { DeviceImport } from '../../src/fleet/fleet.js';
 import { Fleet } from '../../src/fleet/fleet.js';
@@ -18,7 +19,7 @@ afterEach(async () => {
 function open(path: string, clock: FakeClock): { store: SqliteStore; fleet: Fleet } {
   const store = new SqliteStore(path, { writer: 'thread' });
   stores.push(store);
-  const fleet = new Fleet({ store, clock, events: new EventBus(), log: silentLogger, health: DEFAULT_HEALTH_SCORE_CONFIG });
+  const fleet = new Fleet({ store, clock, events: new TypedEventBus<OrchestratorEvents>(), log: silentLogger, health: DEFAULT_HEALTH_SCORE_CONFIG });
   return { store, fleet };
 }
 

@@ -5,7 +5,7 @@ import { TASK_TYPES } from '../../src/domain/types.js';
 import type { TaskHandler } from '../../src/sim/task-handlers.js';
 import { seededRng } from '../../src/domain/random.js';
 import type { Harness } from '../support/harness.js';
-import { advanceUntil, harnessPerTest, taskOf, waitForStatus } from '../support/harness.js';
+import { advanceUntil, harnessPerTest, submitTask, taskOf, waitForStatus } from '../support/harness.js';
 
 const harness = harnessPerTest();
 
@@ -13,7 +13,7 @@ const ALL = [...TASK_TYPES];
 
 async function spawnAll(h: Harness, n: number): Promise<string[]> {
   const ids: string[] = [];
-  for (let i = 0; i < n; i++) ids.push(await h.orchestrator.spawnAgent());
+  for (let i = 0; i < n; i++) ids.push(await h.orchestrator.agents.spawn());
   await h.advance(10);
   return ids;
 }
@@ -23,17 +23,17 @@ describe('agents', () => {
     const h = await harness();
     const ids = await spawnAll(h, 4);
     await h.advance(100);
-    const views = await h.orchestrator.agentViews();
+    const views = await h.orchestrator.agents.views();
     expect(views.map((v) => v.agent.connectivity)).toEqual(['online', 'online', 'online', 'online']);
     for (const v of views) {
       expect(v.agent.ring).not.toBe('unassigned');
       expect(h.fleet.get(v.agent.id)?.currentRing).toBe(v.agent.ring);
-      const moves = await h.orchestrator.ringMoves(v.agent.id);
+      const moves = await h.orchestrator.agents.ringMoves(v.agent.id);
       expect(moves).toHaveLength(1);
       expect(moves[0]).toMatchObject({ from: 'unassigned', to: v.agent.ring });
       expect(moves[0]?.reason).toMatch(/^first heartbeat/);
     }
-    const counts = h.orchestrator.ringCounts();
+    const counts = h.orchestrator.fleet.ringCounts();
     expect(counts.unassigned).toBe(0);
     expect((counts.canary ?? 0) + (counts.dev ?? 0) + (counts.stage ?? 0) + (counts.prod ?? 0)).toBe(ids.length);
   });
@@ -64,8 +64,8 @@ describe('agents', () => {
     const h = await harness({ handlers: { process_data: slow }, settings: { taskTimeoutMs: 600_000 }, capabilities: ALL });
     const [a, b] = await spawnAll(h, 2);
     // Occupy b so that the task lands on a.
-    const blocker = await h.orchestrator.submitTask({ type: 'process_data' });
-    const task = await h.orchestrator.submitTask({ type: 'process_data' });
+    const blocker = await submitTask(h, { type: 'process_data' });
+    const task = await submitTask(h, { type: 'process_data' });
     await h.advance(50);
     const holder = (await taskOf(h, task.id)).assignedTo as string;
     const other = holder === a ? (b as string) : (a as string);
@@ -73,7 +73,7 @@ describe('agents', () => {
 
     h.fleet.get(holder)?.pause();
     await h.advance(21_000 + 1000);
-    const view = await h.orchestrator.agentView(holder);
+    const view = await h.orchestrator.agents.view(holder);
     expect(view.agent.connectivity).toBe('offline');
     expect(view.status).toBe('offline');
     const requeued = await taskOf(h, task.id);
@@ -85,7 +85,7 @@ describe('agents', () => {
     const done = await waitForStatus(h, task.id, 'completed');
     expect(done.assignedTo).toBe(other);
     expect(done.attempts).toBe(2);
-    const history = (await h.orchestrator.getTask(task.id)).attempts;
+    const history = (await h.orchestrator.tasks.get(task.id)).attempts;
     expect(history.map((x) => [x.attempt, x.agentId, x.outcome])).toEqual([
       [1, holder, 'agent_lost'],
       [2, other, 'succeeded'],
@@ -96,7 +96,7 @@ describe('agents', () => {
     h.orchestrator.events.on('task.stale_result', (e) => stale.push(`${e.taskId}#${e.attempt}`));
     h.fleet.get(holder)?.resume();
     await h.advance(6000);
-    expect((await h.orchestrator.agentView(holder)).agent.connectivity).toBe('online');
+    expect((await h.orchestrator.agents.view(holder)).agent.connectivity).toBe('online');
     expect(stale).toContain(`${task.id}#1`);
     expect(await taskOf(h, task.id)).toEqual(done);
   });
@@ -108,17 +108,17 @@ describe('agents', () => {
     };
     const h = await harness({ handlers: { monitor: hang }, capabilities: ALL });
     const [a, b] = await spawnAll(h, 2);
-    const task = await h.orchestrator.submitTask({ type: 'monitor' });
+    const task = await submitTask(h, { type: 'monitor' });
     await h.advance(50);
     const holder = (await taskOf(h, task.id)).assignedTo as string;
-    await h.orchestrator.removeAgent(holder);
-    expect(h.orchestrator.listAgentIds()).toEqual([holder === a ? b : a]);
+    await h.orchestrator.agents.remove(holder);
+    expect(h.orchestrator.agents.ids()).toEqual([holder === a ? b : a]);
     expect(h.fleet.get(holder)).toBeUndefined();
     expect((await h.store.getAgent(holder))?.connectivity).toBe('decommissioned');
     const done = await waitForStatus(h, task.id, 'completed');
     expect(done.attempts).toBe(2);
     expect(done.assignedTo).not.toBe(holder);
-    await expect(h.orchestrator.removeAgent(holder)).rejects.toMatchObject({ code: 'ORCH_AGENT_NOT_FOUND' });
+    await expect(h.orchestrator.agents.remove(holder)).rejects.toMatchObject({ code: 'ORCH_AGENT_NOT_FOUND' });
   });
 });
 
@@ -127,7 +127,7 @@ describe('tasks', () => {
     const h = await harness();
     await spawnAll(h, 2);
     await h.advance(100);
-    const t = await h.orchestrator.submitTask({ type: 'process_data', parameters: { data: [2, 4, 9] }, priority: 1 });
+    const t = await submitTask(h, { type: 'process_data', parameters: { data: [2, 4, 9] }, priority: 1 });
     expect(t.status).toBe('pending');
     const done = await waitForStatus(h, t.id, 'completed', 5000);
     expect(done.result).toEqual({ count: 3, sum: 15, mean: 5, min: 2, max: 9, median: 4 });
@@ -140,7 +140,7 @@ describe('tasks', () => {
   it('health_check returns the device metrics as they are', async () => {
     const h = await harness();
     await spawnAll(h, 2);
-    const t = await h.orchestrator.submitTask({ type: 'health_check' });
+    const t = await submitTask(h, { type: 'health_check' });
     const done = await waitForStatus(h, t.id, 'completed', 5000);
     const device = h.fleet.get(done.assignedTo as string)?.snapshot();
     expect(done.result).toMatchObject({
@@ -154,9 +154,9 @@ describe('tasks', () => {
   it('go to capable agents only', async () => {
     const h = await harness({ seed: 3 });
     await spawnAll(h, 3);
-    const views = await h.orchestrator.agentViews();
+    const views = await h.orchestrator.agents.views();
     for (const type of ['process_data', 'health_check', 'deploy', 'analyze_risk', 'monitor'] as const) {
-      const t = await h.orchestrator.submitTask({ type, parameters: type === 'monitor' ? { durationSec: 0 } : {} });
+      const t = await submitTask(h, { type, parameters: type === 'monitor' ? { durationSec: 0 } : {} });
       const done = await waitForStatus(h, t.id, 'completed', 10_000);
       const runner = views.find((v) => v.agent.id === done.assignedTo);
       expect(runner?.agent.capabilities).toContain(type);
@@ -172,13 +172,13 @@ describe('tasks', () => {
     };
     const h = await harness({ handlers: { process_data: record, health_check: record } });
     const [only] = await spawnAll(h, 1);
-    const caps = (await h.orchestrator.agentView(only as string)).agent.capabilities;
+    const caps = (await h.orchestrator.agents.view(only as string)).agent.capabilities;
     const type = caps[0] as TaskType;
-    const blocker = await h.orchestrator.submitTask({ type, parameters: { name: 'blocker' } });
+    const blocker = await submitTask(h, { type, parameters: { name: 'blocker' } });
     await h.advance(1);
     const submitted: [string, number][] = [['low-1', 0], ['high-1', 5], ['low-2', 0], ['high-2', 5], ['mid', 2], ['neg', -3]];
     const ids: string[] = [];
-    for (const [name, priority] of submitted) ids.push((await h.orchestrator.submitTask({ type, parameters: { name }, priority })).id);
+    for (const [name, priority] of submitted) ids.push((await submitTask(h, { type, parameters: { name }, priority })).id);
     for (const id of [blocker.id, ...ids]) await waitForStatus(h, id, 'completed', 20_000);
     expect(order).toEqual(['blocker', 'high-1', 'high-2', 'mid', 'low-1', 'low-2', 'neg']);
   });
@@ -192,10 +192,10 @@ describe('tasks', () => {
     };
     const h = await harness({ handlers: { deploy: flaky } });
     await spawnAll(h, 2);
-    const t = await h.orchestrator.submitTask({ type: 'deploy', priority: 7 });
+    const t = await submitTask(h, { type: 'deploy', priority: 7 });
     const done = await waitForStatus(h, t.id, 'completed', 10_000);
     expect(done).toMatchObject({ attempts: 3, priority: 7, result: 'finally', error: null, maxAttempts: 4 });
-    expect((await h.orchestrator.getTask(t.id)).attempts.map((a) => a.outcome)).toEqual(['failed', 'failed', 'succeeded']);
+    expect((await h.orchestrator.tasks.get(t.id)).attempts.map((a) => a.outcome)).toEqual(['failed', 'failed', 'succeeded']);
   });
 
   it('are dead (the dead letter) with the last error once attempts run out', async () => {
@@ -206,10 +206,10 @@ describe('tasks', () => {
     };
     const h = await harness({ handlers: { analyze_risk: broken }, settings: { taskRetryLimit: 2 } });
     await spawnAll(h, 2);
-    const t = await h.orchestrator.submitTask({ type: 'analyze_risk' });
+    const t = await submitTask(h, { type: 'analyze_risk' });
     const dead = await waitForStatus(h, t.id, 'dead', 30_000);
     expect(dead).toMatchObject({ attempts: 3, maxAttempts: 3, error: 'broken #3' });
-    const history = (await h.orchestrator.getTask(t.id)).attempts;
+    const history = (await h.orchestrator.tasks.get(t.id)).attempts;
     expect(history.map((a) => a.outcome)).toEqual(['failed', 'failed', 'failed']);
     // Retries waited their backoff: 1 s then 2 s, each with jitter over its upper half.
     const gap = (i: number) => (history[i + 1]?.startedAt ?? 0) - (history[i]?.endedAt ?? 0);
@@ -220,7 +220,7 @@ describe('tasks', () => {
   it('a non-retryable failure fails at once', async () => {
     const h = await harness();
     await spawnAll(h, 2);
-    const t = await h.orchestrator.submitTask({ type: 'process_data', parameters: { data: 'not numbers' } });
+    const t = await submitTask(h, { type: 'process_data', parameters: { data: 'not numbers' } });
     const failed = await waitForStatus(h, t.id, 'failed', 10_000);
     expect(failed).toMatchObject({ attempts: 1, error: 'parameters.data must be an array of finite numbers' });
   });
@@ -232,24 +232,24 @@ describe('tasks', () => {
     };
     const h = await harness({ handlers: { monitor: hang }, settings: { taskRetryLimit: 1, taskTimeoutMs: 60_000 } });
     await spawnAll(h, 2);
-    const t = await h.orchestrator.submitTask({ type: 'monitor' });
+    const t = await submitTask(h, { type: 'monitor' });
     await h.advance(59_000);
     expect((await taskOf(h, t.id)).status).toBe('in_progress');
     await advanceUntil(h, async () => (await taskOf(h, t.id)).attempts === 2, 5000);
     const second = await taskOf(h, t.id);
     expect(second.status).toBe('in_progress');
-    expect((await h.orchestrator.getTask(t.id)).attempts[0]).toMatchObject({ outcome: 'timed_out', error: expect.stringMatching(/attempt 1 timed out after 60 s/) as unknown });
+    expect((await h.orchestrator.tasks.get(t.id)).attempts[0]).toMatchObject({ outcome: 'timed_out', error: expect.stringMatching(/attempt 1 timed out after 60 s/) as unknown });
     const dead = await waitForStatus(h, t.id, 'dead', 70_000);
     expect(dead.attempts).toBe(2);
     expect(dead.error).toMatch(/attempt 2 timed out after 60 s/);
     // The agents were told to stop; nothing is left running on them.
     await h.advance(100);
-    for (const id of h.orchestrator.listAgentIds()) expect(h.fleet.get(id)?.runningTasks()).toEqual([]);
+    for (const id of h.orchestrator.agents.ids()) expect(h.fleet.get(id)?.runningTasks()).toEqual([]);
   });
 
   it('refuses unknown task types', async () => {
     const h = await harness();
-    await expect(h.orchestrator.submitTask({ type: 'mine_bitcoin' })).rejects.toMatchObject({ code: 'ORCH_UNKNOWN_TASK_TYPE', status: 400 });
+    await expect(submitTask(h, { type: 'mine_bitcoin' })).rejects.toMatchObject({ code: 'ORCH_UNKNOWN_TASK_TYPE', status: 400 });
     expect(Object.values(await h.store.countTasksByStatus()).every((n) => n === 0)).toBe(true);
     expect(Object.values(h.orchestrator.tasks.countsByStatus()).every((n) => n === 0)).toBe(true);
   });
@@ -274,7 +274,7 @@ describe('messages over a lossy link', () => {
     const completed: string[] = [];
     h.orchestrator.events.on('task.completed', ({ task }) => completed.push(task.id));
     const ids: string[] = [];
-    for (let i = 0; i < 30; i++) ids.push((await h.orchestrator.submitTask({ type: 'process_data', parameters: { data: [i] } })).id);
+    for (let i = 0; i < 30; i++) ids.push((await submitTask(h, { type: 'process_data', parameters: { data: [i] } })).id);
     await advanceUntil(h, async () => {
       for (const id of ids) if ((await taskOf(h, id)).status !== 'completed') return false;
       return true;
@@ -282,7 +282,7 @@ describe('messages over a lossy link', () => {
     expect(dropped).toBeGreaterThan(10);
     expect(completed.sort()).toEqual(ids.slice().sort());
     for (const [i, id] of ids.entries()) expect((await taskOf(h, id)).result).toMatchObject({ sum: i });
-    const cluster = await h.orchestrator.cluster();
+    const cluster = await h.orchestrator.seed.cluster();
     const stats = Object.values(cluster.queueStats);
     expect(stats.reduce((s, x) => s + x.retransmitted, 0)).toBeGreaterThan(0);
   });
@@ -292,52 +292,52 @@ describe('rings', () => {
   it('a device that fails the seed rule in prod moves to an early ring at once, and not back before its dwell time is over', async () => {
     const h = await harness({ settings: { rebalanceIntervalMs: 30_000 } });
     await spawnAll(h, 8);
-    const inProd = (await h.orchestrator.agentViews()).filter((v) => v.agent.ring === 'prod');
+    const inProd = (await h.orchestrator.agents.views()).filter((v) => v.agent.ring === 'prod');
     expect(inProd.length).toBeGreaterThan(0);
     const sick = inProd[0]?.agent.id as string;
     const device = h.fleet.get(sick);
-    const countsBefore = h.orchestrator.ringCounts();
+    const countsBefore = h.orchestrator.fleet.ringCounts();
     device?.setMetrics({ cpu_usage: 95 });
     await h.advance(5000);
-    const view = await h.orchestrator.agentView(sick);
+    const view = await h.orchestrator.agents.view(sick);
     expect(['canary', 'dev']).toContain(view.agent.ring);
-    const moves = await h.orchestrator.ringMoves(sick);
+    const moves = await h.orchestrator.agents.ringMoves(sick);
     expect(moves.at(-1)).toMatchObject({ from: 'prod', to: view.agent.ring });
     expect(moves.at(-1)?.reason).toMatch(/fails the seed health rule \(cpu 95\.0% >= 80%\)/);
     expect(device?.currentRing).toBe(view.agent.ring);
     // Ring sizes stayed on target: the move was a swap with the healthiest device of that ring.
-    expect(h.orchestrator.ringCounts()).toEqual(countsBefore);
+    expect(h.orchestrator.fleet.ringCounts()).toEqual(countsBefore);
     // Healthy again at once: it stays where it is for the dwell time (10 minutes by default), rebalances included.
     for (let i = 0; i < 9; i++) {
       device?.setMetrics({ cpu_usage: 5, memory_usage: 20, battery_charging: true, battery_level: 100 });
       await h.advance(60_000);
     }
-    expect((await h.orchestrator.ringMoves(sick)).length).toBe(moves.length);
+    expect((await h.orchestrator.agents.ringMoves(sick)).length).toBe(moves.length);
     for (let i = 0; i < 3; i++) {
       device?.setMetrics({ cpu_usage: 5, memory_usage: 20, battery_charging: true, battery_level: 100 });
       await h.advance(60_000);
     }
-    const later = await h.orchestrator.ringMoves(sick);
+    const later = await h.orchestrator.agents.ringMoves(sick);
     expect(later.length).toBeGreaterThan(moves.length);
     expect((later[moves.length]?.at ?? 0) - (moves.at(-1)?.at ?? 0)).toBeGreaterThanOrEqual(10 * 60_000);
   });
 
   it('devices that fail the seed rule leave prod: at once after a first placement, otherwise when their dwell time ends', async () => {
     const h = await harness({ seed: 5 });
-    for (let i = 0; i < 6; i++) await h.orchestrator.spawnAgent();
+    for (let i = 0; i < 6; i++) await h.orchestrator.agents.spawn();
     await h.advance(100);
     const sick = (): void => {
-      for (const id of h.orchestrator.listAgentIds()) h.fleet.get(id)?.setMetrics({ battery_level: 10, battery_charging: false });
+      for (const id of h.orchestrator.agents.ids()) h.fleet.get(id)?.setMetrics({ battery_level: 10, battery_charging: false });
     };
     sick();
     for (let t = 0; t < 11 * 60; t += 5) {
       sick();
       await h.advance(5000);
     }
-    for (const v of await h.orchestrator.agentViews()) expect(['canary', 'dev']).toContain(v.agent.ring);
+    for (const v of await h.orchestrator.agents.views()) expect(['canary', 'dev']).toContain(v.agent.ring);
     // No device moved between rings twice within its dwell time.
-    for (const id of h.orchestrator.listAgentIds()) {
-      const between = (await h.orchestrator.ringMoves(id)).filter((m) => m.from !== 'unassigned');
+    for (const id of h.orchestrator.agents.ids()) {
+      const between = (await h.orchestrator.agents.ringMoves(id)).filter((m) => m.from !== 'unassigned');
       for (let k = 1; k < between.length; k++) expect((between[k]?.at ?? 0) - (between[k - 1]?.at ?? 0)).toBeGreaterThanOrEqual(10 * 60_000);
     }
   });
@@ -346,13 +346,13 @@ describe('rings', () => {
     const h = await harness({ seed: 9 });
     await spawnAll(h, 6);
     await h.orchestrator.fleet.configure({ rings: [{ name: 'early', share: 0.5 }, { name: 'late', share: 0.5 }], pins: [], holds: [], dwellMs: 0 });
-    const [first] = h.orchestrator.listAgentIds();
+    const [first] = h.orchestrator.agents.ids();
     await h.orchestrator.fleet.override(first as string, 'late', true, 'test');
-    const ids = h.orchestrator.listAgentIds().sort();
+    const ids = h.orchestrator.agents.ids().sort();
     const before = ids.map((id) => h.orchestrator.fleet.device(id));
     await h.stop();
     const again = await harness({ dbPath: h.dbPath, clock: h.clock, seed: 9 });
-    expect(again.orchestrator.listAgentIds().sort()).toEqual(ids);
+    expect(again.orchestrator.agents.ids().sort()).toEqual(ids);
     const after = ids.map((id) => again.orchestrator.fleet.device(id));
     expect(after.map((d) => [d.id, d.ring, d.pinned, d.score])).toEqual(before.map((d) => [d.id, d.ring, d.pinned, d.score]));
     expect(again.orchestrator.fleet.device(first as string).pin).toEqual({ ring: 'late', source: 'manual' });
@@ -364,32 +364,32 @@ describe('deployments (the seed facade)', () => {
   it('start affects 30–50% of agents with the seed impact; complete recovers 40–80%', async () => {
     const h = await harness();
     await spawnAll(h, 10);
-    const before = new Map(h.orchestrator.listAgentIds().map((id) => [id, h.fleet.get(id)?.snapshot()]));
-    const d = await h.orchestrator.startDeployment('deploy-001');
+    const before = new Map(h.orchestrator.agents.ids().map((id) => [id, h.fleet.get(id)?.snapshot()]));
+    const d = await h.orchestrator.seed.startDeployment('deploy-001');
     expect(d.affectedAgents.length).toBeGreaterThanOrEqual(3);
     expect(d.affectedAgents.length).toBeLessThanOrEqual(5);
     for (const id of d.affectedAgents) {
       const b = before.get(id);
-      const stored = (await h.orchestrator.agentView(id)).agent.device;
+      const stored = (await h.orchestrator.agents.view(id)).agent.device;
       // The master's copy is what the agent reported after applying the instruction.
       expect(stored).toEqual(h.fleet.get(id)?.snapshot());
       expect(stored?.cpu_usage).toBeGreaterThanOrEqual(Math.min(95, (b?.cpu_usage ?? 0) + 10) - 0.01);
       expect(stored?.memory_usage).toBeGreaterThanOrEqual(Math.min(90, (b?.memory_usage ?? 0) + 10) - 0.01);
     }
-    await expect(h.orchestrator.startDeployment('deploy-001')).rejects.toMatchObject({ code: 'ORCH_DEPLOYMENT_EXISTS', status: 409 });
-    const done = await h.orchestrator.completeDeployment('deploy-001');
+    await expect(h.orchestrator.seed.startDeployment('deploy-001')).rejects.toMatchObject({ code: 'ORCH_DEPLOYMENT_EXISTS', status: 409 });
+    const done = await h.orchestrator.seed.completeDeployment('deploy-001');
     expect(done.status).toBe('completed');
     expect(done.recoveredAgents.length).toBeGreaterThanOrEqual(4);
     expect(done.recoveredAgents.length).toBeLessThanOrEqual(8);
-    await expect(h.orchestrator.completeDeployment('deploy-001')).rejects.toMatchObject({ code: 'ORCH_DEPLOYMENT_NOT_ACTIVE', status: 409 });
-    await expect(h.orchestrator.completeDeployment('nope')).rejects.toMatchObject({ code: 'ORCH_DEPLOYMENT_NOT_FOUND', status: 404 });
-    await expect(h.orchestrator.getDeployment('nope')).rejects.toMatchObject({ status: 404 });
+    await expect(h.orchestrator.seed.completeDeployment('deploy-001')).rejects.toMatchObject({ code: 'ORCH_DEPLOYMENT_NOT_ACTIVE', status: 409 });
+    await expect(h.orchestrator.seed.completeDeployment('nope')).rejects.toMatchObject({ code: 'ORCH_DEPLOYMENT_NOT_FOUND', status: 404 });
+    await expect(h.orchestrator.seed.getDeployment('nope')).rejects.toMatchObject({ status: 404 });
   });
 
   it('simulate_activity changes every online agent and reports before and after', async () => {
     const h = await harness();
     await spawnAll(h, 3);
-    const r = await h.orchestrator.simulateActivity();
+    const r = await h.orchestrator.seed.simulateActivity();
     expect(r.affected).toHaveLength(3);
     for (const id of r.affected) {
       expect(r.after.get(id)).toEqual(h.fleet.get(id)?.snapshot());
@@ -406,32 +406,32 @@ describe('restart', () => {
     };
     const h1 = await harness({ handlers: { monitor: hang } });
     await spawnAll(h1, 3);
-    await h1.orchestrator.addAsset({ id: 'asset-9', name: 'LAPTOP-9', site: 'Coimbatore' });
-    const done = await h1.orchestrator.submitTask({ type: 'process_data', parameters: { data: [1] } });
+    await h1.orchestrator.agents.addAsset({ id: 'asset-9', name: 'LAPTOP-9', site: 'Coimbatore' });
+    const done = await submitTask(h1, { type: 'process_data', parameters: { data: [1] } });
     await waitForStatus(h1, done.id, 'completed', 5000);
-    const running = await h1.orchestrator.submitTask({ type: 'monitor' });
+    const running = await submitTask(h1, { type: 'monitor' });
     await h1.advance(50);
     expect((await taskOf(h1, running.id)).status).toBe('in_progress');
-    await h1.orchestrator.startDeployment('dep-1');
-    const ids = h1.orchestrator.listAgentIds();
-    const rings = new Map((await h1.orchestrator.agentViews()).map((v) => [v.agent.id, v.agent.ring]));
+    await h1.orchestrator.seed.startDeployment('dep-1');
+    const ids = h1.orchestrator.agents.ids();
+    const rings = new Map((await h1.orchestrator.agents.views()).map((v) => [v.agent.id, v.agent.ring]));
     const masterId = h1.orchestrator.masterId;
     await h1.stop();
 
     const h2 = await harness({ dbPath: h1.dbPath, clock: h1.clock });
     expect(h2.orchestrator.masterId).toBe(masterId);
-    expect(h2.orchestrator.listAgentIds()).toEqual(ids);
+    expect(h2.orchestrator.agents.ids()).toEqual(ids);
     await h2.advance(100);
-    for (const v of await h2.orchestrator.agentViews()) {
+    for (const v of await h2.orchestrator.agents.views()) {
       expect(v.agent.connectivity).toBe('online');
       expect(v.agent.ring).toBe(rings.get(v.agent.id));
     }
-    expect((await h2.orchestrator.assets()).map((a) => a.asset.id)).toEqual(['asset-9']);
+    expect((await h2.orchestrator.agents.assets()).map((a) => a.asset.id)).toEqual(['asset-9']);
     expect(await taskOf(h2, done.id)).toMatchObject({ status: 'completed', result: { sum: 1 } });
     const requeued = await taskOf(h2, running.id);
     expect(requeued.attempts).toBeGreaterThanOrEqual(1);
-    expect((await h2.orchestrator.getTask(running.id)).attempts[0]?.outcome).toBe('interrupted');
-    expect((await h2.orchestrator.getDeployment('dep-1')).status).toBe('active');
+    expect((await h2.orchestrator.tasks.get(running.id)).attempts[0]?.outcome).toBe('interrupted');
+    expect((await h2.orchestrator.seed.getDeployment('dep-1')).status).toBe('active');
     // The interrupted task now runs on the restored fleet with the built-in handler.
     await waitForStatus(h2, running.id, 'completed', 10_000);
   });
@@ -441,7 +441,7 @@ describe('adaptive failure detection', () => {
   it('agents with ±20% heartbeat jitter are never marked offline; a killed one is, between two missed beats and AGENT_TIMEOUT', async () => {
     const jittery = await harness({ seed: 11, heartbeatJitter: 0.2 });
     const ids: string[] = [];
-    for (let i = 0; i < 10; i++) ids.push(await jittery.orchestrator.spawnAgent());
+    for (let i = 0; i < 10; i++) ids.push(await jittery.orchestrator.agents.spawn());
     const offline: { agentId: string; at: number; silentMs: number }[] = [];
     jittery.orchestrator.events.on('agent.offline', ({ agentId, silentMs }) => offline.push({ agentId, at: jittery.clock.now(), silentMs }));
     for (let t = 0; t < 3600; t += 10) await jittery.advance(10_000);

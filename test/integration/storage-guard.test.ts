@@ -51,7 +51,7 @@ describe('storage failures', () => {
     mounts.push(fs);
     const g = gate();
     const h = await harness({ dbPath: join(fs.dir, 'orchestrator.db'), handlers: { process_data: g.handler } });
-    for (let i = 0; i < 3; i++) await h.orchestrator.spawnAgent();
+    for (let i = 0; i < 3; i++) await h.orchestrator.agents.spawn();
     await h.advance(50);
     const running = await submit(h, 'running');
     await advanceUntil(h, () => g.waiting() === 1);
@@ -67,7 +67,7 @@ describe('storage failures', () => {
     expect(h.orchestrator.storage.writable).toBe(false);
     // A submission fails with 503 and leaves no trace: not in the counts, its key unknown.
     await expect(submit(h, 'refused')).rejects.toMatchObject({ code: 'ORCH_STORAGE_UNAVAILABLE', status: 503 });
-    await expect(h.orchestrator.spawnAgent()).rejects.toMatchObject({ code: 'ORCH_STORAGE_UNAVAILABLE', status: 503 });
+    await expect(h.orchestrator.agents.spawn()).rejects.toMatchObject({ code: 'ORCH_STORAGE_UNAVAILABLE', status: 503 });
     await h.advance(500);
     await expectMemoryEqualsStore(h);
     expect(h.orchestrator.tasks.countsByStatus()).toEqual(before);
@@ -84,7 +84,7 @@ describe('storage failures', () => {
     // The result comes again and is taken once; the refused key creates its task now.
     const done = await waitForStatus(h, running.id, 'completed', 60_000);
     expect(done.attempts).toBe(1);
-    expect((await h.orchestrator.getTask(running.id)).attempts.map((a) => a.outcome)).toEqual(['succeeded']);
+    expect((await h.orchestrator.tasks.get(running.id)).attempts.map((a) => a.outcome)).toEqual(['succeeded']);
     const out = await h.orchestrator.tasks.submit([{ type: 'process_data', parameters: { data: [3] }, idempotencyKey: 'refused' }]);
     expect(out[0]?.created).toBe(true);
     await advanceUntil(h, () => {

@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EventBus } from '../../src/core/events.js';
-import type { Worker } from '../../src/core/task-engine.js';
+import type { OrchestratorEvents } from '../../src/domain/events.js';
+import { TypedEventBus } from '../../src/util/event-bus.js';
+import type { Worker } from '../../src/core/task-types.js';
 import { TaskEngine } from '../../src/core/task-engine.js';
 import { seededRng } from '../../src/domain/random.js';
 import type { TaskStatus } from '../../src/domain/types.js';
@@ -76,7 +77,7 @@ async function open(path: string, clock: FakeClock): Promise<Real> {
     store,
     clock,
     rng: seededRng(1),
-    events: new EventBus(),
+    events: new TypedEventBus<OrchestratorEvents>(),
     log: silentLogger,
     settings: {
       taskTimeoutMs: 1e9,

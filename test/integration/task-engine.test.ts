@@ -11,7 +11,7 @@ async function spawn(h: Harness, n: number, assets: ({ site: string; model: stri
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     const asset = assets[i];
-    ids.push(asset ? (await h.orchestrator.addAsset({ id: `asset-${i}`, name: `A${i}`, ...asset })).agentId : await h.orchestrator.spawnAgent());
+    ids.push(asset ? (await h.orchestrator.agents.addAsset({ id: `asset-${i}`, name: `A${i}`, ...asset })).agentId : await h.orchestrator.agents.spawn());
   }
   await h.advance(50);
   return ids;
@@ -38,7 +38,7 @@ describe('targets', () => {
   it('a task runs only on its target agent, ring or asset selector', async () => {
     const h = await harness();
     const ids = await spawn(h, 4, [{ site: 'HQ', model: 'X1' }, { site: 'Plant', model: 'X1' }, { site: 'Plant', model: 'T14' }, undefined]);
-    const views = await h.orchestrator.agentViews();
+    const views = await h.orchestrator.agents.views();
     const byId = new Map(views.map((v) => [v.agent.id, v]));
     const agentTarget = ids[2] as string;
     const ring = byId.get(ids[3] as string)?.agent.ring;
@@ -72,7 +72,7 @@ describe('concurrency, leases and timeouts', () => {
     for (let i = 0; i < 5; i++) tasks.push(await submit(h, { type: 'process_data', parameters: { name: `t${i}` } }));
     await h.advance(100);
     expect(g.started).toEqual(['t0', 't1']);
-    expect((await h.orchestrator.agentView(only as string)).runningTasks).toHaveLength(2);
+    expect((await h.orchestrator.agents.view(only as string)).runningTasks).toHaveLength(2);
     g.releaseAll();
     await h.advance(100);
     expect(g.started).toEqual(['t0', 't1', 't2', 't3']);
@@ -108,7 +108,7 @@ describe('concurrency, leases and timeouts', () => {
     const dead = await taskOf(h, t.id);
     expect(dead.status).toBe('dead');
     expect(dead.attempts).toBe(1);
-    expect((await h.orchestrator.getTask(t.id)).attempts[0]?.outcome).toMatch(/agent_lost|lease_expired/);
+    expect((await h.orchestrator.tasks.get(t.id)).attempts[0]?.outcome).toMatch(/agent_lost|lease_expired/);
   });
 });
 
@@ -169,7 +169,7 @@ describe('idempotency, cancel, retry', () => {
     await h.advance(1000);
     expect(g.started).toEqual(['running']);
     expect((await taskOf(h, running.id)).status).toBe('cancelled');
-    expect((await h.orchestrator.getTask(running.id)).attempts[0]?.outcome).toBe('cancelled');
+    expect((await h.orchestrator.tasks.get(running.id)).attempts[0]?.outcome).toBe('cancelled');
     await expect(h.orchestrator.tasks.cancel(running.id)).rejects.toMatchObject({ code: 'ORCH_TASK_STATE', status: 409 });
     await expect(h.orchestrator.tasks.cancel('nope')).rejects.toMatchObject({ status: 404 });
   });
@@ -185,13 +185,13 @@ describe('idempotency, cancel, retry', () => {
     await spawn(h, 1);
     const t = await submit(h, { type: 'monitor', maxAttempts: 2, backoff: { strategy: 'fixed', initialMs: 100, maxMs: 100, jitter: false } });
     await waitForStatus(h, t.id, 'dead');
-    expect((await h.orchestrator.listTasks({ status: 'dead' }, 10)).map((x) => x.id)).toEqual([t.id]);
+    expect((await h.orchestrator.tasks.list({ status: 'dead' }, 10)).map((x) => x.id)).toEqual([t.id]);
     fail = false;
     const retried = await h.orchestrator.tasks.retry(t.id);
     expect(retried.status).toBe('pending');
     const done = await waitForStatus(h, t.id, 'completed');
     expect(done.attempts).toBe(3);
-    expect((await h.orchestrator.getTask(t.id)).attempts.map((x) => x.outcome)).toEqual(['failed', 'failed', 'succeeded']);
+    expect((await h.orchestrator.tasks.get(t.id)).attempts.map((x) => x.outcome)).toEqual(['failed', 'failed', 'succeeded']);
     await expect(h.orchestrator.tasks.retry(t.id)).rejects.toMatchObject({ code: 'ORCH_TASK_STATE', status: 409 });
   });
 });
@@ -245,6 +245,6 @@ describe('schedule', () => {
     const h = await harness();
     await expect(h.orchestrator.tasks.submit([{ type: 'monitor' }, { type: 'teleport' }])).rejects.toMatchObject({ code: 'ORCH_UNKNOWN_TASK_TYPE' });
     expect(Object.values(h.orchestrator.tasks.countsByStatus()).every((n) => n === 0)).toBe(true);
-    expect(await h.orchestrator.listTasks({}, 10)).toEqual([]);
+    expect(await h.orchestrator.tasks.list({}, 10)).toEqual([]);
   });
 });

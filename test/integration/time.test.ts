@@ -30,14 +30,14 @@ describe('setting the system clock', () => {
       return Promise.reject(new TaskFailure('not yet', true));
     };
     const h = await harness({ handlers: { process_data: g.handler, analyze_risk: flaky } });
-    for (let i = 0; i < 3; i++) await h.orchestrator.spawnAgent();
+    for (let i = 0; i < 3; i++) await h.orchestrator.agents.spawn();
     await h.advance(6000);
     const [running] = await h.orchestrator.tasks.submit([{ type: 'process_data', parameters: {} }]);
     await h.orchestrator.tasks.submit([{ type: 'analyze_risk', parameters: {}, backoff: { strategy: 'fixed', initialMs: 30_000, jitter: false } }]);
     await advanceUntil(h, () => g.waiting() === 1 && failures === 1);
     h.clock.step(HOUR);
     await h.advance(20_000);
-    expect((await h.orchestrator.agentViews()).map((v) => v.status).filter((s) => s === 'offline')).toEqual([]);
+    expect((await h.orchestrator.agents.views()).map((v) => v.status).filter((s) => s === 'offline')).toEqual([]);
     expect((await taskOf(h, (running as { task: Task }).task.id)).status).toBe('in_progress');
     // The retry waits its 30 s of elapsed time, not of the wall clock: after 20 s it has not run again.
     expect(failures).toBe(1);
@@ -45,13 +45,13 @@ describe('setting the system clock', () => {
     expect(failures).toBe(2);
     g.release();
     await advanceUntil(h, async () => (await taskOf(h, (running as { task: Task }).task.id)).status === 'completed');
-    expect((await h.orchestrator.getTask((running as { task: Task }).task.id)).attempts).toHaveLength(1);
+    expect((await h.orchestrator.tasks.get((running as { task: Task }).task.id)).attempts).toHaveLength(1);
   });
 
   it('back by an hour: a silent agent is still marked offline within AGENT_TIMEOUT, and its task goes back to the queue', async () => {
     const g = gate();
     const h = await harness({ handlers: { process_data: g.handler } });
-    const id = await h.orchestrator.spawnAgent();
+    const id = await h.orchestrator.agents.spawn();
     await h.advance(6000);
     const [out] = await h.orchestrator.tasks.submit([{ type: 'process_data', parameters: {} }]);
     const taskId = (out as { task: Task }).task.id;
@@ -60,17 +60,17 @@ describe('setting the system clock', () => {
     h.clock.step(-HOUR);
     // AGENT_TIMEOUT is 20 s in these tests; the sweeper looks every second.
     await h.advance(21_500);
-    expect((await h.orchestrator.agentView(id)).status).toBe('offline');
+    expect((await h.orchestrator.agents.view(id)).status).toBe('offline');
     const task = await taskOf(h, taskId);
     expect(task.status).toBe('pending');
-    expect((await h.orchestrator.getTask(taskId)).attempts[0]?.outcome).toBe('agent_lost');
+    expect((await h.orchestrator.tasks.get(taskId)).attempts[0]?.outcome).toBe('agent_lost');
   });
 
   it("a deployment's soak is elapsed time: setting the clock an hour forward ends no soak early, back delays none", async () => {
     const h = await harness();
-    for (let i = 0; i < 12; i++) await h.orchestrator.spawnAgent();
-    await advanceUntil(h, () => h.orchestrator.ringCounts().unassigned === 0 && h.orchestrator.fleet.size === 12, 10_000, 100);
-    for (const id of h.orchestrator.listAgentIds()) h.fleet.get(id)?.setMetrics({ battery_charging: true, battery_level: 90, cpu_usage: 20, memory_usage: 40, disk_usage: 30 });
+    for (let i = 0; i < 12; i++) await h.orchestrator.agents.spawn();
+    await advanceUntil(h, () => h.orchestrator.fleet.ringCounts().unassigned === 0 && h.orchestrator.fleet.size === 12, 10_000, 100);
+    for (const id of h.orchestrator.agents.ids()) h.fleet.get(id)?.setMetrics({ battery_charging: true, battery_level: 90, cpu_usage: 20, memory_usage: 40, disk_usage: 30 });
     await h.advance(6000);
     const gate = { ...DEFAULT_GATE, minDevices: 1, minJudged: 0, observeMs: 0, maxBatteryDrainRegression: 1000 };
     const soakMs = 10 * 60_000;

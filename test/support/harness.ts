@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import type { OrchestratorSettings } from '../../src/core/orchestrator.js';
 import { Orchestrator } from '../../src/core/orchestrator.js';
+import type { SubmitInput } from '../../src/core/task-types.js';
 import { seededRng } from '../../src/domain/random.js';
 import type { Task, TaskType } from '../../src/domain/types.js';
 import type { LinkFaults } from '../../src/protocol/local-link.js';
@@ -106,8 +107,14 @@ export function harnessPerTest(defaults: HarnessOptions = {}): (options?: Harnes
   };
 }
 
+/** Submits one task as the API does (the orchestrator running, the store committing); resolves once it is committed. */
+export async function submitTask(h: Harness, input: SubmitInput): Promise<Task> {
+  const [out] = await h.orchestrator.services.tasks.submit([input]);
+  return (out as { task: Task }).task;
+}
+
 export async function taskOf(h: Harness, id: string): Promise<Task> {
-  return (await h.orchestrator.getTask(id)).task;
+  return (await h.orchestrator.tasks.get(id)).task;
 }
 
 /** Advances fake time until the task reaches `status`, then returns it. */

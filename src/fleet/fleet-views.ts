@@ -1,0 +1,230 @@
+import { OrchestratorError } from '../domain/errors.js';
+import type { HealthScore } from '../domain/health-score.js';
+import { explainHealth } from '../domain/health-score.js';
+import type { RingConfig } from '../domain/ring-config.js';
+import { plainRingConfig, ringTargets } from '../domain/ring-config.js';
+import type { Connectivity } from '../domain/types.js';
+import { Heap } from '../util/heap.js';
+import type { DeviceRegistry, MetricsSample } from './registry.js';
+import { CONNECTIVITY, NO_RING, PIN_MANUAL, PIN_NONE } from './registry.js';
+
+/** The most devices one page of a list holds. */
+export const DEVICE_LIST_MAX = 1000;
+
+export interface DeviceFilter {
+  ring?: string;
+  status?: Connectivity;
+  healthBelow?: number;
+  site?: string;
+  department?: string;
+}
+
+export type DeviceSort = 'id' | 'score' | '-score';
+
+export interface DeviceSummary {
+  id: string;
+  ring: string;
+  pinned: boolean;
+  held: boolean;
+  status: Connectivity;
+  score: number | null;
+  healthy: boolean | null;
+  site: string | null;
+  department: string | null;
+  manufacturer: string | null;
+  model: string | null;
+  osName: string | null;
+  tags: string[];
+}
+
+export interface DeviceDetail extends DeviceSummary {
+  health: (HealthScore & { healthy: boolean | null }) | null;
+  metrics: (MetricsSample & { batteryDrainPerHour: number; cpuTrendPerHour: number; deploymentImpact: number; sampledAt: number }) | null;
+  pin: { ring: string; source: 'rule' | 'manual' } | null;
+  inflightExecutions: number;
+  movedAt: number | null;
+}
+
+export interface RingView {
+  name: string;
+  share: number;
+  min: number | null;
+  max: number | null;
+  allowUnhealthy: boolean;
+  target: number;
+  size: number;
+  health: { p10: number | null; p50: number | null; p90: number | null; unhealthy: number; unknown: number };
+  bySite: Record<string, number>;
+  byModel: Record<string, number>;
+}
+
+export interface RingsView {
+  policy: string;
+  hysteresis: number;
+  dwellMs: number;
+  rings: RingView[];
+  unassigned: number;
+  held: number;
+  total: number;
+  config: RingConfig;
+}
+
+/*
+ * How the fleet is shown: read-only views of the device registry, for the API.
+ */
+
+/** Every ring's size, target, health distribution and composition, from the incremental aggregates. */
+export function ringsView(reg: DeviceRegistry): RingsView {
+  const config = reg.ringConfig;
+  const names = (m: Map<number, number>): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const [code, n] of m) out[reg.interner.value(code) ?? '(none)'] = n;
+    return out;
+  };
+  const inRings = config.rings.reduce((a, _, k) => a + (reg.aggregates[k]?.size ?? 0), 0);
+  const targets = ringTargets(config.rings, inRings);
+  const rings = config.rings.map((r, k): RingView => {
+    const a = reg.aggregates[k];
+    return {
+      name: r.name,
+      share: r.share,
+      min: r.min ?? null,
+      max: r.max ?? null,
+      allowUnhealthy: config.unhealthyOk[k] ?? false,
+      target: targets[k] ?? 0,
+      size: a?.size ?? 0,
+      health: {
+        p10: a?.percentile(10) ?? null,
+        p50: a?.percentile(50) ?? null,
+        p90: a?.percentile(90) ?? null,
+        unhealthy: a?.unhealthy ?? 0,
+        unknown: (a?.size ?? 0) - (a?.bins.total ?? 0),
+      },
+      bySite: a ? names(a.bySite) : {},
+      byModel: a ? names(a.byModel) : {},
+    };
+  });
+  const unassigned = reg.aggregates[reg.unassignedSlot]?.size ?? 0;
+  return {
+    policy: config.policy,
+    hysteresis: config.hysteresis,
+    dwellMs: config.dwellMs,
+    rings,
+    unassigned,
+    held: reg.heldCount,
+    total: inRings + unassigned,
+    config: plainRingConfig(config),
+  };
+}
+
+export function deviceSummary(reg: DeviceRegistry, i: number): DeviceSummary {
+  const a = reg.attributes(i);
+  return {
+    id: a.id,
+    ring: reg.ringName(reg.ring[i] as number),
+    pinned: reg.pinSource[i] !== PIN_NONE,
+    held: reg.held[i] === 1,
+    status: CONNECTIVITY[reg.connectivity[i] as number] as Connectivity,
+    score: reg.score(i),
+    healthy: reg.unhealthy[i] === 2 ? null : reg.unhealthy[i] === 0,
+    site: a.site ?? null,
+    department: a.department ?? null,
+    manufacturer: a.manufacturer ?? null,
+    model: a.model ?? null,
+    osName: a.osName ?? null,
+    tags: [...(a.tags ?? [])],
+  };
+}
+
+export function deviceDetail(reg: DeviceRegistry, i: number): DeviceDetail {
+  const known = (reg.scoreBin[i] as number) >= 0;
+  const inputs = reg.healthInputs(i);
+  const r1 = (x: number): number => Math.round(x * 10) / 10;
+  const { level, charging } = reg.batteryOf(i);
+  return {
+    ...deviceSummary(reg, i),
+    health: known ? { ...explainHealth(inputs, reg.healthConfig), healthy: reg.unhealthy[i] === 0 } : null,
+    metrics: known
+      ? {
+          battery: level === null ? null : r1(level),
+          charging,
+          cpu: r1(inputs.cpu),
+          memory: r1(inputs.memory),
+          disk: r1(inputs.disk),
+          batteryDrainPerHour: r1(inputs.batteryDrain),
+          cpuTrendPerHour: r1(inputs.cpuTrend),
+          deploymentImpact: Math.round(inputs.impact * 100) / 100,
+          sampledAt: reg.sampledAt[i] as number,
+        }
+      : null,
+    pin: reg.pinSource[i] === PIN_NONE ? null : { ring: reg.ringName(reg.pinRing[i] as number), source: reg.pinSource[i] === PIN_MANUAL ? 'manual' : 'rule' },
+    inflightExecutions: reg.inflight[i] as number,
+    movedAt: reg.ring[i] === NO_RING && (reg.movedAt[i] as number) === 0 ? null : (reg.movedAt[i] as number),
+  };
+}
+
+/**
+ * A page of devices. `id` order walks the registry from the cursor and stops
+ * at `limit` matches; score order keeps the best `limit` candidates past the
+ * cursor in one pass. The cursor is opaque to clients.
+ */
+export function listDevices(reg: DeviceRegistry, filter: DeviceFilter, sort: DeviceSort, limit: number, cursor: string | undefined): { devices: DeviceSummary[]; nextCursor: string | null } {
+  const n = reg.size;
+  const lim = Math.max(1, Math.min(limit, DEVICE_LIST_MAX));
+  const ring = filter.ring === undefined ? undefined : filter.ring === 'unassigned' ? NO_RING : reg.ringNumber(filter.ring);
+  if (filter.ring !== undefined && filter.ring !== 'unassigned' && ring === NO_RING) {
+    throw new OrchestratorError('ORCH_UNKNOWN_RING', `unknown ring "${filter.ring}"; the rings are ${reg.ringConfig.rings.map((r) => r.name).join(', ')}`);
+  }
+  const status = filter.status === undefined ? undefined : CONNECTIVITY.indexOf(filter.status);
+  // An attribute value no device has matches nothing (code -1).
+  const code = (v: string | undefined): number | undefined => (v === undefined ? undefined : (reg.interner.find(v) ?? -1));
+  const site = code(filter.site);
+  const dept = code(filter.department);
+  const below = filter.healthBelow === undefined ? undefined : Math.round(filter.healthBelow * 10);
+  const match = (i: number): boolean =>
+    (ring === undefined || reg.ring[i] === ring) &&
+    (status === undefined || reg.connectivity[i] === status) &&
+    (site === undefined || reg.site[i] === site) &&
+    (dept === undefined || reg.department[i] === dept) &&
+    (below === undefined || ((reg.scoreBin[i] as number) >= 0 && (reg.scoreBin[i] as number) < below));
+  const decoded = decodeCursor(cursor, sort);
+  if (sort === 'id') {
+    const out: DeviceSummary[] = [];
+    let i = decoded ? decoded.index + 1 : 0;
+    for (; i < n && out.length < lim; i++) if (match(i)) out.push(deviceSummary(reg, i));
+    const more = out.length === lim && i < n;
+    return { devices: out, nextCursor: more ? encodeCursor(sort, -1, i - 1) : null };
+  }
+  // Score order (devices without a score last, then by device number), keeping the first `lim` past the cursor.
+  const dir = sort === 'score' ? 1 : -1;
+  const keyOf = (i: number): number => {
+    const b = reg.scoreBin[i] as number;
+    const k = b < 0 ? 2000 : dir === 1 ? b : 1000 - b;
+    return k * 4_194_304 + i;
+  };
+  const after = decoded ? decoded.key * 4_194_304 + decoded.index : -1;
+  const top = new Heap<number>((a, b) => a > b); // the largest kept key first: the one to drop
+  for (let i = 0; i < n; i++) {
+    if (!match(i)) continue;
+    const k = keyOf(i);
+    if (k <= after) continue;
+    if (top.size < lim) top.push(k);
+    else if (k < (top.peek() as number)) top.replaceTop(k);
+  }
+  const best = top.toArray().sort((a, b) => a - b);
+  const devices = best.map((k) => deviceSummary(reg, k % 4_194_304));
+  const last = best.at(-1);
+  const more = best.length === lim && last !== undefined;
+  return { devices, nextCursor: more ? encodeCursor(sort, Math.floor(last / 4_194_304), last % 4_194_304) : null };
+}
+
+function encodeCursor(sort: DeviceSort, key: number, index: number): string {
+  return Buffer.from(`${sort}.${key}.${index}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string | undefined, sort: DeviceSort): { key: number; index: number } | null {
+  if (cursor === undefined) return null;
+  const m = /^(id|score|-score)\.(-?\d+)\.(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!m || m[1] !== sort) throw new OrchestratorError('ORCH_VALIDATION', 'cursor is not one this server gave out for this sort order');
+  return { key: Number(m[2]), index: Number(m[3]) };
+}
