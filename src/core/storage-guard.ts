@@ -1,25 +1,13 @@
+import type { StorageStatus } from '../domain/events.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Store } from '../store/store.js';
-import { WRITE_VERBS } from '../store/store.js';
+import { STORAGE_RETRY_AFTER_S, WRITE_VERBS } from '../store/store.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
-
-import { STORAGE_RETRY_AFTER_S } from '../store/sqlite/errors.js';
 
 /** The first probe comes this soon after a failure; then the wait doubles up to the maximum. */
 const PROBE_FIRST_MS = 250;
 const PROBE_MAX_MS = 5000;
-
-export interface StorageStatus {
-  writable: boolean;
-  /** When writes started failing (wall clock, ms), or null. */
-  since: number | null;
-  /** The last failure's message, or null. */
-  error: string | null;
-  /** Times writes started failing since the process started, and times it recovered. */
-  outages: number;
-  recoveries: number;
-}
 
 export interface StorageGuardOptions {
   clock: Clock;

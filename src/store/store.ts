@@ -10,6 +10,9 @@ import type {
 } from '../domain/types.js';
 import type { ApiToken, Approval, AuditEntry, AuditQuery, EnrollmentToken } from '../domain/security.js';
 
+/** How long a client is asked to wait before it tries again when the store cannot commit (`retry-after`, seconds). */
+export const STORAGE_RETRY_AFTER_S = 2;
+
 /**
  * The storage port: domain verbs, each one atomic. A write that resolves has
  * committed its change durably; writes commit in the order they were made

@@ -1,4 +1,5 @@
 import { OrchestratorError } from '../../domain/errors.js';
+import { STORAGE_RETRY_AFTER_S } from '../store.js';
 
 /**
  * SQLite's error codes that mean the disk or the database cannot take writes (or reads) now: a full disk,
@@ -7,8 +8,6 @@ import { OrchestratorError } from '../../domain/errors.js';
  */
 const UNAVAILABLE = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED|CORRUPT|NOTADB|PERM|PROTOCOL|NOLFS)/;
 
-/** How long a client is asked to wait before it tries again (`retry-after`, seconds). */
-export const STORAGE_RETRY_AFTER_S = 2;
 
 /** A failed statement of SQLite as the error its caller sees: ORCH_STORAGE_UNAVAILABLE (503) when the disk or file is at fault. */
 export function storageError(message: string, code: string | undefined): Error {
