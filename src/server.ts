@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger as PinoLogger } from 'pino';
@@ -14,7 +14,8 @@ import { systemRng } from './domain/random.js';
 import type { Asset } from './domain/types.js';
 import { SimulatedFleet } from './sim/simulated-fleet.js';
 import { explainSqliteError } from './store/sqlite/open.js';
-import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import { openStore, sqliteFile, storeTarget } from './store/open-store.js';
+import type { Store } from './store/store.js';
 import type { Clock } from './util/clock.js';
 import { systemClock } from './util/clock.js';
 import type { DirLock } from './util/dir-lock.js';
@@ -37,7 +38,7 @@ export interface RunningServer {
   app: FastifyInstance;
   orchestrator: Orchestrator;
   fleet: SimulatedFleet;
-  store: SqliteStore;
+  store: Store;
   close(): Promise<void>;
 }
 
@@ -53,7 +54,7 @@ function readTls(config: Config): { cert: Buffer; key: Buffer } {
 }
 
 export function databasePath(config: Config): string {
-  return join(resolve(config.dataDir), 'orchestrator.db');
+  return sqliteFile(config.dataDir);
 }
 
 /** The lock file in DATA_DIR that keeps a second orchestrator off the same database (see docs/operations.md). */
@@ -154,10 +155,10 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   const createdDataDir = prepareDataDir(dataDir);
   const lock = lockDataDir(dataDir);
   let held: { release(): Promise<void> } | undefined;
-  let store: SqliteStore;
+  let store: Store;
   try {
     held = await holdPort(config.host, config.port);
-    store = new SqliteStore(databasePath(config), { writer: 'thread' });
+    store = openStore(storeTarget(config), { writer: 'thread' });
   } catch (err) {
     await held?.release();
     lock.release();

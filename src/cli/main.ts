@@ -13,7 +13,8 @@ import type { Role } from '../domain/security.js';
 import { createApiToken } from '../security/guard.js';
 import { BackupTargetError, backupDatabase } from '../store/sqlite/backup.js';
 import { DatabaseFileError } from '../store/sqlite/open.js';
-import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { openStore as openAdapter, storeTarget } from '../store/open-store.js';
+import type { Store } from '../store/store.js';
 import { parseScenario, simulate } from '../sim/rollout-sim.js';
 import { describeFsError, DirLockedError, lockDir } from '../util/dir-lock.js';
 
@@ -194,7 +195,7 @@ program
   });
 
 /** The store of the orchestrator's data dir (DATA_DIR or --data-dir), for the token commands. */
-function openStore(dataDir: string | undefined): SqliteStore {
+function openStore(dataDir: string | undefined): Store {
   let config;
   try {
     config = loadConfig(process.env, dataDir === undefined ? {} : { dataDir });
@@ -203,7 +204,7 @@ function openStore(dataDir: string | undefined): SqliteStore {
   }
   // No lock: these commands write to the database of a running orchestrator on purpose (SQLite serializes the writes).
   try {
-    return new SqliteStore(databasePath(config));
+    return openAdapter(storeTarget(config));
   } catch (err) {
     failStart(err);
   }

@@ -10,7 +10,7 @@ import type { Logger } from '../util/logger.js';
 import type { PlannedMove } from './planner.js';
 import { planFull, planIncremental } from './planner.js';
 import type { DeviceAttributes, MetricsSample } from './registry.js';
-import { CONNECTIVITY, DeviceRegistry, NO_RING, PIN_MANUAL } from './registry.js';
+import { CONNECTIVITY, DECOMMISSIONED, DeviceRegistry, NO_RING, PIN_MANUAL } from './registry.js';
 import type { DeviceDetail, DeviceFilter, DeviceSort, DeviceSummary, RingsView } from './fleet-views.js';
 import { DEVICE_LIST_MAX, deviceDetail, listDevices, ringsView } from './fleet-views.js';
 
@@ -478,7 +478,7 @@ export class Fleet {
     const r = reg.ringNumber(ring);
     if (r === NO_RING) return [];
     const out: string[] = [];
-    for (let i = 0; i < reg.size; i++) if (reg.ring[i] === r && reg.connectivity[i] !== 2) out.push(reg.ids[i] as string);
+    for (let i = 0; i < reg.size; i++) if (reg.ring[i] === r && reg.connectivity[i] !== DECOMMISSIONED) out.push(reg.ids[i] as string);
     return out;
   }
 

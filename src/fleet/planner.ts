@@ -1,7 +1,7 @@
 import { seedRuleFailures } from '../domain/health.js';
 import { matchesRule, ringTargets } from '../domain/ring-config.js';
 import type { DeviceRegistry } from './registry.js';
-import { BINS, NO_RING, PIN_MANUAL, PIN_NONE } from './registry.js';
+import { BINS, DECOMMISSIONED, NO_RING, PIN_MANUAL, PIN_NONE } from './registry.js';
 
 /**
  * Ring assignment over the registry's columns.
@@ -58,7 +58,7 @@ function keysBuffer(n: number): Float64Array {
 
 /** Whether the rebalancer may move device i now (pins and holds aside). */
 export function movable(reg: DeviceRegistry, i: number, now: number): boolean {
-  if (reg.inflight[i] !== 0 || reg.connectivity[i] === 2) return false;
+  if (reg.inflight[i] !== 0 || reg.connectivity[i] === DECOMMISSIONED) return false;
   if (reg.ring[i] !== NO_RING && (reg.movedAt[i] as number) > 0 && now - (reg.movedAt[i] as number) < reg.ringConfig.dwellMs) return false;
   return true;
 }
@@ -92,7 +92,7 @@ export function planFull(reg: DeviceRegistry, now: number, cuts: readonly number
   let assignable = 0;
 
   for (let i = 0; i < n; i++) {
-    if (reg.connectivity[i] === 2) continue;
+    if (reg.connectivity[i] === DECOMMISSIONED) continue;
     const ring = reg.ring[i] as number;
     if (reg.held[i] === 1) {
       if (ring !== NO_RING && reg.inflight[i] === 0) moves.push({ index: i, from: ring, to: NO_RING, reason: 'held: excluded from every ring and rollout' });
@@ -251,7 +251,7 @@ export function planIncremental(reg: DeviceRegistry, i: number, now: number, cut
   const config = reg.ringConfig;
   const R = config.rings.length;
   const ring = reg.ring[i] as number;
-  if (reg.connectivity[i] === 2 || reg.inflight[i] !== 0) return [];
+  if (reg.connectivity[i] === DECOMMISSIONED || reg.inflight[i] !== 0) return [];
   if (reg.held[i] === 1) return ring === NO_RING ? [] : [{ index: i, from: ring, to: NO_RING, reason: 'held: excluded from every ring and rollout' }];
   if (reg.pinSource[i] !== PIN_NONE && reg.pinRing[i] !== NO_RING) {
     const pin = reg.pinRing[i] as number;

@@ -22,6 +22,8 @@ export const MAX_DEVICES = 1 << 22;
 
 export const CONNECTIVITY = ['online', 'offline', 'decommissioned'] as const;
 export type DeviceConnectivity = (typeof CONNECTIVITY)[number];
+/** The code of `decommissioned` in the `connectivity` column (codes are indexes of CONNECTIVITY): in no ring, never moved. */
+export const DECOMMISSIONED = CONNECTIVITY.indexOf('decommissioned');
 
 export const PIN_NONE = 0;
 export const PIN_RULE = 1;
@@ -321,7 +323,7 @@ export class DeviceRegistry {
     this.heads = new Int32Array((this.ringCount + 1) * BINS).fill(-1);
     this.heldCount = 0;
     this.healthyCount = 0;
-    for (let i = 0; i < this.size; i++) if (this.connectivity[i] !== 2) this.enter(i);
+    for (let i = 0; i < this.size; i++) if (this.connectivity[i] !== DECOMMISSIONED) this.enter(i);
   }
 
   // ---------------------------------------------------------------- changes
@@ -343,7 +345,7 @@ export class DeviceRegistry {
       this.applyRules(i);
       this.enter(i);
     } else {
-      const live = this.connectivity[i] !== 2;
+      const live = this.connectivity[i] !== DECOMMISSIONED;
       if (live) this.leave(i);
       this.setAttributes(i, attrs);
       this.applyRules(i);
@@ -438,7 +440,7 @@ export class DeviceRegistry {
         this.cpuTrend[i] = (this.cpuTrend[i] as number) + alpha * (clampRate(cpuNow) - (this.cpuTrend[i] as number));
       }
     }
-    const live = this.connectivity[i] !== 2;
+    const live = this.connectivity[i] !== DECOMMISSIONED;
     if (live) this.leave(i);
     // Without a battery: NaN and 2 (the score counts such a machine as on mains power; views show null).
     this.battery[i] = m.battery ?? NaN;
@@ -459,7 +461,7 @@ export class DeviceRegistry {
   }
 
   private rescore(i: number): void {
-    const live = this.connectivity[i] !== 2;
+    const live = this.connectivity[i] !== DECOMMISSIONED;
     if (live) this.leave(i);
     this.scoreBin[i] = this.computeBin(i);
     if (live) this.enter(i);
@@ -514,7 +516,7 @@ export class DeviceRegistry {
    * placement has not flapped.
    */
   setRing(i: number, ring: number, at: number): void {
-    const live = this.connectivity[i] !== 2;
+    const live = this.connectivity[i] !== DECOMMISSIONED;
     if (live) this.leave(i);
     if (this.ring[i] !== NO_RING && ring !== NO_RING) this.movedAt[i] = at;
     this.ring[i] = ring;
@@ -523,7 +525,7 @@ export class DeviceRegistry {
 
   /** Restores a stored placement as it was (no dwell logic). */
   restoreRing(i: number, ring: number, movedAt: number): void {
-    const live = this.connectivity[i] !== 2;
+    const live = this.connectivity[i] !== DECOMMISSIONED;
     if (live) this.leave(i);
     this.ring[i] = ring;
     this.movedAt[i] = movedAt;

@@ -9,7 +9,7 @@ import type { Rng } from '../domain/random.js';
 import { seededRng } from '../domain/random.js';
 import type { DeviceImport } from '../fleet/fleet.js';
 import { Fleet } from '../fleet/fleet.js';
-import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { openStore } from '../store/open-store.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import { Heap } from '../util/heap.js';
 import { silentLogger } from '../util/logger.js';
@@ -267,7 +267,7 @@ export async function simulate(scenario: Scenario, options: SimOptions = {}): Pr
   const rng = seededRng(scenario.seed ?? 1);
   const start = Date.UTC(2026, 0, 5, 0, 0, 0);
   const clock = new VirtualClock(start);
-  const store = new SqliteStore(':memory:');
+  const store = openStore({ adapter: 'memory' });
   const events = new TypedEventBus<OrchestratorEvents>();
   const fleet = new Fleet({ store, clock, events, log: silentLogger, health: DEFAULT_HEALTH_SCORE_CONFIG });
   await fleet.load();

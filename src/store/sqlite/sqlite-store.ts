@@ -435,6 +435,8 @@ export interface SqliteStoreOptions {
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
+  /** One process per file (a lock on DATA_DIR keeps a second one off); `orchestrator backup` copies it online. */
+  readonly capabilities = { sharedByProcesses: false, onlineBackup: true } as const;
   readonly path: string;
   private readonly db: Database.Database;
   private readonly stmts;
