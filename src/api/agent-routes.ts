@@ -8,7 +8,8 @@ import type { ResultReport } from '../core/task-types.js';
 import { TASK_TYPES } from '../domain/types.js';
 import type { DeviceInfo } from '../domain/types.js';
 import { errors } from './openapi.js';
-import { AgentCommand, ref, StringEnum } from './response-schemas.js';
+import { AgentCommand } from './response-schemas.js';
+import { ref, StringEnum } from './schema-helpers.js';
 
 /** The longest a command long-poll waits. */
 export const MAX_POLL_MS = 30_000;

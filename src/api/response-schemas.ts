@@ -3,8 +3,6 @@ import type { Static, TSchema } from 'typebox';
 import type { Command } from '../core/network-channel.js';
 import type { AgentView } from '../core/agents.js';
 import type { SeedDeployment as SeedDeploymentRecord } from '../core/seed-facade.js';
-import { DEPLOYMENT_STATUSES, EXECUTION_STATES } from '../domain/deployment.js';
-import type { DeploymentKind, DeploymentRecord, GateEvaluation } from '../domain/deployment.js';
 import { ERROR_CODES } from '../domain/errors.js';
 import type { ErrorCode } from '../domain/errors.js';
 import { HEALTH_FACTORS } from '../domain/health-score.js';
@@ -14,6 +12,9 @@ import { ROLES } from '../domain/security.js';
 import type { Connectivity } from '../domain/types.js';
 import { TASK_STATUSES, TASK_TYPES } from '../domain/types.js';
 import type { TaskAttempt } from '../store/store.js';
+import { DeploymentCreated, DeploymentDetail, DeploymentPlan, DeploymentSummary, ExecutionCounts, ExecutionView, Gate, GateEvaluationView, Payload, Stage } from './deployment-schemas.js';
+import type { Same } from './schema-helpers.js';
+import { Count, DateTime, Nullable, NullableDateTime, NullableEnum, Percent, ref, StringEnum } from './schema-helpers.js';
 
 /**
  * The responses of every route, as TypeBox schemas: one place for the shapes the
@@ -25,43 +26,6 @@ import type { TaskAttempt } from '../store/store.js';
  * Entities used by several routes are components (`$id`, added to the app with
  * `addSchema` and referred to with `ref`); the rest is inline in the routes' options.
  */
-
-/** Compile-time check that two types are the same (an enum listed here against the domain's union). */
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-
-/** An enum of strings, typed as their union. */
-export function StringEnum<const T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) {
-  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
-}
-
-/**
- * An enum of strings documented as such, typed as `string`: for fields the code types as a plain
- * string although only these values occur (the truthfulness tests check the values).
- */
-export function DocumentedEnum(values: readonly string[], options: Record<string, unknown> = {}) {
-  return Type.Unsafe<string>({ type: 'string', enum: [...values], ...options });
-}
-
-/**
- * An enum of strings or null. (Not `Nullable(StringEnum(...))`: in OpenAPI 3.0 a nullable enum must
- * list null among its values, or null is refused.)
- */
-export function NullableEnum<const T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) {
-  return Type.Unsafe<T[number] | null>({ type: ['string', 'null'], enum: [...values, null], ...options });
-}
-
-export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
-export const DateTime = Type.String({ format: 'date-time' });
-export const NullableDateTime = Nullable(DateTime);
-const Count = Type.Integer({ minimum: 0 });
-const Percent = Type.Number({ minimum: 0, maximum: 100 });
-
-/** A reference to a component (a schema with an `$id`, in COMPONENTS), typed as the component. */
-export function ref<T extends TSchema>(schema: T, description?: string) {
-  const id = (schema as { $id?: unknown }).$id;
-  if (typeof id !== 'string') throw new Error('ref() needs a component: a schema with an $id');
-  return Type.Unsafe<Static<T>>(Type.Ref(id, description === undefined ? {} : { description }));
-}
 
 // ------------------------------------------------------------------ errors
 
@@ -435,183 +399,6 @@ export const RingView = Type.Object(
     byModel: Type.Record(Type.String(), Count),
   },
   { $id: 'RingView', additionalProperties: false },
-);
-
-// ------------------------------------------------------------------ deployments
-
-export const Payload = Type.Object({ type: DocumentedEnum(TASK_TYPES), params: Type.Object({}, { additionalProperties: true }) }, { $id: 'Payload', additionalProperties: false });
-
-export const Gate = Type.Object(
-  {
-    maxFailureShare: Type.Number({ minimum: 0, maximum: 1 }),
-    maxTimeoutShare: Type.Number({ minimum: 0, maximum: 1 }),
-    maxCpuRegression: Type.Number({ minimum: 0, maximum: 100 }),
-    maxMemoryRegression: Type.Number({ minimum: 0, maximum: 100 }),
-    maxBatteryDrainRegression: Type.Number({ minimum: 0, maximum: 1000 }),
-    maxRegressedShare: Type.Number({ minimum: 0, maximum: 1 }),
-    minDevices: Type.Integer({ minimum: 1 }),
-    minJudged: Type.Optional(Count),
-    minModelDevices: Count,
-    observeMs: Count,
-    stalledMs: Count,
-    confidence: Type.Number({ minimum: 0, maximum: 0.999 }),
-  },
-  { $id: 'Gate', additionalProperties: false },
-);
-
-export const Stage = Type.Object(
-  {
-    ring: Type.String(),
-    rate: Type.Union([
-      Type.Object({ maxPerMinute: Type.Number() }, { additionalProperties: false }),
-      Type.Object(
-        { exponential: Type.Object({ base: Type.Number(), factor: Type.Number(), every: Type.Number(), max: Type.Number() }, { additionalProperties: false }) },
-        { additionalProperties: false },
-      ),
-    ]),
-    soakMs: Count,
-    gate: ref(Gate),
-    preflight: Type.Object({ minBattery: Percent, requireCharging: Type.Boolean(), minFreeDisk: Percent }, { additionalProperties: false }),
-  },
-  { $id: 'Stage', additionalProperties: false },
-);
-
-export const DeploymentPlan = Type.Object(
-  {
-    name: Type.String(),
-    payload: ref(Payload),
-    stages: Type.Array(ref(Stage)),
-    maintenanceWindows: Type.Array(
-      Type.Object({ days: Type.Array(Type.Integer({ minimum: 0, maximum: 6 })), start: Type.String(), end: Type.String() }, { additionalProperties: false }),
-    ),
-    autoRollback: Type.Boolean(),
-    rollbackPayload: ref(Payload),
-  },
-  { $id: 'DeploymentPlan', additionalProperties: false, description: 'the deployment as run: every default filled in' },
-);
-
-const DEPLOYMENT_KINDS = ['rollout', 'seed'] as const;
-const _kinds: Same<(typeof DEPLOYMENT_KINDS)[number], DeploymentKind> = true;
-
-export const ExecutionCounts = Type.Object(Object.fromEntries(EXECUTION_STATES.map((s) => [s, Count])) as Record<(typeof EXECUTION_STATES)[number], typeof Count>, {
-  $id: 'ExecutionCounts',
-  additionalProperties: false,
-  description: 'executions by state',
-});
-
-const DeploymentSummaryProperties = {
-  id: Type.String(),
-  kind: StringEnum(DEPLOYMENT_KINDS, { description: '`seed`: started through /start_deployment' }),
-  name: Type.String(),
-  status: StringEnum(DEPLOYMENT_STATUSES),
-  stage: Nullable(
-    Type.Object(
-      {
-        index: Count,
-        ring: Nullable(Type.String()),
-        phase: StringEnum(['dispatching', 'soaking'] satisfies DeploymentRecord['phase'][]),
-        soakUntil: NullableDateTime,
-      },
-      { additionalProperties: false },
-    ),
-  ),
-  haltReason: Nullable(Type.String()),
-  pauseReason: NullableEnum(['operator', 'insufficient_evidence'] as const, {
-    description: 'while paused: by an operator, or because a ring could judge fewer devices than its gate\'s `minJudged` (promote, resume or abort)',
-  }),
-  outcome: Nullable(
-    Type.Object(
-      {
-        devices: Count,
-        updated: Count,
-        notUpdated: Count,
-        counts: ref(ExecutionCounts),
-        summary: Type.String({ description: 'in words, with why devices were not updated' }),
-      },
-      { additionalProperties: false, description: 'once the deployment has ended: who got the release and who did not' },
-    ),
-  ),
-  createdAt: DateTime,
-  startedAt: NullableDateTime,
-  endedAt: NullableDateTime,
-};
-
-export const DeploymentSummary = Type.Object(DeploymentSummaryProperties, { $id: 'DeploymentSummary', additionalProperties: false });
-
-/** A deployment as created: its summary and its plan. */
-export const DeploymentCreated = Type.Object({ ...DeploymentSummaryProperties, plan: ref(DeploymentPlan) }, { $id: 'DeploymentCreated', additionalProperties: false });
-
-
-const VERDICTS = ['pass', 'fail', 'wait', 'override', 'skip', 'insufficient_evidence'] as const;
-const _verdicts: Same<(typeof VERDICTS)[number], GateEvaluation['verdict']> = true;
-
-export const GateEvaluationView = Type.Object(
-  {
-    stage: Count,
-    ring: Type.String(),
-    at: DateTime,
-    verdict: StringEnum(VERDICTS),
-    reason: Type.String(),
-    figures: Type.Record(Type.String(), Type.Number()),
-  },
-  { $id: 'GateEvaluation', additionalProperties: false },
-);
-
-const Reading = Type.Object(
-  { battery: Type.Number(), charging: Type.Boolean(), cpu: Type.Number(), memory: Type.Number(), disk: Type.Number(), drain: Type.Number({ description: '% per hour' }) },
-  { additionalProperties: false },
-);
-
-export const ExecutionView = Type.Object(
-  {
-    deviceId: Type.String(),
-    ring: Nullable(Type.String()),
-    state: StringEnum(EXECUTION_STATES),
-    reason: Nullable(Type.String()),
-    taskId: Nullable(Type.String()),
-    rollbackTaskId: Nullable(Type.String()),
-    baseline: Nullable(Reading),
-    observed: Nullable(Reading),
-    impact: Nullable(
-      Type.Object({ cpu: Type.Number(), memory: Nullable(Type.Number()), batteryDrainPerHour: Nullable(Type.Number()) }, { additionalProperties: false }),
-    ),
-    queuedAt: DateTime,
-    startedAt: NullableDateTime,
-    endedAt: NullableDateTime,
-    observedAt: NullableDateTime,
-  },
-  { $id: 'Execution', additionalProperties: false },
-);
-
-export const DeploymentDetail = Type.Object(
-  {
-    ...DeploymentSummaryProperties,
-    plan: ref(DeploymentPlan),
-    progress: Type.Object(
-      {
-        rings: Type.Array(
-          Type.Object(
-            {
-              ring: Type.String(),
-              stage: Count,
-              reached: Type.Boolean(),
-              devices: Count,
-              counts: ref(ExecutionCounts),
-              gate: ref(Gate),
-              lastEvaluation: Nullable(ref(GateEvaluationView)),
-            },
-            { additionalProperties: false },
-          ),
-        ),
-        counts: ref(ExecutionCounts),
-      },
-      { additionalProperties: false },
-    ),
-    executions: Type.Array(ref(ExecutionView)),
-    executionsTotal: Count,
-    evaluations: Type.Array(ref(GateEvaluationView)),
-  },
-  { $id: 'DeploymentDetail', additionalProperties: false },
 );
 
 // ------------------------------------------------------------------ security

@@ -9,7 +9,8 @@ import type { Store } from '../store/store.js';
 import type { Guard } from '../security/guard.js';
 import { actorName } from '../security/guard.js';
 import { errors } from './openapi.js';
-import { Agent, ApiToken as ApiTokenView, AuditEntry, EnrollmentToken as EnrollmentTokenView, DocumentedEnum, NewApiToken, NewEnrollmentToken, Nullable, ref, StringEnum } from './response-schemas.js';
+import { Agent, ApiToken as ApiTokenView, AuditEntry, EnrollmentToken as EnrollmentTokenView, NewApiToken, NewEnrollmentToken } from './response-schemas.js';
+import { DocumentedEnum, Nullable, ref, StringEnum } from './schema-helpers.js';
 import { AgentParams } from './schemas.js';
 import { agentJson, iso } from './views.js';
 

@@ -4,7 +4,8 @@ import { OrchestratorError } from '../domain/errors.js';
 import type { Services } from '../core/services.js';
 import { Type } from 'typebox';
 import { errors } from './openapi.js';
-import { AGENT_STATUSES, Asset, ClusterStatus, DocumentedEnum, Nullable, NullableEnum, ref, SeedDeployment, SeedDeploymentStatus, SeedTask } from './response-schemas.js';
+import { AGENT_STATUSES, Asset, ClusterStatus, SeedDeployment, SeedDeploymentStatus, SeedTask } from './response-schemas.js';
+import { DocumentedEnum, Nullable, NullableEnum, ref } from './schema-helpers.js';
 import { AssetBody, AssetQuery, DeploymentBody, DeploymentQuery, SubmitTaskBody, TaskParams } from './schemas.js';
 import { clusterJson, deploymentJson, metricsSummary, taskJson } from './views.js';
 

@@ -3,7 +3,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Services } from '../core/services.js';
 import { Type } from 'typebox';
 import { errors } from './openapi.js';
-import { Agent, DocumentedEnum, NullableDateTime, ref, StringEnum } from './response-schemas.js';
+import { Agent } from './response-schemas.js';
+import { DocumentedEnum, NullableDateTime, ref, StringEnum } from './schema-helpers.js';
 import { AgentParams } from './schemas.js';
 import { agentJson, iso } from './views.js';
 

@@ -11,7 +11,7 @@ import type { EventBus } from '../domain/events.js';
 import { IdempotencyKeys } from './idempotency-keys.js';
 import { ReadyQueue } from './ready-queue.js';
 import { buildTask, unmatched } from './task-intake.js';
-import { discountRuns, forgetDelivered, judgeHeldAttempts } from './task-leases.js';
+import { discountRuns, forgetDelivered, judgeHeldAttempts, overdueAttempts } from './task-leases.js';
 import type { HeldAttempt, ResultReport, SubmitInput, TaskEngineOptions, TaskEngineSettings, Worker } from './task-types.js';
 import { LIST_LIMIT_MAX } from './task-types.js';
 
@@ -148,13 +148,9 @@ export class TaskEngine {
   }
 
   /**
-   * A heartbeat: what the agent says it holds. An attempt it lists keeps its lease. An attempt it does not
-   * list although it must have received it is over (`not_running`: the assignment never reached a process
-   * that runs it, or that process is gone) and goes back to the queue. `ack` is the last command the agent
-   * had handled when it wrote the heartbeat; without it, an assignment counts as received
-   * UNLISTED_GRACE_MS after it was handed over. An attempt not received yet keeps no lease: if it never
-   * arrives, its lease runs out. Returns the writes of the attempts it ended (null when none), and the new
-   * lease end when something was renewed (for the store, by the caller that writes it).
+   * A heartbeat: the attempts it lists keep their lease, those it omits although received end `not_running`
+   * and go back to the queue (see judgeHeldAttempts). Returns the writes of the attempts it ended (null when
+   * none), and the new lease end when something was renewed (for the store, by the caller that writes it).
    */
   heartbeat(workerId: string, held: readonly HeldAttempt[], ack: number | undefined): { ended: Promise<void> | null; renewedUntil: number | null } {
     const worker = this.workers.get(workerId);
@@ -441,21 +437,9 @@ export class TaskEngine {
       this.deadlines.pop();
       if (top.task.status === 'pending' && this.deadlineAt.get(top.task.id) === top.at) writes.push(this.expire(top.task, now));
     }
-    for (const worker of this.workers.values()) {
-      for (const [taskId, run] of worker.running) {
-        const task = this.live.get(taskId);
-        if (!task) {
-          worker.running.delete(taskId);
-          continue;
-        }
-        if (mono > run.timeoutAt) {
-          worker.cancel(taskId, run.attempt);
-          writes.push(this.endAttempt(task, worker, 'timed_out', `attempt ${run.attempt} timed out after ${formatMs(task.timeoutMs)} on ${worker.id}`, true, now));
-        } else if (mono > run.leaseUntil) {
-          worker.cancel(taskId, run.attempt);
-          writes.push(this.endAttempt(task, worker, 'lease_expired', `attempt ${run.attempt} lost its lease on ${worker.id} (no heartbeat or progress for ${formatMs(this.settings.leaseMs)})`, true, now));
-        }
-      }
+    for (const over of overdueAttempts(this.workers.values(), (id) => this.live.get(id), mono, this.settings.leaseMs)) {
+      over.worker.cancel(over.task.id, over.attempt);
+      writes.push(this.endAttempt(over.task, over.worker, over.outcome, over.reason, true, now));
     }
     await Promise.all(writes);
     this.scheduleDispatch();
@@ -601,8 +585,4 @@ export class TaskEngine {
     this.store.recordStart(task).catch((err: unknown) => this.log.error({ err, taskId: task.id }, 'failed to record a task start'));
     return true;
   }
-}
-
-function formatMs(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }

@@ -1,3 +1,4 @@
+import type { Task } from '../domain/types.js';
 import type { HeldAttempt, RunningTask, Worker } from './task-types.js';
 import { UNLISTED_GRACE_MS } from './task-types.js';
 
@@ -54,4 +55,36 @@ export function forgetDelivered(worker: Worker, acked: number): void {
       run.assignedAt = -Infinity;
     }
   }
+}
+
+/**
+ * Attempts past their timeout or their lease (monotonic `mono`), with the outcome and the reason to end them
+ * with. Attempts whose task is no longer live are dropped from their worker on the way.
+ */
+export function overdueAttempts(
+  workers: Iterable<Worker>,
+  live: (taskId: string) => Task | undefined,
+  mono: number,
+  leaseMs: number,
+): { worker: Worker; task: Task; attempt: number; outcome: 'timed_out' | 'lease_expired'; reason: string }[] {
+  const out: { worker: Worker; task: Task; attempt: number; outcome: 'timed_out' | 'lease_expired'; reason: string }[] = [];
+  for (const worker of workers) {
+    for (const [taskId, run] of worker.running) {
+      const task = live(taskId);
+      if (!task) {
+        worker.running.delete(taskId);
+        continue;
+      }
+      if (mono > run.timeoutAt) {
+        out.push({ worker, task, attempt: run.attempt, outcome: 'timed_out', reason: `attempt ${run.attempt} timed out after ${formatMs(task.timeoutMs)} on ${worker.id}` });
+      } else if (mono > run.leaseUntil) {
+        out.push({ worker, task, attempt: run.attempt, outcome: 'lease_expired', reason: `attempt ${run.attempt} lost its lease on ${worker.id} (no heartbeat or progress for ${formatMs(leaseMs)})` });
+      }
+    }
+  }
+  return out;
+}
+
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }

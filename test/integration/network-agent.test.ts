@@ -4,7 +4,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DeviceFacts, Metrics, MetricsSource } from '../../src/agent/agent.js';
+import type { DeviceFacts, Metrics, MetricsSource } from '../../src/agent/system-metrics.js';
 import { NetworkAgent } from '../../src/agent/agent.js';
 import { systemRng } from '../../src/domain/random.js';
 import type { HandlerContext } from '../../src/sim/task-handlers.js';
