@@ -57,8 +57,9 @@ export interface StoreConnection {
  *   `onWriteFailure` listener hears of it first.
  * - **Reads see committed data.**
  *
- * `test/integration/sqlite-store.test.ts` checks them for SQLite. Task state transitions are decided by the
- * task engine, which holds the live tasks; the store records them.
+ * The contract suite (`test/store/contract.ts`) checks every verb of every aggregate against an adapter; each
+ * adapter runs it from a file of its own (`test/store/sqlite.contract.test.ts`). Task state transitions are
+ * decided by the task engine, which holds the live tasks; the store records them.
  */
 export interface Store extends StoreConnection, TaskStore, FleetStore, DeploymentStore, SecurityStore, AgentStore {}
 
