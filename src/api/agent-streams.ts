@@ -191,7 +191,7 @@ export class AgentStreamRoutes {
 }
 
 function tooLarge(): Outcome {
-  return { status: 413, body: { error: 'request body is larger than the 1 MiB limit', code: 'ORCH_PAYLOAD_TOO_LARGE' } satisfies ErrorBody };
+  return orchestratorErrorReply(OrchestratorError.of('ORCH_PAYLOAD_TOO_LARGE'));
 }
 
 /** A query string as Fastify's parser makes it: a repeated key becomes an array (which the schemas refuse). */

@@ -56,7 +56,7 @@ export function parseJsonBody(body: string): unknown {
   try {
     value = JSON.parse(body) as unknown;
   } catch {
-    throw new OrchestratorError('ORCH_INVALID_JSON', 'invalid json');
+    throw OrchestratorError.of('ORCH_INVALID_JSON');
   }
   if (SUSPECT_KEY.test(body) && hasForbiddenKey(value)) {
     throw new OrchestratorError('ORCH_VALIDATION', 'field names __proto__, constructor and prototype are not allowed');

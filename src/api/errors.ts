@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorCode } from '../domain/errors.js';
-import { OrchestratorError } from '../domain/errors.js';
+import { ERRORS, OrchestratorError } from '../domain/errors.js';
 import type { Logger } from '../util/logger.js';
 import { SAFE_ID_PATTERN } from './schemas.js';
 
@@ -9,17 +9,10 @@ export interface ErrorBody {
   code: ErrorCode;
 }
 
-/** Fastify's own error codes that are the client's fault, mapped to ours. */
-const FASTIFY_CODES: Record<string, ErrorCode> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: 'ORCH_PAYLOAD_TOO_LARGE',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'ORCH_UNSUPPORTED_MEDIA_TYPE',
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'ORCH_VALIDATION',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'ORCH_EMPTY_PAYLOAD',
-  FST_ERR_CTP_INVALID_JSON_BODY: 'ORCH_INVALID_JSON',
-  FST_ERR_INVALID_URL: 'ORCH_VALIDATION',
-  FST_ERR_BAD_URL: 'ORCH_VALIDATION',
-  FST_ERR_ASYNC_CONSTRAINT: 'ORCH_VALIDATION',
-};
+/** Fastify's own error codes that are the client's fault, mapped to ours (the table's `fastify` lists). */
+const FASTIFY_CODES: ReadonlyMap<string, ErrorCode> = new Map(
+  (Object.entries(ERRORS) as [ErrorCode, { fastify?: readonly string[] }][]).flatMap(([code, spec]) => (spec.fastify ?? []).map((f) => [f, code] as const)),
+);
 
 /** One schema violation as Ajv reports it. */
 export interface ValidationIssue {
@@ -80,18 +73,12 @@ export function errorHandler(log: Logger, rewrite: (err: FastifyError, request: 
       const message = first ? validationMessage(first, err.validationContext ?? 'request') : err.message;
       return reply.status(400).send({ error: message, code: 'ORCH_VALIDATION' } satisfies ErrorBody);
     }
-    const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
+    const mapped = err.code ? FASTIFY_CODES.get(err.code) : undefined;
     if (mapped) {
-      const status = mapped === 'ORCH_PAYLOAD_TOO_LARGE' ? 413 : mapped === 'ORCH_UNSUPPORTED_MEDIA_TYPE' ? 415 : 400;
-      const message =
-        mapped === 'ORCH_PAYLOAD_TOO_LARGE'
-          ? 'request body is larger than the 1 MiB limit'
-          : mapped === 'ORCH_INVALID_JSON'
-            ? 'invalid json'
-            : mapped === 'ORCH_EMPTY_PAYLOAD'
-              ? 'empty payload'
-              : err.message;
-      return reply.status(status).send({ error: message, code: mapped } satisfies ErrorBody);
+      // The table's message where it writes one (a body too large, not JSON, empty), else Fastify's words.
+      // (The codes Fastify's errors map to write their messages without arguments.)
+      const spec = ERRORS[mapped] as { status: number; message?: () => string };
+      return reply.status(spec.status).send({ error: spec.message?.() ?? err.message, code: mapped } satisfies ErrorBody);
     }
     if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.status(err.statusCode).send({ error: err.message, code: 'ORCH_VALIDATION' } satisfies ErrorBody);

@@ -2,11 +2,11 @@ import type { SwaggerOptions } from '@fastify/swagger';
 import type { FastifySchema, RouteOptions } from 'fastify';
 import { Type } from 'typebox';
 import type { Static, TSchema } from 'typebox';
-import { ERROR_CODES } from '../domain/errors.js';
+import { ERROR_CODES, ERRORS } from '../domain/errors.js';
 import type { ErrorCode } from '../domain/errors.js';
 import type { Access } from '../security/access.js';
 import { accessOf } from '../security/access.js';
-import { ERROR_MEANINGS } from './response-schemas.js';
+
 import type { ErrorBody } from './response-schemas.js';
 
 /**
@@ -47,7 +47,7 @@ const ORDER = Object.keys(ERROR_CODES) as ErrorCode[];
 function errorResponse(status: number, codes: readonly ErrorCode[]) {
   const sorted = ORDER.filter((c) => codes.includes(c));
   return Type.Unsafe<Static<typeof ErrorBody>>({
-    description: sorted.map((c) => `${c}: ${ERROR_MEANINGS[c]}`).join('. '),
+    description: sorted.map((c) => `${c}: ${ERRORS[c].meaning}`).join('. '),
     allOf: [{ $ref: 'Error' }, { type: 'object', properties: { code: { type: 'string', enum: sorted } } }],
     ...(status === 429 || status === 503 ? { headers: RETRY_AFTER } : {}),
     [CODES]: sorted,

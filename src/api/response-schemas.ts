@@ -29,39 +29,6 @@ import { Count, DateTime, Nullable, NullableDateTime, NullableEnum, Percent, ref
 
 // ------------------------------------------------------------------ errors
 
-/** What each error code means, in the words the API reference uses. */
-export const ERROR_MEANINGS: Readonly<Record<ErrorCode, string>> = {
-  ORCH_VALIDATION: 'a field is missing, of the wrong type, out of range or unknown; an id with a slash, backslash or control character; a URL that does not decode',
-  ORCH_INVALID_JSON: 'the body is not JSON',
-  ORCH_EMPTY_PAYLOAD: 'no body, or `{}`',
-  ORCH_UNKNOWN_TASK_TYPE: 'a task type that is not one of the five',
-  ORCH_UNKNOWN_RING: 'a ring that is not configured',
-  ORCH_UNAUTHORIZED: 'no credential, or a malformed, unknown or revoked one',
-  ORCH_ENROLL_REFUSED: 'an enrollment token that is unknown, revoked, expired or used up',
-  ORCH_FORBIDDEN: "a valid token without the route's role, or an agent's credential on an operator route",
-  ORCH_NOT_FOUND: 'no such route or action',
-  ORCH_TOKEN_NOT_FOUND: 'no such API or enrollment token',
-  ORCH_DEVICE_NOT_FOUND: 'no such device',
-  ORCH_TASK_NOT_FOUND: 'no such task (or, for an agent, not one of its own)',
-  ORCH_AGENT_NOT_FOUND: 'no such agent, or a decommissioned one',
-  ORCH_ASSET_NOT_FOUND: 'no such asset',
-  ORCH_DEPLOYMENT_NOT_FOUND: 'no such deployment',
-  ORCH_DEPLOYMENT_EXISTS: 'a deployment with this id exists',
-  ORCH_DEPLOYMENT_NOT_ACTIVE: 'the deployment is not active',
-  ORCH_DEPLOYMENT_STATE: 'the deployment is not in a state this applies to',
-  ORCH_STALE_ATTEMPT: "the attempt is no longer the task's current one",
-  ORCH_TASK_STATE: 'the task is not in a state this applies to',
-  ORCH_DEVICE_HELD: 'the device is held by a rule and belongs to no ring',
-  ORCH_AGENT_IDENTITY: 'the agent id is not an enrolled network agent, or its credential differs',
-  ORCH_REQUEST_TIMEOUT: 'the body did not arrive within REQUEST_TIMEOUT (default 30 s); the connection or stream is closed',
-  ORCH_PAYLOAD_TOO_LARGE: 'the body is larger than 1 MiB',
-  ORCH_URI_TOO_LONG: 'a path segment is longer than 256 characters',
-  ORCH_UNSUPPORTED_MEDIA_TYPE: 'an unsupported content type',
-  ORCH_RATE_LIMITED: 'too many failed authentications or enrollments from this address; `retry-after` says when to come back',
-  ORCH_SHUTTING_DOWN: 'the orchestrator is stopping',
-  ORCH_STORAGE_UNAVAILABLE: 'the store cannot commit (nothing was changed); retry after `retry-after` seconds',
-  ORCH_INTERNAL: 'a bug',
-};
 
 const ALL_CODES = Object.keys(ERROR_CODES) as ErrorCode[];
 

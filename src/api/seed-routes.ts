@@ -15,7 +15,7 @@ function isEmptyBody(body: unknown): boolean {
 
 /** The seed's "empty payload" answer, checked before schema validation as the seed did. */
 function requireBody(request: FastifyRequest): Promise<void> {
-  if (isEmptyBody(request.body)) return Promise.reject(new OrchestratorError('ORCH_EMPTY_PAYLOAD', 'empty payload'));
+  if (isEmptyBody(request.body)) return Promise.reject(OrchestratorError.of('ORCH_EMPTY_PAYLOAD'));
   return Promise.resolve();
 }
 
@@ -179,7 +179,7 @@ export function seedRoutes(services: Services): FastifyPluginAsync {
       const id = request.query.asset_id;
       if (id === undefined) return { assets: all };
       const one = all.find((a) => a.asset.id === id);
-      if (!one) throw new OrchestratorError('ORCH_ASSET_NOT_FOUND', 'asset not found');
+      if (!one) throw OrchestratorError.of('ORCH_ASSET_NOT_FOUND');
       return one;
     });
 

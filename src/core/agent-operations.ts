@@ -137,7 +137,7 @@ export class AgentOperations {
 
   private live(agentId: string): LiveAgent {
     const live = this.o.agents.get(agentId);
-    if (!live) throw new OrchestratorError('ORCH_AGENT_NOT_FOUND', `agent ${agentId} not found`);
+    if (!live) throw OrchestratorError.of('ORCH_AGENT_NOT_FOUND', agentId);
     return live;
   }
 }

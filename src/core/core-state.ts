@@ -61,7 +61,7 @@ export class CoreState {
   }
 
   assertRunning(): void {
-    if (!this.running) throw new OrchestratorError('ORCH_SHUTTING_DOWN', 'the orchestrator is not running');
+    if (!this.running) throw OrchestratorError.of('ORCH_SHUTTING_DOWN');
   }
 
   /** Before a change that a write backs: running, and the store commits. */

@@ -51,7 +51,7 @@ export class InProcessAgents {
   /** Opens (or re-opens) the master's side of an agent's connection; returns the wire into the master. */
   connect(agentId: string, toAgent: Wire): Wire {
     const live = this.o.agents.get(agentId);
-    if (!live) throw new OrchestratorError('ORCH_AGENT_NOT_FOUND', `agent ${agentId} not found`);
+    if (!live) throw OrchestratorError.of('ORCH_AGENT_NOT_FOUND', agentId);
     if (live.endpoint instanceof ReliableEndpoint && !live.endpoint.isClosed) {
       live.endpoint.rewire(toAgent);
     } else {

@@ -89,7 +89,7 @@ export class NetworkAgents {
     const now = clock.now();
     if (input.agentId !== undefined) {
       // A returning agent: its credential says who it is; a stored token is not spent again, and need not have uses left.
-      if (!(await this.o.enrollmentTokens.known(input.token, this.defaultToken))) throw new OrchestratorError('ORCH_ENROLL_REFUSED', 'enrollment token not accepted');
+      if (!(await this.o.enrollmentTokens.known(input.token, this.defaultToken))) throw OrchestratorError.of('ORCH_ENROLL_REFUSED');
       const live = agents.get(input.agentId);
       if (!live || live.agent.kind !== 'network') throw new OrchestratorError('ORCH_AGENT_IDENTITY', `agent ${input.agentId} is not an enrolled network agent; enroll without an id`);
       if (input.credential === undefined || !credentialMatches(live, input.credential)) {

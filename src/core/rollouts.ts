@@ -222,7 +222,7 @@ export class RolloutController {
     const id = options.id ?? `dep-${newTaskId().slice(0, 8)}`;
     // Serialised like any action, so that an action right after a create with start waits for the start.
     return this.serial(id, async () => {
-      if (this.active.has(id) || (await this.store.getDeployment(id))) throw new OrchestratorError('ORCH_DEPLOYMENT_EXISTS', `deployment ${id} already exists`);
+      if (this.active.has(id) || (await this.store.getDeployment(id))) throw OrchestratorError.of('ORCH_DEPLOYMENT_EXISTS', id);
       const now = this.now();
       const rec: Omit<DeploymentRecord, 'seq'> = {
         id,
@@ -261,7 +261,7 @@ export class RolloutController {
     let loaded = false;
     if (!a) {
       const stored = await this.store.getDeployment(id);
-      if (!stored) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
+      if (!stored) throw OrchestratorError.of('ORCH_DEPLOYMENT_NOT_FOUND', id);
       if (stored.kind === 'seed') throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} was started through /start_deployment; use /complete_deployment`);
       // An ended deployment can still be rolled back: it comes back into memory for that, once the rollback is committed.
       if (!TRANSITIONS[action].from.includes(stored.status)) {
@@ -339,7 +339,7 @@ export class RolloutController {
     await this.chains.get(id);
     const a = this.active.get(id);
     const rec = a ? { ...a.rec } : await this.store.getDeployment(id);
-    if (!rec) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
+    if (!rec) throw OrchestratorError.of('ORCH_DEPLOYMENT_NOT_FOUND', id);
     await Promise.all([...this.writes]);
     const executions = a ? [...a.execs.values()].map((e) => ({ ...e })) : await this.store.getExecutions(rec.seq);
     return { deployment: rec, executions, evaluations: await this.store.getGateEvaluations(rec.seq) };

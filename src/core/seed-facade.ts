@@ -81,7 +81,7 @@ export class SeedFacade {
   async startDeployment(id: string): Promise<SeedDeployment> {
     const { state, store, clock, rng } = this.o;
     state.assertWritable();
-    if (state.deployments.isActive(id) || (await store.getDeployment(id))) throw new OrchestratorError('ORCH_DEPLOYMENT_EXISTS', `deployment ${id} already exists`);
+    if (state.deployments.isActive(id) || (await store.getDeployment(id))) throw OrchestratorError.of('ORCH_DEPLOYMENT_EXISTS', id);
     const online = this.onlineSimulated();
     const affected = sample(rng, online, affectedCount(rng, online.length));
     const now = clock.now();
@@ -134,7 +134,7 @@ export class SeedFacade {
     const { state, store, clock, rng } = this.o;
     state.assertWritable();
     const rec = await store.getDeployment(id);
-    if (!rec) throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_FOUND', `deployment ${id} not found`);
+    if (!rec) throw OrchestratorError.of('ORCH_DEPLOYMENT_NOT_FOUND', id);
     if (rec.kind !== 'seed') throw new OrchestratorError('ORCH_DEPLOYMENT_STATE', `deployment ${id} is a staged deployment; it completes when its last ring passes its gate`);
     if (rec.status !== 'in_progress') throw new OrchestratorError('ORCH_DEPLOYMENT_NOT_ACTIVE', `deployment ${id} is completed, not active`);
     const online = this.onlineSimulated();

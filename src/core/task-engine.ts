@@ -179,7 +179,7 @@ export class TaskEngine {
    * returns the task it first created (`created: false`).
    */
   async submit(inputs: readonly SubmitInput[]): Promise<{ task: Task; created: boolean }[]> {
-    if (this.stopped) throw new OrchestratorError('ORCH_SHUTTING_DOWN', 'the orchestrator is not running');
+    if (this.stopped) throw OrchestratorError.of('ORCH_SHUTTING_DOWN');
     const now = this.clock.now();
     // First every input is checked and built, so that one bad task leaves the whole batch unstored.
     const out: { task: Task; created: boolean }[] = [];
@@ -222,7 +222,7 @@ export class TaskEngine {
    * For callers that must know the task ids before the commit (deployments).
    */
   enqueue(inputs: readonly SubmitInput[]): { tasks: Task[]; committed: Promise<void> } {
-    if (this.stopped) throw new OrchestratorError('ORCH_SHUTTING_DOWN', 'the orchestrator is not running');
+    if (this.stopped) throw OrchestratorError.of('ORCH_SHUTTING_DOWN');
     const now = this.clock.now();
     const fresh = inputs.map((input) => {
       if (input.idempotencyKey !== undefined) throw new OrchestratorError('ORCH_VALIDATION', 'enqueue takes no idempotency keys');
@@ -281,7 +281,7 @@ export class TaskEngine {
     if (settling) await settling.catch(() => undefined);
     const live = this.live.get(id);
     const task = live ? { ...live } : await this.store.getTask(id);
-    if (!task) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
+    if (!task) throw OrchestratorError.of('ORCH_TASK_NOT_FOUND');
     const attempts = await this.store.getAttempts(id);
     if (task.status === 'in_progress' && task.assignedTo !== null && task.startedAt !== null) {
       attempts.push({ taskId: id, taskSeq: task.seq, attempt: task.attempts, agentId: task.assignedTo, startedAt: task.startedAt, endedAt: null, outcome: null, error: null });
@@ -309,13 +309,13 @@ export class TaskEngine {
     const task = this.live.get(taskId);
     if (!task) {
       const stored = await this.store.getTask(taskId);
-      if (!stored || !(await this.ranOn(workerId, taskId))) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
+      if (!stored || !(await this.ranOn(workerId, taskId))) throw OrchestratorError.of('ORCH_TASK_NOT_FOUND');
       this.events.emit('task.stale_result', { taskId, attempt, agentId: workerId });
       throw new OrchestratorError('ORCH_STALE_ATTEMPT', `task ${taskId} is ${stored.status}; attempt ${attempt} is no longer current`);
     }
     if (task.status !== 'in_progress' || task.assignedTo !== workerId || task.attempts !== attempt) {
       // Another agent's task, never run here: as if it did not exist (an agent learns nothing of others' work).
-      if (task.assignedTo !== workerId && !(await this.ranOn(workerId, taskId))) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
+      if (task.assignedTo !== workerId && !(await this.ranOn(workerId, taskId))) throw OrchestratorError.of('ORCH_TASK_NOT_FOUND');
       this.events.emit('task.stale_result', { taskId, attempt, agentId: workerId });
       throw new OrchestratorError(
         'ORCH_STALE_ATTEMPT',
@@ -376,7 +376,7 @@ export class TaskEngine {
     const task = this.live.get(taskId);
     if (!task || TERMINAL_STATUSES.has(task.status)) {
       const stored = task ?? (await this.store.getTask(taskId));
-      if (!stored) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
+      if (!stored) throw OrchestratorError.of('ORCH_TASK_NOT_FOUND');
       throw new OrchestratorError('ORCH_TASK_STATE', `task ${taskId} is ${stored.status} and cannot be cancelled`);
     }
     const now = this.clock.now();
@@ -403,7 +403,7 @@ export class TaskEngine {
   /** Gives a `failed` or `dead` task a fresh run of attempts. */
   async retry(taskId: string): Promise<Task> {
     const task = this.live.get(taskId) ?? (await this.store.getTask(taskId));
-    if (!task) throw new OrchestratorError('ORCH_TASK_NOT_FOUND', 'task not found');
+    if (!task) throw OrchestratorError.of('ORCH_TASK_NOT_FOUND');
     if (task.status !== 'failed' && task.status !== 'dead') {
       throw new OrchestratorError('ORCH_TASK_STATE', `task ${taskId} is ${task.status}; only failed or dead tasks can be retried`);
     }

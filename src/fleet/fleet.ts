@@ -191,7 +191,7 @@ export class Fleet {
 
   private indexOrThrow(id: string): number {
     const i = this.registry.indexOf(id);
-    if (i === undefined) throw new OrchestratorError('ORCH_DEVICE_NOT_FOUND', `device ${id} not found`);
+    if (i === undefined) throw OrchestratorError.of('ORCH_DEVICE_NOT_FOUND', id);
     return i;
   }
 

@@ -71,7 +71,7 @@ export class EnrollmentTokens {
    */
   async admit(text: string, defaultToken: string): Promise<{ requireApproval: boolean }> {
     if (EnrollmentTokens.looksStored(text)) return { requireApproval: (await this.use(text)).requireApproval };
-    if (defaultToken === '' || !safeEqual(text, defaultToken)) throw new OrchestratorError('ORCH_ENROLL_REFUSED', 'enrollment token not accepted');
+    if (defaultToken === '' || !safeEqual(text, defaultToken)) throw OrchestratorError.of('ORCH_ENROLL_REFUSED');
     return { requireApproval: false };
   }
 
@@ -94,7 +94,7 @@ export class EnrollmentTokens {
     const m = ENROLLMENT_TOKEN.exec(text);
     const found = m ? await this.store.getEnrollmentToken(m[1] as string) : null;
     if (m === null || found === null || !safeEqual(hashSecret(m[2] as string), found.secretHash) || !(await this.store.consumeEnrollmentToken(found.token.id, this.clock.now()))) {
-      throw new OrchestratorError('ORCH_ENROLL_REFUSED', 'enrollment token not accepted');
+      throw OrchestratorError.of('ORCH_ENROLL_REFUSED');
     }
     return found.token;
   }
