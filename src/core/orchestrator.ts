@@ -1,6 +1,4 @@
-import type { HealthScoreConfig } from '../domain/health-score.js';
 import type { Rng } from '../domain/random.js';
-import type { BackoffPolicy } from '../domain/types.js';
 import type { Fleet } from '../fleet/fleet.js';
 import { EnrollmentTokens } from '../security/enrollment.js';
 import type { Store } from '../store/store.js';
@@ -21,32 +19,13 @@ import { CommandIds, nextBoot } from './network-channel.js';
 import type { RolloutController } from './rollouts.js';
 import { SeedFacade } from './seed-facade.js';
 import type { Services } from './services.js';
+import type { OrchestratorSettings } from './settings.js';
 import { edgeServices } from './services.js';
 import { StateLoader } from './state-loader.js';
 import { StorageGuard } from './storage-guard.js';
 import { Sweeper } from './sweeper.js';
 import { reportExecutionOutcomes, taskExecutionDriver } from './task-execution-driver.js';
 import type { TaskEngine } from './task-engine.js';
-
-export interface OrchestratorSettings {
-  heartbeatIntervalMs: number;
-  agentTimeoutMs: number;
-  taskTimeoutMs: number;
-  taskRetryLimit: number;
-  rebalanceIntervalMs: number;
-  /** Tasks one agent runs at once. @default 1 */
-  agentConcurrency?: number;
-  /** Waiting this long counts as one priority level. @default 60000 */
-  taskAgingMs?: number;
-  /** Retry delays of tasks that do not set their own. */
-  defaultBackoff?: BackoffPolicy;
-  /** Weights and thresholds of the device health score. */
-  healthScore?: HealthScoreConfig;
-  /** The token network agents enroll with; generated on the first start and kept when not given; 'off' for none. */
-  enrollToken?: string;
-  /** Every newly enrolled agent waits as `pending` for an admin's approval (ENROLL_APPROVAL). */
-  enrollApproval?: boolean;
-}
 
 export interface OrchestratorOptions {
   store: Store;

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
-import type { OrchestratorSettings } from '../../src/core/orchestrator.js';
+import type { OrchestratorSettings } from '../../src/core/settings.js';
 import { Orchestrator } from '../../src/core/orchestrator.js';
 import type { SubmitInput } from '../../src/core/task-types.js';
 import { seededRng } from '../../src/domain/random.js';

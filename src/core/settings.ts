@@ -1,0 +1,23 @@
+import type { HealthScoreConfig } from '../domain/health-score.js';
+import type { BackoffPolicy } from '../domain/types.js';
+
+/** The orchestrator's settings, from the configuration (src/config/config.ts). */
+export interface OrchestratorSettings {
+  heartbeatIntervalMs: number;
+  agentTimeoutMs: number;
+  taskTimeoutMs: number;
+  taskRetryLimit: number;
+  rebalanceIntervalMs: number;
+  /** Tasks one agent runs at once. @default 1 */
+  agentConcurrency?: number;
+  /** Waiting this long counts as one priority level. @default 60000 */
+  taskAgingMs?: number;
+  /** Retry delays of tasks that do not set their own. */
+  defaultBackoff?: BackoffPolicy;
+  /** Weights and thresholds of the device health score. */
+  healthScore?: HealthScoreConfig;
+  /** The token network agents enroll with; generated on the first start and kept when not given; 'off' for none. */
+  enrollToken?: string;
+  /** Every newly enrolled agent waits as `pending` for an admin's approval (ENROLL_APPROVAL). */
+  enrollApproval?: boolean;
+}
