@@ -23,7 +23,9 @@ export const MAX_DEVICES = 1 << 22;
 export const CONNECTIVITY = ['online', 'offline', 'decommissioned'] as const;
 export type DeviceConnectivity = (typeof CONNECTIVITY)[number];
 /** The code of `decommissioned` in the `connectivity` column (codes are indexes of CONNECTIVITY): in no ring, never moved. */
-export const DECOMMISSIONED = CONNECTIVITY.indexOf('decommissioned');
+export const DECOMMISSIONED = 2;
+/** Compile-time check that DECOMMISSIONED is the index of `decommissioned`. */
+export const DECOMMISSIONED_IS_ITS_INDEX: (typeof CONNECTIVITY)[typeof DECOMMISSIONED] extends 'decommissioned' ? true : never = true;
 
 export const PIN_NONE = 0;
 export const PIN_RULE = 1;
