@@ -16,11 +16,11 @@ import type { HeldAttempt, ResultReport, SubmitInput, TaskEngineOptions, TaskEng
 import { LIST_LIMIT_MAX } from './task-types.js';
 
 /**
- * The task queue. Live tasks (pending and in progress) are held in memory,
- * indexed by lane (task type × target) and ordered by `orderKey`; every state
- * change is written to the store, and whoever is told of the change (an HTTP
- * client, an agent) is told only after the write has committed. Writes made
- * together commit together (group commit in the store).
+ * The task queue: the lifecycle of tasks and their attempts. Live tasks (pending and in progress) are held
+ * in memory, the pending ones in line in the ReadyQueue (ready-queue.ts); every state change is written to
+ * the store, and whoever is told of the change (an HTTP client, an agent) is told only after the write has
+ * committed. Writes made together commit together (group commit in the store). Building a submitted task is
+ * task-intake.ts's, judging what a heartbeat says of attempts task-leases.ts's.
  */
 export class TaskEngine {
   private readonly store: Store;

@@ -68,8 +68,9 @@ export const UNLISTED_GRACE_MS = 2000;
 
 /**
  * An agent as the engine sees it: what it can run, where it sits, how many
- * tasks it may hold, and how to reach it. The orchestrator owns the object and
- * keeps `online`, `ring` and `asset` current; the engine owns `running`.
+ * tasks it may hold, and how to reach it. The agent directory (agents.ts) makes the object; the pieces that
+ * hear of agents (heartbeats, sweeper, ring moves, operators) keep `online`, `ring` and `asset` current; the
+ * engine owns `running`.
  */
 export interface Worker {
   readonly id: string;
