@@ -23,7 +23,8 @@ export class CoreState {
   masterId = '';
   /** Set at start from the stored boot number. */
   commandIds = new CommandIds(0);
-  private running = false;
+  /** Between start and stop. */
+  isRunning = false;
   private parts: StateParts | null = null;
 
   constructor(private readonly storage: StorageGuard) {}
@@ -47,21 +48,13 @@ export class CoreState {
     return before;
   }
 
-  get isRunning(): boolean {
-    return this.running;
-  }
-
-  set isRunning(running: boolean) {
-    this.running = running;
-  }
-
   /** The store commits now (false after a failed write, until a probe succeeds). */
   get writable(): boolean {
     return this.storage.writable;
   }
 
   assertRunning(): void {
-    if (!this.running) throw OrchestratorError.of('ORCH_SHUTTING_DOWN');
+    if (!this.isRunning) throw OrchestratorError.of('ORCH_SHUTTING_DOWN');
   }
 
   /** Before a change that a write backs: running, and the store commits. */

@@ -23,8 +23,6 @@ import {
   ringOf,
 } from './rollout-state.js';
 
-export type { DeploymentView, ExecutionDriver, ExecutionOutcome } from './rollout-state.js';
-
 /**
  * Runs staged deployments: dispatches each stage's devices at the stage's
  * rate inside the maintenance windows, after pre-flight checks; records each

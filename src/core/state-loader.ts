@@ -11,7 +11,7 @@ import type { AgentDirectory } from './agents.js';
 import type { CoreState, StateParts } from './core-state.js';
 import type { EventBus } from '../domain/events.js';
 import { RolloutController } from './rollouts.js';
-import type { ExecutionDriver } from './rollouts.js';
+import type { ExecutionDriver } from './rollout-state.js';
 import type { RunningTask } from './task-types.js';
 import { TaskEngine } from './task-engine.js';
 

@@ -2,7 +2,7 @@ import type { Task, TaskType } from '../domain/types.js';
 import type { AgentDirectory } from './agents.js';
 import type { CoreState } from './core-state.js';
 import type { EventBus } from '../domain/events.js';
-import type { ExecutionDriver, ExecutionOutcome } from './rollouts.js';
+import type { ExecutionDriver, ExecutionOutcome } from './rollout-state.js';
 
 /**
  * Deployments run their payloads as tasks on the devices' agents, one attempt each: a deployment's execution

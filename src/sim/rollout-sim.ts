@@ -1,6 +1,6 @@
 import { TypedEventBus } from '../util/event-bus.js';
 import type { OrchestratorEvents } from '../domain/events.js';
-import type { ExecutionDriver } from '../core/rollouts.js';
+import type { ExecutionDriver } from '../core/rollout-state.js';
 import { RolloutController } from '../core/rollouts.js';
 import type { DeploymentSpec, DeviceReading, Gate, Stage } from '../domain/deployment.js';
 import { defaultStage } from '../domain/deployment.js';

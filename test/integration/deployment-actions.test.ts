@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OrchestratorEvents } from '../../src/domain/events.js';
 import { TypedEventBus } from '../../src/util/event-bus.js';
-import type { DeploymentView, ExecutionDriver, ExecutionOutcome } from '../../src/core/rollouts.js';
+import type { DeploymentView, ExecutionDriver, ExecutionOutcome } from '../../src/core/rollout-state.js';
 import { RolloutController } from '../../src/core/rollouts.js';
 import type { DeploymentAction, DeploymentSpec, DeviceReading, Payload, Stage } from '../../src/domain/deployment.js';
 import { DEFAULT_GATE, defaultStage, TRANSITIONS } from '../../src/domain/deployment.js';
