@@ -1,7 +1,7 @@
 import type { StorageStatus } from '../domain/events.js';
-import { OrchestratorError } from '../domain/errors.js';
+import type { OrchestratorError } from '../domain/errors.js';
 import type { Store } from '../store/store.js';
-import { STORAGE_RETRY_AFTER_S, WRITE_VERBS } from '../store/store.js';
+import { storageUnavailable, WRITE_VERBS } from '../store/store.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 
@@ -84,10 +84,7 @@ export class StorageGuard {
   }
 
   private unavailable(): OrchestratorError {
-    const why = this.lastError ?? 'writes are failing';
-    return new OrchestratorError('ORCH_STORAGE_UNAVAILABLE', `the store cannot commit changes now (${why}); nothing was changed, try again later`, {
-      retryAfterSeconds: STORAGE_RETRY_AFTER_S,
-    });
+    return storageUnavailable(this.lastError ?? 'writes are failing');
   }
 
   private wrap(raw: Store): Store {

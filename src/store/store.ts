@@ -1,3 +1,4 @@
+import { OrchestratorError } from '../domain/errors.js';
 import type { AgentStore } from './agent-store.js';
 import type { DeploymentStore } from './deployment-store.js';
 import type { FleetStore } from './fleet-store.js';
@@ -12,6 +13,13 @@ export type { AttemptEndOutcome, TaskAttempt, TaskFilter, TaskStore } from './ta
 
 /** How long a client is asked to wait before it tries again when the store cannot commit (`retry-after`, seconds). */
 export const STORAGE_RETRY_AFTER_S = 2;
+
+/** The error of a change refused because the store cannot commit now (503, with `retry-after`); `why` in the store's words. */
+export function storageUnavailable(why: string): OrchestratorError {
+  return new OrchestratorError('ORCH_STORAGE_UNAVAILABLE', `the store cannot commit changes now (${why}); nothing was changed, try again later`, {
+    retryAfterSeconds: STORAGE_RETRY_AFTER_S,
+  });
+}
 
 /** What differs between adapters, for the code that must know (operations, replicas). */
 export interface StoreCapabilities {

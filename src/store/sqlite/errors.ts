@@ -1,5 +1,4 @@
-import { OrchestratorError } from '../../domain/errors.js';
-import { STORAGE_RETRY_AFTER_S } from '../store.js';
+import { storageUnavailable } from '../store.js';
 
 /**
  * SQLite's error codes that mean the disk or the database cannot take writes (or reads) now: a full disk,
@@ -12,9 +11,7 @@ const UNAVAILABLE = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|BUSY|LOCKED|CORRUPT|N
 /** A failed statement of SQLite as the error its caller sees: ORCH_STORAGE_UNAVAILABLE (503) when the disk or file is at fault. */
 export function storageError(message: string, code: string | undefined): Error {
   if (code !== undefined && UNAVAILABLE.test(code)) {
-    const err = new OrchestratorError('ORCH_STORAGE_UNAVAILABLE', `the store cannot commit changes now (${code}: ${message}); nothing was changed, try again later`, {
-      retryAfterSeconds: STORAGE_RETRY_AFTER_S,
-    });
+    const err = storageUnavailable(`${code}: ${message}`);
     // What SQLite said, for whoever reports the failure in its own words (the storage guard, /readyz).
     err.cause = `${code}: ${message}`;
     return err;
