@@ -1,14 +1,14 @@
 import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, accessSync, constants } from 'node:fs';
 import { hostname, release, type } from 'node:os';
 import { join, resolve, sep } from 'node:path';
-import type { MetricsReading } from '../domain/builtin-tasks.js';
 import { healthCheckResult, monitorResult, parseMonitorParams } from '../domain/builtin-tasks.js';
+import type { Reading } from '../domain/metrics.js';
 import { TASK_TYPES } from '../domain/types.js';
 import type { TaskType } from '../domain/types.js';
 import type { Logger } from '../util/logger.js';
 import { writeAtomically } from './files.js';
 import { HandlerProcesses, NotRetryable } from './handler-process.js';
-import type { Metrics, MetricsSource } from './system-metrics.js';
+import type { MetricsSource } from './system-metrics.js';
 
 /**
  * The agent that runs on a real machine: it enrolls with the orchestrator,
@@ -430,21 +430,20 @@ export class NetworkAgent {
 
   private async execute(c: Assignment, signal: AbortSignal): Promise<unknown> {
     if (c.taskType === 'health_check') {
-      const m = await this.o.metrics.read();
-      return healthCheckResult(reading(m), { hostname: hostname(), os_version: osVersion() });
+      return healthCheckResult(await this.o.metrics.read(), { hostname: hostname(), os_version: osVersion() });
     }
     if (c.taskType === 'monitor') {
       const parsed = parseMonitorParams(c.params);
       if (!parsed.ok) throw new NotRetryable(parsed.error);
       const p = parsed.value;
-      const samples: MetricsReading[] = [];
+      const samples: Reading[] = [];
       // Elapsed time (monotonic): setting the system clock does not bunch or stretch the readings.
       const t0 = performance.now();
       for (let i = 0; i < p.samples; i++) {
         // Readings on a fixed schedule: a slow reading does not push the later ones back.
         if (i > 0) await delay(t0 + i * p.intervalSec * 1000 - performance.now(), signal);
         if (signal.aborted) throw signal.reason;
-        samples.push(reading(await this.o.metrics.read()));
+        samples.push(await this.o.metrics.read());
       }
       return monitorResult(p, samples);
     }
@@ -514,11 +513,6 @@ export class NetworkAgent {
 
 function osVersion(): string {
   return `${type()} ${release()}`;
-}
-
-/** The agent's metrics as a task's result names them (src/domain/builtin-tasks.ts). */
-function reading(m: Metrics): MetricsReading {
-  return { battery_level: m.battery, battery_charging: m.charging, cpu_usage: m.cpu, memory_usage: m.memory, disk_usage: m.disk };
 }
 
 /** Waits `ms` (nothing if not positive); with a signal, rejects with its reason when it aborts. */

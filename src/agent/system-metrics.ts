@@ -1,13 +1,5 @@
-/* What the agent reports of its machine: its metrics and what it is. */
-
-export interface Metrics {
-  /** null where the machine has no battery. */
-  battery: number | null;
-  charging: boolean | null;
-  cpu: number;
-  memory: number;
-  disk: number;
-}
+/* What the agent reports of its machine: its metrics (the domain's Reading) and what it is. */
+import type { Reading } from '../domain/metrics.js';
 
 /** What the machine is, as its firmware and OS say; a field it does not know is left out. */
 export interface DeviceFacts {
@@ -17,7 +9,7 @@ export interface DeviceFacts {
 }
 
 export interface MetricsSource {
-  read(): Promise<Metrics>;
+  read(): Promise<Reading>;
   facts(): Promise<DeviceFacts>;
 }
 
@@ -34,7 +26,7 @@ function fact(value: string | undefined): string | undefined {
 
 /** Real metrics through `systeminformation`. */
 export class SystemMetrics implements MetricsSource {
-  async read(): Promise<Metrics> {
+  async read(): Promise<Reading> {
     const si = await import('systeminformation');
     const [battery, load, mem, disks] = await Promise.all([si.battery(), si.currentLoad(), si.mem(), si.fsSize()]);
     const root = disks.find((d) => d.mount === '/') ?? disks[0];

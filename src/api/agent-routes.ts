@@ -5,6 +5,7 @@ import type { Static, TSchema } from 'typebox';
 import type { LiveAgent } from '../core/agents.js';
 import type { AgentProtocolService } from '../core/services.js';
 import type { ResultReport } from '../core/task-types.js';
+import { readingOf } from '../domain/metrics.js';
 import { TASK_TYPES } from '../domain/types.js';
 import type { DeviceInfo } from '../domain/types.js';
 import { errors } from './openapi.js';
@@ -19,6 +20,7 @@ const Percent = Type.Number({ minimum: 0, maximum: 100 });
 const Nullable = <T extends ReturnType<typeof Type.Number> | ReturnType<typeof Type.Boolean>>(t: T) => Type.Union([t, Type.Null()]);
 
 /** Metrics as a real machine reports them: a machine without a battery reports `battery: null`. */
+/** The domain's Reading (src/domain/metrics.ts), as agents send it. */
 const Metrics = Type.Object(
   {
     battery: Nullable(Percent),
@@ -85,23 +87,6 @@ const Ok = Type.Boolean({ enum: [true] });
 /** The hot routes' answers are typed `object` (the HTTP/2 stream path shares them): their schemas are checked at run time only. */
 const answer = (schema: TSchema) => Type.Unsafe<object>(schema);
 
-type MetricsIn = { battery: number | null; charging: boolean | null; cpu: number; memory: number; disk: number };
-
-/**
- * A machine's metrics as the orchestrator keeps them, in the seed's names. A machine without a battery keeps
- * `battery_level` and `battery_charging` null: every view shows null, the prototype's rule passes its
- * battery check, and the health score counts it as on mains power.
- */
-function deviceMetrics(m: MetricsIn) {
-  return {
-    battery_level: m.battery,
-    battery_charging: m.battery === null ? null : (m.charging ?? false),
-    cpu_usage: m.cpu,
-    memory_usage: m.memory,
-    disk_usage: m.disk,
-  };
-}
-
 /**
  * The three hot routes' work, shared by their Fastify routes and by the HTTP/2
  * stream routes (agent-streams.ts) that carry a fleet's traffic past Fastify.
@@ -110,7 +95,7 @@ function deviceMetrics(m: MetricsIn) {
 export const agentAnswers = {
   /** Answered at once unless something must be written first (usually nothing is). */
   heartbeat(agents: AgentProtocolService, live: LiveAgent, body: Static<typeof Heartbeat>): object | Promise<object> {
-    const pending = agents.heartbeat(live, deviceMetrics(body.metrics), body.running, body.ack);
+    const pending = agents.heartbeat(live, readingOf(body.metrics), body.running, body.ack);
     const answer = { ok: true, seq: body.seq };
     return pending === null ? answer : pending.then(() => answer);
   },
@@ -170,7 +155,7 @@ export function agentRoutes(agents: AgentProtocolService): FastifyPluginAsync {
       },
     }, async (request) => {
       const b = request.body;
-      const device: DeviceInfo = { name: b.hostname, os_version: b.osVersion ?? 'unknown', ...deviceMetrics(b.metrics) };
+      const device: DeviceInfo = { name: b.hostname, osVersion: b.osVersion ?? 'unknown', ...readingOf(b.metrics) };
       const out = await agents.enroll({
         token: b.token,
         ...(b.agentId !== undefined ? { agentId: b.agentId } : {}),

@@ -12,7 +12,7 @@ import type { DeploymentAction, DeploymentRecord, Execution, GateEvaluation } fr
 import { DEPLOYMENT_ACTIONS, EXECUTION_STATES, outcomeOf, pauseReasonOf } from '../domain/deployment.js';
 import { parseDeploymentSpec } from '../domain/deployment-spec.js';
 import { OrchestratorError } from '../domain/errors.js';
-import { iso } from './views.js';
+import { iso, metricsJson } from './views.js';
 
 const Id = Type.Object({ id: SafeId });
 /** Any action name passes the schema: an unknown one is a 404 ORCH_NOT_FOUND from the route, naming the actions. */
@@ -142,8 +142,8 @@ function executionJson(e: Execution, ring: string | null) {
     reason: e.reason,
     taskId: e.taskId,
     rollbackTaskId: e.rollbackTaskId,
-    baseline: e.baseline,
-    observed: e.observed,
+    baseline: metricsJson(e.baseline),
+    observed: metricsJson(e.observed),
     impact: e.cpuDelta === null ? null : { cpu: e.cpuDelta, memory: e.memoryDelta, batteryDrainPerHour: e.drainDelta },
     queuedAt: iso(e.queuedAt),
     startedAt: iso(e.startedAt),

@@ -125,8 +125,9 @@ export const GateEvaluationView = Type.Object(
   { $id: 'GateEvaluation', additionalProperties: false },
 );
 
+/** A device's metrics as an execution read them (views.ts metricsJson); battery and charging null on a machine without a battery. */
 const Reading = Type.Object(
-  { battery: Type.Number(), charging: Type.Boolean(), cpu: Type.Number(), memory: Type.Number(), disk: Type.Number(), drain: Type.Number({ description: '% per hour' }) },
+  { battery: Nullable(Type.Number()), charging: Nullable(Type.Boolean()), cpu: Type.Number(), memory: Type.Number(), disk: Type.Number(), drain: Type.Number({ description: '% per hour' }) },
   { additionalProperties: false },
 );
 

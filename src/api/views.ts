@@ -1,4 +1,5 @@
 import { isHealthy } from '../domain/health.js';
+import type { DeviceMetrics } from '../domain/metrics.js';
 import type { Asset, DeviceInfo, Task, TaskStatus } from '../domain/types.js';
 import type { AgentView } from '../core/agents.js';
 import type { ClusterSnapshot, SeedDeployment } from '../core/seed-facade.js';
@@ -78,16 +79,22 @@ export function taskV1Json(task: Task, attempts?: TaskAttempt[]) {
   };
 }
 
+/** A device's metrics as the deployment views show them: the reading and the battery drain. */
+export function metricsJson(m: DeviceMetrics | null) {
+  return m === null ? null : { battery: m.battery, charging: m.charging, cpu: m.cpu, memory: m.memory, disk: m.disk, drain: m.drain };
+}
+
+/** A device report in the seed's names, with the seed's rule. */
 export function deviceJson(d: DeviceInfo | null) {
   if (d === null) return null;
   return {
     name: d.name,
-    battery_level: d.battery_level,
-    battery_charging: d.battery_charging,
-    cpu_usage: d.cpu_usage,
-    memory_usage: d.memory_usage,
-    disk_usage: d.disk_usage,
-    os_version: d.os_version,
+    battery_level: d.battery,
+    battery_charging: d.charging,
+    cpu_usage: d.cpu,
+    memory_usage: d.memory,
+    disk_usage: d.disk,
+    os_version: d.osVersion,
     is_healthy: isHealthy(d),
   };
 }
@@ -162,5 +169,5 @@ export function deploymentJson(d: SeedDeployment, c: ClusterSnapshot) {
 }
 
 export function metricsSummary(d: DeviceInfo) {
-  return { cpu: d.cpu_usage, battery: d.battery_level, memory: d.memory_usage };
+  return { cpu: d.cpu, battery: d.battery, memory: d.memory };
 }

@@ -1,6 +1,6 @@
-import type { DeviceInfo, DeviceMetrics } from '../domain/types.js';
+import type { Reading } from '../domain/metrics.js';
+import type { DeviceInfo } from '../domain/types.js';
 import { WRITE_BEHIND_MS } from '../fleet/fleet.js';
-import type { MetricsSample } from '../fleet/registry.js';
 import type { Store } from '../store/store.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
@@ -8,11 +8,6 @@ import type { LiveAgent } from './agents.js';
 import type { CoreState } from './core-state.js';
 import type { EventBus } from '../domain/events.js';
 import type { HeldAttempt } from './task-types.js';
-
-/** A device's metrics as the fleet samples them. */
-export function metricsOf(d: DeviceInfo): MetricsSample {
-  return { battery: d.battery_level, charging: d.battery_charging, cpu: d.cpu_usage, memory: d.memory_usage, disk: d.disk_usage };
-}
 
 /**
  * Heartbeats of every kind of agent: new metrics, the leases of the attempts the agent lists renewed and those
@@ -32,7 +27,7 @@ export class Heartbeats {
    * Applies a heartbeat. Returns the writes to wait for (the agent coming online, a ring move, and with
    * `writeBehind` false the heartbeat itself), or null when there are none: the usual case when written behind.
    */
-  apply(live: LiveAgent, metrics: Partial<DeviceMetrics>, held: readonly (string | HeldAttempt)[], ack: number | undefined, now: number, writeBehind: boolean): Promise<unknown> | null {
+  apply(live: LiveAgent, metrics: Reading, held: readonly (string | HeldAttempt)[], ack: number | undefined, now: number, writeBehind: boolean): Promise<unknown> | null {
     const { state, store, clock } = this.deps;
     const base = live.agent.device;
     if (base === null) return null;
@@ -63,7 +58,7 @@ export class Heartbeats {
       }
     }
     // New score, and the ring rules for a first placement or a health change.
-    const sampled = state.fleet.sample(live.agent.id, metricsOf(device), now, { writeBehind });
+    const sampled = state.fleet.sample(live.agent.id, device, now, { writeBehind });
     if (sampled !== null) writes.push(sampled);
     return writes.length === 0 ? null : writes.length === 1 ? (writes[0] as Promise<unknown>) : Promise.all(writes);
   }
@@ -79,7 +74,7 @@ export class Heartbeats {
     live.agent.lastHeartbeatAt = now;
     live.detector.heartbeat(this.deps.clock.monotonic());
     this.deps.events.emit('agent.registered', { agentId: live.agent.id });
-    await Promise.all([write, this.markOnline(live), this.deps.state.fleet.sample(live.agent.id, metricsOf(device), now)]);
+    await Promise.all([write, this.markOnline(live), this.deps.state.fleet.sample(live.agent.id, device, now)]);
   }
 
   /** The agent is heard from: online, taking tasks again. Resolves once that is committed. */

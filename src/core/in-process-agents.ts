@@ -12,7 +12,6 @@ import type { AgentDirectory, LiveAgent } from './agents.js';
 import type { CoreState } from './core-state.js';
 import type { EventBus } from '../domain/events.js';
 import type { Heartbeats } from './heartbeats.js';
-import { metricsOf } from './heartbeats.js';
 import type { ResultReport } from './task-types.js';
 import { offerResult } from './task-results.js';
 
@@ -140,7 +139,7 @@ export class InProcessAgents {
         break;
       case 'device_status_update': {
         live.agent.device = env.payload.device_info;
-        await Promise.all([store.updateAgentDevice(live.agent.id, env.payload.device_info), state.fleet.sample(live.agent.id, metricsOf(env.payload.device_info), now)]);
+        await Promise.all([store.updateAgentDevice(live.agent.id, env.payload.device_info), state.fleet.sample(live.agent.id, env.payload.device_info, now)]);
         const waiter = env.payload.in_reply_to === undefined ? undefined : this.replyWaiters.get(env.payload.in_reply_to);
         waiter?.(env.payload.device_info);
         break;

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { OrchestratorError } from '../domain/errors.js';
 import type { Rng } from '../domain/random.js';
 import type { Approval } from '../domain/security.js';
-import type { Agent, DeviceInfo, DeviceMetrics, TaskType } from '../domain/types.js';
+import type { Reading } from '../domain/metrics.js';
+import type { Agent, DeviceInfo, TaskType } from '../domain/types.js';
 import { credentialMatches, newAgentCredential, parseAgentBearer } from '../security/agent-credentials.js';
 import type { EnrollmentTokens } from '../security/enrollment.js';
 import type { Store } from '../store/store.js';
@@ -144,7 +145,7 @@ export class NetworkAgents {
    * heartbeat. While the store cannot commit, the heartbeat only says the agent lives, and is answered
    * ORCH_STORAGE_UNAVAILABLE.
    */
-  heartbeat(live: LiveAgent, metrics: Partial<DeviceMetrics>, held: readonly HeldAttempt[], ack?: number): Promise<unknown> | null {
+  heartbeat(live: LiveAgent, metrics: Reading, held: readonly HeldAttempt[], ack?: number): Promise<unknown> | null {
     if (!this.o.state.writable) {
       live.detector.heartbeat(this.o.clock.monotonic());
       this.o.state.assertWritable();

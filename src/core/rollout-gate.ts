@@ -32,8 +32,8 @@ export function dispatchStage(ctx: { driver: ExecutionDriver; fleet: Fleet; stor
       continue;
     }
     // A device that cannot run the payload at all (no agent, no such capability) is skipped, not failed.
-    const reading = ctx.driver.reading(deviceId);
-    const why = ctx.driver.refuses(deviceId, a.rec.spec.payload) ?? (reading === null ? 'pre-flight: the device has not reported its health yet' : preflightFailure(st.preflight, reading));
+    const metrics = ctx.driver.metrics(deviceId);
+    const why = ctx.driver.refuses(deviceId, a.rec.spec.payload) ?? (metrics === null ? 'pre-flight: the device has not reported its health yet' : preflightFailure(st.preflight, metrics));
     if (why !== null) {
       if (e.state !== 'skipped' || e.reason !== why) {
         e.state = 'skipped';
@@ -46,7 +46,7 @@ export function dispatchStage(ctx: { driver: ExecutionDriver; fleet: Fleet; stor
     a.tokens -= 1;
     e.state = 'in_progress';
     e.reason = null;
-    e.baseline = reading;
+    e.baseline = metrics;
     e.startedAt = now;
     e.endedAt = null;
     a.inFlight++;

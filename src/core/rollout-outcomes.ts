@@ -1,5 +1,6 @@
 import type { Execution } from '../domain/deployment.js';
 import { regressed } from '../domain/deployment.js';
+import { onMains } from '../domain/metrics.js';
 import type { PlanContext } from './rollout-plans.js';
 import type { Active, ExecutionOutcome } from './rollout-state.js';
 import { countObservation, countOutcome, round2 } from './rollout-state.js';
@@ -78,13 +79,13 @@ export function observeDue(ctx: OutcomeContext, a: Active, now: number): void {
     a.stageObserving[e.stage] = (a.stageObserving[e.stage] ?? 1) - 1;
     if (e.state !== 'succeeded') continue;
     e.observedAt = now;
-    const r = ctx.driver.online(e.deviceId) ? ctx.driver.reading(e.deviceId) : null;
+    const r = ctx.driver.online(e.deviceId) ? ctx.driver.metrics(e.deviceId) : null;
     if (r && e.baseline) {
       e.observed = r;
       e.cpuDelta = round2(r.cpu - e.baseline.cpu);
       e.memoryDelta = round2(r.memory - e.baseline.memory);
       // Drain only compares like with like: a device plugged in or unplugged meanwhile tells nothing about the release.
-      e.drainDelta = r.charging || e.baseline.charging ? 0 : round2(r.drain - e.baseline.drain);
+      e.drainDelta = onMains(r) || onMains(e.baseline) ? 0 : round2(r.drain - e.baseline.drain);
       if (e.endedAt !== null && e.endedAt >= a.rec.gateResetAt) countObservation(a, e, 1);
       const g = a.rec.spec.stages[e.stage]?.gate;
       const hurt = g !== undefined && regressed(g, e.cpuDelta, e.memoryDelta, e.drainDelta);

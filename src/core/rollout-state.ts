@@ -1,4 +1,5 @@
-import type { DeploymentRecord, DeviceReading, Execution, GateEvaluation, Moments, Payload } from '../domain/deployment.js';
+import type { DeviceMetrics } from '../domain/metrics.js';
+import type { DeploymentRecord, Execution, GateEvaluation, Moments, Payload } from '../domain/deployment.js';
 import { addMoment, emptyMoments, regressed } from '../domain/deployment.js';
 import { Heap } from '../util/heap.js';
 
@@ -7,7 +8,7 @@ export interface ExecutionDriver {
   /** Whether the device can be reached now. */
   online(deviceId: string): boolean;
   /** The device's health now, or null when it has not reported any. */
-  reading(deviceId: string): DeviceReading | null;
+  metrics(deviceId: string): DeviceMetrics | null;
   /** Null when the device can run the payload at all, else why not (the execution is `skipped` with that reason). */
   refuses(deviceId: string, payload: Payload): string | null;
   /**

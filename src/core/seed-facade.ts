@@ -102,7 +102,7 @@ export class SeedFacade {
     };
     const seq = await store.insertDeployment(rec);
     const executions: Execution[] = affected.map((l) => ({
-      deviceId: l.agent.id, stage: 0, state: 'in_progress', taskId: null, reason: null, baseline: state.fleet.reading(l.agent.id), observed: null,
+      deviceId: l.agent.id, stage: 0, state: 'in_progress', taskId: null, reason: null, baseline: state.fleet.metrics(l.agent.id), observed: null,
       cpuDelta: null, memoryDelta: null, drainDelta: null, rollbackTaskId: null, queuedAt: now, startedAt: now, endedAt: null, observedAt: null,
     }));
     await store.saveExecutions(seq, executions);
@@ -110,7 +110,7 @@ export class SeedFacade {
     // What each device reported after the impact is the execution's outcome and its impact.
     const after = clock.now();
     for (const e of executions) {
-      const r = state.fleet.reading(e.deviceId);
+      const r = state.fleet.metrics(e.deviceId);
       e.state = 'succeeded';
       e.endedAt = after;
       e.observedAt = after;

@@ -11,7 +11,7 @@ import type { ExecutionDriver, ExecutionOutcome } from './rollout-state.js';
 export function taskExecutionDriver(state: CoreState, agents: AgentDirectory): ExecutionDriver {
   return {
     online: (id) => agents.get(id)?.agent.connectivity === 'online',
-    reading: (id) => state.fleet.reading(id),
+    metrics: (id) => state.fleet.metrics(id),
     refuses: (id, payload) => {
       const live = agents.get(id);
       if (!live) return 'no agent runs on this device';

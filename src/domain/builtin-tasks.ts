@@ -1,4 +1,5 @@
 import { passesSeedRule, round1, seedRuleFailures } from './health.js';
+import type { Reading } from './metrics.js';
 
 /**
  * The two task types every agent runs itself, `health_check` and `monitor`: one meaning of their
@@ -7,8 +8,9 @@ import { passesSeedRule, round1, seedRuleFailures } from './health.js';
  */
 
 /**
- * A reading of a device's metrics in a task's result, named as the seed API names a device's metrics.
- * A machine without a battery reads `battery_level: null` and `battery_charging: null`: no made-up level.
+ * A reading of a device's metrics in a task's result, named as the seed API names a device's metrics (the
+ * domain's `Reading`, in the seed's names). A machine without a battery reads `battery_level: null` and
+ * `battery_charging: null`: no made-up level.
  */
 export interface MetricsReading {
   battery_level: number | null;
@@ -84,35 +86,35 @@ export function parseMonitorParams(params: Record<string, unknown>): Checked<Mon
   return { ok: true, value: { durationSec, intervalSec, samples } };
 }
 
-export function healthCheckResult(m: MetricsReading, about: { hostname: string; os_version: string }): HealthCheckResult {
+export function healthCheckResult(m: Reading, about: { hostname: string; os_version: string }): HealthCheckResult {
   // As the orchestrator scores it: a machine without a battery is on mains power, so full.
-  const battery = m.battery_level ?? 100;
+  const battery = m.battery ?? 100;
   return {
-    ...readingOf(m),
+    ...seedReading(m),
     hostname: about.hostname,
     os_version: about.os_version,
-    is_healthy: passesSeedRule(battery, m.cpu_usage, m.memory_usage),
-    issues: seedRuleFailures(battery, m.cpu_usage, m.memory_usage),
+    is_healthy: passesSeedRule(battery, m.cpu, m.memory),
+    issues: seedRuleFailures(battery, m.cpu, m.memory),
   };
 }
 
-export function monitorResult(p: MonitorParams, samples: readonly MetricsReading[]): MonitorResult {
+export function monitorResult(p: MonitorParams, samples: readonly Reading[]): MonitorResult {
   const mean = (xs: number[]): number => (xs.length === 0 ? 0 : round1(xs.reduce((a, x) => a + x, 0) / xs.length));
-  const batteries = samples.map((s) => s.battery_level).filter((b): b is number => b !== null);
+  const batteries = samples.map((s) => s.battery).filter((b): b is number => b !== null);
   return {
     durationSec: p.durationSec,
     intervalSec: p.intervalSec,
-    samples: samples.map(readingOf),
+    samples: samples.map(seedReading),
     average: {
       battery_level: batteries.length === 0 ? null : mean(batteries),
-      cpu_usage: mean(samples.map((s) => s.cpu_usage)),
-      memory_usage: mean(samples.map((s) => s.memory_usage)),
-      disk_usage: mean(samples.map((s) => s.disk_usage)),
+      cpu_usage: mean(samples.map((s) => s.cpu)),
+      memory_usage: mean(samples.map((s) => s.memory)),
+      disk_usage: mean(samples.map((s) => s.disk)),
     },
   };
 }
 
-/** Exactly the reading's fields, whatever else the object carries (a simulated device carries more). */
-function readingOf(m: MetricsReading): MetricsReading {
-  return { battery_level: m.battery_level, battery_charging: m.battery_charging, cpu_usage: m.cpu_usage, memory_usage: m.memory_usage, disk_usage: m.disk_usage };
+/** A reading in the seed's names: exactly its fields, whatever else the object carries (a simulated device carries more). */
+function seedReading(m: Reading): MetricsReading {
+  return { battery_level: m.battery, battery_charging: m.charging, cpu_usage: m.cpu, memory_usage: m.memory, disk_usage: m.disk };
 }

@@ -3,6 +3,7 @@
  * each stage, maintenance windows, and the state machines of a deployment and
  * of each device's execution. Pure: no I/O, time is a parameter.
  */
+import { onMains, type DeviceMetrics } from './metrics.js';
 
 export const DEPLOYMENT_STATUSES = ['scheduled', 'in_progress', 'paused', 'halted', 'completed', 'cancelled', 'rolled_back'] as const;
 export type DeploymentState = (typeof DEPLOYMENT_STATUSES)[number];
@@ -180,20 +181,11 @@ export function inMaintenanceWindow(windows: readonly MaintenanceWindow[], at: n
 
 // ------------------------------------------------------------------ pre-flight
 
-export interface DeviceReading {
-  battery: number;
-  charging: boolean;
-  cpu: number;
-  memory: number;
-  disk: number;
-  /** % per hour. */
-  drain: number;
-}
-
-/** Null when the device qualifies, else why not. */
-export function preflightFailure(p: Preflight, d: DeviceReading): string | null {
-  if (p.requireCharging && !d.charging) return 'pre-flight: not charging, and the stage requires it';
-  if (!d.charging && d.battery < p.minBattery) return `pre-flight: battery ${d.battery.toFixed(0)}% is below the ${p.minBattery}% minimum`;
+/** Null when the device qualifies, else why not. A device on mains power (charging, or without a battery) passes the battery checks. */
+export function preflightFailure(p: Preflight, d: DeviceMetrics): string | null {
+  const mains = onMains(d);
+  if (p.requireCharging && !mains) return 'pre-flight: not charging, and the stage requires it';
+  if (!mains && d.battery !== null && d.battery < p.minBattery) return `pre-flight: battery ${d.battery.toFixed(0)}% is below the ${p.minBattery}% minimum`;
   const free = 100 - d.disk;
   if (free < p.minFreeDisk) return `pre-flight: ${free.toFixed(1)}% of the disk is free, below the ${p.minFreeDisk}% minimum`;
   return null;
@@ -554,8 +546,8 @@ export interface Execution {
   taskId: string | null;
   reason: string | null;
   /** The device's health just before its update, and once it was watched for `observeMs` after. */
-  baseline: DeviceReading | null;
-  observed: DeviceReading | null;
+  baseline: DeviceMetrics | null;
+  observed: DeviceMetrics | null;
   cpuDelta: number | null;
   memoryDelta: number | null;
   drainDelta: number | null;

@@ -6,14 +6,15 @@
  *
  * Factors:
  * - battery: level in %, counted only while not charging (a device on power
- *   does not run flat);
- * - charging: 0 when charging, 1 when not (on power is the safer place to roll out);
+ *   does not run flat; a machine without a battery is on mains power);
+ * - charging: 0 when charging or on mains, 1 when not (on power is the safer place to roll out);
  * - cpu, memory, disk: usage in %;
  * - batteryDrain: % per hour lost while not charging, smoothed over heartbeats;
  * - cpuTrend: CPU points per hour gained, smoothed (a falling CPU counts as 0);
  * - impact: 0–1, how often deployments have hurt this device lately (a
  *   decaying average, see `IMPACT_DECAY`).
  */
+import { onMains, type DeviceMetrics } from './metrics.js';
 
 export const HEALTH_FACTORS = ['battery', 'charging', 'cpu', 'memory', 'disk', 'batteryDrain', 'cpuTrend', 'impact'] as const;
 export type HealthFactor = (typeof HEALTH_FACTORS)[number];
@@ -45,18 +46,12 @@ export const DEFAULT_HEALTH_SCORE_CONFIG: HealthScoreConfig = {
 /** Each deployment outcome moves `impact` this far towards 1 (hurt) or 0 (unharmed). */
 export const IMPACT_DECAY = 0.3;
 
-/** What the score is computed from. */
-export interface HealthInputs {
-  battery: number;
-  charging: boolean;
-  cpu: number;
-  memory: number;
-  disk: number;
-  /** % per hour, positive when draining. */
-  batteryDrain: number;
-  /** CPU points per hour, positive when rising. */
-  cpuTrend: number;
-  /** 0–1. */
+/**
+ * What the score is computed from: the device's metrics and how deployments have treated it. A device on
+ * mains power (charging, or without a battery) is not scored on its battery level, charging or drain.
+ */
+export interface HealthInputs extends DeviceMetrics {
+  /** 0–1: deployment outcomes, each moving it IMPACT_DECAY towards 1 (hurt) or 0 (unharmed). */
   impact: number;
 }
 
@@ -84,9 +79,10 @@ export function badness(value: number, t: Threshold): number {
 function factorValue(f: HealthFactor, x: HealthInputs): number {
   switch (f) {
     case 'battery':
-      return x.battery;
+      // Without a battery, as full: on mains power.
+      return x.battery ?? 100;
     case 'charging':
-      return x.charging ? 0 : 1;
+      return onMains(x) ? 0 : 1;
     case 'cpu':
       return x.cpu;
     case 'memory':
@@ -94,7 +90,7 @@ function factorValue(f: HealthFactor, x: HealthInputs): number {
     case 'disk':
       return x.disk;
     case 'batteryDrain':
-      return x.charging ? 0 : Math.max(0, x.batteryDrain);
+      return onMains(x) ? 0 : Math.max(0, x.drain);
     case 'cpuTrend':
       return Math.max(0, x.cpuTrend);
     case 'impact':
@@ -107,10 +103,10 @@ export function healthScore(x: HealthInputs, c: HealthScoreConfig): number {
   const w = c.weights;
   const t = c.thresholds;
   let penalty = 0;
-  if (!x.charging) {
+  if (!onMains(x) && x.battery !== null) {
     penalty += w.battery * badness(x.battery, t.battery);
     penalty += w.charging * badness(1, t.charging);
-    penalty += w.batteryDrain * badness(Math.max(0, x.batteryDrain), t.batteryDrain);
+    penalty += w.batteryDrain * badness(Math.max(0, x.drain), t.batteryDrain);
   } else {
     penalty += w.charging * badness(0, t.charging);
   }
@@ -128,7 +124,7 @@ export function explainHealth(x: HealthInputs, c: HealthScoreConfig): HealthScor
     const value = factorValue(factor, x);
     const weight = c.weights[factor];
     // A charging device's battery level does not count.
-    const b = factor === 'battery' && x.charging ? 0 : badness(value, c.thresholds[factor]);
+    const b = factor === 'battery' && onMains(x) ? 0 : badness(value, c.thresholds[factor]);
     return { factor, value: round2(value), weight, badness: round2(b), contribution: round2(b === 0 ? 0 : -weight * b) };
   });
   return { score: healthScore(x, c), factors };

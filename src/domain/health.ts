@@ -1,12 +1,12 @@
-import type { DeviceMetrics } from './types.js';
+import type { Reading } from './metrics.js';
 
 /**
  * The seed's yes/no health rule, kept exactly for the seed API:
  * `battery > 20 && cpu < 80 && memory < 85` (disk is not considered). A machine without a battery
  * (battery null) passes the battery check: it runs on mains power.
  */
-export function isHealthy(m: DeviceMetrics): boolean {
-  return passesSeedRule(m.battery_level, m.cpu_usage, m.memory_usage);
+export function isHealthy(m: Reading): boolean {
+  return passesSeedRule(m.battery, m.cpu, m.memory);
 }
 
 /** The rule itself, on plain numbers (the fleet keeps metrics in columns). */
@@ -24,8 +24,8 @@ export function seedRuleFailures(battery: number | null, cpu: number, memory: nu
 }
 
 /** Names the failing parts of the seed rule, for task results and logs. */
-export function unhealthyReasons(m: DeviceMetrics): string[] {
-  return seedRuleFailures(m.battery_level, m.cpu_usage, m.memory_usage);
+export function unhealthyReasons(m: Reading): string[] {
+  return seedRuleFailures(m.battery, m.cpu, m.memory);
 }
 
 export function round1(x: number): number {

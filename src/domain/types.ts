@@ -1,7 +1,8 @@
 /**
- * The domain's vocabulary. Field names follow the seed's wire format where the
- * seed API exposes them, so that mapping to the HTTP edge stays thin.
+ * The domain's vocabulary. Task fields keep the seed's names, which its API exposes; a device's metrics
+ * are ours (metrics.ts), mapped to the seed's names in the API's views.
  */
+import type { Reading } from './metrics.js';
 import type { Approval } from './security.js';
 
 export const TASK_TYPES = ['process_data', 'health_check', 'deploy', 'analyze_risk', 'monitor'] as const;
@@ -24,23 +25,10 @@ export type Connectivity = 'online' | 'offline' | 'decommissioned';
 /** What the seed calls an agent's status: connectivity folded with whether it is running a task. */
 export type AgentStatus = 'idle' | 'busy' | 'offline' | 'decommissioned';
 
-/**
- * A device's readings. A machine without a battery (a desktop, a kiosk) has `battery_level` and
- * `battery_charging` null: no made-up level. The seed's health rule passes its battery check, and the
- * health score counts it as on mains power.
- */
-export interface DeviceMetrics {
-  battery_level: number | null;
-  battery_charging: boolean | null;
-  cpu_usage: number;
-  memory_usage: number;
-  disk_usage: number;
-}
-
-/** The device facts an agent reports about itself. */
-export interface DeviceInfo extends DeviceMetrics {
+/** The device an agent runs on, as it reports itself: its name, OS version and latest reading. */
+export interface DeviceInfo extends Reading {
   name: string;
-  os_version: string;
+  osVersion: string;
 }
 
 export interface Asset {

@@ -1,11 +1,12 @@
 import { OrchestratorError } from '../domain/errors.js';
 import type { HealthScore } from '../domain/health-score.js';
 import { explainHealth } from '../domain/health-score.js';
+import type { Reading } from '../domain/metrics.js';
 import type { RingConfig } from '../domain/ring-config.js';
 import { plainRingConfig, ringTargets } from '../domain/ring-config.js';
 import type { Connectivity } from '../domain/types.js';
 import { Heap } from '../util/heap.js';
-import type { DeviceRegistry, MetricsSample } from './registry.js';
+import type { DeviceRegistry } from './registry.js';
 import { CONNECTIVITY, NO_RING, PIN_MANUAL, PIN_NONE } from './registry.js';
 
 /** The most devices one page of a list holds. */
@@ -39,7 +40,8 @@ export interface DeviceSummary {
 
 export interface DeviceDetail extends DeviceSummary {
   health: (HealthScore & { healthy: boolean | null }) | null;
-  metrics: (MetricsSample & { batteryDrainPerHour: number; cpuTrendPerHour: number; deploymentImpact: number; sampledAt: number }) | null;
+  /** The device's metrics in the API's names (docs/api.md): the trends as `…PerHour`. */
+  metrics: (Reading & { batteryDrainPerHour: number; cpuTrendPerHour: number; deploymentImpact: number; sampledAt: number }) | null;
   pin: { ring: string; source: 'rule' | 'manual' } | null;
   inflightExecutions: number;
   movedAt: number | null;
@@ -140,18 +142,17 @@ export function deviceDetail(reg: DeviceRegistry, i: number): DeviceDetail {
   const known = (reg.scoreBin[i] as number) >= 0;
   const inputs = reg.healthInputs(i);
   const r1 = (x: number): number => Math.round(x * 10) / 10;
-  const { level, charging } = reg.batteryOf(i);
   return {
     ...deviceSummary(reg, i),
     health: known ? { ...explainHealth(inputs, reg.healthConfig), healthy: reg.unhealthy[i] === 0 } : null,
     metrics: known
       ? {
-          battery: level === null ? null : r1(level),
-          charging,
+          battery: inputs.battery === null ? null : r1(inputs.battery),
+          charging: inputs.charging,
           cpu: r1(inputs.cpu),
           memory: r1(inputs.memory),
           disk: r1(inputs.disk),
-          batteryDrainPerHour: r1(inputs.batteryDrain),
+          batteryDrainPerHour: r1(inputs.drain),
           cpuTrendPerHour: r1(inputs.cpuTrend),
           deploymentImpact: Math.round(inputs.impact * 100) / 100,
           sampledAt: reg.sampledAt[i] as number,

@@ -1,5 +1,6 @@
 import { OrchestratorError } from '../domain/errors.js';
 import type { HealthScoreConfig } from '../domain/health-score.js';
+import { readingOf, type DeviceMetrics, type Reading } from '../domain/metrics.js';
 import type { CompiledRingConfig, RingConfig } from '../domain/ring-config.js';
 import { compileRingConfig, DEFAULT_RING_CONFIG, plainRingConfig } from '../domain/ring-config.js';
 import type { Connectivity, RingMove } from '../domain/types.js';
@@ -9,14 +10,14 @@ import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { PlannedMove } from './planner.js';
 import { planFull, planIncremental } from './planner.js';
-import type { DeviceAttributes, MetricsSample } from './registry.js';
+import type { DeviceAttributes } from './registry.js';
 import { CONNECTIVITY, DECOMMISSIONED, DeviceRegistry, NO_RING, PIN_MANUAL } from './registry.js';
 import type { DeviceDetail, DeviceFilter, DeviceSort, DeviceSummary, RingsView } from './fleet-views.js';
 import { DEVICE_LIST_MAX, deviceDetail, listDevices, ringsView } from './fleet-views.js';
 
 export interface DeviceImport extends DeviceAttributes {
   id: string;
-  metrics?: MetricsSample | undefined;
+  metrics?: Reading | undefined;
 }
 
 const LOAD_PAGE = 20_000;
@@ -246,9 +247,7 @@ export class Fleet {
       model: a.model ?? null,
       osName: a.osName ?? null,
       tags: a.tags && a.tags.length > 0 ? [...a.tags] : null,
-      metrics: known
-        ? { battery: reg.batteryOf(i).level, charging: reg.batteryOf(i).charging, cpu: reg.cpu[i] as number, memory: reg.memory[i] as number, disk: reg.disk[i] as number }
-        : null,
+      metrics: known ? readingOf(reg.metricsOf(i)) : null,
       drain: reg.drain[i] as number,
       cpuTrend: reg.cpuTrend[i] as number,
       impact: reg.impact[i] as number,
@@ -269,15 +268,10 @@ export class Fleet {
   }
 
   /**
-   * A metrics sample from a device (a heartbeat): new score and aggregates,
-   * then the incremental ring rules. Resolves once the sample and any move are
-   * committed.
-   */
-  /**
    * A device's new metrics: rescored, and moved between rings where the rules say so. Returns the writes to
    * wait for, or null when there are none (the sample written behind and no ring move).
    */
-  sample(id: string, metrics: MetricsSample, at = this.clock.now(), options: { writeBehind?: boolean } = {}): Promise<unknown> | null {
+  sample(id: string, metrics: Reading, at = this.clock.now(), options: { writeBehind?: boolean } = {}): Promise<unknown> | null {
     const reg = this.registry;
     const i = reg.indexOf(id);
     if (i === undefined) return null;
@@ -313,18 +307,7 @@ export class Fleet {
 
   private sampleRow(i: number): DeviceSample {
     const reg = this.registry;
-    return {
-      id: reg.ids[i] as string,
-      battery: reg.batteryOf(i).level,
-      charging: reg.batteryOf(i).charging,
-      cpu: reg.cpu[i] as number,
-      memory: reg.memory[i] as number,
-      disk: reg.disk[i] as number,
-      drain: reg.drain[i] as number,
-      cpuTrend: reg.cpuTrend[i] as number,
-      impact: reg.impact[i] as number,
-      sampledAt: reg.sampledAt[i] as number,
-    };
+    return Object.assign(reg.metricsOf(i), { id: reg.ids[i] as string, impact: reg.impact[i] as number, sampledAt: reg.sampledAt[i] as number });
   }
 
   async setConnectivity(id: string, connectivity: Connectivity): Promise<void> {
@@ -492,14 +475,12 @@ export class Fleet {
     return r === NO_RING ? 0 : (this.registry.aggregates[r]?.size ?? 0);
   }
 
-  /** The device's latest health, for deployment baselines and pre-flight; null before its first sample. */
-  reading(id: string): { battery: number; charging: boolean; cpu: number; memory: number; disk: number; drain: number } | null {
+  /** The device's latest metrics, for deployment baselines and pre-flight; null before its first sample. */
+  metrics(id: string): DeviceMetrics | null {
     const reg = this.registry;
     const i = reg.indexOf(id);
     if (i === undefined || (reg.scoreBin[i] as number) < 0) return null;
-    // A machine without a battery reads as on mains power, full: pre-flight and drain see nothing to hold it back.
-    const { battery, charging } = reg.healthInputs(i);
-    return { battery, charging, cpu: reg.cpu[i] as number, memory: reg.memory[i] as number, disk: reg.disk[i] as number, drain: reg.drain[i] as number };
+    return reg.metricsOf(i);
   }
 
   ringOf(id: string): string {

@@ -1,4 +1,5 @@
 import type { HealthInputs, HealthScoreConfig } from '../domain/health-score.js';
+import type { DeviceMetrics, Reading } from '../domain/metrics.js';
 import { healthScore, IMPACT_DECAY } from '../domain/health-score.js';
 import { passesSeedRule } from '../domain/health.js';
 import type { CompiledRingConfig, RuleSubject } from '../domain/ring-config.js';
@@ -58,15 +59,6 @@ export class Interner {
 
 /** A device's attributes: what pin and hold rules read, without the id. */
 export type DeviceAttributes = Omit<RuleSubject, 'id'>;
-
-/** A sample; `battery` and `charging` are null on a machine without a battery. */
-export interface MetricsSample {
-  battery: number | null;
-  charging: boolean | null;
-  cpu: number;
-  memory: number;
-  disk: number;
-}
 
 /** Fenwick tree over score bins: counts, prefix sums and rank search in O(log BINS). */
 class BinCounts {
@@ -427,7 +419,7 @@ export class DeviceRegistry {
    * A metrics sample (a heartbeat): updates the smoothed trends and the score,
    * and the aggregates of the device's ring. O(log BINS).
    */
-  sample(i: number, m: MetricsSample, at: number): void {
+  sample(i: number, m: Reading, at: number): void {
     const prevAt = this.sampledAt[i] as number;
     if (prevAt > 0 && at > prevAt) {
       const hours = (at - prevAt) / 3_600_000;
@@ -474,23 +466,23 @@ export class DeviceRegistry {
     return this.charging[i] !== 2;
   }
 
-  /** Device i's battery level and charging as sampled: null for both on a machine without a battery. */
-  batteryOf(i: number): { level: number | null; charging: boolean | null } {
-    return this.hasBattery(i) ? { level: this.battery[i] as number, charging: this.charging[i] === 1 } : { level: null, charging: null };
-  }
-
-  /** What device i's score is computed from. */
-  healthInputs(i: number): HealthInputs {
+  /** Device i's metrics as last sampled: battery and charging null on a machine without a battery. */
+  metricsOf(i: number): DeviceMetrics {
+    const battery = this.hasBattery(i);
     return {
-      battery: this.hasBattery(i) ? (this.battery[i] as number) : 100,
-      charging: this.charging[i] !== 0,
+      battery: battery ? (this.battery[i] as number) : null,
+      charging: battery ? this.charging[i] === 1 : null,
       cpu: this.cpu[i] as number,
       memory: this.memory[i] as number,
       disk: this.disk[i] as number,
-      batteryDrain: this.drain[i] as number,
+      drain: this.drain[i] as number,
       cpuTrend: this.cpuTrend[i] as number,
-      impact: this.impact[i] as number,
     };
+  }
+
+  /** What device i's score is computed from: its metrics and its deployment impact. */
+  healthInputs(i: number): HealthInputs {
+    return Object.assign(this.metricsOf(i), { impact: this.impact[i] as number });
   }
 
   private computeBin(i: number): number {

@@ -1,11 +1,11 @@
-import type { MetricAdjustment } from '../domain/metrics.js';
-import type { DeviceInfo, DeviceMetrics, Ring, TaskType } from '../domain/types.js';
+import type { MetricAdjustment, Reading } from '../domain/metrics.js';
+import type { DeviceInfo, Ring, TaskType } from '../domain/types.js';
 import { newMessageId } from '../util/ids.js';
 
 /**
- * The one message envelope, with the seed's field names and message types.
- * Simulated agents use it in-process today; networked agents carry the same
- * envelopes over HTTP.
+ * The one message envelope, with the seed's field names and message types; a device's metrics inside it
+ * are the domain's `Reading` (`device_info` a `DeviceInfo`). Simulated agents use it in-process; what the
+ * orchestrator sends a network agent is turned into that agent's commands (core/network-channel.ts).
  */
 export const MESSAGE_TYPES = [
   'task_assignment',
@@ -24,7 +24,7 @@ export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 export interface PayloadMap {
   registration: { capabilities: TaskType[]; device_info: DeviceInfo };
-  heartbeat: { seq: number; metrics: DeviceMetrics; running_tasks: string[] };
+  heartbeat: { seq: number; metrics: Reading; running_tasks: string[] };
   task_assignment: {
     task_id: string;
     task_type: TaskType;

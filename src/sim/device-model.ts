@@ -17,20 +17,20 @@ const OS_VERSIONS = ['Windows 11 23H2', 'Windows 11 24H2', 'Windows 10 22H2', 'm
  * so a long-running simulation does not end with every battery flat.
  */
 export function driftStep(d: DeviceInfo, rng: Rng): DeviceInfo {
-  const level = d.battery_level;
+  const level = d.battery;
   // A simulated machine without a battery drifts in everything else.
-  if (level === null) return { ...d, cpu_usage: round2(clamp(d.cpu_usage + uniform(rng, -10, 10), 5, 95)), memory_usage: round2(clamp(d.memory_usage + uniform(rng, -5, 5), 20, 90)), disk_usage: round2(Math.min(95, d.disk_usage + uniform(rng, 0, 0.5))) };
-  let charging = d.battery_charging;
+  if (level === null) return { ...d, cpu: round2(clamp(d.cpu + uniform(rng, -10, 10), 5, 95)), memory: round2(clamp(d.memory + uniform(rng, -5, 5), 20, 90)), disk: round2(Math.min(95, d.disk + uniform(rng, 0, 0.5))) };
+  let charging = d.charging;
   if (!charging && level <= 15 && rng() < 0.3) charging = true;
   else if (charging && level >= 95 && rng() < 0.3) charging = false;
-  const battery = d.battery_charging ? clamp(level + uniform(rng, 1, 5), 0, 100) : clamp(level - uniform(rng, 0, 3), 0, 100);
+  const battery = d.charging ? clamp(level + uniform(rng, 1, 5), 0, 100) : clamp(level - uniform(rng, 0, 3), 0, 100);
   return {
     ...d,
-    battery_charging: charging,
-    battery_level: round2(battery),
-    cpu_usage: round2(clamp(d.cpu_usage + uniform(rng, -10, 10), 5, 95)),
-    memory_usage: round2(clamp(d.memory_usage + uniform(rng, -5, 5), 20, 90)),
-    disk_usage: round2(Math.min(95, d.disk_usage + uniform(rng, 0, 0.5))),
+    charging,
+    battery: round2(battery),
+    cpu: round2(clamp(d.cpu + uniform(rng, -10, 10), 5, 95)),
+    memory: round2(clamp(d.memory + uniform(rng, -5, 5), 20, 90)),
+    disk: round2(Math.min(95, d.disk + uniform(rng, 0, 0.5))),
   };
 }
 
@@ -44,12 +44,12 @@ export function randomDevice(rng: Rng, asset?: Asset): DeviceInfo {
   const os = typeof asset?.osName === 'string' && asset.osName.length > 0 ? asset.osName : (sample(rng, OS_VERSIONS, 1)[0] as string);
   return {
     name,
-    os_version: os,
-    battery_level: round2(uniform(rng, 25, 100)),
-    battery_charging: rng() < 0.3,
-    cpu_usage: round2(uniform(rng, 5, 60)),
-    memory_usage: round2(uniform(rng, 20, 70)),
-    disk_usage: round2(uniform(rng, 20, 80)),
+    osVersion: os,
+    battery: round2(uniform(rng, 25, 100)),
+    charging: rng() < 0.3,
+    cpu: round2(uniform(rng, 5, 60)),
+    memory: round2(uniform(rng, 20, 70)),
+    disk: round2(uniform(rng, 20, 80)),
   };
 }
 

@@ -2,7 +2,8 @@ import { TypedEventBus } from '../util/event-bus.js';
 import type { OrchestratorEvents } from '../domain/events.js';
 import type { ExecutionDriver } from '../core/rollout-state.js';
 import { RolloutController } from '../core/rollouts.js';
-import type { DeploymentSpec, DeviceReading, Gate, Stage } from '../domain/deployment.js';
+import type { DeploymentSpec, Gate, Stage } from '../domain/deployment.js';
+import type { DeviceMetrics } from '../domain/metrics.js';
 import { defaultStage } from '../domain/deployment.js';
 import { DEFAULT_HEALTH_SCORE_CONFIG } from '../domain/health-score.js';
 import type { Rng } from '../domain/random.js';
@@ -122,7 +123,7 @@ function gauss(rng: Rng): number {
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
 }
 
-/** One device of the virtual fleet. */
+/** One device of the virtual fleet: its own baseline (each reading adds noise and the release's effects), and its state. */
 interface SimDevice {
   id: string;
   model: string;
@@ -192,7 +193,7 @@ export class VirtualFleet implements ExecutionDriver {
   }
 
   /** The device now: its own baseline, noise, and what the release does to it once installed. */
-  reading(id: string): DeviceReading | null {
+  metrics(id: string): DeviceMetrics | null {
     const d = this.devices.get(id);
     if (!d) return null;
     let cpu = d.cpu + 6 * gauss(this.rng);
@@ -207,7 +208,7 @@ export class VirtualFleet implements ExecutionDriver {
       });
     }
     const clamp = (x: number): number => Math.min(100, Math.max(0, x));
-    return { battery: d.battery, charging: d.charging, cpu: clamp(cpu), memory: clamp(memory), disk: d.disk, drain: d.charging ? 0 : Math.max(0, drain) };
+    return { battery: d.battery, charging: d.charging, cpu: clamp(cpu), memory: clamp(memory), disk: d.disk, drain: d.charging ? 0 : Math.max(0, drain), cpuTrend: 0 };
   }
 
   refuses(): string | null {

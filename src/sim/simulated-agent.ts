@@ -1,6 +1,6 @@
-import { applyAdjustments, pickMetrics } from '../domain/metrics.js';
+import { applyAdjustments, readingOf, type Reading } from '../domain/metrics.js';
 import type { Rng } from '../domain/random.js';
-import type { DeviceInfo, DeviceMetrics, RingOrUnassigned, TaskType } from '../domain/types.js';
+import type { DeviceInfo, RingOrUnassigned, TaskType } from '../domain/types.js';
 import type { AnyEnvelope, Envelope, PayloadMap } from '../protocol/envelope.js';
 import type { Wire } from '../protocol/reliable-endpoint.js';
 import { ReliableEndpoint } from '../protocol/reliable-endpoint.js';
@@ -126,7 +126,7 @@ export class SimulatedAgent {
   }
 
   /** Changes the simulated device's readings, as load or a charger would on a real one. */
-  setMetrics(change: Partial<DeviceMetrics>): void {
+  setMetrics(change: Partial<Reading>): void {
     this.device = { ...this.device, ...change };
   }
 
@@ -159,7 +159,7 @@ export class SimulatedAgent {
       if (!this.paused) {
         this.endpoint?.send(
           'heartbeat',
-          { seq: ++this.seq, metrics: pickMetrics(this.device), running_tasks: this.heldTasks() },
+          { seq: ++this.seq, metrics: readingOf(this.device), running_tasks: this.heldTasks() },
           { reliable: false },
         );
       }
@@ -228,7 +228,7 @@ export class SimulatedAgent {
       },
       device: () => this.snapshot(),
       agentId: this.id,
-      setMetrics: (change: Partial<DeviceMetrics>) => this.setMetrics(change),
+      setMetrics: (change: Partial<Reading>) => this.setMetrics(change),
       installed: this.installed,
     };
     handler(parameters, ctx).then(

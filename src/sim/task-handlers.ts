@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { MetricsReading } from '../domain/builtin-tasks.js';
 import { healthCheckResult, monitorResult, parseMonitorParams } from '../domain/builtin-tasks.js';
-import { pickMetrics } from '../domain/metrics.js';
+import { readingOf, type Reading } from '../domain/metrics.js';
 import type { Rng } from '../domain/random.js';
 import { uniform } from '../domain/random.js';
-import type { DeviceInfo, DeviceMetrics, TaskType } from '../domain/types.js';
+import type { DeviceInfo, TaskType } from '../domain/types.js';
 import type { Clock } from '../util/clock.js';
 
 /** A failure the task reports on purpose. `retryable: false` means retrying cannot help. */
@@ -24,7 +23,7 @@ export interface HandlerContext {
   device: () => DeviceInfo;
   agentId: string;
   /** Changes the simulated device's metrics (what a release may do to a device). */
-  setMetrics: (change: Partial<DeviceMetrics>) => void;
+  setMetrics: (change: Partial<Reading>) => void;
   /** The release a simulated device has installed, changed by `deploy`. */
   installed: { version: string | null };
 }
@@ -77,24 +76,24 @@ export function processData(params: Record<string, unknown>): unknown {
 }
 
 /** The risk a device runs if updated now, from its own metrics: 0 (none) to 100. */
-export function assessRisk(m: DeviceMetrics): { risk_score: number; level: 'low' | 'medium' | 'high'; factors: string[] } {
+export function assessRisk(m: Reading): { risk_score: number; level: 'low' | 'medium' | 'high'; factors: string[] } {
   const factors: string[] = [];
   let score = 0;
-  if (m.battery_level !== null && !m.battery_charging && m.battery_level < 30) {
+  if (m.battery !== null && !m.charging && m.battery < 30) {
     score += 35;
-    factors.push(`low battery (${m.battery_level.toFixed(1)}%) and not charging`);
+    factors.push(`low battery (${m.battery.toFixed(1)}%) and not charging`);
   }
-  if (m.cpu_usage >= 70) {
+  if (m.cpu >= 70) {
     score += 25;
-    factors.push(`high CPU (${m.cpu_usage.toFixed(1)}%)`);
+    factors.push(`high CPU (${m.cpu.toFixed(1)}%)`);
   }
-  if (m.memory_usage >= 80) {
+  if (m.memory >= 80) {
     score += 25;
-    factors.push(`high memory (${m.memory_usage.toFixed(1)}%)`);
+    factors.push(`high memory (${m.memory.toFixed(1)}%)`);
   }
-  if (m.disk_usage >= 90) {
+  if (m.disk >= 90) {
     score += 15;
-    factors.push(`disk nearly full (${m.disk_usage.toFixed(1)}%)`);
+    factors.push(`disk nearly full (${m.disk.toFixed(1)}%)`);
   }
   const level = score >= 50 ? 'high' : score >= 25 ? 'medium' : 'low';
   return { risk_score: Math.min(100, score), level, factors };
@@ -113,7 +112,7 @@ export const SIMULATED_HANDLERS: Record<TaskType, TaskHandler> = {
   async health_check(_params, ctx) {
     await work(ctx, 20, 100);
     const d = ctx.device();
-    return healthCheckResult(pickMetrics(d), { hostname: d.name, os_version: d.os_version });
+    return healthCheckResult(d, { hostname: d.name, os_version: d.osVersion });
   },
   async deploy(params, ctx) {
     const version = params.version ?? params.package ?? 'latest';
@@ -134,10 +133,10 @@ export const SIMULATED_HANDLERS: Record<TaskType, TaskHandler> = {
     const parsed = parseMonitorParams(params);
     if (!parsed.ok) throw new TaskFailure(parsed.error, false);
     const p = parsed.value;
-    const readings: MetricsReading[] = [];
+    const readings: Reading[] = [];
     for (let i = 0; i < p.samples; i++) {
       if (i > 0) await ctx.clock.sleep(p.intervalSec * 1000, ctx.signal);
-      readings.push(pickMetrics(ctx.device()));
+      readings.push(readingOf(ctx.device()));
     }
     return monitorResult(p, readings);
   },

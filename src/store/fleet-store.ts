@@ -1,7 +1,8 @@
+import type { DeviceMetrics, Reading, Trends } from '../domain/metrics.js';
 import type { Connectivity, RingMove } from '../domain/types.js';
 
-/** A device as stored. */
-export interface DeviceRecord {
+/** A device as stored: its attributes, latest reading and trends, ring and connectivity. */
+export interface DeviceRecord extends Trends {
   id: string;
   site: string | null;
   department: string | null;
@@ -9,10 +10,8 @@ export interface DeviceRecord {
   model: string | null;
   osName: string | null;
   tags: string[] | null;
-  /** Latest metrics; null until the first sample. */
-  metrics: { battery: number | null; charging: boolean | null; cpu: number; memory: number; disk: number } | null;
-  drain: number;
-  cpuTrend: number;
+  /** Latest reading; null until the first sample. */
+  metrics: Reading | null;
   impact: number;
   sampledAt: number | null;
   ring: string | null;
@@ -23,16 +22,9 @@ export interface DeviceRecord {
   createdAt: number;
 }
 
-export interface DeviceSample {
+/** A device's latest metrics, deployment impact and when it was sampled, to store. */
+export interface DeviceSample extends DeviceMetrics {
   id: string;
-  /** Null on a machine without a battery, as `charging`. */
-  battery: number | null;
-  charging: boolean | null;
-  cpu: number;
-  memory: number;
-  disk: number;
-  drain: number;
-  cpuTrend: number;
   impact: number;
   sampledAt: number;
 }

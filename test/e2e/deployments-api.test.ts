@@ -58,6 +58,10 @@ describe('/api/v1/deployments over HTTP', () => {
     expect(progress.counts.succeeded).toBeGreaterThan(0);
     const executions = done.executions as { state: string; reason: string | null; baseline: unknown }[];
     for (const e of executions.filter((x) => x.state === 'skipped')) expect(e.reason).toBe('the agent does not offer task type health_check');
+    // A device's metrics just before its update: the reading and its drain, in the API's names.
+    for (const e of executions.filter((x) => x.state === 'succeeded')) {
+      expect(e.baseline).toEqual({ battery: expect.any(Number), charging: expect.any(Boolean), cpu: expect.any(Number), memory: expect.any(Number), disk: expect.any(Number), drain: expect.any(Number) });
+    }
     // Each ring ends with what let the rollout past it: a pass on evidence, an empty ring skipped, or an operator's override of a pause.
     for (const r of progress.rings) {
       if (r.devices === 0) expect(r.lastEvaluation).toMatchObject({ verdict: 'skip', reason: `ring ${r.ring} has no devices: skipped at once, without a soak` });

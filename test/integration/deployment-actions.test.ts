@@ -4,9 +4,10 @@ import type { OrchestratorEvents } from '../../src/domain/events.js';
 import { TypedEventBus } from '../../src/util/event-bus.js';
 import type { DeploymentView, ExecutionDriver, ExecutionOutcome } from '../../src/core/rollout-state.js';
 import { RolloutController } from '../../src/core/rollouts.js';
-import type { DeploymentAction, DeploymentSpec, DeviceReading, Payload, Stage } from '../../src/domain/deployment.js';
+import type { DeploymentAction, DeploymentSpec, Payload, Stage } from '../../src/domain/deployment.js';
 import { DEFAULT_GATE, defaultStage, TRANSITIONS } from '../../src/domain/deployment.js';
 import { DEFAULT_HEALTH_SCORE_CONFIG } from '../../src/domain/health-score.js';
+import type { DeviceMetrics } from '../../src/domain/metrics.js';
 import { seededRng } from '../../src/domain/random.js';
 import { Fleet } from '../../src/fleet/fleet.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -36,8 +37,8 @@ class Devices implements ExecutionDriver {
     return !this.offline.has(id);
   }
 
-  reading(id: string): DeviceReading {
-    return this.lowBattery.has(id) ? { battery: 10, charging: false, cpu: 20, memory: 40, disk: 30, drain: 5 } : { battery: 90, charging: true, cpu: 20, memory: 40, disk: 30, drain: 0 };
+  metrics(id: string): DeviceMetrics {
+    return this.lowBattery.has(id) ? { battery: 10, charging: false, cpu: 20, memory: 40, disk: 30, drain: 5, cpuTrend: 0 } : { battery: 90, charging: true, cpu: 20, memory: 40, disk: 30, drain: 0, cpuTrend: 0 };
   }
 
   refuses(id: string, payload: Payload): string | null {

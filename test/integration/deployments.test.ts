@@ -20,7 +20,7 @@ const releases: TaskHandler = async (params, ctx) => {
     throw new TaskFailure('install failed: checksum mismatch', true);
   }
   const out = await (SIMULATED_HANDLERS.deploy)(params, ctx);
-  if (params.version === 'hot') ctx.setMetrics({ cpu_usage: Math.min(95, ctx.device().cpu_usage + 40) });
+  if (params.version === 'hot') ctx.setMetrics({ cpu: Math.min(95, ctx.device().cpu + 40) });
   return out;
 };
 
@@ -29,7 +29,7 @@ async function fleetOf(n: number, seed = 42): Promise<Harness> {
   for (let i = 0; i < n; i++) await h.orchestrator.agents.spawn();
   await advanceUntil(h, () => h.orchestrator.fleet.ringCounts().unassigned === 0 && h.orchestrator.fleet.size === n, 10_000, 100);
   // Everyone charging and healthy enough to pass pre-flight.
-  for (const id of h.orchestrator.agents.ids()) h.fleet.get(id)?.setMetrics({ battery_charging: true, battery_level: 90, cpu_usage: 20, memory_usage: 40, disk_usage: 30 });
+  for (const id of h.orchestrator.agents.ids()) h.fleet.get(id)?.setMetrics({ charging: true, battery: 90, cpu: 20, memory: 40, disk: 30 });
   await h.advance(6000);
   return h;
 }
@@ -160,7 +160,7 @@ describe('staged deployments with simulated agents', () => {
     const ids = h.orchestrator.agents.ids();
     const low = ids.find((id) => h.orchestrator.fleet.ringOf(id) === 'canary') as string;
     const away = ids.find((id) => h.orchestrator.fleet.ringOf(id) === 'prod') as string;
-    h.fleet.get(low)?.setMetrics({ battery_charging: false, battery_level: 40 });
+    h.fleet.get(low)?.setMetrics({ charging: false, battery: 40 });
     h.fleet.get(away)?.pause();
     await h.advance(30_000); // `away` is offline now
     // The last ring soaks for 10 minutes: the deployment is still running when the two come back.
@@ -187,7 +187,7 @@ describe('staged deployments with simulated agents', () => {
     await h.advance(5000);
     expect((await h.orchestrator.deployments.get(d.id)).executions.find((e) => e.deviceId === away)?.state).toBe('queued');
     // Plugged in, it qualifies; back online, the other one is updated too.
-    h.fleet.get(low)?.setMetrics({ battery_charging: true, battery_level: 60 });
+    h.fleet.get(low)?.setMetrics({ charging: true, battery: 60 });
     h.fleet.get(away)?.resume();
     await advanceUntil(h, async () => {
       const v = await h.orchestrator.deployments.get(d.id);

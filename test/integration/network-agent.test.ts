@@ -4,7 +4,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DeviceFacts, Metrics, MetricsSource } from '../../src/agent/system-metrics.js';
+import type { DeviceFacts, MetricsSource } from '../../src/agent/system-metrics.js';
+import type { Reading } from '../../src/domain/metrics.js';
 import { NetworkAgent } from '../../src/agent/agent.js';
 import { systemRng } from '../../src/domain/random.js';
 import type { HandlerContext } from '../../src/sim/task-handlers.js';
@@ -94,7 +95,7 @@ async function fakeOrchestrator(): Promise<{ url: string; sent: Sent; push: (...
 }
 
 class FixedMetrics implements MetricsSource {
-  read(): Promise<Metrics> {
+  read(): Promise<Reading> {
     return Promise.resolve({ battery: null, charging: null, cpu: 10, memory: 20, disk: 30 });
   }
 
@@ -202,7 +203,7 @@ describe.skipIf(process.platform === 'win32')('the agent’s handling of command
     );
     await waitFor(async () => Promise.resolve(fake.sent.results.length === 3 ? true : undefined), 10_000, 20);
     const real = (id: string): Sent['results'][number] | undefined => fake.sent.results.find((r) => r.taskId === id);
-    const device = { name: 'sim-1', os_version: 'Win 11 Home', battery_level: 80, battery_charging: false, cpu_usage: 10, memory_usage: 20, disk_usage: 30 };
+    const device = { name: 'sim-1', osVersion: 'Win 11 Home', battery: 80, charging: false, cpu: 10, memory: 20, disk: 30 };
     const ctx: HandlerContext = { clock: systemClock, rng: systemRng, signal: new AbortController().signal, device: () => device, agentId: 'sim', setMetrics: () => undefined, installed: { version: null } };
     const simulated = { h: await SIMULATED_HANDLERS.health_check({}, ctx), m: await SIMULATED_HANDLERS.monitor({ durationSec: 1, intervalSec: 0.5 }, ctx) };
     const keys = (x: unknown): string[] => Object.keys(x as object).sort();

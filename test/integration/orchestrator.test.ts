@@ -50,7 +50,7 @@ describe('agents', () => {
     const stored = (await h.store.getAgent(id as string))?.device;
     expect(stored).not.toEqual(device1);
     // What the master stores is what the device reported at its last heartbeat.
-    expect(stored?.cpu_usage).toBeGreaterThanOrEqual(5);
+    expect(stored?.cpu).toBeGreaterThanOrEqual(5);
   });
 
   it('an agent silent past AGENT_TIMEOUT goes offline, its task returns to the queue counting an attempt, and it comes back', async () => {
@@ -144,9 +144,9 @@ describe('tasks', () => {
     const done = await waitForStatus(h, t.id, 'completed', 5000);
     const device = h.fleet.get(done.assignedTo as string)?.snapshot();
     expect(done.result).toMatchObject({
-      cpu_usage: device?.cpu_usage,
-      memory_usage: device?.memory_usage,
-      battery_level: device?.battery_level,
+      cpu_usage: device?.cpu,
+      memory_usage: device?.memory,
+      battery_level: device?.battery,
       is_healthy: isHealthy(device as NonNullable<typeof device>),
     });
   });
@@ -297,7 +297,7 @@ describe('rings', () => {
     const sick = inProd[0]?.agent.id as string;
     const device = h.fleet.get(sick);
     const countsBefore = h.orchestrator.fleet.ringCounts();
-    device?.setMetrics({ cpu_usage: 95 });
+    device?.setMetrics({ cpu: 95 });
     await h.advance(5000);
     const view = await h.orchestrator.agents.view(sick);
     expect(['canary', 'dev']).toContain(view.agent.ring);
@@ -309,12 +309,12 @@ describe('rings', () => {
     expect(h.orchestrator.fleet.ringCounts()).toEqual(countsBefore);
     // Healthy again at once: it stays where it is for the dwell time (10 minutes by default), rebalances included.
     for (let i = 0; i < 9; i++) {
-      device?.setMetrics({ cpu_usage: 5, memory_usage: 20, battery_charging: true, battery_level: 100 });
+      device?.setMetrics({ cpu: 5, memory: 20, charging: true, battery: 100 });
       await h.advance(60_000);
     }
     expect((await h.orchestrator.agents.ringMoves(sick)).length).toBe(moves.length);
     for (let i = 0; i < 3; i++) {
-      device?.setMetrics({ cpu_usage: 5, memory_usage: 20, battery_charging: true, battery_level: 100 });
+      device?.setMetrics({ cpu: 5, memory: 20, charging: true, battery: 100 });
       await h.advance(60_000);
     }
     const later = await h.orchestrator.agents.ringMoves(sick);
@@ -327,7 +327,7 @@ describe('rings', () => {
     for (let i = 0; i < 6; i++) await h.orchestrator.agents.spawn();
     await h.advance(100);
     const sick = (): void => {
-      for (const id of h.orchestrator.agents.ids()) h.fleet.get(id)?.setMetrics({ battery_level: 10, battery_charging: false });
+      for (const id of h.orchestrator.agents.ids()) h.fleet.get(id)?.setMetrics({ battery: 10, charging: false });
     };
     sick();
     for (let t = 0; t < 11 * 60; t += 5) {
@@ -373,8 +373,8 @@ describe('deployments (the seed facade)', () => {
       const stored = (await h.orchestrator.agents.view(id)).agent.device;
       // The master's copy is what the agent reported after applying the instruction.
       expect(stored).toEqual(h.fleet.get(id)?.snapshot());
-      expect(stored?.cpu_usage).toBeGreaterThanOrEqual(Math.min(95, (b?.cpu_usage ?? 0) + 10) - 0.01);
-      expect(stored?.memory_usage).toBeGreaterThanOrEqual(Math.min(90, (b?.memory_usage ?? 0) + 10) - 0.01);
+      expect(stored?.cpu).toBeGreaterThanOrEqual(Math.min(95, (b?.cpu ?? 0) + 10) - 0.01);
+      expect(stored?.memory).toBeGreaterThanOrEqual(Math.min(90, (b?.memory ?? 0) + 10) - 0.01);
     }
     await expect(h.orchestrator.seed.startDeployment('deploy-001')).rejects.toMatchObject({ code: 'ORCH_DEPLOYMENT_EXISTS', status: 409 });
     const done = await h.orchestrator.seed.completeDeployment('deploy-001');
@@ -393,7 +393,7 @@ describe('deployments (the seed facade)', () => {
     expect(r.affected).toHaveLength(3);
     for (const id of r.affected) {
       expect(r.after.get(id)).toEqual(h.fleet.get(id)?.snapshot());
-      expect(Math.abs((r.after.get(id)?.cpu_usage ?? 0) - (r.before.get(id)?.cpu_usage ?? 0))).toBeLessThanOrEqual(10.01);
+      expect(Math.abs((r.after.get(id)?.cpu ?? 0) - (r.before.get(id)?.cpu ?? 0))).toBeLessThanOrEqual(10.01);
     }
   });
 });

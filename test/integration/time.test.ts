@@ -70,7 +70,7 @@ describe('setting the system clock', () => {
     const h = await harness();
     for (let i = 0; i < 12; i++) await h.orchestrator.agents.spawn();
     await advanceUntil(h, () => h.orchestrator.fleet.ringCounts().unassigned === 0 && h.orchestrator.fleet.size === 12, 10_000, 100);
-    for (const id of h.orchestrator.agents.ids()) h.fleet.get(id)?.setMetrics({ battery_charging: true, battery_level: 90, cpu_usage: 20, memory_usage: 40, disk_usage: 30 });
+    for (const id of h.orchestrator.agents.ids()) h.fleet.get(id)?.setMetrics({ charging: true, battery: 90, cpu: 20, memory: 40, disk: 30 });
     await h.advance(6000);
     const gate = { ...DEFAULT_GATE, minDevices: 1, minJudged: 0, observeMs: 0, maxBatteryDrainRegression: 1000 };
     const soakMs = 10 * 60_000;

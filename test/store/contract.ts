@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeploymentRecord, Execution, GateEvaluation } from '../../src/domain/deployment.js';
+import type { DeviceMetrics } from '../../src/domain/metrics.js';
 import type { ApiToken, EnrollmentToken } from '../../src/domain/security.js';
 import type { Agent, DeviceInfo, Task } from '../../src/domain/types.js';
 import type { DeviceRecord, Store, TaskAttempt } from '../../src/store/store.js';
@@ -217,10 +218,10 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await s.getDeployment('missing')).toBeNull();
 
         await s.saveExecutions(seq1, [execution('x-1'), execution('x-2')]);
-        await s.saveExecutions(seq1, [{ ...execution('x-1'), state: 'succeeded', endedAt: 50, cpuDelta: 1.5, memoryDelta: -2, drainDelta: 0.25, observed: reading() }]);
+        await s.saveExecutions(seq1, [{ ...execution('x-1'), state: 'succeeded', endedAt: 50, cpuDelta: 1.5, memoryDelta: -2, drainDelta: 0.25, observed: mainsMetrics() }]);
         const execs = await s.getExecutions(seq1);
         expect(execs).toHaveLength(2);
-        expect(execs.find((e) => e.deviceId === 'x-1')).toMatchObject({ state: 'succeeded', cpuDelta: 1.5, observed: reading() });
+        expect(execs.find((e) => e.deviceId === 'x-1')).toMatchObject({ state: 'succeeded', cpuDelta: 1.5, baseline: metrics(), observed: mainsMetrics() });
 
         const wait: GateEvaluation = { stage: 0, ring: 'canary', at: 10, verdict: 'wait', reason: 'too few', figures: { judged: 1 } };
         await s.insertGateEvaluation(seq1, wait);
@@ -387,7 +388,7 @@ function device(id: string): DeviceRecord {
 }
 
 function info(cpu: number): DeviceInfo {
-  return { name: 'host', os_version: '11', battery_level: null, battery_charging: null, cpu_usage: cpu, memory_usage: 50, disk_usage: 60 };
+  return { name: 'host', osVersion: '11', battery: null, charging: null, cpu: cpu, memory: 50, disk: 60 };
 }
 
 function agent(id: string, change: Partial<Agent> = {}): Agent {
@@ -397,8 +398,13 @@ function agent(id: string, change: Partial<Agent> = {}): Agent {
   };
 }
 
-function reading() {
-  return { battery: 70, charging: false, cpu: 30, memory: 40, disk: 50, drain: 1 };
+function metrics(): DeviceMetrics {
+  return { battery: 70, charging: false, cpu: 30, memory: 40, disk: 50, drain: 1, cpuTrend: 2.5 };
+}
+
+/** A machine without a battery. */
+function mainsMetrics(): DeviceMetrics {
+  return { ...metrics(), battery: null, charging: null, drain: 0 };
 }
 
 function deployment(id: string): Omit<DeploymentRecord, 'seq'> {
@@ -411,7 +417,7 @@ function deployment(id: string): Omit<DeploymentRecord, 'seq'> {
 
 function execution(deviceId: string): Execution {
   return {
-    deviceId, stage: 0, state: 'queued', taskId: null, reason: null, baseline: reading(), observed: null, cpuDelta: null, memoryDelta: null,
+    deviceId, stage: 0, state: 'queued', taskId: null, reason: null, baseline: metrics(), observed: null, cpuDelta: null, memoryDelta: null,
     drainDelta: null, rollbackTaskId: null, queuedAt: 5, startedAt: null, endedAt: null, observedAt: null,
   };
 }

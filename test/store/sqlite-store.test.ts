@@ -213,7 +213,7 @@ describe.each(['inline', 'thread'] as const)('SqliteStore with the %s writer', (
     await s1.upsertAsset({ id: 'asset-1', name: 'one' }, 1);
     expect(await s1.upsertAsset({ id: 'asset-1', name: 'uno', site: 'HQ' }, 2)).toEqual({ created: false });
     await s1.insertAgent(agent);
-    const device = { name: 'd', os_version: 'x', battery_level: 50, battery_charging: false, cpu_usage: 10, memory_usage: 30, disk_usage: 40 };
+    const device = { name: 'd', osVersion: 'x', battery: 50, charging: false, cpu: 10, memory: 30, disk: 40 };
     await s1.recordHeartbeat(agent.id, device, 77);
     await s1.applyRingMoves([{ agentId: agent.id, from: 'unassigned', to: 'dev', reason: 'first heartbeat', at: 78 }]);
     await s1.insertTasks([task('t3', { priority: 3 })]);
@@ -221,7 +221,7 @@ describe.each(['inline', 'thread'] as const)('SqliteStore with the %s writer', (
     const dep = { id: 'd1', kind: 'rollout' as const, spec, status: 'in_progress' as const, stage: 0, phase: 'dispatching' as const, soakUntil: null, gateResetAt: 0, haltReason: null, detail: {}, createdAt: 5, startedAt: 5, endedAt: null };
     const seq = await s1.insertDeployment(dep);
     await s1.saveDeployment({ ...dep, seq, status: 'halted', haltReason: 'halted at ring canary', stage: 1 });
-    const exec = { deviceId: agent.id, stage: 0, state: 'succeeded' as const, taskId: 't1', reason: null, baseline: { battery: 50, charging: false, cpu: 10, memory: 30, disk: 40, drain: 1 }, observed: null, cpuDelta: 4, memoryDelta: 1, drainDelta: 0.5, rollbackTaskId: null, queuedAt: 5, startedAt: 6, endedAt: 7, observedAt: 8 };
+    const exec = { deviceId: agent.id, stage: 0, state: 'succeeded' as const, taskId: 't1', reason: null, baseline: { battery: 50, charging: false, cpu: 10, memory: 30, disk: 40, drain: 1, cpuTrend: 0 }, observed: null, cpuDelta: 4, memoryDelta: 1, drainDelta: 0.5, rollbackTaskId: null, queuedAt: 5, startedAt: 6, endedAt: 7, observedAt: 8 };
     await s1.saveExecutions(seq, [exec]);
     await s1.insertGateEvaluation(seq, { stage: 0, ring: 'canary', at: 9, verdict: 'fail', reason: 'halted at ring canary', figures: { judged: 1 } });
     await s1.close();
@@ -250,7 +250,7 @@ describe.each(['inline', 'thread'] as const)('SqliteStore with the %s writer', (
     await s.insertAgent({ ...agent, id: 'slave-00000002' });
     expect(await s.findAgentByAsset('asset-1')).toMatchObject({ id: 'slave-00000002' });
     // A heartbeat from a decommissioned agent does not bring it back.
-    await s.recordHeartbeat(agent.id, { name: 'd', os_version: 'x', battery_level: 1, battery_charging: false, cpu_usage: 1, memory_usage: 1, disk_usage: 1 }, 5);
+    await s.recordHeartbeat(agent.id, { name: 'd', osVersion: 'x', battery: 1, charging: false, cpu: 1, memory: 1, disk: 1 }, 5);
     expect((await s.getAgent(agent.id))?.connectivity).toBe('decommissioned');
   });
 });

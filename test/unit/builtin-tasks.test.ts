@@ -32,25 +32,32 @@ describe("monitor's parameters", () => {
 });
 
 describe('built-in results', () => {
-  const reading = { battery_level: 15, battery_charging: false, cpu_usage: 85.25, memory_usage: 40, disk_usage: 70 };
+  // What an agent reads (the domain's Reading), and the same in the seed's names, as the results carry it.
+  const reading = { battery: 15, charging: false, cpu: 85.25, memory: 40, disk: 70 };
+  const seed = { battery_level: 15, battery_charging: false, cpu_usage: 85.25, memory_usage: 40, disk_usage: 70 };
 
-  it("health_check: the reading, the host, and the seed's rule with what fails it", () => {
+  it("health_check: the reading in the seed's names, the host, and the seed's rule with what fails it", () => {
     expect(healthCheckResult(reading, { hostname: 'laptop-1', os_version: 'Linux 6.1' })).toEqual({
-      ...reading,
+      ...seed,
       hostname: 'laptop-1',
       os_version: 'Linux 6.1',
       is_healthy: false,
       issues: ['battery 15% <= 20%', 'cpu 85.3% >= 80%'],
     });
     // No battery: null, not a made-up level, and on mains power for the rule.
-    const desktop = healthCheckResult({ ...reading, battery_level: null, battery_charging: null, cpu_usage: 5 }, { hostname: 'd', os_version: 'x' });
+    const desktop = healthCheckResult({ ...reading, battery: null, charging: null, cpu: 5 }, { hostname: 'd', os_version: 'x' });
     expect(desktop).toMatchObject({ battery_level: null, battery_charging: null, is_healthy: true, issues: [] });
   });
 
   it('monitor: the readings and their means to 0.1; the battery mean is null when no reading had one', () => {
     const p = { durationSec: 1, intervalSec: 1, samples: 2 };
-    const r = monitorResult(p, [reading, { ...reading, cpu_usage: 10, battery_level: 16 }]);
-    expect(r).toEqual({ durationSec: 1, intervalSec: 1, samples: [reading, { ...reading, cpu_usage: 10, battery_level: 16 }], average: { battery_level: 15.5, cpu_usage: 47.6, memory_usage: 40, disk_usage: 70 } });
-    expect(monitorResult(p, [{ ...reading, battery_level: null }]).average.battery_level).toBeNull();
+    const r = monitorResult(p, [reading, { ...reading, cpu: 10, battery: 16 }]);
+    expect(r).toEqual({ durationSec: 1, intervalSec: 1, samples: [seed, { ...seed, cpu_usage: 10, battery_level: 16 }], average: { battery_level: 15.5, cpu_usage: 47.6, memory_usage: 40, disk_usage: 70 } });
+    expect(monitorResult(p, [{ ...reading, battery: null }]).average.battery_level).toBeNull();
+  });
+
+  it('only the reading\'s fields, whatever else the object carries (a simulated device carries its name)', () => {
+    const device = { ...reading, name: 'laptop-1', osVersion: 'Linux 6.1' };
+    expect(monitorResult({ durationSec: 0, intervalSec: 1, samples: 1 }, [device]).samples).toEqual([seed]);
   });
 });

@@ -84,12 +84,14 @@ describe('rates, windows and pre-flight', () => {
   });
 
   it('pre-flight checks battery (unless charging), charging and free disk', () => {
-    const d = { battery: 50, charging: false, cpu: 10, memory: 30, disk: 50, drain: 0 };
+    const d = { battery: 50, charging: false, cpu: 10, memory: 30, disk: 50, drain: 0, cpuTrend: 0 };
     expect(preflightFailure({ minBattery: 20, requireCharging: false, minFreeDisk: 5 }, d)).toBeNull();
     expect(preflightFailure({ minBattery: 60, requireCharging: false, minFreeDisk: 5 }, d)).toBe('pre-flight: battery 50% is below the 60% minimum');
     expect(preflightFailure({ minBattery: 60, requireCharging: false, minFreeDisk: 5 }, { ...d, charging: true })).toBeNull();
     expect(preflightFailure({ minBattery: 0, requireCharging: true, minFreeDisk: 5 }, d)).toBe('pre-flight: not charging, and the stage requires it');
     expect(preflightFailure({ minBattery: 0, requireCharging: false, minFreeDisk: 60 }, d)).toBe('pre-flight: 50.0% of the disk is free, below the 60% minimum');
+    // A machine without a battery is on mains power: neither battery check holds it back.
+    expect(preflightFailure({ minBattery: 60, requireCharging: true, minFreeDisk: 5 }, { ...d, battery: null, charging: null })).toBeNull();
   });
 
   it('state transitions: which action is allowed from where', () => {

@@ -13,19 +13,19 @@ describe('simulated device drift (the seed dynamics)', () => {
         let d = randomDevice(rng);
         for (let i = 0; i < steps; i++) {
           const next = driftStep(d, rng);
-          expect(Math.abs(next.cpu_usage - d.cpu_usage)).toBeLessThanOrEqual(10.01);
-          expect(Math.abs(next.memory_usage - d.memory_usage)).toBeLessThanOrEqual(5.01);
-          expect(next.disk_usage).toBeGreaterThanOrEqual(Math.min(d.disk_usage, 95) - 0.01);
-          const level = d.battery_level ?? Number.NaN;
-          if (d.battery_charging) expect(next.battery_level).toBeGreaterThanOrEqual(Math.min(100, level + 1) - 0.01);
-          else expect(next.battery_level).toBeLessThanOrEqual(level + 0.01);
-          expect(next.cpu_usage).toBeGreaterThanOrEqual(5);
-          expect(next.cpu_usage).toBeLessThanOrEqual(95);
-          expect(next.memory_usage).toBeGreaterThanOrEqual(20);
-          expect(next.memory_usage).toBeLessThanOrEqual(90);
-          expect(next.battery_level).toBeGreaterThanOrEqual(0);
-          expect(next.battery_level).toBeLessThanOrEqual(100);
-          expect(next.disk_usage).toBeLessThanOrEqual(95);
+          expect(Math.abs(next.cpu - d.cpu)).toBeLessThanOrEqual(10.01);
+          expect(Math.abs(next.memory - d.memory)).toBeLessThanOrEqual(5.01);
+          expect(next.disk).toBeGreaterThanOrEqual(Math.min(d.disk, 95) - 0.01);
+          const level = d.battery ?? Number.NaN;
+          if (d.charging) expect(next.battery).toBeGreaterThanOrEqual(Math.min(100, level + 1) - 0.01);
+          else expect(next.battery).toBeLessThanOrEqual(level + 0.01);
+          expect(next.cpu).toBeGreaterThanOrEqual(5);
+          expect(next.cpu).toBeLessThanOrEqual(95);
+          expect(next.memory).toBeGreaterThanOrEqual(20);
+          expect(next.memory).toBeLessThanOrEqual(90);
+          expect(next.battery).toBeGreaterThanOrEqual(0);
+          expect(next.battery).toBeLessThanOrEqual(100);
+          expect(next.disk).toBeLessThanOrEqual(95);
           d = next;
         }
       }),
@@ -35,7 +35,7 @@ describe('simulated device drift (the seed dynamics)', () => {
   it('names a device after its asset', () => {
     const d = randomDevice(seededRng(1), { id: 'a1', name: 'LAPTOP-1', osName: 'Win 11 Home' });
     expect(d.name).toBe('LAPTOP-1');
-    expect(d.os_version).toBe('Win 11 Home');
+    expect(d.osVersion).toBe('Win 11 Home');
   });
 });
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { HealthInputs } from '../../src/domain/health-score.js';
 import { badness, DEFAULT_HEALTH_SCORE_CONFIG, explainHealth, healthScore, mergeHealthScoreConfig } from '../../src/domain/health-score.js';
 
-const base: HealthInputs = { battery: 90, charging: true, cpu: 20, memory: 40, disk: 50, batteryDrain: 0, cpuTrend: 0, impact: 0 };
+const base: HealthInputs = { battery: 90, charging: true, cpu: 20, memory: 40, disk: 50, drain: 0, cpuTrend: 0, impact: 0 };
 const C = DEFAULT_HEALTH_SCORE_CONFIG;
 
 describe('health score', () => {
@@ -17,12 +17,13 @@ describe('health score', () => {
     ['cpu 62.5% (half way from 30 to 95)', { cpu: 62.5 }, 90],
     ['memory 95%', { memory: 95 }, 80],
     ['disk 98%', { disk: 98 }, 90],
-    ['draining 40%/h on battery', { charging: false, battery: 100, batteryDrain: 40 }, 90],
-    ['draining 40%/h while charging does not count', { batteryDrain: 40 }, 100],
+    ['draining 40%/h on battery', { charging: false, battery: 100, drain: 40 }, 90],
+    ['draining 40%/h while charging does not count', { drain: 40 }, 100],
+    ['no battery at all: on mains power, like charging', { battery: null, charging: null, drain: 40 }, 100],
     ['cpu rising 60 points/h', { cpuTrend: 60 }, 95],
     ['cpu falling does not count', { cpuTrend: -60 }, 100],
     ['hurt by every recent deployment', { impact: 1 }, 90],
-    ['bad in every way', { charging: false, battery: 0, cpu: 100, memory: 100, disk: 100, batteryDrain: 100, cpuTrend: 100, impact: 1 }, 0],
+    ['bad in every way', { charging: false, battery: 0, cpu: 100, memory: 100, disk: 100, drain: 100, cpuTrend: 100, impact: 1 }, 0],
   ])('%s → %d', (_name, change, expected) => {
     const x = { ...base, ...change };
     expect(healthScore(x, C)).toBe(expected);
@@ -50,7 +51,7 @@ describe('health score', () => {
       cpu: fc.double({ min: 0, max: 100, noNaN: true }),
       memory: fc.double({ min: 0, max: 100, noNaN: true }),
       disk: fc.double({ min: 0, max: 100, noNaN: true }),
-      batteryDrain: fc.double({ min: -50, max: 100, noNaN: true }),
+      drain: fc.double({ min: -50, max: 100, noNaN: true }),
       cpuTrend: fc.double({ min: -100, max: 100, noNaN: true }),
       impact: fc.double({ min: 0, max: 1, noNaN: true }),
     });

@@ -3,18 +3,18 @@ import { describe, expect, it } from 'vitest';
 import { activityBurst, affectedCount, deploymentImpact, deploymentRecovery, recoveredCount } from '../../src/domain/impact.js';
 import { applyAdjustments } from '../../src/domain/metrics.js';
 import { seededRng } from '../../src/domain/random.js';
-import type { DeviceMetrics } from '../../src/domain/types.js';
+import type { Reading } from '../../src/domain/metrics.js';
 
 const metricsArb = fc.record({
-  battery_level: fc.double({ min: 0, max: 100, noNaN: true }),
-  battery_charging: fc.boolean(),
-  cpu_usage: fc.double({ min: 5, max: 95, noNaN: true }),
-  memory_usage: fc.double({ min: 20, max: 90, noNaN: true }),
-  disk_usage: fc.double({ min: 0, max: 95, noNaN: true }),
+  battery: fc.double({ min: 0, max: 100, noNaN: true }),
+  charging: fc.boolean(),
+  cpu: fc.double({ min: 5, max: 95, noNaN: true }),
+  memory: fc.double({ min: 20, max: 90, noNaN: true }),
+  disk: fc.double({ min: 0, max: 95, noNaN: true }),
 });
 
 describe('applyAdjustments', () => {
-  const m: DeviceMetrics = { battery_level: 40, battery_charging: false, cpu_usage: 50, memory_usage: 60, disk_usage: 30 };
+  const m: Reading = { battery: 40, charging: false, cpu: 50, memory: 60, disk: 30 };
 
   it('adds, scales and clamps', () => {
     const out = applyAdjustments(m, [
@@ -22,13 +22,13 @@ describe('applyAdjustments', () => {
       { metric: 'memory_usage', op: 'scale', value: 0.5, min: 20 },
       { metric: 'battery_level', op: 'add', value: -50, min: 5 },
     ]);
-    expect(out).toMatchObject({ cpu_usage: 95, memory_usage: 30, battery_level: 5, disk_usage: 30 });
+    expect(out).toMatchObject({ cpu: 95, memory: 30, battery: 5, disk: 30 });
   });
 
   it('skips battery changes while charging and above onlyBelow', () => {
-    expect(applyAdjustments({ ...m, battery_charging: true }, [{ metric: 'battery_level', op: 'add', value: -10, unlessCharging: true }]).battery_level).toBe(40);
-    expect(applyAdjustments({ ...m, battery_level: 60 }, [{ metric: 'battery_level', op: 'add', value: 5, onlyBelow: 50 }]).battery_level).toBe(60);
-    expect(applyAdjustments(m, [{ metric: 'battery_level', op: 'add', value: 5, onlyBelow: 50 }]).battery_level).toBe(45);
+    expect(applyAdjustments({ ...m, charging: true }, [{ metric: 'battery_level', op: 'add', value: -10, unlessCharging: true }]).battery).toBe(40);
+    expect(applyAdjustments({ ...m, battery: 60 }, [{ metric: 'battery_level', op: 'add', value: 5, onlyBelow: 50 }]).battery).toBe(60);
+    expect(applyAdjustments(m, [{ metric: 'battery_level', op: 'add', value: 5, onlyBelow: 50 }]).battery).toBe(45);
   });
 });
 
@@ -37,14 +37,14 @@ describe('the seed deployment dynamics', () => {
     fc.assert(
       fc.property(metricsArb, fc.integer(), (m, seed) => {
         const out = applyAdjustments(m, deploymentImpact(seededRng(seed)));
-        expect(out.cpu_usage).toBeCloseTo(Math.min(95, Math.max(out.cpu_usage, m.cpu_usage + 10)), 1);
-        expect(out.cpu_usage).toBeLessThanOrEqual(Math.min(95, m.cpu_usage + 50) + 0.01);
-        expect(out.memory_usage).toBeLessThanOrEqual(Math.min(90, m.memory_usage + 30) + 0.01);
-        expect(out.memory_usage).toBeGreaterThanOrEqual(Math.min(90, m.memory_usage + 10) - 0.01);
-        if (m.battery_charging) expect(out.battery_level).toBeCloseTo(m.battery_level, 1);
+        expect(out.cpu).toBeCloseTo(Math.min(95, Math.max(out.cpu, m.cpu + 10)), 1);
+        expect(out.cpu).toBeLessThanOrEqual(Math.min(95, m.cpu + 50) + 0.01);
+        expect(out.memory).toBeLessThanOrEqual(Math.min(90, m.memory + 30) + 0.01);
+        expect(out.memory).toBeGreaterThanOrEqual(Math.min(90, m.memory + 10) - 0.01);
+        if (m.charging) expect(out.battery).toBeCloseTo(m.battery, 1);
         else {
-          expect(out.battery_level).toBeGreaterThanOrEqual(Math.min(5, m.battery_level) - 0.01);
-          expect(out.battery_level).toBeLessThanOrEqual(Math.max(5, m.battery_level - 5) + 0.01);
+          expect(out.battery).toBeGreaterThanOrEqual(Math.min(5, m.battery) - 0.01);
+          expect(out.battery).toBeLessThanOrEqual(Math.max(5, m.battery - 5) + 0.01);
         }
       }),
     );
@@ -54,12 +54,12 @@ describe('the seed deployment dynamics', () => {
     fc.assert(
       fc.property(metricsArb, fc.integer(), (m, seed) => {
         const out = applyAdjustments(m, deploymentRecovery(seededRng(seed)));
-        expect(out.cpu_usage).toBeLessThanOrEqual(Math.max(5, m.cpu_usage * 0.7) + 0.01);
-        expect(out.cpu_usage).toBeGreaterThanOrEqual(Math.max(5, m.cpu_usage * 0.3) - 0.01);
-        expect(out.memory_usage).toBeLessThanOrEqual(Math.max(20, m.memory_usage * 0.9) + 0.01);
-        expect(out.memory_usage).toBeGreaterThanOrEqual(Math.max(20, m.memory_usage * 0.7) - 0.01);
-        if (m.battery_charging || m.battery_level >= 50) expect(out.battery_level).toBeCloseTo(m.battery_level, 1);
-        else expect(out.battery_level).toBeGreaterThanOrEqual(m.battery_level + 2 - 0.01);
+        expect(out.cpu).toBeLessThanOrEqual(Math.max(5, m.cpu * 0.7) + 0.01);
+        expect(out.cpu).toBeGreaterThanOrEqual(Math.max(5, m.cpu * 0.3) - 0.01);
+        expect(out.memory).toBeLessThanOrEqual(Math.max(20, m.memory * 0.9) + 0.01);
+        expect(out.memory).toBeGreaterThanOrEqual(Math.max(20, m.memory * 0.7) - 0.01);
+        if (m.charging || m.battery >= 50) expect(out.battery).toBeCloseTo(m.battery, 1);
+        else expect(out.battery).toBeGreaterThanOrEqual(m.battery + 2 - 0.01);
       }),
     );
   });
@@ -68,11 +68,11 @@ describe('the seed deployment dynamics', () => {
     fc.assert(
       fc.property(metricsArb, fc.integer(), (m, seed) => {
         const out = applyAdjustments(m, activityBurst(seededRng(seed)));
-        expect(out.cpu_usage).toBeGreaterThanOrEqual(5);
-        expect(out.cpu_usage).toBeLessThanOrEqual(95);
-        expect(Math.abs(out.cpu_usage - m.cpu_usage)).toBeLessThanOrEqual(10.01);
-        expect(out.memory_usage).toBeGreaterThanOrEqual(20);
-        expect(out.memory_usage).toBeLessThanOrEqual(90);
+        expect(out.cpu).toBeGreaterThanOrEqual(5);
+        expect(out.cpu).toBeLessThanOrEqual(95);
+        expect(Math.abs(out.cpu - m.cpu)).toBeLessThanOrEqual(10.01);
+        expect(out.memory).toBeGreaterThanOrEqual(20);
+        expect(out.memory).toBeLessThanOrEqual(90);
       }),
     );
   });

@@ -115,7 +115,7 @@ describe('reliable endpoint', () => {
     const { a } = pair(clock, () => true);
     a.send('shutdown', { reason: 'x' });
     a.send('shutdown', { reason: 'y' });
-    a.send('heartbeat', { seq: 1, metrics: { battery_level: 1, battery_charging: false, cpu_usage: 1, memory_usage: 1, disk_usage: 1 }, running_tasks: [] }, { reliable: false });
+    a.send('heartbeat', { seq: 1, metrics: { battery: 1, charging: false, cpu: 1, memory: 1, disk: 1 }, running_tasks: [] }, { reliable: false });
     await clock.advance(5000);
     expect(a.unacknowledged).toBe(2);
     a.close();

@@ -31,11 +31,11 @@ describe('process_data', () => {
 
 describe('analyze_risk', () => {
   it('scores a device by its own metrics', () => {
-    expect(assessRisk({ battery_level: 90, battery_charging: false, cpu_usage: 20, memory_usage: 40, disk_usage: 30 })).toEqual({ risk_score: 0, level: 'low', factors: [] });
-    const high = assessRisk({ battery_level: 10, battery_charging: false, cpu_usage: 90, memory_usage: 85, disk_usage: 95 });
+    expect(assessRisk({ battery: 90, charging: false, cpu: 20, memory: 40, disk: 30 })).toEqual({ risk_score: 0, level: 'low', factors: [] });
+    const high = assessRisk({ battery: 10, charging: false, cpu: 90, memory: 85, disk: 95 });
     expect(high.risk_score).toBe(100);
     expect(high.level).toBe('high');
     expect(high.factors).toHaveLength(4);
-    expect(assessRisk({ battery_level: 10, battery_charging: true, cpu_usage: 20, memory_usage: 40, disk_usage: 30 }).risk_score).toBe(0);
+    expect(assessRisk({ battery: 10, charging: true, cpu: 20, memory: 40, disk: 30 }).risk_score).toBe(0);
   });
 });

@@ -284,4 +284,23 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX audit_log_actor ON audit_log(actor, id);
     `,
   },
+  {
+    version: 10,
+    name: "one metrics type: an agent's device report and an execution's readings in the domain's names, not the seed's",
+    sql: `
+      UPDATE agents SET device = json_object(
+          'name', json_extract(device, '$.name'),
+          'osVersion', json_extract(device, '$.os_version'),
+          'battery', json_extract(device, '$.battery_level'),
+          'charging', CASE json_type(device, '$.battery_charging') WHEN 'true' THEN json('true') WHEN 'false' THEN json('false') END,
+          'cpu', json_extract(device, '$.cpu_usage'),
+          'memory', json_extract(device, '$.memory_usage'),
+          'disk', json_extract(device, '$.disk_usage'))
+        WHERE device IS NOT NULL AND json_type(device, '$.cpu_usage') IS NOT NULL;
+      UPDATE deployment_executions SET baseline = json_set(baseline, '$.cpuTrend', 0)
+        WHERE baseline IS NOT NULL AND json_type(baseline, '$.cpuTrend') IS NULL;
+      UPDATE deployment_executions SET observed = json_set(observed, '$.cpuTrend', 0)
+        WHERE observed IS NOT NULL AND json_type(observed, '$.cpuTrend') IS NULL;
+    `,
+  },
 ];

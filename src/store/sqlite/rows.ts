@@ -1,5 +1,6 @@
 import type { Agent, BackoffPolicy, Connectivity, DeviceInfo, RingMove, Task, TaskStatus, TaskTarget, TaskType } from '../../domain/types.js';
-import type { DeploymentRecord, DeploymentSpec, DeploymentState, DeviceReading, Execution, ExecutionState } from '../../domain/deployment.js';
+import type { DeploymentRecord, DeploymentSpec, DeploymentState, Execution, ExecutionState } from '../../domain/deployment.js';
+import type { DeviceMetrics } from '../../domain/metrics.js';
 import type { ApiToken, AuditEntry, EnrollmentToken, Role } from '../../domain/security.js';
 import type { DeviceRecord } from '../fleet-store.js';
 import type { TaskAttempt } from '../task-store.js';
@@ -312,8 +313,8 @@ export function toExecution(r: ExecutionRow): Execution {
     state: r.state as ExecutionState,
     taskId: r.task_id,
     reason: r.reason,
-    baseline: r.baseline === null ? null : (JSON.parse(r.baseline) as DeviceReading),
-    observed: r.observed === null ? null : (JSON.parse(r.observed) as DeviceReading),
+    baseline: r.baseline === null ? null : (JSON.parse(r.baseline) as DeviceMetrics),
+    observed: r.observed === null ? null : (JSON.parse(r.observed) as DeviceMetrics),
     cpuDelta: r.cpu_delta,
     memoryDelta: r.memory_delta,
     drainDelta: r.drain_delta,
