@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 
 /**
  * The layers, inner to outer: domain (pure rules) < util < store (the port; its adapters in store/sqlite) <
- * fleet, security, protocol < core < api, sim, cli, server. An import points inward only; the API reaches the
+ * fleet, security, protocol < core < advisor < api, sim, cli, server. An import points inward only; the API reaches the
  * core through its service interfaces (core/services.ts), never the orchestrator object or an adapter.
  * `no-restricted-imports` sees the import as written: relative paths, matched here by their leading `../`.
  */
@@ -14,14 +14,18 @@ const layer = (files, patterns) => ({ files: [files], rules: { 'no-restricted-im
 const boundaries = [
   layer('src/domain/**/*.ts', [{ regex: '^\\.\\./', message: 'domain/ is pure rules: it imports nothing of ours outside domain/' }]),
   layer('src/util/**/*.ts', [{ regex: `${up}(?!domain/)`, message: 'util/ imports only domain/' }]),
-  layer('src/store/**/*.ts', [{ regex: `${up}((core|api|cli|sim|agent|fleet|security|protocol|config)/|server\\.js$)`, message: 'store/ (the port and its adapters) imports only domain/ and util/' }]),
+  layer('src/store/**/*.ts', [{ regex: `${up}((core|advisor|api|cli|sim|agent|fleet|security|protocol|config)/|server\\.js$)`, message: 'store/ (the port and its adapters) imports only domain/ and util/' }]),
   layer('src/{fleet,security,protocol}/**/*.ts', [
-    { regex: `${up}((core|api|cli|sim|agent)/|server\\.js$)`, message: 'below core/: nothing of core/ or the edges' },
+    { regex: `${up}((core|advisor|api|cli|sim|agent)/|server\\.js$)`, message: 'below core/: nothing of core/ or the edges' },
     { regex: `${up}store/sqlite/`, message: 'use the store port (store/store.ts), not an adapter' },
   ]),
   layer('src/core/**/*.ts', [
-    { regex: `${up}((api|cli|sim|agent)/|server\\.js$)`, message: 'core/ does not import the edges' },
+    { regex: `${up}((advisor|api|cli|sim|agent)/|server\\.js$)`, message: 'core/ does not import the advisor or the edges' },
     { regex: `${up}store/sqlite/`, message: 'core/ uses the store port (store/store.ts), not an adapter' },
+  ]),
+  layer('src/advisor/**/*.ts', [
+    { regex: `${up}((api|cli|sim|agent)/|server\\.js$)`, message: 'advisor/ does not import the edges' },
+    { regex: `${up}store/sqlite/`, message: 'advisor/ uses the store port (store/store.ts), not an adapter' },
   ]),
   layer('src/api/**/*.ts', [
     { regex: `${up}store/sqlite/`, message: 'api/ does not import a store adapter' },

@@ -475,6 +475,14 @@ export class Fleet {
     return r === NO_RING ? 0 : (this.registry.aggregates[r]?.size ?? 0);
   }
 
+  /** A device's attributes (model, site, OS, …), or null for a device the fleet does not know. */
+  attributesOf(id: string): DeviceAttributes | null {
+    const i = this.registry.indexOf(id);
+    if (i === undefined) return null;
+    const { id: _id, ...attributes } = this.registry.attributes(i);
+    return attributes;
+  }
+
   /** The device's latest metrics, for deployment baselines and pre-flight; null before its first sample. */
   metrics(id: string): DeviceMetrics | null {
     const reg = this.registry;

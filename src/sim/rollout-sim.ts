@@ -259,6 +259,19 @@ export interface SimOptions {
   maxVirtualMs?: number;
   /** Called now and then with the progress. */
   onProgress?: (p: { virtualMs: number; ring: string; stage: number; stages: number; done: number; total: number }) => void;
+  /** End the run once the deployment has left this stage (or halted in it), as an operator looking after the first ring would. */
+  stopAfterStage?: number;
+  /** Called at the end of the run, before the virtual fleet is dropped: to look at the deployment as it stands. */
+  inspect?: (run: SimRun) => void | Promise<void>;
+}
+
+/** What `inspect` sees at the end of a run. */
+export interface SimRun {
+  deploymentId: string;
+  controller: RolloutController;
+  fleet: Fleet;
+  virtual: VirtualFleet;
+  now: number;
 }
 
 /** Runs one scenario to its end (completion, halt, rollback) on a fresh virtual fleet. */
@@ -308,12 +321,14 @@ export async function simulate(scenario: Scenario, options: SimOptions = {}): Pr
     status = rec.status;
     // Nobody is there to promote or abort: a halt, or a pause for want of evidence, is where the run ends.
     if (status === 'halted' || status === 'paused') break;
+    if (options.stopAfterStage !== undefined && rec.stage > options.stopAfterStage) break;
     if (options.onProgress && clock.now() - lastProgress >= 60_000) {
       lastProgress = clock.now();
       options.onProgress({ virtualMs: clock.now() - start, ring: stages[rec.stage]?.ring ?? '?', stage: rec.stage, stages: stages.length, done: controller.succeeded(d.id), total: n });
     }
   }
   const view = await controller.get(d.id);
+  await options.inspect?.({ deploymentId: d.id, controller, fleet, virtual, now: clock.now() });
   await controller.flush();
   await store.close();
   const updatedPerRing: Record<string, number> = Object.fromEntries(rings.map((r) => [r, 0]));
