@@ -55,11 +55,15 @@ export interface AppliedAction {
   detail: string;
 }
 
+export type AdviceTrigger = 'request' | 'halt' | 'watch';
+
 export interface AdviceRecord {
+  /** The store's order of advice (paging cursors). */
+  seq: number;
   id: string;
   subject: AdviceSubject;
   /** What asked for it: an operator, a deployment's halt (failure analysis), or the advisor's own watch. */
-  trigger: 'request' | 'halt' | 'watch';
+  trigger: AdviceTrigger;
   createdAt: number;
   /** For deployments. */
   decision: DeploymentDecision | null;
@@ -73,7 +77,14 @@ export interface AdviceRecord {
   evidence: Record<string, unknown>;
   provider: AdviceProvider;
   cost: AdviceCost;
-  applied: { at: number; by: string; actions: AppliedAction[] } | null;
+  applied: AdviceApplied | null;
+}
+
+/** When advice was applied, by whom, and what each of its actions did. */
+export interface AdviceApplied {
+  at: number;
+  by: string;
+  actions: AppliedAction[];
 }
 
 const CRITICAL: ReadonlySet<AnalysedMetric> = new Set(['failures', 'timeouts', 'offline']);

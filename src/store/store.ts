@@ -1,10 +1,12 @@
 import { OrchestratorError } from '../domain/errors.js';
+import type { AdviceStore } from './advice-store.js';
 import type { AgentStore } from './agent-store.js';
 import type { DeploymentStore } from './deployment-store.js';
 import type { FleetStore } from './fleet-store.js';
 import type { SecurityStore } from './security-store.js';
 import type { TaskStore } from './task-store.js';
 
+export type { AdviceFilter, AdviceStore } from './advice-store.js';
 export type { AgentStore } from './agent-store.js';
 export type { DeploymentStore } from './deployment-store.js';
 export type { DeviceRecord, DeviceSample, FleetStore, RingMoveWrite } from './fleet-store.js';
@@ -69,7 +71,7 @@ export interface StoreConnection {
  * adapter runs it from a file of its own (`test/store/sqlite.contract.test.ts`). Task state transitions are
  * decided by the task engine, which holds the live tasks; the store records them.
  */
-export interface Store extends StoreConnection, TaskStore, FleetStore, DeploymentStore, SecurityStore, AgentStore {}
+export interface Store extends StoreConnection, TaskStore, FleetStore, DeploymentStore, SecurityStore, AgentStore, AdviceStore {}
 
 /**
  * The verbs that change what is stored. Everything else on the port reads (or manages the connection).
@@ -80,7 +82,7 @@ export const WRITE_VERBS = [
   'setAgentApproval', 'appendAudit', 'upsertAsset', 'insertAgent', 'recordRegistration', 'recordHeartbeat', 'recordHeartbeats',
   'setConnectivity', 'updateAgentDevice', 'applyRingMoves', 'snapshotRings', 'upsertDevices', 'saveDeviceSamples', 'setDevicePin',
   'setDeviceConnectivity', 'insertTasks', 'saveTask', 'recordStart', 'renewLeases', 'insertDeployment', 'saveDeployment',
-  'saveExecutions', 'insertGateEvaluation',
+  'saveExecutions', 'insertGateEvaluation', 'insertAdvice', 'recordAdviceApplied',
 ] as const satisfies readonly (keyof Store)[];
 
 /** The verbs that only read. */
@@ -89,7 +91,7 @@ export const READ_VERBS = [
   'listAssets', 'getAgent', 'listAgents', 'findAgentByAsset', 'ringMovesAfterSnapshot', 'ringSnapshotWatermark', 'listRingMoves',
   'listRingMovesSince', 'loadDevices', 'getTask', 'findTaskByIdempotencyKey', 'getAttempts', 'loadLiveTasks', 'maxTaskSeq', 'listTasks',
   'countTasksByStatus', 'countAttemptsByAgent', 'getDeployment', 'listDeployments', 'loadActiveDeployments', 'getExecutions',
-  'getGateEvaluations',
+  'getGateEvaluations', 'getAdvice', 'listAdvice',
 ] as const satisfies readonly (keyof Store)[];
 
 /** Compile-time check: every verb of the port is in WRITE_VERBS or READ_VERBS (or manages the connection). */

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeploymentRecord, Execution, GateEvaluation } from '../../src/domain/deployment.js';
+import type { AdviceRecord, AdviceSubject, AdviceTrigger } from '../../src/domain/advice.js';
 import type { DeviceMetrics } from '../../src/domain/metrics.js';
 import type { ApiToken, EnrollmentToken } from '../../src/domain/security.js';
 import type { Agent, DeviceInfo, Task } from '../../src/domain/types.js';
@@ -335,6 +336,34 @@ export function storeContract(name: string, factory: StoreFactory): void {
       });
     });
 
+    describe('advice', () => {
+      it('round-trips advice, lists it newest first by subject and trigger with a cursor, and records its application once', async () => {
+        const s = await open();
+        const seqs: number[] = [];
+        for (let k = 0; k < 5; k++) {
+          seqs.push(await s.insertAdvice(advice(`adv-${k}`, k < 3 ? { deployment: 'dep-1' } : { ring: 'canary' }, k === 1 ? 'halt' : 'request', 100 + k)));
+        }
+        expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+        const one = await s.getAdvice('adv-0');
+        expect(one).toEqual({ ...advice('adv-0', { deployment: 'dep-1' }, 'request', 100), seq: seqs[0] });
+        expect(await s.getAdvice('missing')).toBeNull();
+        expect((await s.listAdvice({}, 10)).map((a) => a.id)).toEqual(['adv-4', 'adv-3', 'adv-2', 'adv-1', 'adv-0']);
+        const page = await s.listAdvice({ subject: 'deployment:dep-1' }, 2);
+        expect(page.map((a) => a.id)).toEqual(['adv-2', 'adv-1']);
+        expect((await s.listAdvice({ subject: 'deployment:dep-1' }, 2, page.at(-1)?.seq)).map((a) => a.id)).toEqual(['adv-0']);
+        expect((await s.listAdvice({ subject: 'deployment:dep-1', trigger: 'halt' }, 10)).map((a) => a.id)).toEqual(['adv-1']);
+        expect((await s.listAdvice({ subject: 'ring:canary' }, 10)).map((a) => a.subject)).toEqual([{ ring: 'canary' }, { ring: 'canary' }]);
+        const applied = { at: 200, by: 'ops', actions: [{ action: 'halt' as const, target: 'dep-1', ok: true, detail: 'halted' }] };
+        expect(await s.recordAdviceApplied('adv-0', applied)).toBe(true);
+        expect(await s.recordAdviceApplied('adv-0', { ...applied, by: 'someone else' })).toBe(false);
+        expect(await s.recordAdviceApplied('missing', applied)).toBe(false);
+        expect((await s.getAdvice('adv-0'))?.applied).toEqual(applied);
+        // An id is stored once.
+        await expect(s.insertAdvice(advice('adv-0', { fleet: true }, 'request', 300))).rejects.toThrow();
+        expect((await s.listAdvice({ subject: 'fleet' }, 10)).length).toBe(0);
+      });
+    });
+
     describe('durability', () => {
       it('a reopened store has everything that was committed, in every aggregate', async () => {
         const s = await open();
@@ -346,6 +375,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         await s.saveExecutions(seq, [execution('rd-1')]);
         await s.insertApiToken({ id: 'rt', name: 'n', role: 'admin', createdAt: 1, createdBy: 'cli', revokedAt: null }, 'h');
         await s.insertAgent(agent('ra'));
+        await s.insertAdvice(advice('radv', { fleet: true }, 'request', 9));
         // Writes not awaited one by one: each has committed once it resolves, and all of them before close.
         const last = s.saveTask({ ...task('r-1', 1), status: 'completed', attempts: 1, assignedTo: 'ra', startedAt: 1, completedAt: 2 });
         await last;
@@ -358,6 +388,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect((await again.getExecutions(seq)).map((e) => e.deviceId)).toEqual(['rd-1']);
         expect(await again.countApiTokens()).toBe(1);
         expect((await again.getAgent('ra'))?.id).toBe('ra');
+        expect((await again.getAdvice('radv'))?.subject).toEqual({ fleet: true });
       });
     });
 
@@ -395,6 +426,15 @@ function agent(id: string, change: Partial<Agent> = {}): Agent {
   return {
     id, kind: 'simulated', capabilities: ['process_data', 'monitor'], connectivity: 'offline', registeredAt: null, lastHeartbeatAt: null,
     device: null, ring: 'unassigned', assetId: null, createdAt: 10, ...change,
+  };
+}
+
+function advice(id: string, subject: AdviceSubject, trigger: AdviceTrigger, createdAt: number): Omit<AdviceRecord, 'seq'> {
+  return {
+    id, subject, trigger, createdAt, decision: 'deployment' in subject ? 'halt' : null, risk: 'high', confidence: 0.9,
+    rings: [{ ring: 'canary', risk: 'high', reasons: ['CPU +30 points'] }], moves: [{ deviceId: 'd-1', from: 'prod', to: 'canary', reason: 'risk 80' }],
+    summary: 'Halt', evidence: { analyses: [{ ring: 'canary', score: 80 }] }, provider: { name: 'analyser', model: null, fallback: null },
+    cost: { inputTokens: 0, outputTokens: 0, ms: 3 }, applied: null,
   };
 }
 

@@ -303,4 +303,20 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
         WHERE observed IS NOT NULL AND json_type(observed, '$.cpuTrend') IS NULL;
     `,
   },
+  {
+    version: 11,
+    name: 'the advisor: advice records, listed by subject',
+    sql: `
+      CREATE TABLE advice (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        subject TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        applied TEXT
+      );
+      CREATE INDEX advice_subject ON advice(subject, seq);
+    `,
+  },
 ];

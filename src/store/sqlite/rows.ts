@@ -1,3 +1,4 @@
+import type { AdviceApplied, AdviceRecord, AdviceTrigger } from '../../domain/advice.js';
 import type { Agent, BackoffPolicy, Connectivity, DeviceInfo, RingMove, Task, TaskStatus, TaskTarget, TaskType } from '../../domain/types.js';
 import type { DeploymentRecord, DeploymentSpec, DeploymentState, Execution, ExecutionState } from '../../domain/deployment.js';
 import type { DeviceMetrics } from '../../domain/metrics.js';
@@ -375,4 +376,20 @@ export function taskStateRow(t: Task): unknown[] {
 
 export function attemptRow(a: TaskAttempt): unknown[] {
   return [a.taskSeq, a.attempt, a.agentId, a.startedAt, a.endedAt, a.outcome, a.error];
+}
+
+export interface AdviceRow {
+  seq: number;
+  id: string;
+  subject: string;
+  trigger: string;
+  created_at: number;
+  /** The record but its id, trigger, time and application, as JSON. */
+  body: string;
+  applied: string | null;
+}
+
+export function toAdvice(r: AdviceRow): AdviceRecord {
+  const body = JSON.parse(r.body) as Omit<AdviceRecord, 'seq' | 'id' | 'trigger' | 'createdAt' | 'applied'>;
+  return { ...body, seq: r.seq, id: r.id, trigger: r.trigger as AdviceTrigger, createdAt: r.created_at, applied: r.applied === null ? null : (JSON.parse(r.applied) as AdviceApplied) };
 }

@@ -1,10 +1,12 @@
 import Database from 'better-sqlite3';
+import type { AdviceStore } from '../advice-store.js';
 import type { AgentStore } from '../agent-store.js';
 import type { DeploymentStore } from '../deployment-store.js';
 import type { FleetStore } from '../fleet-store.js';
 import type { SecurityStore } from '../security-store.js';
 import type { Store, StoreConnection } from '../store.js';
 import type { TaskStore } from '../task-store.js';
+import { sqliteAdviceStore } from './advice-store.js';
 import { sqliteAgentStore } from './agent-store.js';
 import type { SqliteContext } from './context.js';
 import { run } from './context.js';
@@ -35,12 +37,12 @@ export interface SqliteStoreOptions {
 
 // The verbs of every aggregate are put on the instance by the constructor (each aggregate's file makes them).
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export interface SqliteStore extends TaskStore, FleetStore, DeploymentStore, SecurityStore, AgentStore {}
+export interface SqliteStore extends TaskStore, FleetStore, DeploymentStore, SecurityStore, AgentStore, AdviceStore {}
 
 /**
  * The embedded store: one SQLite file in WAL mode. This file opens it (checks, pragmas, migrations) and holds
  * the connection's own verbs; each aggregate's verbs and SQL are in a file of their own (task-store.ts,
- * fleet-store.ts, deployment-store.ts, security-store.ts, agent-store.ts), its rows and mappers in rows.ts.
+ * fleet-store.ts, deployment-store.ts, security-store.ts, agent-store.ts, advice-store.ts), its rows and mappers in rows.ts.
  * Reads run on this connection; every write goes through the writer, in order, grouped into commits, and its
  * promise resolves once committed (synchronous=FULL: durably).
  */
@@ -77,7 +79,7 @@ export class SqliteStore implements Store, StoreConnection {
       write: (steps, row) => this.writer.submit(row ? { steps, ...row } : { steps }),
       getMeta: (key) => this.getMeta(key),
     };
-    Object.assign(this, sqliteTaskStore(ctx), sqliteFleetStore(ctx), sqliteDeploymentStore(ctx), sqliteSecurityStore(ctx), sqliteAgentStore(ctx));
+    Object.assign(this, sqliteTaskStore(ctx), sqliteFleetStore(ctx), sqliteDeploymentStore(ctx), sqliteSecurityStore(ctx), sqliteAgentStore(ctx), sqliteAdviceStore(ctx));
   }
 
   private migrate(): void {
