@@ -264,7 +264,8 @@ export function deploymentRoutes(services: Pick<Services, 'deployments' | 'fleet
     r.post('/api/v1/deployments/:id/:action', {
       schema: {
         operationId: 'actOnDeployment',
-        summary: 'Start, pause, resume, promote, abort, roll back or acknowledge a deployment',
+        summary: 'Start, pause, resume, promote, halt, abort, roll back or acknowledge a deployment',
+        description: '`halt` takes an optional body `{"reason": "…"}` (at most 500 characters), kept in the halt reason.',
         tags: TAGS,
         params: ActionParams,
         response: { 200: ref(DeploymentSummary), ...errors({ 404: ['ORCH_NOT_FOUND', 'ORCH_DEPLOYMENT_NOT_FOUND'], 409: ['ORCH_DEPLOYMENT_STATE'] }) },
@@ -275,8 +276,19 @@ export function deploymentRoutes(services: Pick<Services, 'deployments' | 'fleet
       if (!(DEPLOYMENT_ACTIONS as readonly string[]).includes(action)) {
         throw new OrchestratorError('ORCH_NOT_FOUND', `unknown action "${name}"; expected one of ${DEPLOYMENT_ACTIONS.join(', ')}`);
       }
-      const d = await services.deployments.act(request.params.id, action);
+      const d = await services.deployments.act(request.params.id, action, action === 'halt' ? { reason: haltReason(request.body) } : {});
       return summary(d);
     });
   };
+}
+
+/** The reason of an operator's halt: "an operator", or "an operator: <their words>" from an optional `{"reason"}` body. */
+function haltReason(body: unknown): string {
+  if (body === undefined || body === null) return 'an operator';
+  const reason = typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>).reason : undefined;
+  const keys = typeof body === 'object' ? Object.keys(body) : [];
+  if (typeof reason !== 'string' || reason.trim() === '' || reason.length > 500 || keys.some((k) => k !== 'reason')) {
+    throw new OrchestratorError('ORCH_VALIDATION', 'the body of halt is optional; when given it is {"reason": "…"}, a string of 1 to 500 characters');
+  }
+  return `an operator: ${reason.trim()}`;
 }

@@ -240,7 +240,7 @@ export class RolloutController {
       const seq = await this.store.insertDeployment(rec);
       const full = { ...rec, seq };
       this.track(full, []);
-      if (options.start) return this.actNow(id, 'start');
+      if (options.start) return this.actNow(id, 'start', undefined);
       return { ...full };
     });
   }
@@ -250,11 +250,11 @@ export class RolloutController {
    * Actions on one deployment run one at a time, in arrival order, and each
    * is committed before it is answered.
    */
-  act(id: string, action: DeploymentAction): Promise<DeploymentRecord> {
-    return this.serial(id, () => this.actNow(id, action));
+  act(id: string, action: DeploymentAction, options: { reason?: string } = {}): Promise<DeploymentRecord> {
+    return this.serial(id, () => this.actNow(id, action, options.reason));
   }
 
-  private async actNow(id: string, action: DeploymentAction): Promise<DeploymentRecord> {
+  private async actNow(id: string, action: DeploymentAction, reason: string | undefined): Promise<DeploymentRecord> {
     let a = this.active.get(id);
     let loaded = false;
     if (!a) {
@@ -321,6 +321,15 @@ export class RolloutController {
       case 'abort':
         planAbort(this.ctx, a, t, now);
         break;
+      case 'halt': {
+        const why = `halted at ring ${ring} by ${reason ?? 'an operator'}`;
+        t.rec.status = 'halted';
+        t.rec.haltReason = why;
+        delete t.rec.detail.pauseReason;
+        t.evaluations.push({ stage: rec.stage, ring, at: now, verdict: 'override', reason: `ring ${ring}: ${why}`, figures: {} });
+        t.after.push((x) => x.lastVerdict.set(rec.stage, 'override'));
+        break;
+      }
       case 'rollback':
         planRollback(this.ctx, a, t, now, 'rolled back by an operator');
         break;

@@ -12,7 +12,7 @@ export type DeploymentState = (typeof DEPLOYMENT_STATUSES)[number];
 export const EXECUTION_STATES = ['queued', 'in_progress', 'succeeded', 'failed', 'timed_out', 'rejected', 'skipped', 'cancelled', 'rolled_back'] as const;
 export type ExecutionState = (typeof EXECUTION_STATES)[number];
 
-export const DEPLOYMENT_ACTIONS = ['start', 'pause', 'resume', 'promote', 'abort', 'rollback', 'acknowledge'] as const;
+export const DEPLOYMENT_ACTIONS = ['start', 'pause', 'resume', 'promote', 'abort', 'rollback', 'acknowledge', 'halt'] as const;
 export type DeploymentAction = (typeof DEPLOYMENT_ACTIONS)[number];
 
 /** Which states each action may be taken from, and where it leads. */
@@ -24,6 +24,8 @@ export const TRANSITIONS: Record<DeploymentAction, { from: readonly DeploymentSt
   abort: { from: ['scheduled', 'in_progress', 'paused', 'halted'], to: 'cancelled' },
   rollback: { from: ['in_progress', 'paused', 'halted', 'completed', 'cancelled'], to: 'rolled_back' },
   acknowledge: { from: ['halted'], to: 'in_progress' },
+  /** An operator's (or the advisor's) halt: as a gate's, it waits for an acknowledgement, a rollback or an abort. */
+  halt: { from: ['in_progress', 'paused'], to: 'halted' },
 };
 
 export const TERMINAL_DEPLOYMENT_STATES: ReadonlySet<DeploymentState> = new Set(['completed', 'cancelled', 'rolled_back']);

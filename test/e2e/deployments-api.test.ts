@@ -19,6 +19,23 @@ describe('/api/v1/deployments over HTTP', () => {
     expect((await call('GET', '/api/v1/deployments?limit=0')).status).toBe(400);
   });
 
+  it('halts a deployment by an operator, with a reason kept in the halt, and takes an acknowledgement after it', async () => {
+    const created = await call('POST', '/api/v1/deployments', { name: 'held back', payload: { type: 'health_check', params: {} }, plan: { stages: [{ ring: 'prod', soakMs: 3_600_000 }] } });
+    const id = created.body.id as string;
+    expect((await call('POST', `/api/v1/deployments/${id}/halt`)).body).toMatchObject({ code: 'ORCH_DEPLOYMENT_STATE' });
+    await call('POST', `/api/v1/deployments/${id}/start`);
+    const bad = await call('POST', `/api/v1/deployments/${id}/halt`, { reason: 42 });
+    expect(bad).toMatchObject({ status: 400, body: { code: 'ORCH_VALIDATION' } });
+    expect((await call('POST', `/api/v1/deployments/${id}/halt`, { reason: 'x', extra: 1 })).status).toBe(400);
+    const halted = await call('POST', `/api/v1/deployments/${id}/halt`, { reason: 'the vendor recalled this build' });
+    expect(halted).toMatchObject({ status: 200, body: { status: 'halted', haltReason: 'halted at ring prod by an operator: the vendor recalled this build' } });
+    expect((await call('POST', `/api/v1/deployments/${id}/halt`)).status).toBe(409);
+    const detail = await call('GET', `/api/v1/deployments/${id}`);
+    expect((detail.body.evaluations as { verdict: string; reason: string }[]).at(-1)).toMatchObject({ verdict: 'override', reason: 'ring prod: halted at ring prod by an operator: the vendor recalled this build' });
+    expect((await call('POST', `/api/v1/deployments/${id}/acknowledge`)).body).toMatchObject({ status: 'in_progress', haltReason: null });
+    expect((await call('POST', `/api/v1/deployments/${id}/abort`)).body).toMatchObject({ status: 'cancelled' });
+  });
+
   it('creates, starts and completes a deployment over the default plan with fast stages, visible to the seed endpoint too', async () => {
     const fast = (ring: string) => ({ ring, rate: { maxPerMinute: 6000 }, soakMs: 500, gate: { minDevices: 1, observeMs: 300 } });
     const created = await call('POST', '/api/v1/deployments', {
