@@ -3,6 +3,7 @@ import { hostname, release, type } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { healthCheckResult, monitorResult, parseMonitorParams } from '../domain/builtin-tasks.js';
 import type { Reading } from '../domain/metrics.js';
+import { readingRisk } from '../domain/risk.js';
 import { TASK_TYPES } from '../domain/types.js';
 import type { TaskType } from '../domain/types.js';
 import type { Logger } from '../util/logger.js';
@@ -120,9 +121,9 @@ export class NetworkAgent {
     return this.identity?.agentId ?? null;
   }
 
-  /** Task types this agent can run: the two built-ins and the executables of its handler directory. */
+  /** Task types this agent can run: the built-ins and the executables of its handler directory. */
   capabilities(): TaskType[] {
-    const out = new Set<TaskType>(['health_check', 'monitor']);
+    const out = new Set<TaskType>(['health_check', 'monitor', 'analyze_risk']);
     for (const t of TASK_TYPES) if (this.handlerPath(t) !== null) out.add(t);
     return [...out];
   }
@@ -448,6 +449,8 @@ export class NetworkAgent {
       return monitorResult(p, samples);
     }
     const path = this.handlerPath(c.taskType);
+    // analyze_risk is built in (the analyser's risk of this machine, from its reading), unless an executable of that name replaces it.
+    if (path === null && c.taskType === 'analyze_risk') return readingRisk(await this.o.metrics.read());
     if (path === null) throw new NotRetryable(`no executable handler for ${c.taskType} in ${this.handlersDir}`);
     return this.processes.run(path, c.params, signal, { taskId: c.taskId, attempt: c.attempt });
   }

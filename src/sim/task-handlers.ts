@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { healthCheckResult, monitorResult, parseMonitorParams } from '../domain/builtin-tasks.js';
 import { readingOf, type Reading } from '../domain/metrics.js';
+import { readingRisk } from '../domain/risk.js';
 import type { Rng } from '../domain/random.js';
 import { uniform } from '../domain/random.js';
 import type { DeviceInfo, TaskType } from '../domain/types.js';
@@ -75,30 +76,6 @@ export function processData(params: Record<string, unknown>): unknown {
   };
 }
 
-/** The risk a device runs if updated now, from its own metrics: 0 (none) to 100. */
-export function assessRisk(m: Reading): { risk_score: number; level: 'low' | 'medium' | 'high'; factors: string[] } {
-  const factors: string[] = [];
-  let score = 0;
-  if (m.battery !== null && !m.charging && m.battery < 30) {
-    score += 35;
-    factors.push(`low battery (${m.battery.toFixed(1)}%) and not charging`);
-  }
-  if (m.cpu >= 70) {
-    score += 25;
-    factors.push(`high CPU (${m.cpu.toFixed(1)}%)`);
-  }
-  if (m.memory >= 80) {
-    score += 25;
-    factors.push(`high memory (${m.memory.toFixed(1)}%)`);
-  }
-  if (m.disk >= 90) {
-    score += 15;
-    factors.push(`disk nearly full (${m.disk.toFixed(1)}%)`);
-  }
-  const level = score >= 50 ? 'high' : score >= 25 ? 'medium' : 'low';
-  return { risk_score: Math.min(100, score), level, factors };
-}
-
 /** Simulated work takes a little time, as real work would. */
 async function work(ctx: HandlerContext, loMs: number, hiMs: number): Promise<void> {
   await ctx.clock.sleep(uniform(ctx.rng, loMs, hiMs), ctx.signal);
@@ -126,7 +103,7 @@ export const SIMULATED_HANDLERS: Record<TaskType, TaskHandler> = {
   },
   async analyze_risk(_params, ctx) {
     await work(ctx, 50, 200);
-    return assessRisk(ctx.device());
+    return readingRisk(ctx.device());
   },
   /** Same parameters and result as the real agent's monitor (src/domain/builtin-tasks.ts), on the simulated device. */
   async monitor(params, ctx) {

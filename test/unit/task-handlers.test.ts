@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assessRisk, processData, TaskFailure } from '../../src/sim/task-handlers.js';
+import { processData, TaskFailure } from '../../src/sim/task-handlers.js';
 
 describe('process_data', () => {
   it('computes statistics over data', () => {
@@ -26,16 +26,5 @@ describe('process_data', () => {
         expect((err as TaskFailure).retryable).toBe(false);
       }
     }
-  });
-});
-
-describe('analyze_risk', () => {
-  it('scores a device by its own metrics', () => {
-    expect(assessRisk({ battery: 90, charging: false, cpu: 20, memory: 40, disk: 30 })).toEqual({ risk_score: 0, level: 'low', factors: [] });
-    const high = assessRisk({ battery: 10, charging: false, cpu: 90, memory: 85, disk: 95 });
-    expect(high.risk_score).toBe(100);
-    expect(high.level).toBe('high');
-    expect(high.factors).toHaveLength(4);
-    expect(assessRisk({ battery: 10, charging: true, cpu: 20, memory: 40, disk: 30 }).risk_score).toBe(0);
   });
 });
