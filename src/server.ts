@@ -8,6 +8,7 @@ import { buildApp } from './api/app.js';
 import type { Config } from './config/config.js';
 import { ConfigError } from './config/config.js';
 import { Guard, isLoopback } from './security/guard.js';
+import { Advisor } from './advisor/advisor.js';
 import { Orchestrator } from './core/orchestrator.js';
 import type { Rng } from './domain/random.js';
 import { systemRng } from './domain/random.js';
@@ -207,6 +208,17 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     if (moves > 0) logger.info({ trigger, moves, planMs: Math.round(planMs), totalMs: Math.round(totalMs) }, 'rings rebalanced');
   });
   orchestrator.events.on('task.failed', ({ task }) => logger.warn({ taskId: task.id, error: task.error }, 'task failed'));
+  const advisor = new Advisor({
+    services: orchestrator.services,
+    store: orchestrator.store,
+    clock,
+    events: orchestrator.events,
+    log: logger,
+    auto: config.advisorAuto,
+    watchMs: config.advisorWatchMs,
+    model: null,
+  });
+  orchestrator.events.on('advice.created', ({ adviceId, subject, trigger, decision, risk }) => logger.info({ adviceId, subject, trigger, decision, risk }, 'advice written'));
 
   let app: FastifyInstance | undefined;
   try {
@@ -235,7 +247,8 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       print(`Restored ${restored.length} agents from ${databasePath(config)}`);
       for (const id of restored) print(`[Master] restored agent ${id}`);
     }
-    app = await buildApp({ services: orchestrator.services, logger, guard, store, clock, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, ...(tls !== undefined ? { tls } : {}) });
+    advisor.start();
+    app = await buildApp({ services: orchestrator.services, advisor, logger, guard, store, clock, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, ...(tls !== undefined ? { tls } : {}) });
     await heldPort.release();
     try {
       await app.listen({ host: config.host, port: config.port });
@@ -245,6 +258,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     }
   } catch (err) {
     await app?.close();
+    await advisor.stop();
     await orchestrator.stop();
     await store.close();
     await heldPort.release();
@@ -273,6 +287,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     close() {
       closing ??= (async () => {
         await server.close();
+        await advisor.stop();
         await orchestrator.stop();
         await store.close();
         lock.release();

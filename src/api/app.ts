@@ -17,6 +17,8 @@ import type { Store } from '../store/store.js';
 import type { Clock } from '../util/clock.js';
 import { agentRoutes } from './agent-routes.js';
 import { deploymentRoutes } from './deployment-routes.js';
+import type { AdvisorApi } from './advice-routes.js';
+import { adviceRoutes } from './advice-routes.js';
 import { fleetRoutes } from './fleet-routes.js';
 import { seedRoutes } from './seed-routes.js';
 import { taskRoutes } from './task-routes.js';
@@ -29,6 +31,8 @@ const WRITES_NOT_NEEDED = new Set(['/api/v1/agent/heartbeat', '/api/v1/agent/pro
 
 export interface AppOptions {
   services: Services;
+  /** Advice on deployments, rings and the fleet (src/advisor/). */
+  advisor: AdvisorApi;
   logger: FastifyBaseLogger;
   guard: Guard;
   store: Store;
@@ -57,7 +61,7 @@ function logsRequests(logger: FastifyBaseLogger): boolean {
   return logger.level === 'debug' || logger.level === 'trace';
 }
 
-export async function buildApp({ services, logger, guard, store, clock, tls, requestTimeoutMs, http2MaxStreams }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ services, advisor, logger, guard, store, clock, tls, requestTimeoutMs, http2MaxStreams }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     // Request lines are logged at debug level by the hook below, not at info by Fastify.
@@ -159,7 +163,8 @@ export async function buildApp({ services, logger, guard, store, clock, tls, req
   await app.register(v1Routes(services));
   await app.register(taskRoutes(services.tasks));
   await app.register(fleetRoutes(services));
-  await app.register(deploymentRoutes(services));
+  await app.register(deploymentRoutes(services, advisor));
+  await app.register(adviceRoutes(advisor));
   await app.register(agentRoutes(services.agentProtocol));
   await app.register(securityRoutes(services, guard, store));
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());

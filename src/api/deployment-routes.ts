@@ -13,6 +13,8 @@ import { DEPLOYMENT_ACTIONS, EXECUTION_STATES, outcomeOf, pauseReasonOf } from '
 import { parseDeploymentSpec } from '../domain/deployment-spec.js';
 import { OrchestratorError } from '../domain/errors.js';
 import { iso, metricsJson } from './views.js';
+import type { AdvisorApi } from './advice-routes.js';
+import { haltAdviceLink } from './advice-routes.js';
 
 const Id = Type.Object({ id: SafeId });
 /** Any action name passes the schema: an unknown one is a 404 ORCH_NOT_FOUND from the route, naming the actions. */
@@ -157,7 +159,7 @@ function evaluationJson(e: GateEvaluation) {
 }
 
 /** `/api/v1/deployments`: staged rollouts with health gates. */
-export function deploymentRoutes(services: Pick<Services, 'deployments' | 'fleet'>): FastifyPluginAsync {
+export function deploymentRoutes(services: Pick<Services, 'deployments' | 'fleet'>, advisor: AdvisorApi): FastifyPluginAsync {
   // services.deployments is read on each request, never kept: it is replaced when the state is rebuilt after a failed write.
   // eslint-disable-next-line @typescript-eslint/require-await
   return async (app) => {
@@ -230,6 +232,7 @@ export function deploymentRoutes(services: Pick<Services, 'deployments' | 'fleet
         executions: filtered.slice(0, limit).map((e) => executionJson(e, ringOf(e.stage))),
         executionsTotal: filtered.length,
         evaluations: view.evaluations.map(evaluationJson),
+        haltAdvice: await haltAdviceLink(advisor, d.id),
       };
     });
 

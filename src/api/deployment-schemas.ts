@@ -179,6 +179,12 @@ export const DeploymentDetail = Type.Object(
     executions: Type.Array(ref(ExecutionView)),
     executionsTotal: Count,
     evaluations: Type.Array(ref(GateEvaluationView)),
+    haltAdvice: Nullable(
+      Type.Object(
+        { id: Type.String(), url: Type.String(), summary: Type.String() },
+        { additionalProperties: false, description: "the advisor's explanation of the last halt, written when it halted (see /api/v1/advice); null when it never halted" },
+      ),
+    ),
   },
   { $id: 'DeploymentDetail', additionalProperties: false },
 );

@@ -44,6 +44,21 @@ export interface Config {
   readonly requestTimeoutMs: number;
   /** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
   readonly http2MaxStreams: number;
+  /** Who writes advice on request: the analyser alone (`none`), Amazon Bedrock, or an OpenAI-compatible server. */
+  readonly advisorProvider: 'none' | 'bedrock' | 'openai';
+  /** The model id ('' for the provider's default: Bedrock's us.amazon.nova-pro-v1:0). */
+  readonly advisorModel: string;
+  /** The OpenAI-compatible server's base URL (e.g. http://127.0.0.1:11434/v1 for Ollama); and its API key, if it wants one. */
+  readonly advisorBaseUrl: string;
+  readonly advisorApiKey: string;
+  readonly advisorTimeoutMs: number;
+  /** `halt`: the advisor halts an in-progress deployment its analyser fails (never more); `off`: it only advises. */
+  readonly advisorAuto: 'off' | 'halt';
+  /** How often the advisor looks at deployments in progress (with ADVISOR_AUTO=halt). */
+  readonly advisorWatchMs: number;
+  /** The most tokens a model may answer with, and the most turns (model calls) one piece of advice may take. */
+  readonly advisorMaxTokens: number;
+  readonly advisorMaxTurns: number;
 }
 
 export class ConfigError extends Error {
@@ -130,6 +145,23 @@ function rate(raw: string): Rate | null | { error: string } {
 const boolean: Parser<boolean> = (raw) => (/^(true|1|yes|on)$/i.test(raw.trim()) ? true : /^(false|0|no|off)$/i.test(raw.trim()) ? false : { error: `must be true or false (got "${raw}")` });
 const anyString: Parser<string> = (raw) => raw.trim();
 
+function oneOf<const T extends readonly string[]>(values: T): Parser<T[number]> {
+  return (raw) => ((values as readonly string[]).includes(raw.trim()) ? (raw.trim()) : { error: `must be one of ${values.join(', ')} (got "${raw}")` });
+}
+
+/** An http(s) URL, or nothing. */
+const httpUrlOrEmpty: Parser<string> = (raw) => {
+  const t = raw.trim();
+  if (t === '') return '';
+  try {
+    const u = new URL(t);
+    if (u.protocol === 'http:' || u.protocol === 'https:') return t.replace(/\/+$/, '');
+  } catch {
+    // not a URL: said below
+  }
+  return { error: `must be an http:// or https:// URL such as http://127.0.0.1:11434/v1 (got "${raw}")` };
+};
+
 const nonEmpty: Parser<string> = (raw) => (raw.trim().length > 0 ? raw.trim() : { error: 'must not be empty' });
 const dataDir: Parser<string> = (raw) =>
   raw.trim().length > 0 ? raw.trim() : { error: 'must not be empty: it is the folder of the database (DATA_DIR); leave it unset for the default ./data' };
@@ -158,6 +190,19 @@ export const SETTINGS = [
   { key: 'taskAgingMs', env: 'TASK_AGING', flag: '--task-aging', description: 'waiting this long counts as one priority level; off disables aging', default: '60s', parse: durationOrOff(1000, 365 * 86_400_000) },
   { key: 'requestTimeoutMs', env: 'REQUEST_TIMEOUT', flag: '--request-timeout', description: "how long a client may take to send a request's headers, and then its body (408 after that)", default: '30s', parse: duration(1000, 3_600_000) },
   { key: 'http2MaxStreams', env: 'HTTP2_MAX_STREAMS', flag: '--http2-max-streams', description: 'requests one HTTP/2 connection may have open at once; a proxy carrying more opens more connections', default: '256', parse: integer(1, 100_000) },
+  {
+    key: 'advisorProvider', env: 'ADVISOR_PROVIDER', flag: '--advisor-provider',
+    description: 'who writes advice on request: none (the built-in analyser alone), bedrock (Amazon Bedrock; region and credentials from the usual AWS settings) or openai (an OpenAI-compatible server at ADVISOR_BASE_URL)',
+    default: 'none', parse: oneOf(['none', 'bedrock', 'openai'] as const),
+  },
+  { key: 'advisorModel', env: 'ADVISOR_MODEL', flag: '--advisor-model', description: 'the model id; default us.amazon.nova-pro-v1:0 on bedrock, required with openai', default: '', parse: anyString },
+  { key: 'advisorBaseUrl', env: 'ADVISOR_BASE_URL', flag: '--advisor-base-url', description: 'the OpenAI-compatible server (Ollama, vLLM, LiteLLM), e.g. http://127.0.0.1:11434/v1', default: '', parse: httpUrlOrEmpty },
+  { key: 'advisorApiKey', env: 'ADVISOR_API_KEY', flag: '--advisor-api-key', description: "the OpenAI-compatible server's API key, if it wants one", default: '', parse: anyString },
+  { key: 'advisorTimeoutMs', env: 'ADVISOR_TIMEOUT', flag: '--advisor-timeout', description: "how long one piece of advice may wait for the model; then the analyser's advice stands", default: '60s', parse: duration(1000, 600_000) },
+  { key: 'advisorAuto', env: 'ADVISOR_AUTO', flag: '--advisor-auto', description: 'halt: the advisor halts an in-progress deployment its analyser fails (and never does more); off: it only advises', default: 'off', parse: oneOf(['off', 'halt'] as const) },
+  { key: 'advisorWatchMs', env: 'ADVISOR_WATCH', flag: '--advisor-watch', description: 'how often the advisor looks at deployments in progress, with ADVISOR_AUTO=halt', default: '60s', parse: duration(1000, 3_600_000) },
+  { key: 'advisorMaxTokens', env: 'ADVISOR_MAX_TOKENS', flag: '--advisor-max-tokens', description: 'the most tokens a model may answer with, per call', default: '2000', parse: integer(100, 32_000) },
+  { key: 'advisorMaxTurns', env: 'ADVISOR_MAX_TURNS', flag: '--advisor-max-turns', description: 'the most model calls (tool rounds included) one piece of advice may take', default: '6', parse: integer(1, 20) },
 ] as const satisfies readonly Setting<keyof Config>[];
 
 export type ConfigFlags = Partial<Record<keyof Config, string>>;
@@ -181,6 +226,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, flags: ConfigFl
       names.agentTimeoutMs ?? 'AGENT_TIMEOUT',
       `must be longer than ${names.heartbeatIntervalMs ?? 'HEARTBEAT_INTERVAL'} (${config.agentTimeoutMs} ms <= ${config.heartbeatIntervalMs} ms), or every agent would flap offline`,
     );
+  }
+  if (config.advisorProvider === 'openai' && config.advisorBaseUrl === '') {
+    throw new ConfigError(names.advisorBaseUrl ?? 'ADVISOR_BASE_URL', 'required with ADVISOR_PROVIDER=openai: the OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 for Ollama');
+  }
+  if (config.advisorProvider === 'openai' && config.advisorModel === '') {
+    throw new ConfigError(names.advisorModel ?? 'ADVISOR_MODEL', 'required with ADVISOR_PROVIDER=openai: the model the server serves, e.g. qwen2.5:7b');
   }
   if ((config.tlsCert === '') !== (config.tlsKey === '')) {
     throw new ConfigError(config.tlsCert === '' ? (names.tlsCert ?? 'TLS_CERT') : (names.tlsKey ?? 'TLS_KEY'), 'TLS_CERT and TLS_KEY go together: set both for HTTPS, or neither');

@@ -356,6 +356,11 @@ export class RolloutController {
     return this.store.listDeployments(limit, before);
   }
 
+  /** The deployments in progress now (not scheduled, paused, halted or ended), by id. */
+  inProgress(): string[] {
+    return [...this.active.values()].filter((a) => a.rec.status === 'in_progress').map((a) => a.rec.id);
+  }
+
   /** The deployment's record without its executions (cheap), or null when it is not running. */
   peek(id: string): DeploymentRecord | null {
     const a = this.active.get(id);

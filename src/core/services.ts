@@ -16,10 +16,13 @@ import type { TaskEngine } from './task-engine.js';
 export type TaskService = Pick<TaskEngine, 'submit' | 'get' | 'list' | 'cancel' | 'retry' | 'unmatched'>;
 
 /** Devices, their health and their rings. */
-export type FleetService = Pick<Fleet, 'importDevices' | 'list' | 'device' | 'override' | 'rings' | 'configure' | 'rebalance' | 'moves' | 'ringNames'>;
+export type FleetService = Pick<
+  Fleet,
+  'importDevices' | 'list' | 'device' | 'override' | 'rings' | 'configure' | 'rebalance' | 'moves' | 'ringNames' | 'attributesOf' | 'metrics' | 'connectivityOf'
+>;
 
 /** Staged deployments. */
-export type DeploymentService = Pick<RolloutController, 'create' | 'list' | 'get' | 'impact' | 'act'>;
+export type DeploymentService = Pick<RolloutController, 'create' | 'list' | 'get' | 'impact' | 'act' | 'inProgress'>;
 
 /** Agents and assets: operators' actions and views. */
 export type AgentService = Pick<AgentOperations, 'spawn' | 'addAsset' | 'remove' | 'approve' | 'ids' | 'view' | 'views' | 'assets' | 'ringMoves'>;

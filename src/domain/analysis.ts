@@ -19,7 +19,8 @@
  *   (devices not updated cannot fail or time out; they can be offline), by the same U test; `high` when the
  *   rise is significant and the rate, at its lower confidence bound, is above the limit by more than the
  *   baseline's rate. Failures are also judged per device model, so that one broken model is not diluted.
- * Fewer than MIN_SAMPLES on either side is `inconclusive`.
+ * Fewer than MIN_SAMPLES devices on either side (MIN_EVENT_SAMPLES for events, where two failures of two
+ * updates against a ring of zeros are already significant) is `inconclusive`.
  *
  * The verdict: `fail` when a critical metric (failures, timeouts, offline) is high; otherwise a score, the
  * weight of the metrics that passed over the weight of those judged (× 100), against the pass and marginal
@@ -151,6 +152,7 @@ export interface RingAnalysis {
 }
 
 export const MIN_SAMPLES = 5;
+export const MIN_EVENT_SAMPLES = 2;
 /** The U test ranks at most this many values a side (an even sample beyond): enough for its verdict and effect size at any fleet size. */
 export const U_TEST_MAX = 20_000;
 /** Per metric: each of a health metric's two tests runs at ALPHA / 2. */
@@ -365,7 +367,7 @@ function judgeEvent(k: EventMetric, ev: RingEvidence, cols: Columns, limit: numb
   const baseHits = k === 'offline' ? cols.waitingOffline : 0;
   const z = zFor(1 - ALPHA);
   const all = eventTest(hits, n, baseHits, baseN, z);
-  let rating: Rating = n < MIN_SAMPLES || baseN < MIN_SAMPLES ? 'inconclusive' : all.p < ALPHA && all.excess > limit ? 'high' : 'pass';
+  let rating: Rating = n < MIN_EVENT_SAMPLES || baseN < MIN_EVENT_SAMPLES ? 'inconclusive' : all.p < ALPHA && all.excess > limit ? 'high' : 'pass';
   let byModel: Attribution | null = null;
   let p = all.p;
   let reason = `${LABEL[k]}: ${hits} of ${n} devices (${pct(n === 0 ? 0 : hits / n)}) ${EVENT_TEXT[k]}, against ${pct(baseN === 0 ? 0 : baseHits / baseN)} of ${baseN} in the baseline; limit ${pct(limit)}, ${pText(all.p)}`;
@@ -394,7 +396,7 @@ function judgeEvent(k: EventMetric, ev: RingEvidence, cols: Columns, limit: numb
       reason = `${LABEL[k]}: ${byModel.affected} of ${byModel.devices} ${byModel.value} devices (${pct(byModel.affected / byModel.devices)}) failed, against ${hits - byModel.affected} of ${n - byModel.devices} other devices; limit ${pct(limit)}, ${pText(p)}`;
     }
   }
-  if (rating === 'inconclusive') reason = `${LABEL[k]}: too few devices to judge (${n} on the release, ${baseN} in the baseline; ${MIN_SAMPLES} each needed)`;
+  if (rating === 'inconclusive') reason = `${LABEL[k]}: too few devices to judge (${n} on the release, ${baseN} in the baseline; ${MIN_EVENT_SAMPLES} each needed)`;
   return {
     metric: k, rating, n, baselineN: baseN, release: round(n === 0 ? 0 : hits / n, 4), baseline: round(baseN === 0 ? 0 : baseHits / baseN, 4),
     change: round((n === 0 ? 0 : hits / n) - (baseN === 0 ? 0 : baseHits / baseN), 4), excess: round(all.excess, 4), limit, p, uTestP: all.p, effect: round(all.effect, 3),

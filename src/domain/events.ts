@@ -44,6 +44,10 @@ export interface OrchestratorEvents {
   /** A gate of a staged deployment was evaluated (pass, fail, wait, skip, insufficient evidence, override), committed. */
   'deployment.gate_evaluated': { deploymentId: string; evaluation: GateEvaluation };
   'deployment.completed': { deploymentId: string; recovered: string[] };
+  /** The advisor stored advice (asked for, explaining a halt, or from its own watch). */
+  'advice.created': { adviceId: string; subject: string; trigger: string; decision: string | null; risk: string };
+  /** Advice was applied (by an operator, or by the advisor itself to halt): `actions` what it did, `failed` how many of them failed. */
+  'advice.applied': { adviceId: string; by: string; actions: number; failed: number };
   /** Writes started failing (`writable: false`) or succeed again. */
   'storage.changed': StorageStatus;
   /** The orchestrator's own process stalled (paused, or busy without reading its sockets) for `ms`. */

@@ -475,6 +475,12 @@ export class Fleet {
     return r === NO_RING ? 0 : (this.registry.aggregates[r]?.size ?? 0);
   }
 
+  /** A device's connectivity, or null for a device the fleet does not know. */
+  connectivityOf(id: string): Connectivity | null {
+    const i = this.registry.indexOf(id);
+    return i === undefined ? null : (CONNECTIVITY[this.registry.connectivity[i] as number] as Connectivity);
+  }
+
   /** A device's attributes (model, site, OS, …), or null for a device the fleet does not know. */
   attributesOf(id: string): DeviceAttributes | null {
     const i = this.registry.indexOf(id);

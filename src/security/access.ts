@@ -65,6 +65,12 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /api/v1/deployments/:id/impact': 'viewer',
   'POST /api/v1/deployments/:id/:action': 'operator',
 
+  // The advisor.
+  'POST /api/v1/advice': 'operator',
+  'GET /api/v1/advice': 'viewer',
+  'GET /api/v1/advice/:id': 'viewer',
+  'POST /api/v1/advice/:id/apply': 'operator',
+
   // The agent protocol.
   'POST /api/v1/agent/enroll': 'enroll',
   'POST /api/v1/agent/heartbeat': 'agent',

@@ -168,6 +168,13 @@ describe('the OpenAPI document says what the API does', () => {
     for (const action of ['start', 'pause', 'resume', 'abort']) await expectStatus(call('POST', `/api/v1/deployments/${String(scheduled.id)}/${action}`), 200);
     await expectStatus(call('GET', `/api/v1/deployments/${String(scheduled.id)}`), 200);
 
+    // ---- the advisor
+    const advice = await expectStatus(call('POST', '/api/v1/advice', { subject: { deployment: dep.id } }), 201);
+    await expectStatus(call('POST', '/api/v1/advice', { subject: { fleet: true } }), 201);
+    await expectStatus(call('GET', `/api/v1/advice?subject=deployment:${String(dep.id)}&limit=5`), 200);
+    await expectStatus(call('GET', `/api/v1/advice/${String(advice.id)}`), 200);
+    await expectStatus(call('POST', `/api/v1/advice/${String(advice.id)}/apply`), 200);
+
     // ---- the agent protocol
     const enrolled = await expectStatus(call('POST', '/api/v1/agent/enroll', { token: ENROLL, hostname: 'oa-laptop', osVersion: 'Linux', capabilities: ['health_check'], metrics }, null), 200);
     const agent = `Bearer ${String(enrolled.agentId)}:${String(enrolled.credential)}`;

@@ -27,6 +27,15 @@ describe('configuration', () => {
       tlsKey: '',
       requestTimeoutMs: 30_000,
       http2MaxStreams: 256,
+      advisorProvider: 'none',
+      advisorModel: '',
+      advisorBaseUrl: '',
+      advisorApiKey: '',
+      advisorTimeoutMs: 60_000,
+      advisorAuto: 'off',
+      advisorWatchMs: 60_000,
+      advisorMaxTokens: 2000,
+      advisorMaxTurns: 6,
     });
     expect(loadConfig({ TASK_AGING: 'off' }).taskAgingMs).toBe(Infinity);
     // An empty variable means the default for the other settings (e.g. ENROLL_TOKEN= generates one), not for DATA_DIR.
@@ -35,6 +44,16 @@ describe('configuration', () => {
     expect(tuned.weights).toEqual({ ...DEFAULT_HEALTH_SCORE_CONFIG.weights, cpu: 30 });
     expect(tuned.thresholds.disk).toEqual({ good: 60, bad: 90 });
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
+  });
+
+  it("takes the advisor's provider, and says what a provider lacks", () => {
+    expect(loadConfig({ ADVISOR_PROVIDER: 'bedrock', ADVISOR_AUTO: 'halt', ADVISOR_TIMEOUT: '30s' })).toMatchObject({ advisorProvider: 'bedrock', advisorModel: '', advisorAuto: 'halt', advisorTimeoutMs: 30_000 });
+    expect(loadConfig({ ADVISOR_PROVIDER: 'openai', ADVISOR_BASE_URL: 'http://127.0.0.1:11434/v1/', ADVISOR_MODEL: 'qwen2.5:7b' })).toMatchObject({ advisorBaseUrl: 'http://127.0.0.1:11434/v1', advisorModel: 'qwen2.5:7b' });
+    expect(() => loadConfig({ ADVISOR_PROVIDER: 'gpt' })).toThrow('ADVISOR_PROVIDER: must be one of none, bedrock, openai (got "gpt")');
+    expect(() => loadConfig({ ADVISOR_PROVIDER: 'openai', ADVISOR_MODEL: 'm' })).toThrow('ADVISOR_BASE_URL: required with ADVISOR_PROVIDER=openai');
+    expect(() => loadConfig({ ADVISOR_PROVIDER: 'openai', ADVISOR_BASE_URL: 'http://x:1/v1' })).toThrow('ADVISOR_MODEL: required with ADVISOR_PROVIDER=openai');
+    expect(() => loadConfig({ ADVISOR_BASE_URL: 'ftp://x' })).toThrow('ADVISOR_BASE_URL: must be an http:// or https:// URL');
+    expect(() => loadConfig({ ADVISOR_AUTO: 'rollback' })).toThrow('ADVISOR_AUTO: must be one of off, halt (got "rollback")');
   });
 
   it('reads the environment, with units, and flags win over it', () => {
