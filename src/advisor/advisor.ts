@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { AdviceRecord, AdviceSubject, AdviceTrigger, AppliedAction } from '../domain/advice.js';
 import { subjectKey } from '../domain/advice.js';
+import { DEFAULT_GATE } from '../domain/deployment.js';
 import { OrchestratorError } from '../domain/errors.js';
+import type { ParsedGate } from '../domain/gating.js';
+import { checkGate, parseGatingText } from '../domain/gating.js';
 import type { EventBus } from '../domain/events.js';
 import type { DeploymentService, FleetService } from '../core/services.js';
 import type { AdviceFilter, AdviceStore } from '../store/store.js';
@@ -121,6 +124,33 @@ export class Advisor {
     const seq = await this.o.store.insertAdvice(record);
     this.o.events.emit('advice.created', { adviceId: record.id, subject: subjectKey(subject), trigger, decision: record.decision, risk: record.risk });
     return { ...record, seq };
+  }
+
+  /**
+   * Gating factors from text: with a model, the model proposes and the plan's bounds decide (checkGate); without
+   * one, or when it fails, the grammar of domain/gating.ts reads it, and the reason is said.
+   */
+  async parseGate(text: string): Promise<ParsedGate & { provider: AdviceRecord['provider']; cost: AdviceRecord['cost'] }> {
+    const t0 = performance.now();
+    const model = this.o.model;
+    const cost = (usage: { inputTokens: number; outputTokens: number }) => ({ ...usage, ms: Math.round(performance.now() - t0) });
+    if (model) {
+      const answer = await model.proposeGate(text);
+      if (answer.ok) {
+        const checked = checkGate(answer.proposal);
+        return {
+          gate: checked.gate,
+          effective: { ...DEFAULT_GATE, ...checked.gate },
+          understood: answer.understood,
+          notUnderstood: [...answer.notUnderstood, ...checked.rejected.map((r) => ({ phrase: r, why: 'not accepted by the plan\'s schema' }))],
+          clamped: checked.clamped,
+          provider: { name: model.name, model: model.model, fallback: null },
+          cost: cost(answer.usage),
+        };
+      }
+      return { ...parseGatingText(text), provider: { name: 'analyser', model: model.model, fallback: `${model.name}: ${answer.reason}` }, cost: cost(answer.usage) };
+    }
+    return { ...parseGatingText(text), provider: { name: 'analyser', model: null, fallback: null }, cost: cost({ inputTokens: 0, outputTokens: 0 }) };
   }
 
   async get(id: string): Promise<AdviceRecord> {

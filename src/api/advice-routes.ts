@@ -12,7 +12,7 @@ import { Id } from './schemas.js';
 import { iso } from './views.js';
 
 /** What the API asks of the advisor. */
-export type AdvisorApi = Pick<Advisor, 'advise' | 'get' | 'list' | 'apply' | 'haltExplanation'>;
+export type AdvisorApi = Pick<Advisor, 'advise' | 'get' | 'list' | 'apply' | 'haltExplanation' | 'parseGate'>;
 
 const TAGS = ['advisor'];
 const RingName = Type.String({ minLength: 1, maxLength: 32 });
@@ -136,6 +136,30 @@ export function adviceRoutes(advisor: AdvisorApi): FastifyPluginAsync {
       const shown = page.slice(0, limit);
       return { advice: shown.map(adviceJson), nextCursor: page.length > limit ? String(shown.at(-1)?.seq) : null };
     });
+
+    r.post('/api/v1/gating/parse', {
+      schema: {
+        operationId: 'parseGating',
+        summary: "Gating factors in words, read into a stage gate in the plan's own schema, checked and clamped, with what was understood and what was not",
+        tags: TAGS,
+        body: Type.Object({ text: Type.String({ minLength: 1, maxLength: 2000 }) }, { additionalProperties: false }),
+        response: {
+          200: Type.Object(
+            {
+              gate: Type.Object({}, { additionalProperties: true, description: "the fields the text set: a stage's `gate` in POST /api/v1/deployments" }),
+              effective: Type.Object({}, { additionalProperties: true, description: 'that gate over the defaults' }),
+              understood: Type.Array(Type.Object({ phrase: Type.String(), as: Type.String() }, { additionalProperties: false })),
+              notUnderstood: Type.Array(Type.Object({ phrase: Type.String(), why: Type.String() }, { additionalProperties: false })),
+              clamped: Type.Array(Type.String()),
+              provider: Type.Object({ name: StringEnum(['analyser', 'bedrock', 'openai'] as const), model: Nullable(Type.String()), fallback: Nullable(Type.String()) }, { additionalProperties: false }),
+              cost: Type.Object({ inputTokens: Type.Integer({ minimum: 0 }), outputTokens: Type.Integer({ minimum: 0 }), ms: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+            },
+            { additionalProperties: false },
+          ),
+          ...errors({ 400: ['ORCH_VALIDATION'] }),
+        },
+      },
+    }, (request) => advisor.parseGate(request.body.text));
 
     r.get('/api/v1/advice/:id', {
       schema: {

@@ -1,4 +1,14 @@
 import type { DeploymentSpec, Gate, MaintenanceWindow, Payload, Preflight, Rate, Stage } from './deployment.js';
+
+/** The bounds of every gate field, as a plan takes them (shares 0–1, points, %/h, counts, milliseconds). */
+export const GATE_LIMITS: Readonly<Record<keyof Gate, readonly [number, number]>> = {
+  maxFailureShare: [0, 1], maxTimeoutShare: [0, 1], maxCpuRegression: [0, 100], maxMemoryRegression: [0, 100],
+  maxBatteryDrainRegression: [0, 1000], maxRegressedShare: [0, 1], minDevices: [1, 1_000_000], minJudged: [0, 1_000_000], minModelDevices: [0, 1_000_000],
+  observeMs: [0, 86_400_000], stalledMs: [0, 86_400_000], confidence: [0, 0.999],
+};
+
+/** The gate fields that are whole numbers. */
+export const GATE_INTEGERS: ReadonlySet<keyof Gate> = new Set(['minDevices', 'minJudged', 'minModelDevices', 'observeMs', 'stalledMs']);
 import { DEFAULT_GATE, DEFAULT_PREFLIGHT, defaultStage } from './deployment.js';
 import { TASK_TYPES } from './types.js';
 
@@ -99,15 +109,10 @@ function parseStage(raw: unknown, i: number, rings: readonly string[], seen: Set
     const g = s.gate as Record<string, unknown> | null;
     if (typeof g !== 'object' || g === null) errors.push(`${at}.gate: must be an object`);
     else {
-      const limits: Record<keyof Gate, [number, number]> = {
-        maxFailureShare: [0, 1], maxTimeoutShare: [0, 1], maxCpuRegression: [0, 100], maxMemoryRegression: [0, 100],
-        maxBatteryDrainRegression: [0, 1000], maxRegressedShare: [0, 1], minDevices: [1, 1_000_000], minJudged: [0, 1_000_000], minModelDevices: [0, 1_000_000],
-        observeMs: [0, 86_400_000], stalledMs: [0, 86_400_000], confidence: [0, 0.999],
-      };
       for (const [key, value] of Object.entries(g)) {
-        const range = limits[key as keyof Gate] as [number, number] | undefined;
+        const range = GATE_LIMITS[key as keyof Gate] as readonly [number, number] | undefined;
         if (!range) errors.push(`${at}.gate.${key}: unknown field`);
-        else if (!isNum(value, range[0], range[1]) || (['minDevices', 'minJudged', 'minModelDevices', 'observeMs', 'stalledMs'].includes(key) && !Number.isInteger(value))) errors.push(`${at}.gate.${key}: must be a number from ${range[0]} to ${range[1]}`);
+        else if (!isNum(value, range[0], range[1]) || (GATE_INTEGERS.has(key as keyof Gate) && !Number.isInteger(value))) errors.push(`${at}.gate.${key}: must be a number from ${range[0]} to ${range[1]}`);
         else gate[key as keyof Gate] = value;
       }
       // The evidence a pass needs follows the outcomes a verdict needs, unless the plan says otherwise.

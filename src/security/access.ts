@@ -70,6 +70,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /api/v1/advice': 'viewer',
   'GET /api/v1/advice/:id': 'viewer',
   'POST /api/v1/advice/:id/apply': 'operator',
+  'POST /api/v1/gating/parse': 'operator',
 
   // The agent protocol.
   'POST /api/v1/agent/enroll': 'enroll',

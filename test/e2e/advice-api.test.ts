@@ -37,6 +37,19 @@ describe('/api/v1/advice over HTTP', () => {
     expect(await call('POST', '/api/v1/advice', { subject: { ring: 'moon' } })).toMatchObject({ status: 400, body: { code: 'ORCH_UNKNOWN_RING' } });
   });
 
+  it('reads gating factors in words into a gate of the plan, offline, and the gate is accepted by a plan', async () => {
+    const parsed = await call('POST', '/api/v1/gating/parse', { text: 'halt if battery drain rises more than 5% per hour on laptops in Coimbatore, or if more than 2% fail' });
+    expect(parsed.body).toMatchObject({
+      gate: { maxBatteryDrainRegression: 5, maxFailureShare: 0.02 },
+      notUnderstood: [{ phrase: 'on laptops in coimbatore' }],
+      provider: { name: 'analyser', model: null, fallback: null },
+    });
+    const plan = { stages: [{ ring: 'canary', gate: parsed.body.gate }] };
+    expect((await call('POST', '/api/v1/deployments', { name: 'gated by words', payload: { type: 'health_check' }, plan })).status).toBe(201);
+    expect((await call('POST', '/api/v1/gating/parse', { text: '' })).body).toMatchObject({ code: 'ORCH_VALIDATION' });
+    expect((await call('POST', '/api/v1/gating/parse', { text: 'x'.repeat(2001) })).body).toMatchObject({ code: 'ORCH_VALIDATION' });
+  });
+
   it('refuses a subject that is not exactly one of deployment, ring or fleet, and unknown ids', async () => {
     for (const body of [{}, { subject: {} }, { subject: { ring: 'prod', fleet: true } }, { subject: { fleet: false } }, { subject: { planet: 'x' } }]) {
       expect((await call('POST', '/api/v1/advice', body)).body).toMatchObject({ code: 'ORCH_VALIDATION' });

@@ -174,6 +174,7 @@ describe('the OpenAPI document says what the API does', () => {
     await expectStatus(call('GET', `/api/v1/advice?subject=deployment:${String(dep.id)}&limit=5`), 200);
     await expectStatus(call('GET', `/api/v1/advice/${String(advice.id)}`), 200);
     await expectStatus(call('POST', `/api/v1/advice/${String(advice.id)}/apply`), 200);
+    await expectStatus(call('POST', '/api/v1/gating/parse', { text: 'halt if more than 2% fail' }), 200);
 
     // ---- the agent protocol
     const enrolled = await expectStatus(call('POST', '/api/v1/agent/enroll', { token: ENROLL, hostname: 'oa-laptop', osVersion: 'Linux', capabilities: ['health_check'], metrics }, null), 200);
