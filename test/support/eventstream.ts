@@ -144,7 +144,7 @@ function decodeHeaders(bytes: Buffer): Record<string, EventStreamHeaderValue> {
         break;
       case HeaderType.Uuid:
         need(16);
-        headers[name] = Uint8Array.prototype.slice.call(bytes, at, at + 16);
+        headers[name] = new Uint8Array(bytes.subarray(at, at + 16));
         at += 16;
         break;
       case HeaderType.Bytes:
@@ -153,7 +153,7 @@ function decodeHeaders(bytes: Buffer): Record<string, EventStreamHeaderValue> {
         const length = bytes.readUInt16BE(at);
         at += 2;
         need(length);
-        headers[name] = type === HeaderType.String ? bytes.toString('utf8', at, at + length) : Uint8Array.prototype.slice.call(bytes, at, at + length);
+        headers[name] = type === HeaderType.String ? bytes.toString('utf8', at, at + length) : new Uint8Array(bytes.subarray(at, at + length));
         at += length;
         break;
       }

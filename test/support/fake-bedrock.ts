@@ -186,10 +186,18 @@ export class FakeBedrock {
       const n = Math.min(seen.length, H2_PREFACE.length);
       const h2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
       if (h2 && seen.length < H2_PREFACE.length) return;
+      // Put the bytes back and hand the socket over. HTTP/2 reads what is buffered when its session starts;
+      // the HTTP/1.1 parser reads the socket's handle directly, so the buffered bytes must be let flow to it
+      // (resume() delivers them on the next tick, before any further network read).
       socket.off('data', onData);
       socket.pause();
       socket.unshift(seen);
-      (h2 ? this.h2 : this.h1).emit('connection', socket);
+      if (h2) {
+        this.h2.emit('connection', socket);
+      } else {
+        this.h1.emit('connection', socket);
+        socket.resume();
+      }
     };
     socket.on('data', onData);
   }
@@ -205,7 +213,7 @@ export class FakeBedrock {
       modelId: match?.[1] === undefined ? null : safeDecode(match[1]),
       httpVersion: req.httpVersion,
       headers: req.headers,
-      body: parseJsonObject(rawBody) as ConverseRequestBody | null,
+      body: parseJsonObject(rawBody),
       rawBody,
     };
     this.requests.push(record);
