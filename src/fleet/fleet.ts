@@ -307,7 +307,13 @@ export class Fleet {
 
   private sampleRow(i: number): DeviceSample {
     const reg = this.registry;
-    return Object.assign(reg.metricsOf(i), { id: reg.ids[i] as string, impact: reg.impact[i] as number, sampledAt: reg.sampledAt[i] as number });
+    const m = reg.metricsOf(i);
+    return {
+      id: reg.ids[i] as string,
+      battery: m.battery, charging: m.charging, cpu: m.cpu, memory: m.memory, disk: m.disk, drain: m.drain, cpuTrend: m.cpuTrend,
+      impact: reg.impact[i] as number,
+      sampledAt: reg.sampledAt[i] as number,
+    };
   }
 
   async setConnectivity(id: string, connectivity: Connectivity): Promise<void> {

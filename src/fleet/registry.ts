@@ -480,9 +480,19 @@ export class DeviceRegistry {
     };
   }
 
-  /** What device i's score is computed from: its metrics and its deployment impact. */
+  /** What device i's score is computed from: its metrics and its deployment impact. One object (every heartbeat makes one). */
   healthInputs(i: number): HealthInputs {
-    return Object.assign(this.metricsOf(i), { impact: this.impact[i] as number });
+    const battery = this.hasBattery(i);
+    return {
+      battery: battery ? (this.battery[i] as number) : null,
+      charging: battery ? this.charging[i] === 1 : null,
+      cpu: this.cpu[i] as number,
+      memory: this.memory[i] as number,
+      disk: this.disk[i] as number,
+      drain: this.drain[i] as number,
+      cpuTrend: this.cpuTrend[i] as number,
+      impact: this.impact[i] as number,
+    };
   }
 
   private computeBin(i: number): number {

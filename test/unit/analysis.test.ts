@@ -118,10 +118,14 @@ describe('the analyser on one ring', () => {
   });
 
   it('is inconclusive with too few devices, and says how many it had', () => {
-    const a = analyseRing(ring(7, 3, 2, { cpu: 50 }), LIMITS);
+    const a = analyseRing(ring(7, 1, 1, { cpu: 50 }), LIMITS);
     expect(a.verdict).toBe('inconclusive');
     expect(a.metrics.every((m) => m.rating === 'inconclusive')).toBe(true);
-    expect(a.reasons).toContain('CPU: too few devices to judge (3 on the release, 5 in the baseline; 5 each needed)');
+    expect(a.reasons).toContain('CPU: too few devices to judge (1 on the release, 2 in the baseline; 5 each needed)');
+    expect(a.reasons).toContain('failures: too few devices to judge (1 on the release, 1 in the baseline; 2 each needed)');
+    // Events need fewer: two updates that both failed, against a ring of zeros, are already significant.
+    const two = analyseRing(ring(7, 2, 20, { fail: 1 }), LIMITS);
+    expect(two.metrics.find((m) => m.metric === 'failures')?.rating).toBe('high');
   });
 
   it('rates an improvement low, and passes it', () => {
