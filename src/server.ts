@@ -9,6 +9,7 @@ import type { Config } from './config/config.js';
 import { ConfigError } from './config/config.js';
 import { Guard, isLoopback } from './security/guard.js';
 import { Advisor } from './advisor/advisor.js';
+import type { ModelAdvisor } from './advisor/model-advisor.js';
 import { Orchestrator } from './core/orchestrator.js';
 import type { Rng } from './domain/random.js';
 import { systemRng } from './domain/random.js';
@@ -208,6 +209,23 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     if (moves > 0) logger.info({ trigger, moves, planMs: Math.round(planMs), totalMs: Math.round(totalMs) }, 'rings rebalanced');
   });
   orchestrator.events.on('task.failed', ({ task }) => logger.warn({ taskId: task.id, error: task.error }, 'task failed'));
+  let model: ModelAdvisor | null = null;
+  if (config.advisorProvider !== 'none') {
+    // The SDK (and its providers) load only when a model is configured: a start without one stays light.
+    const strands = await import('./advisor/strands-advisor.js');
+    strands.quietSdk(logger);
+    if (config.advisorProvider === 'openai') await strands.loadOpenAIProvider();
+    model = new strands.StrandsAdvisor({
+      provider: config.advisorProvider,
+      model: config.advisorModel,
+      baseUrl: config.advisorBaseUrl,
+      apiKey: config.advisorApiKey,
+      timeoutMs: config.advisorTimeoutMs,
+      maxTokens: config.advisorMaxTokens,
+      maxTurns: config.advisorMaxTurns,
+    });
+    logger.info({ provider: model.name, model: model.model }, 'the advisor writes advice with a model');
+  }
   const advisor = new Advisor({
     services: orchestrator.services,
     store: orchestrator.store,
@@ -216,7 +234,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     log: logger,
     auto: config.advisorAuto,
     watchMs: config.advisorWatchMs,
-    model: null,
+    model,
   });
   orchestrator.events.on('advice.created', ({ adviceId, subject, trigger, decision, risk }) => logger.info({ adviceId, subject, trigger, decision, risk }, 'advice written'));
 
