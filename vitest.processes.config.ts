@@ -23,6 +23,7 @@ export const processTests: readonly string[] = [
   'test/e2e/stall.test.ts',
   'test/unit/dir-lock.test.ts',
   'test/e2e/agent-handlers.test.ts',
+  'test/integration/fake-model-servers.test.ts',
 ];
 
 export default defineConfig({ ...base, test: { ...base.test, include: [...processTests] } });

@@ -172,7 +172,10 @@ describe('audit log', () => {
     const s = await start({ ADMIN_TOKEN: admin, AUTH_FAILURE_LIMIT: 'off' });
     const op = await call(s.url, 'POST', '/api/v1/tokens', admin, { name: 'ci', role: 'operator' });
     const viewer = await call(s.url, 'POST', '/api/v1/tokens', admin, { name: 'dash', role: 'viewer' });
+    // `since` strictly between the last token's entry and the first task's: the clock's millisecond must move on both sides.
+    await new Promise((r) => setTimeout(r, 5));
     const since = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 5));
     const task = await call(s.url, 'POST', '/api/v1/tasks', op.body.token as string, { type: 'health_check' });
     await call(s.url, 'POST', `/api/v1/tasks/${String(task.body.id)}/cancel`, op.body.token as string);
     await call(s.url, 'POST', '/api/v1/tasks', viewer.body.token as string, { type: 'health_check' });
