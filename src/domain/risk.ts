@@ -67,6 +67,8 @@ export function readingRisk(m: Reading): DeviceRisk {
   return deviceRisk({ ...readingOf(m), drain: 0, cpuTrend: 0, impact: 0 });
 }
 
+const devices = (n: number): string => `${n} device${n === 1 ? '' : 's'}`;
+
 /** What the advisor reads of a ring to judge its risk. */
 export interface RingFacts {
   name: string;
@@ -98,8 +100,8 @@ export function ringRisk(r: RingFacts): { risk: RiskLevel; reasons: string[] } {
     raise(share >= 0.01 ? 2 : 1, `${r.unhealthy} of its ${r.size} devices (${round1(share * 100)}%) fail the seed health rule, in a ring meant for healthy devices`);
   }
   if (r.p10 !== null && r.p10 < 50) raise(r.p10 < 30 ? 2 : 1, `a tenth of its devices score below ${round1(r.p10)} (median ${r.p50 === null ? '–' : round1(r.p50)})`);
-  if (r.target > 0 && Math.abs(r.size - r.target) / r.target > 0.1) raise(1, `holds ${r.size} devices against a target of ${r.target}`);
+  if (r.target > 0 && Math.abs(r.size - r.target) / r.target > 0.1) raise(1, `holds ${devices(r.size)} against a target of ${r.target}`);
   if (r.unknown > 0 && r.unknown / r.size >= 0.1) raise(1, `${r.unknown} of its devices have not reported their health yet`);
-  if (reasons.length === 0) reasons.push(`${r.size} devices, median score ${r.p50 === null ? '–' : round1(r.p50)}, tenth ${r.p10 === null ? '–' : round1(r.p10)}; none fails the seed rule where it should not`);
+  if (reasons.length === 0) reasons.push(`${devices(r.size)}, median score ${r.p50 === null ? '–' : round1(r.p50)}, tenth ${r.p10 === null ? '–' : round1(r.p10)}; none fails the seed rule where it should not`);
   return { risk: (['low', 'medium', 'high'] as const)[level] as RiskLevel, reasons };
 }

@@ -53,5 +53,6 @@ describe("a ring's risk", () => {
     expect(ringRisk({ ...ring, size: 1200 })).toEqual({ risk: 'medium', reasons: ['holds 1200 devices against a target of 1000'] });
     expect(ringRisk({ ...ring, unknown: 150 }).risk).toBe('medium');
     expect(ringRisk({ ...ring, size: 0 })).toEqual({ risk: 'unknown', reasons: ['prod has no devices'] });
+    expect(ringRisk({ ...ring, size: 1, target: 1 }).reasons).toEqual(['1 device, median score 85, tenth 70; none fails the seed rule where it should not']);
   });
 });
