@@ -19,6 +19,7 @@ import { analyseRing } from '../src/domain/analysis.js';
 import { causeText, deploymentAdvice } from '../src/domain/advice.js';
 import { DEFAULT_GATE } from '../src/domain/deployment.js';
 import { seededRng } from '../src/domain/random.js';
+import { fleetSources } from '../src/advisor/analyser-advice.js';
 import { analyseDeployment, limitsOf } from '../src/advisor/evidence.js';
 import type { Scenario } from '../src/sim/rollout-sim.js';
 import { simulate } from '../src/sim/rollout-sim.js';
@@ -70,18 +71,9 @@ async function judge(s: Scenario & { kind?: BadKind }): Promise<Row> {
     inspect: async ({ deploymentId, controller, fleet, virtual, now }) => {
       const view = await controller.get(deploymentId);
       const t0 = performance.now();
-      const analyses = analyseDeployment(
-        view,
-        {
-          facts: (id) => {
-            const a = fleet.attributesOf(id);
-            return a ? { model: a.model ?? null, site: a.site ?? null, osName: a.osName ?? null } : null;
-          },
-          metrics: (id) => virtual.metrics(id),
-          online: (id) => virtual.online(id),
-        },
-        now,
-      ).slice(0, 1);
+      // The fleet's attributes as the advisor reads them; the metrics and connectivity of the virtual fleet.
+      const sources = { ...fleetSources(fleet), metrics: (id: string) => virtual.metrics(id), online: (id: string) => virtual.online(id) };
+      const analyses = analyseDeployment(view, sources, now).slice(0, 1);
       const advice = deploymentAdvice(analyses, [], new Map());
       const ms = performance.now() - t0;
       const first = analyses[0];

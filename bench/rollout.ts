@@ -21,13 +21,14 @@
  *
  * Prints one JSON line. BENCH_ROLLOUT_DEVICES changes the fleet size.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Orchestrator } from '../src/core/orchestrator.js';
 import { DEFAULT_GATE, DEFAULT_PREFLIGHT, fixedThresholdGate } from '../src/domain/deployment.js';
-import type { Effect, Scenario, SimResult } from '../src/sim/rollout-sim.js';
-import { parseScenario, SIM_MODELS, simulate } from '../src/sim/rollout-sim.js';
+import type { SimResult } from '../src/sim/rollout-sim.js';
+import { simulate } from '../src/sim/rollout-sim.js';
+import { badReleases, goodReleases } from './releases.js';
 import { SimulatedFleet } from '../src/sim/simulated-fleet.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { systemClock } from '../src/util/clock.js';
@@ -37,41 +38,6 @@ import { TASK_TYPES } from '../src/domain/types.js';
 const DEVICES = Number(process.env.BENCH_ROLLOUT_DEVICES ?? 10_000);
 const AGENTS = Number(process.env.BENCH_DISPATCH_AGENTS ?? 3000);
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
-
-function load(name: string): Scenario {
-  return parseScenario(JSON.parse(readFileSync(new URL(`../scenarios/${name}.json`, import.meta.url), 'utf8')));
-}
-
-/** 20 good releases: the shipped one with different seeds and different (harmless) noise. */
-function goodReleases(): Scenario[] {
-  const base = load('good-noisy');
-  return Array.from({ length: 20 }, (_, i) => ({
-    ...base,
-    name: `good #${i + 1}`,
-    seed: 100 + i,
-    release: {
-      ...base.release,
-      failureRate: 0.005 + (i % 4) * 0.005,
-      effects: [{ share: 1, cpu: i % 5, memory: (i % 3) * 0.5, drain: (i % 4) * 0.5 }],
-    },
-  }));
-}
-
-/** 20 bad releases: five of each shipped kind, with different seeds and strengths. */
-function badReleases(): Scenario[] {
-  const out: Scenario[] = [];
-  const kinds: [string, (i: number) => Effect[]][] = [
-    ['bad-cpu', (i) => [{ share: 0.2 + i * 0.05, cpu: 30 + i * 5 }]],
-    ['bad-crash', (i) => [{ share: 0.15 + i * 0.04, crash: 1 }]],
-    ['bad-drain', (i) => [{ share: 1, drain: 7 + i }]],
-    ['bad-model', (i) => [{ model: SIM_MODELS[i % SIM_MODELS.length], fail: 0.8 + i * 0.05 }]],
-  ];
-  for (const [file, effects] of kinds) {
-    const base = load(file);
-    for (let i = 0; i < 5; i++) out.push({ ...base, name: `${file} #${i + 1}`, seed: 200 + out.length, release: { ...base.release, effects: effects(i) } });
-  }
-  return out;
-}
 
 interface Summary {
   badHalted: number;
