@@ -139,15 +139,10 @@ export function checkModelAdvice(answer: ModelAdviceAnswer, subject: AdviceSubje
   for (const m of answer.moves.slice(0, MOVES_MAX)) {
     if (!rings.has(m.to)) return { ok: false, reason: `invalid answer: a move to ring ${JSON.stringify(m.to.slice(0, 40))}, which does not exist` };
     if (services.fleet.attributesOf(m.deviceId) === null) return { ok: false, reason: `invalid answer: device ${JSON.stringify(m.deviceId.slice(0, 80))} does not exist` };
-    let current: string;
-    try {
-      current = services.fleet.device(m.deviceId).ring;
-    } catch {
-      return { ok: false, reason: `invalid answer: device ${JSON.stringify(m.deviceId.slice(0, 80))} does not exist` };
-    }
-    if (current !== m.from) return { ok: false, reason: `invalid answer: device ${m.deviceId} is in ${current}, not ${m.from}` };
+    const device = services.fleet.device(m.deviceId);
+    if (device.ring !== m.from) return { ok: false, reason: `invalid answer: device ${m.deviceId} is in ${device.ring}, not ${m.from}` };
     if (m.to === m.from) continue;
-    if (healthyOnly.has(m.to) && services.fleet.device(m.deviceId).health?.healthy === false) {
+    if (healthyOnly.has(m.to) && device.health?.healthy === false) {
       return { ok: false, reason: `invalid answer: device ${m.deviceId} fails the health rule; ${m.to} is meant for healthy devices` };
     }
     moves.push({ deviceId: m.deviceId, from: m.from, to: m.to, reason: m.reason.slice(0, REASON_MAX) });
