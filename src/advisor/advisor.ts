@@ -56,10 +56,6 @@ export class Advisor {
 
   constructor(private readonly o: AdvisorOptions) {}
 
-  get provider(): string {
-    return this.o.model?.name ?? 'analyser';
-  }
-
   start(): void {
     if (this.running) return;
     this.running = true;
