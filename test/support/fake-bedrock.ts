@@ -6,6 +6,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { eventMessage, exceptionMessage } from './eventstream.js';
+import { Delays, isObject, parseJsonObject, readBody, ScriptPlayer, split, type Script } from './scripted-server.js';
 
 /**
  * A fake Amazon Bedrock Runtime on loopback that speaks the real wire protocol, so that tests drive the
@@ -76,7 +77,7 @@ export interface RecordedBedrockRequest {
 }
 
 /** The turns, consumed one per request; or a function that picks each request's turn from its body. */
-export type BedrockScript = BedrockTurn[] | ((body: ConverseRequestBody, request: RecordedBedrockRequest) => BedrockTurn);
+export type BedrockScript = Script<BedrockTurn, ConverseRequestBody, RecordedBedrockRequest>;
 
 /** The default token counts of a text or tool-use turn. */
 export const DEFAULT_BEDROCK_USAGE: BedrockUsage = { inputTokens: 100, outputTokens: 20 };
@@ -109,19 +110,18 @@ export class FakeBedrock {
   /** Every request received, in order (including ones the script had no turn for). */
   readonly requests: RecordedBedrockRequest[] = [];
 
-  private readonly script: BedrockScript;
-  private next = 0;
+  private readonly script: ScriptPlayer<BedrockTurn, ConverseRequestBody, RecordedBedrockRequest>;
   private toolUseCounter = 0;
   private readonly tcp: net.Server;
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
   private readonly sessions = new Set<http2.Http2Session>();
-  private readonly waits = new Set<() => void>();
+  private readonly delays = new Delays();
   private endpoint: string | null = null;
 
   constructor(script: BedrockScript = []) {
-    this.script = Array.isArray(script) ? [...script] : script;
+    this.script = new ScriptPlayer('FakeBedrock', script, () => ({}));
     const onRequest = (req: Incoming, res: Outgoing): void => {
       this.handle(req, res).catch((err: unknown) => failInternally(res, err));
     };
@@ -137,13 +137,12 @@ export class FakeBedrock {
 
   /** Adds turns to a list script (not to a function script). */
   push(...turns: BedrockTurn[]): void {
-    if (!Array.isArray(this.script)) throw new Error('FakeBedrock: push() needs a list script, not a function');
     this.script.push(...turns);
   }
 
   /** How many scripted turns are left (Infinity for a function script). */
   get remaining(): number {
-    return Array.isArray(this.script) ? this.script.length - this.next : Number.POSITIVE_INFINITY;
+    return this.script.remaining;
   }
 
   /** The endpoint URL (`http://127.0.0.1:PORT`), once started. */
@@ -168,7 +167,7 @@ export class FakeBedrock {
 
   /** Ends pending delays, drops every connection and stops listening. */
   async close(): Promise<void> {
-    for (const cancel of [...this.waits]) cancel();
+    this.delays.cancelAll();
     for (const session of this.sessions) session.destroy();
     for (const socket of this.sockets) socket.destroy();
     if (!this.tcp.listening) return;
@@ -223,7 +222,7 @@ export class FakeBedrock {
     }
     let turn: BedrockTurn;
     try {
-      turn = this.turnFor(record);
+      turn = this.script.turnFor(record, this.requests.length);
     } catch (err) {
       sendError(res, 500, 'InternalServerException', err instanceof Error ? err.message : String(err));
       return;
@@ -231,22 +230,9 @@ export class FakeBedrock {
     await this.answer(turn, record.operation === 'converse-stream', res);
   }
 
-  /** The next turn of the script, or throws a clear error when there is none. */
-  private turnFor(record: RecordedBedrockRequest): BedrockTurn {
-    if (typeof this.script === 'function') return this.script(record.body ?? {}, record);
-    const turn = this.script[this.next];
-    if (turn === undefined) {
-      throw new Error(
-        `FakeBedrock: script exhausted: request #${this.requests.length} (${record.method} ${record.path}) came after all ${this.script.length} scripted turns were used`,
-      );
-    }
-    this.next++;
-    return turn;
-  }
-
   private async answer(turn: BedrockTurn, streaming: boolean, res: Outgoing): Promise<void> {
     if ('delayMs' in turn) {
-      if (await this.wait(turn.delayMs, res)) await this.answer(turn.then, streaming, res);
+      if (await this.delays.wait(turn.delayMs, res)) await this.answer(turn.then, streaming, res);
       return;
     }
     if (res.destroyed || res.writableEnded) return;
@@ -305,21 +291,6 @@ export class FakeBedrock {
     res.end(eventMessage('metadata', { usage: usageBody, metrics: { latencyMs: 42 } }));
   }
 
-  /** Resolves true after `ms`, or false as soon as the response closes (client abort) or the fake closes. */
-  private wait(ms: number, res: Outgoing): Promise<boolean> {
-    return new Promise((resolve) => {
-      const done = (elapsed: boolean): void => {
-        clearTimeout(timer);
-        this.waits.delete(cancel);
-        resolve(elapsed);
-      };
-      const cancel = (): void => done(false);
-      const timer = setTimeout(() => done(true), ms);
-      timer.unref();
-      this.waits.add(cancel);
-      res.once('close', cancel);
-    });
-  }
 }
 
 /** The fixture folder of scripted turns. */
@@ -358,41 +329,12 @@ function checkTurn(value: unknown, where: string): BedrockTurn {
   return value as BedrockTurn;
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-async function readBody(req: AsyncIterable<unknown>): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function parseJsonObject(text: string): Record<string, unknown> | null {
-  try {
-    const value: unknown = JSON.parse(text);
-    return isObject(value) ? value : null;
-  } catch {
-    return null;
-  }
-}
-
 function safeDecode(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
     return segment;
   }
-}
-
-/** Splits a string into at most `parts` non-empty pieces (by code point), so clients must reassemble. */
-function split(text: string, parts: number): string[] {
-  const chars = Array.from(text);
-  if (chars.length === 0) return [''];
-  const size = Math.ceil(chars.length / parts);
-  const out: string[] = [];
-  for (let i = 0; i < chars.length; i += size) out.push(chars.slice(i, i + size).join(''));
-  return out;
 }
 
 /** The HTTP status and error name Converse answers for a stream exception type (e.g. throttlingException → 429 ThrottlingException). */

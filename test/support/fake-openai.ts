@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type net from 'node:net';
+import { Delays, parseJsonObject, readBody, ScriptPlayer, split, type Script } from './scripted-server.js';
 
 /**
  * A fake OpenAI-compatible Chat Completions server on loopback (HTTP/1.1) that speaks the real wire
@@ -64,7 +65,7 @@ export interface RecordedOpenAIRequest {
 }
 
 /** The turns, consumed one per chat completion request; or a function that picks each request's turn from its body. */
-export type OpenAIScript = OpenAITurn[] | ((body: ChatCompletionRequestBody, request: RecordedOpenAIRequest) => OpenAITurn);
+export type OpenAIScript = Script<OpenAITurn, ChatCompletionRequestBody, RecordedOpenAIRequest>;
 
 /** The default token counts of a text or tool-call turn. */
 export const DEFAULT_OPENAI_USAGE: OpenAIUsage = { promptTokens: 100, completionTokens: 20 };
@@ -74,16 +75,15 @@ export class FakeOpenAI {
   /** Every request received, in order (including refused ones and ones the script had no turn for). */
   readonly requests: RecordedOpenAIRequest[] = [];
 
-  private readonly script: OpenAIScript;
-  private next = 0;
+  private readonly script: ScriptPlayer<OpenAITurn, ChatCompletionRequestBody, RecordedOpenAIRequest>;
   private callCounter = 0;
   private readonly server: http.Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly waits = new Set<() => void>();
+  private readonly delays = new Delays();
   private base: string | null = null;
 
   constructor(script: OpenAIScript = []) {
-    this.script = Array.isArray(script) ? [...script] : script;
+    this.script = new ScriptPlayer('FakeOpenAI', script, () => ({}));
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         if (!res.headersSent) sendError(res, 500, `FakeOpenAI failed: ${err instanceof Error ? err.message : String(err)}`, 'server_error');
@@ -98,13 +98,12 @@ export class FakeOpenAI {
 
   /** Adds turns to a list script (not to a function script). */
   push(...turns: OpenAITurn[]): void {
-    if (!Array.isArray(this.script)) throw new Error('FakeOpenAI: push() needs a list script, not a function');
     this.script.push(...turns);
   }
 
   /** How many scripted turns are left (Infinity for a function script). */
   get remaining(): number {
-    return Array.isArray(this.script) ? this.script.length - this.next : Number.POSITIVE_INFINITY;
+    return this.script.remaining;
   }
 
   /** The base URL (`http://127.0.0.1:PORT/v1`), once started. */
@@ -129,7 +128,7 @@ export class FakeOpenAI {
 
   /** Ends pending delays, drops every connection and stops listening. */
   async close(): Promise<void> {
-    for (const cancel of [...this.waits]) cancel();
+    this.delays.cancelAll();
     for (const socket of this.sockets) socket.destroy();
     if (!this.server.listening) return;
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -156,7 +155,7 @@ export class FakeOpenAI {
     }
     let turn: OpenAITurn;
     try {
-      turn = this.turnFor(record);
+      turn = this.script.turnFor(record, this.requests.length);
     } catch (err) {
       sendError(res, 500, err instanceof Error ? err.message : String(err), 'server_error');
       return;
@@ -164,22 +163,9 @@ export class FakeOpenAI {
     await this.answer(turn, record.body ?? {}, res);
   }
 
-  /** The next turn of the script, or throws a clear error when there is none. */
-  private turnFor(record: RecordedOpenAIRequest): OpenAITurn {
-    if (typeof this.script === 'function') return this.script(record.body ?? {}, record);
-    const turn = this.script[this.next];
-    if (turn === undefined) {
-      throw new Error(
-        `FakeOpenAI: script exhausted: request #${this.requests.length} (${record.method} ${record.path}) came after all ${this.script.length} scripted turns were used`,
-      );
-    }
-    this.next++;
-    return turn;
-  }
-
   private async answer(turn: OpenAITurn, body: ChatCompletionRequestBody, res: ServerResponse): Promise<void> {
     if ('delayMs' in turn) {
-      if (await this.wait(turn.delayMs, res)) await this.answer(turn.then, body, res);
+      if (await this.delays.wait(turn.delayMs, res)) await this.answer(turn.then, body, res);
       return;
     }
     if (res.destroyed || res.writableEnded) return;
@@ -220,21 +206,6 @@ export class FakeOpenAI {
     res.end('data: [DONE]\n\n');
   }
 
-  /** Resolves true after `ms`, or false as soon as the response closes (client abort) or the fake closes. */
-  private wait(ms: number, res: ServerResponse): Promise<boolean> {
-    return new Promise((resolve) => {
-      const done = (elapsed: boolean): void => {
-        clearTimeout(timer);
-        this.waits.delete(cancel);
-        resolve(elapsed);
-      };
-      const cancel = (): void => done(false);
-      const timer = setTimeout(() => done(true), ms);
-      timer.unref();
-      this.waits.add(cancel);
-      res.once('close', cancel);
-    });
-  }
 }
 
 function sse(data: unknown): string {
@@ -250,31 +221,6 @@ function defaultErrorType(status: number): string {
   if (status === 401) return 'authentication_error';
   if (status >= 500) return 'server_error';
   return 'invalid_request_error';
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function parseJsonObject(text: string): Record<string, unknown> | null {
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Splits a string into at most `parts` non-empty pieces (by code point), so clients must reassemble. */
-function split(text: string, parts: number): string[] {
-  const chars = Array.from(text);
-  if (chars.length === 0) return [''];
-  const size = Math.ceil(chars.length / parts);
-  const out: string[] = [];
-  for (let i = 0; i < chars.length; i += size) out.push(chars.slice(i, i + size).join(''));
-  return out;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
