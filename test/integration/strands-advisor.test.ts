@@ -10,7 +10,7 @@ import type { TaskHandler } from '../../src/sim/task-handlers.js';
 import { SIMULATED_HANDLERS } from '../../src/sim/task-handlers.js';
 import { silentLogger } from '../../src/util/logger.js';
 import type { BedrockTurn, ConverseRequestBody } from '../support/fake-bedrock.js';
-import { FakeBedrock } from '../support/fake-bedrock.js';
+import { FakeBedrock, loadTurns } from '../support/fake-bedrock.js';
 import type { OpenAITurn } from '../support/fake-openai.js';
 import { FakeOpenAI } from '../support/fake-openai.js';
 import type { Harness } from '../support/harness.js';
@@ -58,6 +58,17 @@ async function bedrock(script: BedrockTurn[] | ((body: ConverseRequestBody) => B
 
 function advisorWith(h: Harness, model: StrandsAdvisor): Advisor {
   return new Advisor({ services: h.orchestrator.services, store: h.orchestrator.store, clock: h.clock, events: h.orchestrator.events, log: silentLogger, auto: 'off', watchMs: 60_000, model });
+}
+
+/** A release that adds 40 CPU points, started on the fleet; resolves to its id once the first ring's gate halted it. */
+async function hotReleaseHalted(h: Harness): Promise<string> {
+  const stage = (ring: string): Stage => ({ ring, rate: { maxPerMinute: 600 }, soakMs: 20_000, gate: { ...DEFAULT_GATE, minDevices: 2, observeMs: 6000, maxBatteryDrainRegression: 1000 }, preflight: { ...DEFAULT_PREFLIGHT } });
+  const d = await h.orchestrator.deployments.create(
+    { name: 'hot', payload: { type: 'deploy', params: { version: 'hot' } }, stages: [stage('stage'), stage('prod')], maintenanceWindows: [], autoRollback: false, rollbackPayload: { type: 'deploy', params: {} } },
+    { start: true },
+  );
+  await advanceUntil(h, async () => (await h.orchestrator.deployments.get(d.id)).deployment.status === 'halted', 300_000, 1000);
+  return d.id;
 }
 
 const fleetAnswer = { decision: null, risk: 'low', confidence: 0.7, rings: [{ ring: 'prod', risk: 'low', reasons: ['every device fits'] }], moves: [], summary: 'Every ring fits its devices.' };
@@ -131,16 +142,28 @@ describe('the advisor with a model through the Strands Agents SDK (Bedrock, on a
 
   it("refuses a continue against the analyser's failing verdict, and records that it refused", async () => {
     const h = await fleetOf(40);
-    const stage = (ring: string): Stage => ({ ring, rate: { maxPerMinute: 600 }, soakMs: 20_000, gate: { ...DEFAULT_GATE, minDevices: 2, observeMs: 6000, maxBatteryDrainRegression: 1000 }, preflight: { ...DEFAULT_PREFLIGHT } });
-    const d = await h.orchestrator.deployments.create(
-      { name: 'hot', payload: { type: 'deploy', params: { version: 'hot' } }, stages: [stage('stage'), stage('prod')], maintenanceWindows: [], autoRollback: false, rollbackPayload: { type: 'deploy', params: {} } },
-      { start: true },
-    );
-    await advanceUntil(h, async () => (await h.orchestrator.deployments.get(d.id)).deployment.status === 'halted', 300_000, 1000);
+    const id = await hotReleaseHalted(h);
     const { options } = await bedrock([{ toolUse: [{ name: STRUCTURED, input: { ...fleetAnswer, decision: 'continue', summary: 'Looks fine, carry on.' } }] }]);
-    const advice = await advisorWith(h, new StrandsAdvisor(options)).advise({ deployment: d.id });
+    const advice = await advisorWith(h, new StrandsAdvisor(options)).advise({ deployment: id });
     expect(advice.decision).toBe('rollback');
     expect(advice.provider.fallback).toMatch(/^bedrock: refused: the model advised continue while the analyser's verdict fails \(rollback: /);
+  });
+
+  it('plays a recorded transcript on a halted deployment: three tools, the impact ranking, then a rollback in the schema', async () => {
+    const h = await fleetOf(40);
+    const id = await hotReleaseHalted(h);
+    const { fake, options } = await bedrock(loadTurns('bedrock-deployment-rollback'));
+    const advice = await advisorWith(h, new StrandsAdvisor(options)).advise({ deployment: id });
+    expect(advice).toMatchObject({ decision: 'rollback', risk: 'high', confidence: 0.86, moves: [], provider: { name: 'bedrock', fallback: null } });
+    expect(advice.summary).toMatch(/^Roll back: the release raises CPU/);
+    expect(advice.cost).toMatchObject({ inputTokens: 1320 + 2760 + 3410, outputTokens: 85 + 44 + 120 });
+    expect(fake.remaining).toBe(0);
+    // What went back to the model: the subject and the deployment's gate history, then the devices hurt most by CPU.
+    const second = messageText(fake.requests[1]?.body ?? null);
+    expect(second).toContain(id);
+    expect(second).toContain('halted');
+    const third = messageText(fake.requests[2]?.body ?? null);
+    expect(third).toMatch(/"metric":"cpu"/);
   });
 
   it('answers from its cache when the evidence has not changed: no second call, no cost', async () => {
