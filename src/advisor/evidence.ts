@@ -1,5 +1,5 @@
-import type { AnalysisLimits, DeviceFacts, RingAnalysis, RingEvidence, UpdatedDevice, WaitingDevice } from '../domain/analysis.js';
-import { analyseRing, DISK_LIMIT } from '../domain/analysis.js';
+import type { AnalysisLimits, DeviceFacts, RingAnalysis, RingEvidence, UpdatedDevice } from '../domain/analysis.js';
+import { analyseRing, DISK_LIMIT, EvidenceBuilder } from '../domain/analysis.js';
 import type { Execution, Gate } from '../domain/deployment.js';
 import type { DeviceMetrics } from '../domain/metrics.js';
 import type { DeploymentView } from '../core/rollout-state.js';
@@ -41,23 +41,23 @@ export function ringEvidence(view: DeploymentView, stage: number, src: EvidenceS
   const st = rec.spec.stages[stage];
   const stalledMs = st?.gate.stalledMs ?? 0;
   const since = stage === rec.stage ? rec.gateResetAt : 0;
-  const updated: UpdatedDevice[] = [];
-  const waiting: WaitingDevice[] = [];
+  let inStage = 0;
+  for (const e of view.executions) if (e.stage === stage) inStage++;
+  const out = new EvidenceBuilder(st?.ring ?? `stage ${stage}`, Math.max(16, inStage));
   for (const e of view.executions) {
     if (e.stage !== stage) continue;
-    const f = src.facts(e.deviceId);
-    const facts: DeviceFacts = { id: e.deviceId, model: f?.model ?? null, site: f?.site ?? null, osName: f?.osName ?? null };
     if (e.startedAt === null) {
-      waiting.push({ ...facts, metrics: src.metrics(e.deviceId), online: src.online(e.deviceId) });
+      out.addWaiting(src.metrics(e.deviceId), src.online(e.deviceId));
       continue;
     }
     if (e.startedAt < since) continue;
     const outcome = outcomeOf(e, src, now, stalledMs);
     if (outcome === null) continue;
     const offlineAfter = outcome === 'timed_out' ? !src.online(e.deviceId) : (e.reason ?? '').startsWith(OFFLINE_AFTER);
-    updated.push({ ...facts, outcome, offlineAfter, baseline: e.baseline, observed: e.observed });
+    const f = src.facts(e.deviceId);
+    out.addUpdated({ id: e.deviceId, model: f?.model ?? null, site: f?.site ?? null, osName: f?.osName ?? null }, outcome, offlineAfter, e.baseline, e.observed);
   }
-  return { ring: st?.ring ?? `stage ${stage}`, updated, waiting };
+  return out.build();
 }
 
 function outcomeOf(e: Execution, src: EvidenceSources, now: number, stalledMs: number): UpdatedDevice['outcome'] | null {

@@ -25,6 +25,9 @@
  * The verdict: `fail` when a critical metric (failures, timeouts, offline) is high; otherwise a score, the
  * weight of the metrics that passed over the weight of those judged (× 100), against the pass and marginal
  * thresholds. `inconclusive` when no metric could be judged.
+ *
+ * The input is columns (RingEvidence, made by EvidenceBuilder as the evidence is gathered): at 100,000
+ * devices, reading each device's objects once more per metric would cost more than all the judging.
  */
 import { onMains, type DeviceMetrics } from './metrics.js';
 import { evenSample, mannWhitney, mannWhitneyBinary, normalUpperTail, robustScale } from './statistics.js';
@@ -56,16 +59,10 @@ export interface UpdatedDevice extends DeviceFacts {
   observed: DeviceMetrics | null;
 }
 
-/** A device of the ring that has not received the release (yet). */
-export interface WaitingDevice extends DeviceFacts {
+/** A device of the ring that has not received the release (yet): its metrics now, and whether it is online. */
+export interface WaitingDevice {
   metrics: DeviceMetrics | null;
   online: boolean;
-}
-
-export interface RingEvidence {
-  ring: string;
-  updated: readonly UpdatedDevice[];
-  waiting: readonly WaitingDevice[];
 }
 
 /** How much each metric may get worse: the stage gate's limits. */
@@ -189,61 +186,194 @@ const SUCCEEDED = 0;
 const FAILED = 1;
 const TIMED_OUT = 2;
 
-/**
- * The ring's evidence as columns, read from the device objects in one pass: the judgements then run over
- * typed arrays (a ring of 100,000 devices is read once, not once per metric).
- */
-interface Columns {
-  /** Per updated device: SUCCEEDED, FAILED or TIMED_OUT, and whether it was offline after its update. */
-  outcome: Uint8Array;
-  offline: Uint8Array;
-  /** Per health metric (HEALTH's order): each updated device's reading before its update and after it (NaN when not read, not succeeded, or on mains power for drain), and each waiting device's now. */
-  before: Float64Array[];
-  after: Float64Array[];
-  waiting: Float64Array[];
-  waitingOffline: number;
+type GroupAttribute = Attribution['attribute'];
+const GROUP_ATTRIBUTES: readonly GroupAttribute[] = ['model', 'site', 'osName'];
+
+/** One attribute of the updated devices: each device's value as a code into `values`, -1 for none. */
+export interface AttributeColumn {
+  code: Int32Array;
+  values: string[];
 }
 
-function columnsOf(ev: RingEvidence): Columns {
-  const n = ev.updated.length;
-  const w = ev.waiting.length;
-  const outcome = new Uint8Array(n);
-  const offline = new Uint8Array(n);
-  const before = HEALTH.map(() => new Float64Array(n).fill(Number.NaN));
-  const after = HEALTH.map(() => new Float64Array(n).fill(Number.NaN));
-  const waiting = HEALTH.map(() => new Float64Array(w).fill(Number.NaN));
-  const put = (cols: Float64Array[], i: number, m: DeviceMetrics): void => {
-    (cols[0] as Float64Array)[i] = m.cpu;
-    (cols[1] as Float64Array)[i] = m.memory;
-    if (!onMains(m)) (cols[2] as Float64Array)[i] = m.drain;
-    (cols[3] as Float64Array)[i] = m.disk;
+/**
+ * What the analyser reads of one ring: its devices as columns, so that the judgements run over typed arrays
+ * and a ring of 100,000 devices is read once (by whoever gathers it), not once per metric. Build it with
+ * EvidenceBuilder, or from rows with evidenceOf.
+ */
+export interface RingEvidence {
+  ring: string;
+  /** Devices that received the release, in the order they were added. */
+  updated: {
+    count: number;
+    ids: string[];
+    /** SUCCEEDED, FAILED or TIMED_OUT (0, 1, 2), and 1 when the device was offline after its update. */
+    outcome: Uint8Array;
+    offline: Uint8Array;
+    /** Per health metric (cpu, memory, drain, disk): the reading before the update and after it; NaN when not read, not succeeded, or on mains power for drain. */
+    before: Float64Array[];
+    after: Float64Array[];
+    model: AttributeColumn;
+    site: AttributeColumn;
+    osName: AttributeColumn;
   };
-  for (let i = 0; i < n; i++) {
-    const d = ev.updated[i] as UpdatedDevice;
-    outcome[i] = d.outcome === 'succeeded' ? SUCCEEDED : d.outcome === 'failed' ? FAILED : TIMED_OUT;
-    offline[i] = d.offlineAfter ? 1 : 0;
-    if (d.baseline === null) continue;
-    put(before, i, d.baseline);
-    if (d.outcome === 'succeeded' && d.observed !== null) put(after, i, d.observed);
+  /** Devices of the ring not updated (yet): how many, how many offline, and their metrics now (NaN as above). */
+  waiting: { count: number; offline: number; metrics: Float64Array[] };
+}
+
+/** The evidence as rows, one object a device: for tests and small callers (evidenceOf turns it into columns). */
+export interface RingRows {
+  ring: string;
+  updated: readonly UpdatedDevice[];
+  waiting: readonly WaitingDevice[];
+}
+
+const OUTCOME_CODE: Record<UpdatedDevice['outcome'], number> = { succeeded: SUCCEEDED, failed: FAILED, timed_out: TIMED_OUT };
+
+/** Metrics into the columns at i (HEALTH's order). A function of the module, not a closure per call: optimised code keeps it. */
+function put(cols: Float64Array[], i: number, m: DeviceMetrics): void {
+  (cols[0] as Float64Array)[i] = m.cpu;
+  (cols[1] as Float64Array)[i] = m.memory;
+  if (!onMains(m)) (cols[2] as Float64Array)[i] = m.drain;
+  (cols[3] as Float64Array)[i] = m.disk;
+}
+
+const nanColumns = (n: number): Float64Array[] => HEALTH.map(() => new Float64Array(n).fill(Number.NaN));
+
+function grow(cols: Float64Array[], n: number): Float64Array[] {
+  return cols.map((c) => {
+    const next = new Float64Array(n).fill(Number.NaN);
+    next.set(c);
+    return next;
+  });
+}
+
+class AttributeCoder {
+  private readonly index = new Map<string, number>();
+  readonly values: string[] = [];
+  code = new Int32Array(0);
+
+  put(i: number, v: string | null): void {
+    if (i >= this.code.length) {
+      const next = new Int32Array(Math.max(16, this.code.length * 2));
+      next.set(this.code);
+      this.code = next;
+    }
+    if (v === null) {
+      this.code[i] = -1;
+      return;
+    }
+    let c = this.index.get(v);
+    if (c === undefined) {
+      c = this.values.length;
+      this.values.push(v);
+      this.index.set(v, c);
+    }
+    this.code[i] = c;
   }
-  let waitingOffline = 0;
-  for (let i = 0; i < w; i++) {
-    const d = ev.waiting[i] as WaitingDevice;
-    if (!d.online) waitingOffline++;
-    if (d.metrics !== null) put(waiting, i, d.metrics);
+
+  column(n: number): AttributeColumn {
+    return { code: this.code.slice(0, n), values: this.values };
   }
-  return { outcome, offline, before, after, waiting, waitingOffline };
+}
+
+/**
+ * Gathers one ring's evidence into columns, a device at a time: each device's objects are read once, here,
+ * and attribute values become integer codes.
+ */
+export class EvidenceBuilder {
+  private n = 0;
+  private w = 0;
+  private waitingOffline = 0;
+  private readonly ids: string[] = [];
+  private outcome: Uint8Array;
+  private offline: Uint8Array;
+  private before: Float64Array[];
+  private after: Float64Array[];
+  private waiting: Float64Array[];
+  private readonly coders = { model: new AttributeCoder(), site: new AttributeCoder(), osName: new AttributeCoder() };
+
+  /** `capacity`: how many devices of each kind to make room for at once (more are made room for as they come). */
+  constructor(
+    private readonly ring: string,
+    capacity = 64,
+  ) {
+    this.outcome = new Uint8Array(capacity);
+    this.offline = new Uint8Array(capacity);
+    this.before = nanColumns(capacity);
+    this.after = nanColumns(capacity);
+    this.waiting = nanColumns(capacity);
+  }
+
+  /** A device that received the release: its outcome, whether it was away after it, its metrics before and after. */
+  addUpdated(d: DeviceFacts, outcome: UpdatedDevice['outcome'], offlineAfter: boolean, baseline: DeviceMetrics | null, observed: DeviceMetrics | null): void {
+    const i = this.n++;
+    if (i >= this.outcome.length) {
+      const size = this.outcome.length * 2;
+      const o = new Uint8Array(size);
+      o.set(this.outcome);
+      this.outcome = o;
+      const off = new Uint8Array(size);
+      off.set(this.offline);
+      this.offline = off;
+      this.before = grow(this.before, size);
+      this.after = grow(this.after, size);
+    }
+    this.ids.push(d.id);
+    this.outcome[i] = OUTCOME_CODE[outcome];
+    this.offline[i] = offlineAfter ? 1 : 0;
+    this.coders.model.put(i, d.model);
+    this.coders.site.put(i, d.site);
+    this.coders.osName.put(i, d.osName);
+    if (baseline === null) return;
+    put(this.before, i, baseline);
+    if (outcome === 'succeeded' && observed !== null) put(this.after, i, observed);
+  }
+
+  /** A device of the ring not updated: its metrics now (null before its first report), and whether it is online. */
+  addWaiting(metrics: DeviceMetrics | null, online: boolean): void {
+    const i = this.w++;
+    if (i >= (this.waiting[0] as Float64Array).length) this.waiting = grow(this.waiting, Math.max(16, (this.waiting[0] as Float64Array).length * 2));
+    if (!online) this.waitingOffline++;
+    if (metrics !== null) put(this.waiting, i, metrics);
+  }
+
+  build(): RingEvidence {
+    const n = this.n;
+    return {
+      ring: this.ring,
+      updated: {
+        count: n,
+        ids: this.ids,
+        outcome: this.outcome.slice(0, n),
+        offline: this.offline.slice(0, n),
+        before: this.before.map((c) => c.slice(0, n)),
+        after: this.after.map((c) => c.slice(0, n)),
+        model: this.coders.model.column(n),
+        site: this.coders.site.column(n),
+        osName: this.coders.osName.column(n),
+      },
+      waiting: { count: this.w, offline: this.waitingOffline, metrics: this.waiting.map((c) => c.slice(0, this.w)) },
+    };
+  }
+}
+
+/** Rows into the analyser's columns. */
+export function evidenceOf(rows: RingRows): RingEvidence {
+  const b = new EvidenceBuilder(rows.ring, Math.max(rows.updated.length, rows.waiting.length, 1));
+  for (const d of rows.updated) b.addUpdated(d, d.outcome, d.offlineAfter, d.baseline, d.observed);
+  for (const d of rows.waiting) b.addWaiting(d.metrics, d.online);
+  return b.build();
 }
 
 /**
  * One health metric (index `m` of HEALTH). `changes[i]`: updated device i's change over its own baseline,
  * NaN when it has no pair of readings (not succeeded, not watched, or on mains power for drain).
  */
-function judgeHealth(m: number, cols: Columns, limit: number, allowedShare: number): { j: MetricJudgement; changes: Float64Array } {
+function judgeHealth(m: number, ev: RingEvidence, limit: number, allowedShare: number): { j: MetricJudgement; changes: Float64Array } {
   const k = HEALTH[m] as HealthMetric;
-  const before = cols.before[m] as Float64Array;
-  const after = cols.after[m] as Float64Array;
-  const waiting = cols.waiting[m] as Float64Array;
+  const before = ev.updated.before[m] as Float64Array;
+  const after = ev.updated.after[m] as Float64Array;
+  const waiting = ev.waiting.metrics[m] as Float64Array;
   const release = new Float64Array(before.length);
   const base = new Float64Array(before.length + waiting.length);
   const changes = new Float64Array(before.length).fill(Number.NaN);
@@ -313,7 +443,7 @@ function regressedTogether(ev: RingEvidence, health: readonly { j: MetricJudgeme
   let n = 0;
   let regressed = 0;
   const by = new Map<MetricJudgement, number>();
-  for (let i = 0; i < ev.updated.length; i++) {
+  for (let i = 0; i < ev.updated.count; i++) {
     let seen = false;
     let any = false;
     for (const h of judged) {
@@ -347,8 +477,8 @@ type EventMetric = 'failures' | 'timeouts' | 'offline';
 const EVENT_TEXT: Record<EventMetric, string> = { failures: 'failed', timeouts: 'timed out', offline: 'were offline after the update' };
 
 /** Whether updated device i had the event. */
-function happened(k: EventMetric, cols: Columns, i: number): boolean {
-  return k === 'failures' ? cols.outcome[i] === FAILED : k === 'timeouts' ? cols.outcome[i] === TIMED_OUT : cols.offline[i] === 1;
+function happened(k: EventMetric, ev: RingEvidence, i: number): boolean {
+  return k === 'failures' ? ev.updated.outcome[i] === FAILED : k === 'timeouts' ? ev.updated.outcome[i] === TIMED_OUT : ev.updated.offline[i] === 1;
 }
 
 /** One group's (or the ring's) event rate against the baseline's: the U test on 0/1 outcomes and the rate's lower bound. */
@@ -358,13 +488,13 @@ function eventTest(hits: number, n: number, baseHits: number, baseN: number, z: 
   return { p: test.pGreater, effect: test.rankBiserial, excess: wilsonLower(hits, n, z) - baseRate };
 }
 
-function judgeEvent(k: EventMetric, ev: RingEvidence, cols: Columns, limit: number): MetricJudgement & { byModel: Attribution | null } {
-  const n = ev.updated.length;
+function judgeEvent(k: EventMetric, ev: RingEvidence, limit: number): MetricJudgement & { byModel: Attribution | null } {
+  const n = ev.updated.count;
   let hits = 0;
-  for (let i = 0; i < n; i++) if (happened(k, cols, i)) hits++;
+  for (let i = 0; i < n; i++) if (happened(k, ev, i)) hits++;
   // Devices not updated cannot fail or time out; they can be offline. Without any, the baseline is as many updates that never ran.
-  const baseN = ev.waiting.length > 0 ? ev.waiting.length : n;
-  const baseHits = k === 'offline' ? cols.waitingOffline : 0;
+  const baseN = ev.waiting.count > 0 ? ev.waiting.count : n;
+  const baseHits = k === 'offline' ? ev.waiting.offline : 0;
   const z = zFor(1 - ALPHA);
   const all = eventTest(hits, n, baseHits, baseN, z);
   let rating: Rating = n < MIN_EVENT_SAMPLES || baseN < MIN_EVENT_SAMPLES ? 'inconclusive' : all.p < ALPHA && all.excess > limit ? 'high' : 'pass';
@@ -373,21 +503,23 @@ function judgeEvent(k: EventMetric, ev: RingEvidence, cols: Columns, limit: numb
   let reason = `${LABEL[k]}: ${hits} of ${n} devices (${pct(n === 0 ? 0 : hits / n)}) ${EVENT_TEXT[k]}, against ${pct(baseN === 0 ? 0 : baseHits / baseN)} of ${baseN} in the baseline; limit ${pct(limit)}, ${pText(all.p)}`;
   if (k === 'failures' && rating === 'pass') {
     // One model's failures, judged on their own (each model's test at α over the number of models).
-    const models = new Map<string, { n: number; hits: number }>();
-    ev.updated.forEach((d, i) => {
-      if (d.model === null) return;
-      const m = models.get(d.model) ?? { n: 0, hits: 0 };
-      m.n++;
-      if (happened(k, cols, i)) m.hits++;
-      models.set(d.model, m);
-    });
-    const alpha = ALPHA / Math.max(1, models.size);
+    const { code, values } = ev.updated.model;
+    const devices = new Int32Array(values.length);
+    const failed = new Int32Array(values.length);
+    for (let i = 0; i < n; i++) {
+      const c = code[i] as number;
+      if (c < 0) continue;
+      (devices[c] as number)++;
+      if (ev.updated.outcome[i] === FAILED) (failed[c] as number)++;
+    }
+    const alpha = ALPHA / Math.max(1, values.length);
     const zm = zFor(1 - alpha);
-    for (const [model, m] of models) {
+    for (let c = 0; c < values.length; c++) {
+      const m = { n: devices[c] as number, hits: failed[c] as number };
       if (m.n < GROUP_MIN || m.hits < GROUP_MIN) continue;
       const t = eventTest(m.hits, m.n, 0, Math.max(baseN, m.n), zm);
       if (t.p < alpha && t.excess > limit && (byModel === null || m.hits / m.n > byModel.affected / byModel.devices)) {
-        byModel = { attribute: 'model', value: model, affected: m.hits, devices: m.n, share: round(hits === 0 ? 0 : m.hits / hits, 3), lift: round(hits === 0 ? 0 : (m.hits / m.n) / (hits / n), 2) };
+        byModel = { attribute: 'model', value: values[c] as string, affected: m.hits, devices: m.n, share: round(hits === 0 ? 0 : m.hits / hits, 3), lift: round(hits === 0 ? 0 : (m.hits / m.n) / (hits / n), 2) };
         p = t.p;
       }
     }
@@ -408,33 +540,35 @@ function judgeEvent(k: EventMetric, ev: RingEvidence, cols: Columns, limit: numb
  * Which groups of devices carry the harm: for each attribute, the value holding most of the affected devices,
  * when it holds at least half of them and a device with it is at least twice as likely to be affected.
  */
-function attribute(devices: readonly DeviceFacts[], affected: Uint8Array, compared: Uint8Array): Attribution[] {
+function attribute(ev: RingEvidence, affected: Uint8Array, compared: Uint8Array): Attribution[] {
   const out: Attribution[] = [];
+  const n = ev.updated.count;
   let total = 0;
   let hit = 0;
-  for (let i = 0; i < devices.length; i++) {
+  for (let i = 0; i < n; i++) {
     total += compared[i] as number;
     hit += affected[i] as number;
   }
   if (hit < GROUP_MIN || total === 0) return out;
-  for (const attr of ['model', 'site', 'osName'] as const) {
-    // Only the value most of the affected devices share can hold half of them: find it among the affected, then count its devices.
-    const counts = new Map<string, number>();
-    for (let i = 0; i < devices.length; i++) {
-      if (affected[i] === 0) continue;
-      const v = (devices[i] as DeviceFacts)[attr];
-      if (v !== null) counts.set(v, (counts.get(v) ?? 0) + 1);
+  for (const attr of GROUP_ATTRIBUTES) {
+    // Per value: its affected devices, and its compared devices.
+    const { code, values } = ev.updated[attr];
+    const inGroup = new Int32Array(values.length);
+    const devicesWith = new Int32Array(values.length);
+    for (let i = 0; i < n; i++) {
+      const c = code[i] as number;
+      if (c < 0 || compared[i] === 0) continue;
+      (devicesWith[c] as number)++;
+      if (affected[i] === 1) (inGroup[c] as number)++;
     }
-    let value: string | null = null;
-    let inGroup = 0;
-    for (const [v, c] of counts) {
-      if (c > inGroup) [value, inGroup] = [v, c];
-    }
-    if (value === null || inGroup < GROUP_MIN || inGroup / hit < 0.5) continue;
-    let devicesWith = 0;
-    for (let i = 0; i < devices.length; i++) if (compared[i] === 1 && (devices[i] as DeviceFacts)[attr] === value) devicesWith++;
-    const lift = inGroup / devicesWith / (hit / total);
-    if (lift >= 2) out.push({ attribute: attr, value, affected: inGroup, devices: devicesWith, share: round(inGroup / hit, 3), lift: round(lift, 2) });
+    // Only the value most of the affected devices share can hold half of them.
+    let top = -1;
+    for (let c = 0; c < values.length; c++) if (top < 0 || (inGroup[c] as number) > (inGroup[top] as number)) top = c;
+    if (top < 0) continue;
+    const k = inGroup[top] as number;
+    if (k < GROUP_MIN || k / hit < 0.5) continue;
+    const lift = k / (devicesWith[top] as number) / (hit / total);
+    if (lift >= 2) out.push({ attribute: attr, value: values[top] as string, affected: k, devices: devicesWith[top] as number, share: round(k / hit, 3), lift: round(lift, 2) });
   }
   return out.sort((a, b) => b.share - a.share);
 }
@@ -448,9 +582,8 @@ export function attributionText(a: Attribution): string {
 /** Judges one ring of a deployment: every metric, the verdict, the root cause and the devices hurt most. */
 export function analyseRing(ev: RingEvidence, limits: AnalysisLimits): RingAnalysis {
   const metrics: MetricJudgement[] = [];
-  const cols = columnsOf(ev);
-  const events = (['failures', 'timeouts', 'offline'] as const).map((k) => judgeEvent(k, ev, cols, limits[k]));
-  const health = HEALTH.map((k, m) => judgeHealth(m, cols, limits[k], limits.regressedShare));
+  const events = (['failures', 'timeouts', 'offline'] as const).map((k) => judgeEvent(k, ev, limits[k]));
+  const health = HEALTH.map((k, m) => judgeHealth(m, ev, limits[k], limits.regressedShare));
   for (const e of events) {
     const { byModel: _byModel, ...j } = e;
     metrics.push(j);
@@ -470,27 +603,27 @@ export function analyseRing(ev: RingEvidence, limits: AnalysisLimits): RingAnaly
   let rootCause: RootCause | null = null;
   const top = highs[0];
   if (top) {
-    const affected = new Uint8Array(ev.updated.length);
-    const compared = new Uint8Array(ev.updated.length);
+    const affected = new Uint8Array(ev.updated.count);
+    const compared = new Uint8Array(ev.updated.count);
     const event = top.metric === 'failures' || top.metric === 'timeouts' || top.metric === 'offline' ? top.metric : null;
     const changes = event === null ? health[HEALTH.indexOf(top.metric as HealthMetric)]?.changes : undefined;
-    ev.updated.forEach((_d, i) => {
+    for (let i = 0; i < ev.updated.count; i++) {
       if (event !== null) {
         compared[i] = 1;
-        affected[i] = happened(event, cols, i) ? 1 : 0;
+        affected[i] = happened(event, ev, i) ? 1 : 0;
       } else if (changes && !Number.isNaN(changes[i])) {
         compared[i] = 1;
         affected[i] = (changes[i] as number) > top.limit ? 1 : 0;
       }
-    });
+    }
     const byModel = events.find((e) => e.metric === top.metric)?.byModel ?? null;
-    const groups = attribute(ev.updated, affected, compared).filter((g) => byModel === null || g.attribute !== 'model');
+    const groups = attribute(ev, affected, compared).filter((g) => byModel === null || g.attribute !== 'model');
     if (byModel) groups.unshift(byModel);
     const count = affected.reduce((x, y) => x + y, 0);
     rootCause = { metric: top.metric, affected: byModel ? byModel.affected : count, groups, reason: [top.reason, ...groups.map(attributionText)].join('; ') };
   }
 
-  const impacted = impactRanking(ev, cols, health.map((h) => h.changes));
+  const impacted = impactRanking(ev, health.map((h) => h.changes));
   const reasons = [...highs.map((m) => m.reason), ...metrics.filter((m) => m.rating !== 'high').map((m) => m.reason)];
   if (rootCause && rootCause.groups.length > 0) reasons[0] = rootCause.reason;
   return {
@@ -501,7 +634,7 @@ export function analyseRing(ev: RingEvidence, limits: AnalysisLimits): RingAnaly
     metrics,
     rootCause,
     impacted,
-    devices: { updated: ev.updated.length, observed: health[0]?.j.n ?? 0, waiting: ev.waiting.length },
+    devices: { updated: ev.updated.count, observed: health[0]?.j.n ?? 0, waiting: ev.waiting.count },
     reasons,
   };
 }
@@ -511,15 +644,17 @@ export function analyseRing(ev: RingEvidence, limits: AnalysisLimits): RingAnaly
  * than a floor per metric), centred on no change, so that a release that hurts every device shows on every
  * device; a failure or a timeout scores 10. The TOP_IMPACTED highest, highest first.
  */
-function impactRanking(ev: RingEvidence, cols: Columns, health: readonly Float64Array[]): DeviceImpact[] {
-  const n = ev.updated.length;
+function impactRanking(ev: RingEvidence, health: readonly Float64Array[]): DeviceImpact[] {
+  const n = ev.updated.count;
   const score = new Float64Array(n);
   const metric = new Uint8Array(n);
   const change = new Float64Array(n);
   health.forEach((changes, m) => {
-    const paired = changes.filter((c) => !Number.isNaN(c));
+    const paired = new Float64Array(n);
+    let k = 0;
+    for (let i = 0; i < n; i++) if (!Number.isNaN(changes[i])) paired[k++] = changes[i] as number;
     // The ring's spread of changes around their median: a release that moves every device does not widen it.
-    const spread = Math.max(MIN_SPREAD[HEALTH[m] as HealthMetric], robustScale(paired).mad || 0);
+    const spread = Math.max(MIN_SPREAD[HEALTH[m] as HealthMetric], robustScale(paired.subarray(0, k)).mad || 0);
     for (let i = 0; i < n; i++) {
       const s = (changes[i] as number) / spread;
       if (s > (score[i] as number)) {
@@ -531,14 +666,15 @@ function impactRanking(ev: RingEvidence, cols: Columns, health: readonly Float64
   });
   const EVENT = HEALTH.length;
   for (let i = 0; i < n; i++) {
-    if (cols.outcome[i] === SUCCEEDED) continue;
+    if (ev.updated.outcome[i] === SUCCEEDED) continue;
     score[i] = 10;
-    metric[i] = cols.outcome[i] === FAILED ? EVENT : EVENT + 1;
+    metric[i] = ev.updated.outcome[i] === FAILED ? EVENT : EVENT + 1;
     change[i] = 1;
   }
   // The top few by a bounded insertion: no sort of the whole ring.
   const top: number[] = [];
-  const before = (a: number, b: number): boolean => (score[a] as number) > (score[b] as number) || (score[a] === score[b] && (ev.updated[a]?.id ?? '') < (ev.updated[b]?.id ?? ''));
+  const ids = ev.updated.ids;
+  const before = (a: number, b: number): boolean => (score[a] as number) > (score[b] as number) || (score[a] === score[b] && (ids[a] as string) < (ids[b] as string));
   for (let i = 0; i < n; i++) {
     if (!((score[i] as number) > 0)) continue;
     if (top.length === TOP_IMPACTED && !before(i, top[TOP_IMPACTED - 1] as number)) continue;
@@ -547,10 +683,10 @@ function impactRanking(ev: RingEvidence, cols: Columns, health: readonly Float64
     top.splice(at, 0, i);
     if (top.length > TOP_IMPACTED) top.pop();
   }
+  const valueAt = (col: AttributeColumn, i: number): string | null => col.values[col.code[i] as number] ?? null;
   return top.map((i) => {
-    const d = ev.updated[i] as UpdatedDevice;
     const m = metric[i] as number;
     const name: AnalysedMetric = m < EVENT ? (HEALTH[m] as HealthMetric) : m === EVENT ? 'failures' : 'timeouts';
-    return { deviceId: d.id, score: round(score[i] as number), metric: name, change: round(change[i] as number), model: d.model, site: d.site };
+    return { deviceId: ids[i] as string, score: round(score[i] as number), metric: name, change: round(change[i] as number), model: valueAt(ev.updated.model, i), site: valueAt(ev.updated.site, i) };
   });
 }

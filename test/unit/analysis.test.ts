@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { AnalysisLimits, RingEvidence, UpdatedDevice, WaitingDevice } from '../../src/domain/analysis.js';
-import { analyseRing } from '../../src/domain/analysis.js';
+import type { AnalysisLimits, RingEvidence, RingRows, UpdatedDevice, WaitingDevice } from '../../src/domain/analysis.js';
+import { analyseRing, EvidenceBuilder, evidenceOf } from '../../src/domain/analysis.js';
 import type { DeviceMetrics } from '../../src/domain/metrics.js';
 import type { Rng } from '../../src/domain/random.js';
 import { seededRng } from '../../src/domain/random.js';
@@ -25,6 +25,11 @@ interface Release {
 
 /** A ring of devices with their own baselines and noise on every reading, `updated` of them on the release. */
 function ring(seed: number, updated: number, waiting: number, release: Release, models: readonly string[] = MODELS): RingEvidence {
+  return evidenceOf(rows(seed, updated, waiting, release, models));
+}
+
+/** The same ring as rows, one object a device. */
+function rows(seed: number, updated: number, waiting: number, release: Release, models: readonly string[] = MODELS): RingRows {
   const rng = seededRng(seed);
   const up: UpdatedDevice[] = [];
   const wait: WaitingDevice[] = [];
@@ -56,6 +61,21 @@ function ring(seed: number, updated: number, waiting: number, release: Release, 
 }
 
 describe('the analyser on one ring', () => {
+  it('gathers the same evidence a device at a time, its columns growing, as from all the rows at once', () => {
+    const r = rows(5, 150, 200, { cpu: 40, fail: 0.05, affects: (i) => i % 3 === 0 });
+    const b = new EvidenceBuilder(r.ring, 1);
+    for (const d of r.updated) b.addUpdated(d, d.outcome, d.offlineAfter, d.baseline, d.observed);
+    for (const d of r.waiting) b.addWaiting(d.metrics, d.online);
+    const grown = b.build();
+    expect(grown.updated.count).toBe(150);
+    expect(grown.waiting.count).toBe(200);
+    expect(grown.updated.model.values).toEqual([...MODELS]);
+    expect(grown).toEqual(evidenceOf(r));
+    const a = analyseRing(grown, LIMITS);
+    expect(a.verdict).toBe('fail');
+    expect(a).toEqual(analyseRing(evidenceOf(r), LIMITS));
+  });
+
   it('passes a good release: small shifts on every device, a few failures', () => {
     for (let seed = 1; seed <= 10; seed++) {
       const a = analyseRing(ring(seed, 200, 300, { cpu: 4, drain: 1.5 }), LIMITS);
