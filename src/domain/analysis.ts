@@ -20,7 +20,9 @@
  *   rise is significant and the rate, at its lower confidence bound, is above the limit by more than the
  *   baseline's rate. Failures are also judged per device model, so that one broken model is not diluted.
  * Fewer than MIN_SAMPLES devices on either side (MIN_EVENT_SAMPLES for events, where two failures of two
- * updates against a ring of zeros are already significant) is `inconclusive`.
+ * updates against a ring of zeros are already significant) is `inconclusive`; so is an event rate above its
+ * limit that is not significant (too few devices to tell is not a pass), and a ring with such a critical
+ * metric is `inconclusive` whatever its other metrics say.
  *
  * The verdict: `fail` when a critical metric (failures, timeouts, offline) is high; otherwise a score, the
  * weight of the metrics that passed over the weight of those judged (× 100), against the pass and marginal
@@ -528,7 +530,15 @@ function judgeEvent(k: EventMetric, ev: RingEvidence, limit: number): MetricJudg
       reason = `${LABEL[k]}: ${byModel.affected} of ${byModel.devices} ${byModel.value} devices (${pct(byModel.affected / byModel.devices)}) failed, against ${hits - byModel.affected} of ${n - byModel.devices} other devices; limit ${pct(limit)}, ${pText(p)}`;
     }
   }
-  if (rating === 'inconclusive') reason = `${LABEL[k]}: too few devices to judge (${n} on the release, ${baseN} in the baseline; ${MIN_EVENT_SAMPLES} each needed)`;
+  const rate = n === 0 ? 0 : hits / n;
+  const baseRate = baseN === 0 ? 0 : baseHits / baseN;
+  if (rating === 'inconclusive') {
+    reason = `${LABEL[k]}: too few devices to judge (${n} on the release, ${baseN} in the baseline; ${MIN_EVENT_SAMPLES} each needed)`;
+  } else if (rating === 'pass' && rate - baseRate > limit) {
+    // Above the limit but not significantly: too few devices to tell, which is not a pass.
+    rating = 'inconclusive';
+    reason = `${LABEL[k]}: ${hits} of ${n} devices (${pct(rate)}) ${EVENT_TEXT[k]}, above the ${pct(limit)} limit, but too few to tell (${pText(all.p)}; ${pct(baseRate)} of ${baseN} in the baseline)`;
+  }
   return {
     metric: k, rating, n, baselineN: baseN, release: round(n === 0 ? 0 : hits / n, 4), baseline: round(baseN === 0 ? 0 : baseHits / baseN, 4),
     change: round((n === 0 ? 0 : hits / n) - (baseN === 0 ? 0 : baseHits / baseN), 4), excess: round(all.excess, 4), limit, p, uTestP: all.p, effect: round(all.effect, 3),
@@ -596,7 +606,10 @@ export function analyseRing(ev: RingEvidence, limits: AnalysisLimits): RingAnaly
   const passed = judged.filter((m) => m.rating !== 'high').reduce((s, m) => s + m.weight, 0);
   const score = weight === 0 ? 0 : round((100 * passed) / weight, 1);
   const criticalHigh = judged.some((m) => m.critical && m.rating === 'high');
-  const verdict: AnalysisVerdict = judged.length === 0 ? 'inconclusive' : criticalHigh || score < MARGINAL_SCORE ? 'fail' : score < PASS_SCORE ? 'marginal' : 'pass';
+  // A critical metric above its limit on too few devices to tell leaves the ring undecided: the others cannot pass it.
+  const criticalUndecided = metrics.some((m) => m.critical && m.rating === 'inconclusive' && m.change > m.limit);
+  const verdict: AnalysisVerdict =
+    judged.length === 0 || (criticalUndecided && !criticalHigh) ? 'inconclusive' : criticalHigh || score < MARGINAL_SCORE ? 'fail' : score < PASS_SCORE ? 'marginal' : 'pass';
 
   // The root cause: the high metric furthest over its limit, and the groups its affected devices share.
   const highs = metrics.filter((m) => m.rating === 'high').sort((a, b) => (b.critical ? 1 : 0) - (a.critical ? 1 : 0) || a.p - b.p);

@@ -137,6 +137,19 @@ describe('the analyser on one ring', () => {
     expect(a.impacted[0]).toMatchObject({ score: 10, metric: 'timeouts' });
   });
 
+  it('does not pass a ring whose few updates all failed: above the limit but too few to tell is undecided, not a pass', () => {
+    // Two updates, both failed, and no device left waiting: 100% against a 5% limit, yet no test is significant.
+    const up: UpdatedDevice[] = ['a', 'b'].map((id) => ({ id, model: 'x1-carbon', site: null, osName: null, outcome: 'failed', offlineAfter: false, baseline: null, observed: null }));
+    const a = analyseRing(evidenceOf({ ring: 'canary', updated: up, waiting: [] }), LIMITS);
+    const failures = a.metrics.find((m) => m.metric === 'failures');
+    expect(failures).toMatchObject({ rating: 'inconclusive', release: 1 });
+    expect(failures?.reason).toMatch(/^failures: 2 of 2 devices \(100%\) failed, above the 5% limit, but too few to tell \(p = 0\.\d+; 0% of 2 in the baseline\)$/);
+    expect(a.verdict).toBe('inconclusive');
+    // A rate under the limit with as few devices still passes: nothing says the release is worse.
+    const ok = analyseRing(evidenceOf({ ring: 'canary', updated: up.map((d) => ({ ...d, outcome: 'succeeded' as const })), waiting: [] }), LIMITS);
+    expect(ok.metrics.find((m) => m.metric === 'failures')?.rating).toBe('pass');
+  });
+
   it('is inconclusive with too few devices, and says how many it had', () => {
     const a = analyseRing(ring(7, 1, 1, { cpu: 50 }), LIMITS);
     expect(a.verdict).toBe('inconclusive');
