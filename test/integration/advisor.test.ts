@@ -3,33 +3,14 @@ import { Advisor, ADVISOR_ACTOR } from '../../src/advisor/advisor.js';
 import type { DeploymentSpec, Stage } from '../../src/domain/deployment.js';
 import { DEFAULT_GATE, DEFAULT_PREFLIGHT } from '../../src/domain/deployment.js';
 import { TASK_TYPES } from '../../src/domain/types.js';
-import type { TaskHandler } from '../../src/sim/task-handlers.js';
-import { SIMULATED_HANDLERS, TaskFailure } from '../../src/sim/task-handlers.js';
 import { silentLogger } from '../../src/util/logger.js';
 import type { Harness } from '../support/harness.js';
 import { advanceUntil, harnessPerTest } from '../support/harness.js';
+import { releaseFleet } from '../support/release-fleet.js';
 
 const harness = harnessPerTest({ capabilities: [...TASK_TYPES] });
 
-/** `version: "bad"` fails to install; `version: "hot"` installs and adds 40 CPU points; anything else installs. */
-const releases: TaskHandler = async (params, ctx) => {
-  if (params.version === 'bad') {
-    await ctx.clock.sleep(200, ctx.signal);
-    throw new TaskFailure('install failed: checksum mismatch', false);
-  }
-  const out = await SIMULATED_HANDLERS.deploy(params, ctx);
-  if (params.version === 'hot') ctx.setMetrics({ cpu: Math.min(95, ctx.device().cpu + 40) });
-  return out;
-};
-
-async function fleetOf(n: number): Promise<Harness> {
-  const h = await harness({ seed: 7, handlers: { deploy: releases } });
-  for (let i = 0; i < n; i++) await h.orchestrator.agents.spawn();
-  await advanceUntil(h, () => h.orchestrator.fleet.ringCounts().unassigned === 0 && h.orchestrator.fleet.size === n, 10_000, 100);
-  for (const id of h.orchestrator.agents.ids()) h.fleet.get(id)?.setMetrics({ charging: true, battery: 90, cpu: 20, memory: 40, disk: 30 });
-  await h.advance(6000);
-  return h;
-}
+const fleetOf = (n: number): Promise<Harness> => releaseFleet(harness, n, 7);
 
 function advisorOf(h: Harness, auto: 'off' | 'halt' = 'off'): Advisor {
   const a = new Advisor({ services: h.orchestrator.services, store: h.orchestrator.store, clock: h.clock, events: h.orchestrator.events, log: silentLogger, auto, watchMs: 5000, model: null });
