@@ -241,25 +241,25 @@ function put(cols: Float64Array[], i: number, m: DeviceMetrics): void {
 
 const nanColumns = (n: number): Float64Array[] => HEALTH.map(() => new Float64Array(n).fill(Number.NaN));
 
-function grow(cols: Float64Array[], n: number): Float64Array[] {
-  return cols.map((c) => {
-    const next = new Float64Array(n).fill(Number.NaN);
-    next.set(c);
-    return next;
-  });
+/** How long columns grow when they are full: twice as long, and never less than 16 (a builder may start at 0). */
+const roomAfter = (length: number): number => Math.max(16, length * 2);
+
+/** A copy of `a` that is `size` long, its new room filled with `fill`. */
+function resized<T extends Float64Array | Int32Array | Uint8Array>(a: T, size: number, fill: number): T {
+  const next = new (a.constructor as new (length: number) => T)(size);
+  next.fill(fill);
+  next.set(a);
+  return next;
 }
 
+/** An attribute's values as they come, each string given a code the first time it is seen. */
 class AttributeCoder {
   private readonly index = new Map<string, number>();
   readonly values: string[] = [];
-  code = new Int32Array(0);
+
+  constructor(public code: Int32Array) {}
 
   put(i: number, v: string | null): void {
-    if (i >= this.code.length) {
-      const next = new Int32Array(Math.max(16, this.code.length * 2));
-      next.set(this.code);
-      this.code = next;
-    }
     if (v === null) {
       this.code[i] = -1;
       return;
@@ -292,7 +292,7 @@ export class EvidenceBuilder {
   private before: Float64Array[];
   private after: Float64Array[];
   private waiting: Float64Array[];
-  private readonly coders = { model: new AttributeCoder(), site: new AttributeCoder(), osName: new AttributeCoder() };
+  private readonly coders: Record<GroupAttribute, AttributeCoder>;
 
   /** `capacity`: how many devices of each kind to make room for at once (more are made room for as they come). */
   constructor(
@@ -304,21 +304,19 @@ export class EvidenceBuilder {
     this.before = nanColumns(capacity);
     this.after = nanColumns(capacity);
     this.waiting = nanColumns(capacity);
+    this.coders = { model: new AttributeCoder(new Int32Array(capacity)), site: new AttributeCoder(new Int32Array(capacity)), osName: new AttributeCoder(new Int32Array(capacity)) };
   }
 
   /** A device that received the release: its outcome, whether it was away after it, its metrics before and after. */
   addUpdated(d: DeviceFacts, outcome: UpdatedDevice['outcome'], offlineAfter: boolean, baseline: DeviceMetrics | null, observed: DeviceMetrics | null): void {
     const i = this.n++;
     if (i >= this.outcome.length) {
-      const size = this.outcome.length * 2;
-      const o = new Uint8Array(size);
-      o.set(this.outcome);
-      this.outcome = o;
-      const off = new Uint8Array(size);
-      off.set(this.offline);
-      this.offline = off;
-      this.before = grow(this.before, size);
-      this.after = grow(this.after, size);
+      const size = roomAfter(this.outcome.length);
+      this.outcome = resized(this.outcome, size, 0);
+      this.offline = resized(this.offline, size, 0);
+      this.before = this.before.map((c) => resized(c, size, Number.NaN));
+      this.after = this.after.map((c) => resized(c, size, Number.NaN));
+      for (const coder of Object.values(this.coders)) coder.code = resized(coder.code, size, -1);
     }
     this.ids.push(d.id);
     this.outcome[i] = OUTCOME_CODE[outcome];
@@ -334,7 +332,8 @@ export class EvidenceBuilder {
   /** A device of the ring not updated: its metrics now (null before its first report), and whether it is online. */
   addWaiting(metrics: DeviceMetrics | null, online: boolean): void {
     const i = this.w++;
-    if (i >= (this.waiting[0] as Float64Array).length) this.waiting = grow(this.waiting, Math.max(16, (this.waiting[0] as Float64Array).length * 2));
+    const room = (this.waiting[0] as Float64Array).length;
+    if (i >= room) this.waiting = this.waiting.map((c) => resized(c, roomAfter(room), Number.NaN));
     if (!online) this.waitingOffline++;
     if (metrics !== null) put(this.waiting, i, metrics);
   }

@@ -63,17 +63,19 @@ function rows(seed: number, updated: number, waiting: number, release: Release, 
 describe('the analyser on one ring', () => {
   it('gathers the same evidence a device at a time, its columns growing, as from all the rows at once', () => {
     const r = rows(5, 150, 200, { cpu: 40, fail: 0.05, affects: (i) => i % 3 === 0 });
-    const b = new EvidenceBuilder(r.ring, 1);
-    for (const d of r.updated) b.addUpdated(d, d.outcome, d.offlineAfter, d.baseline, d.observed);
-    for (const d of r.waiting) b.addWaiting(d.metrics, d.online);
-    const grown = b.build();
-    expect(grown.updated.count).toBe(150);
-    expect(grown.waiting.count).toBe(200);
-    expect(grown.updated.model.values).toEqual([...MODELS]);
-    expect(grown).toEqual(evidenceOf(r));
-    const a = analyseRing(grown, LIMITS);
-    expect(a.verdict).toBe('fail');
-    expect(a).toEqual(analyseRing(evidenceOf(r), LIMITS));
+    for (const capacity of [0, 1]) {
+      const b = new EvidenceBuilder(r.ring, capacity);
+      for (const d of r.updated) b.addUpdated(d, d.outcome, d.offlineAfter, d.baseline, d.observed);
+      for (const d of r.waiting) b.addWaiting(d.metrics, d.online);
+      const grown = b.build();
+      expect(grown.updated.count).toBe(150);
+      expect(grown.waiting.count).toBe(200);
+      expect(grown.updated.model.values).toEqual([...MODELS]);
+      expect(grown).toEqual(evidenceOf(r));
+      const a = analyseRing(grown, LIMITS);
+      expect(a.verdict).toBe('fail');
+      expect(a).toEqual(analyseRing(evidenceOf(r), LIMITS));
+    }
   });
 
   it('passes a good release: small shifts on every device, a few failures', () => {
