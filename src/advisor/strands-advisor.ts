@@ -16,13 +16,13 @@ import { checkModelAdvice, evidenceKey, GATING_PROMPT, GateAnswerSchema, ModelAd
  */
 export function quietSdk(log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void; debug(obj: object, msg: string): void }): void {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const line = (args: unknown[]): { msg: string; detail: unknown[] } => ({ msg: args.map((a) => (typeof a === 'string' ? a : '')).join(' ').trim() || 'strands sdk', detail: args.filter((a) => typeof a !== 'string') });
-  configureLogging({
-    debug: (...args: unknown[]) => log.debug({ sdk: 'strands', detail: line(args).detail }, line(args).msg),
-    info: (...args: unknown[]) => log.debug({ sdk: 'strands', detail: line(args).detail }, line(args).msg),
-    warn: (...args: unknown[]) => log.warn({ sdk: 'strands', detail: line(args).detail }, line(args).msg),
-    error: (...args: unknown[]) => log.error({ sdk: 'strands', detail: line(args).detail }, line(args).msg),
-  });
+  // One SDK log call, as one of ours: its strings are the message, anything else the detail.
+  const to = (write: (obj: object, msg: string) => void) => (...args: unknown[]): void => {
+    const msg = args.map((a) => (typeof a === 'string' ? a : '')).join(' ').trim() || 'strands sdk';
+    write({ sdk: 'strands', detail: args.filter((a) => typeof a !== 'string') }, msg);
+  };
+  const debug = to((obj, msg) => log.debug(obj, msg));
+  configureLogging({ debug, info: debug, warn: to((obj, msg) => log.warn(obj, msg)), error: to((obj, msg) => log.error(obj, msg)) });
 }
 
 /** Bedrock's default model: Amazon Nova Pro, through the US cross-region inference profile. */
