@@ -6,6 +6,7 @@ import type { TaskHandler } from '../../src/sim/task-handlers.js';
 import { SIMULATED_HANDLERS, TaskFailure } from '../../src/sim/task-handlers.js';
 import type { Harness } from '../support/harness.js';
 import { advanceUntil, harnessPerTest } from '../support/harness.js';
+import { releaseFleet } from '../support/release-fleet.js';
 
 const harness = harnessPerTest({ capabilities: [...TASK_TYPES] });
 
@@ -24,15 +25,7 @@ const releases: TaskHandler = async (params, ctx) => {
   return out;
 };
 
-async function fleetOf(n: number, seed = 42): Promise<Harness> {
-  const h = await harness({ seed, handlers: { deploy: releases } });
-  for (let i = 0; i < n; i++) await h.orchestrator.agents.spawn();
-  await advanceUntil(h, () => h.orchestrator.fleet.ringCounts().unassigned === 0 && h.orchestrator.fleet.size === n, 10_000, 100);
-  // Everyone charging and healthy enough to pass pre-flight.
-  for (const id of h.orchestrator.agents.ids()) h.fleet.get(id)?.setMetrics({ charging: true, battery: 90, cpu: 20, memory: 40, disk: 30 });
-  await h.advance(6000);
-  return h;
-}
+const fleetOf = (n: number, seed = 42): Promise<Harness> => releaseFleet(harness, n, seed, releases);
 
 /**
  * The simulated agents drift by the seed's rules, battery included (−0..3% every 10 s on battery, about

@@ -15,11 +15,12 @@ export const RELEASES: TaskHandler = async (params, ctx) => {
 };
 
 /**
- * `n` simulated agents that deploy with RELEASES, every one placed in a ring, all on their chargers with the
- * same healthy metrics, sampled: a fleet on which only a release can move a metric.
+ * `n` simulated agents that deploy with `deploy` (RELEASES unless given), every one placed in a ring, all on
+ * their chargers with the same healthy metrics (enough to pass pre-flight), sampled: a fleet on which only a
+ * release can move a metric.
  */
-export async function releaseFleet(harness: (options?: HarnessOptions) => Promise<Harness>, n: number, seed: number): Promise<Harness> {
-  const h = await harness({ seed, handlers: { deploy: RELEASES } });
+export async function releaseFleet(harness: (options?: HarnessOptions) => Promise<Harness>, n: number, seed: number, deploy: TaskHandler = RELEASES): Promise<Harness> {
+  const h = await harness({ seed, handlers: { deploy } });
   for (let i = 0; i < n; i++) await h.orchestrator.agents.spawn();
   await advanceUntil(h, () => h.orchestrator.fleet.ringCounts().unassigned === 0 && h.orchestrator.fleet.size === n, 10_000, 100);
   for (const id of h.orchestrator.agents.ids()) h.fleet.get(id)?.setMetrics({ charging: true, battery: 90, cpu: 20, memory: 40, disk: 30 });
