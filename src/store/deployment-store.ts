@@ -22,5 +22,7 @@ export interface DeploymentStore {
   /** Deployments not yet ended (scheduled, in progress, paused or halted). */
   loadActiveDeployments(): Promise<DeploymentRecord[]>;
   getExecutions(deploymentSeq: number): Promise<Execution[]>;
+  /** One device's executions in every deployment, newest deployment first, with the deployment's id. */
+  deviceExecutions(deviceId: string, limit: number): Promise<{ deploymentId: string; execution: Execution }[]>;
   getGateEvaluations(deploymentSeq: number): Promise<GateEvaluation[]>;
 }

@@ -27,6 +27,15 @@ export interface DeviceSample extends DeviceMetrics {
   id: string;
   impact: number;
   sampledAt: number;
+  /** Also a point of the device's history, with its score then (see `deviceHistory`). */
+  history?: { score: number | null };
+}
+
+/** A point of a device's metrics history. */
+export interface DeviceHistoryPoint extends Reading {
+  at: number;
+  /** The health score then; null while it had none. */
+  score: number | null;
 }
 
 /** A ring move to store; `movedAt` is the device's dwell start after it (default `at`). */
@@ -61,8 +70,12 @@ export interface FleetStore {
 
   /** Inserts devices, or updates the attributes of known ones; metrics and ring are written only when given. */
   upsertDevices(devices: readonly DeviceRecord[]): Promise<void>;
-  /** Latest metrics and trends of devices, in one commit. */
+  /** Latest metrics and trends of devices, and the history points among them, in one commit. */
   saveDeviceSamples(samples: readonly DeviceSample[]): Promise<void>;
+  /** A device's history points at or after `since` (ms), oldest first, at most `limit` (the newest of them). */
+  deviceHistory(id: string, since: number, limit: number): Promise<DeviceHistoryPoint[]>;
+  /** Deletes history points older than `before` (ms); resolves to how many. */
+  pruneDeviceHistory(before: number): Promise<number>;
   setDevicePin(id: string, ring: string | null): Promise<void>;
   setDeviceConnectivity(id: string, connectivity: Connectivity): Promise<void>;
   /** Devices in id order after `afterId` ('' for the first page). */

@@ -9,7 +9,7 @@ import type { TaskStore } from './task-store.js';
 export type { AdviceFilter, AdviceStore } from './advice-store.js';
 export type { AgentStore } from './agent-store.js';
 export type { DeploymentStore } from './deployment-store.js';
-export type { DeviceRecord, DeviceSample, FleetStore, RingMoveWrite } from './fleet-store.js';
+export type { DeviceHistoryPoint, DeviceRecord, DeviceSample, FleetStore, RingMoveWrite } from './fleet-store.js';
 export type { SecurityStore } from './security-store.js';
 export type { AttemptEndOutcome, TaskAttempt, TaskFilter, TaskStore } from './task-store.js';
 
@@ -82,7 +82,7 @@ export const WRITE_VERBS = [
   'setAgentApproval', 'appendAudit', 'upsertAsset', 'insertAgent', 'recordRegistration', 'recordHeartbeat', 'recordHeartbeats',
   'setConnectivity', 'updateAgentDevice', 'applyRingMoves', 'snapshotRings', 'upsertDevices', 'saveDeviceSamples', 'setDevicePin',
   'setDeviceConnectivity', 'insertTasks', 'saveTask', 'recordStart', 'renewLeases', 'insertDeployment', 'saveDeployment',
-  'saveExecutions', 'insertGateEvaluation', 'insertAdvice', 'recordAdviceApplied',
+  'saveExecutions', 'insertGateEvaluation', 'insertAdvice', 'recordAdviceApplied', 'pruneDeviceHistory',
 ] as const satisfies readonly (keyof Store)[];
 
 /** The verbs that only read. */
@@ -91,7 +91,7 @@ export const READ_VERBS = [
   'listAssets', 'getAgent', 'listAgents', 'findAgentByAsset', 'ringMovesAfterSnapshot', 'ringSnapshotWatermark', 'listRingMoves',
   'listRingMovesSince', 'loadDevices', 'getTask', 'findTaskByIdempotencyKey', 'getAttempts', 'loadLiveTasks', 'maxTaskSeq', 'listTasks',
   'countTasksByStatus', 'countAttemptsByAgent', 'getDeployment', 'listDeployments', 'loadActiveDeployments', 'getExecutions',
-  'getGateEvaluations', 'getAdvice', 'listAdvice',
+  'getGateEvaluations', 'getAdvice', 'listAdvice', 'deviceHistory', 'deviceExecutions',
 ] as const satisfies readonly (keyof Store)[];
 
 /** Compile-time check: every verb of the port is in WRITE_VERBS or READ_VERBS (or manages the connection). */

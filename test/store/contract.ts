@@ -177,6 +177,33 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect((await s.loadDevices('dev-00', 1))[0]?.pinRing).toBeNull();
       });
 
+      it("keeps a device's metrics history from the samples marked as points, pages the newest, and prunes the old", async () => {
+        const s = await open();
+        await s.upsertDevices([device('h-1'), device('h-2')]);
+        const sample = (id: string, at: number, cpu: number, history: boolean) => ({
+          id, battery: at === 300 ? null : 50, charging: at === 300 ? null : false, cpu, memory: 40, disk: 30, drain: 0, cpuTrend: 0, impact: 0, sampledAt: at,
+          ...(history ? { history: { score: at === 100 ? null : 80 + cpu / 10 } } : {}),
+        });
+        await s.saveDeviceSamples([sample('h-1', 100, 10, true), sample('h-2', 100, 99, true)]);
+        await s.saveDeviceSamples([sample('h-1', 150, 15, false)]);
+        await s.saveDeviceSamples([sample('h-1', 200, 20, true)]);
+        await s.saveDeviceSamples([sample('h-1', 300, 30, true)]);
+        // The latest sample is the device's, whether or not it is also a point of its history.
+        expect((await s.loadDevices('', 1))[0]).toMatchObject({ id: 'h-1', sampledAt: 300 });
+        expect(await s.deviceHistory('h-1', 0, 10)).toEqual([
+          { at: 100, battery: 50, charging: false, cpu: 10, memory: 40, disk: 30, score: null },
+          { at: 200, battery: 50, charging: false, cpu: 20, memory: 40, disk: 30, score: 82 },
+          { at: 300, battery: null, charging: null, cpu: 30, memory: 40, disk: 30, score: 83 },
+        ]);
+        // The newest `limit` points, oldest first; `since` bounds them from below.
+        expect((await s.deviceHistory('h-1', 0, 2)).map((p) => p.at)).toEqual([200, 300]);
+        expect((await s.deviceHistory('h-1', 150, 10)).map((p) => p.at)).toEqual([200, 300]);
+        expect(await s.deviceHistory('nobody', 0, 10)).toEqual([]);
+        expect(await s.pruneDeviceHistory(200)).toBe(2);
+        expect((await s.deviceHistory('h-1', 0, 10)).map((p) => p.at)).toEqual([200, 300]);
+        expect(await s.deviceHistory('h-2', 0, 10)).toEqual([]);
+      });
+
       it('logs ring moves in order, pages them by time, and folds them into a snapshot with a watermark', async () => {
         const s = await open();
         await s.upsertDevices([device('d-1'), device('d-2')]);
@@ -223,6 +250,12 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const execs = await s.getExecutions(seq1);
         expect(execs).toHaveLength(2);
         expect(execs.find((e) => e.deviceId === 'x-1')).toMatchObject({ state: 'succeeded', cpuDelta: 1.5, baseline: metrics(), observed: mainsMetrics() });
+
+        // A device's executions across deployments, newest deployment first, each with its deployment's id.
+        await s.saveExecutions(seq2, [{ ...execution('x-1'), state: 'in_progress' }]);
+        expect((await s.deviceExecutions('x-1', 10)).map((r) => [r.deploymentId, r.execution.state])).toEqual([['dep-2', 'in_progress'], ['dep-1', 'succeeded']]);
+        expect((await s.deviceExecutions('x-1', 1)).map((r) => r.deploymentId)).toEqual(['dep-2']);
+        expect(await s.deviceExecutions('x-none', 10)).toEqual([]);
 
         const wait: GateEvaluation = { stage: 0, ring: 'canary', at: 10, verdict: 'wait', reason: 'too few', figures: { judged: 1 } };
         await s.insertGateEvaluation(seq1, wait);

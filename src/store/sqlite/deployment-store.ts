@@ -28,6 +28,10 @@ export function sqliteDeploymentStore(ctx: SqliteContext): DeploymentStore {
     listDeployments: db.prepare<[number, number], DeploymentRow>('SELECT * FROM deployments WHERE seq < ? ORDER BY seq DESC LIMIT ?'),
     activeDeployments: db.prepare<[], DeploymentRow>("SELECT * FROM deployments WHERE status IN ('scheduled', 'in_progress', 'paused', 'halted') ORDER BY seq"),
     executions: db.prepare<[number], ExecutionRow>('SELECT * FROM deployment_executions WHERE deployment_seq = ? ORDER BY queued_at, device_id'),
+    deviceExecutions: db.prepare<[string, number], ExecutionRow & { deployment_id: string }>(
+      `SELECT e.*, d.id AS deployment_id FROM deployment_executions e JOIN deployments d ON d.seq = e.deployment_seq
+       WHERE e.device_id = ? ORDER BY e.deployment_seq DESC LIMIT ?`,
+    ),
     gates: db.prepare<[number], GateRow>('SELECT * FROM gate_evaluations WHERE deployment_seq = ? ORDER BY id'),
   };
   function executionSteps(deploymentSeq: number, executions: readonly Execution[]): Step[] {
@@ -92,6 +96,10 @@ export function sqliteDeploymentStore(ctx: SqliteContext): DeploymentStore {
 
     getExecutions(deploymentSeq: number): Promise<Execution[]> {
       return run(() => st.executions.all(deploymentSeq).map(toExecution));
+    },
+
+    deviceExecutions(deviceId: string, limit: number): Promise<{ deploymentId: string; execution: Execution }[]> {
+      return run(() => st.deviceExecutions.all(deviceId, limit).map((r) => ({ deploymentId: r.deployment_id, execution: toExecution(r) })));
     },
 
     getGateEvaluations(deploymentSeq: number): Promise<GateEvaluation[]> {

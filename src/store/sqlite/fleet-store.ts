@@ -1,9 +1,9 @@
 import type { Connectivity, RingMove } from '../../domain/types.js';
-import type { DeviceRecord, DeviceSample, FleetStore, RingMoveWrite } from '../fleet-store.js';
+import type { DeviceHistoryPoint, DeviceRecord, DeviceSample, FleetStore, RingMoveWrite } from '../fleet-store.js';
 import type { SqliteContext } from './context.js';
 import { run } from './context.js';
-import type { DeviceRow, MoveRow } from './rows.js';
-import { toDevice, toMove } from './rows.js';
+import type { DeviceRow, HistoryRow, MoveRow } from './rows.js';
+import { toDevice, toHistoryPoint, toMove } from './rows.js';
 import type { Step } from './writer.js';
 
 /** The FleetStore verbs on SQLite: its statements, prepared once on the reading connection (writes send their SQL to the writer). */
@@ -26,6 +26,9 @@ export function sqliteFleetStore(ctx: SqliteContext): FleetStore {
          cpu = COALESCE(excluded.cpu, cpu), memory = COALESCE(excluded.memory, memory), disk = COALESCE(excluded.disk, disk),
          sampled_at = COALESCE(excluded.sampled_at, sampled_at)`,
     ),
+    addHistory: db.prepare('INSERT OR REPLACE INTO device_history (device_id, at, battery, charging, cpu, memory, disk, score) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+    history: db.prepare<[string, number, number], HistoryRow>('SELECT * FROM (SELECT * FROM device_history WHERE device_id = ? AND at >= ? ORDER BY at DESC LIMIT ?) ORDER BY at'),
+    pruneHistory: db.prepare('DELETE FROM device_history WHERE at < ?'),
     saveSample: db.prepare(
       'UPDATE devices SET battery = ?, charging = ?, cpu = ?, memory = ?, disk = ?, drain = ?, cpu_trend = ?, impact = ?, sampled_at = ? WHERE id = ?',
     ),
@@ -81,9 +84,22 @@ export function sqliteFleetStore(ctx: SqliteContext): FleetStore {
     saveDeviceSamples(samples: readonly DeviceSample[]): Promise<void> {
       if (samples.length === 0) return Promise.resolve();
       const sql = st.saveSample.source;
-      return ctx.write(
-        samples.map((m) => ({ sql, params: [m.battery, m.charging === null ? null : m.charging ? 1 : 0, m.cpu, m.memory, m.disk, m.drain, m.cpuTrend, m.impact, m.sampledAt, m.id] })),
-      ).then(() => undefined);
+      const add = st.addHistory.source;
+      const steps: Step[] = [];
+      for (const m of samples) {
+        const charging = m.charging === null ? null : m.charging ? 1 : 0;
+        steps.push({ sql, params: [m.battery, charging, m.cpu, m.memory, m.disk, m.drain, m.cpuTrend, m.impact, m.sampledAt, m.id] });
+        if (m.history) steps.push({ sql: add, params: [m.id, m.sampledAt, m.battery, charging, m.cpu, m.memory, m.disk, m.history.score] });
+      }
+      return ctx.write(steps).then(() => undefined);
+    },
+
+    deviceHistory(id: string, since: number, limit: number): Promise<DeviceHistoryPoint[]> {
+      return run(() => st.history.all(id, since, limit).map(toHistoryPoint));
+    },
+
+    pruneDeviceHistory(before: number): Promise<number> {
+      return ctx.write([{ sql: st.pruneHistory.source, params: [before], want: 'changes' }]).then(([n]) => Number(n));
     },
 
     setDevicePin(id: string, ring: string | null): Promise<void> {

@@ -319,4 +319,23 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX advice_subject ON advice(subject, seq);
     `,
   },
+  {
+    version: 12,
+    name: "the dashboard's device page: each device's metrics history, and its deployment executions by device",
+    sql: `
+      CREATE TABLE device_history (
+        device_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        battery REAL,
+        charging INTEGER,
+        cpu REAL NOT NULL,
+        memory REAL NOT NULL,
+        disk REAL NOT NULL,
+        score REAL,
+        PRIMARY KEY (device_id, at)
+      ) WITHOUT ROWID;
+      CREATE INDEX device_history_at ON device_history(at);
+      CREATE INDEX deployment_executions_device ON deployment_executions(device_id, deployment_seq);
+    `,
+  },
 ];

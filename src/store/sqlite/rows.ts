@@ -3,7 +3,7 @@ import type { Agent, BackoffPolicy, Connectivity, DeviceInfo, RingMove, Task, Ta
 import type { DeploymentRecord, DeploymentSpec, DeploymentState, Execution, ExecutionState } from '../../domain/deployment.js';
 import type { DeviceMetrics } from '../../domain/metrics.js';
 import type { ApiToken, AuditEntry, EnrollmentToken, Role } from '../../domain/security.js';
-import type { DeviceRecord } from '../fleet-store.js';
+import type { DeviceHistoryPoint, DeviceRecord } from '../fleet-store.js';
 import type { TaskAttempt } from '../task-store.js';
 
 /*
@@ -118,6 +118,17 @@ export interface MoveRow {
   to_ring: string;
   reason: string;
   at: number;
+}
+
+export interface HistoryRow {
+  device_id: string;
+  at: number;
+  battery: number | null;
+  charging: number | null;
+  cpu: number;
+  memory: number;
+  disk: number;
+  score: number | null;
 }
 
 export interface DeploymentRow {
@@ -288,6 +299,11 @@ export function toMove(r: MoveRow): RingMove {
     at: r.at,
   };
 }
+
+export function toHistoryPoint(r: HistoryRow): DeviceHistoryPoint {
+  return { at: r.at, battery: r.battery, charging: r.charging === null ? null : r.charging === 1, cpu: r.cpu, memory: r.memory, disk: r.disk, score: r.score };
+}
+
 export function toDeployment(r: DeploymentRow): DeploymentRecord {
   return {
     seq: r.seq,
