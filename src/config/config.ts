@@ -58,6 +58,14 @@ export interface Config {
   readonly advisorWatchMs: number;
   /** The most tokens a model may answer with, and the most turns (model calls) one piece of advice may take. */
   readonly advisorMaxTokens: number;
+  /** A device's metrics are kept in its history once per this interval at most, for this long. */
+  readonly metricsHistoryIntervalMs: number;
+  readonly metricsHistoryRetentionMs: number;
+  /** The event stream: a comment this often on every stream, and how many events are kept for resuming. */
+  readonly eventStreamPingMs: number;
+  readonly eventStreamBuffer: number;
+  /** An offline device silent (no sample) for longer than this counts as missing (dashboard, metrics). */
+  readonly missingAfterMs: number;
   readonly advisorMaxTurns: number;
 }
 
@@ -83,15 +91,15 @@ interface Setting<K extends keyof Config> {
   emptyEnvIsValue?: boolean;
 }
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/;
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 
-/** A duration: a plain number is seconds; `ms`, `s` and `m` suffixes are accepted. */
+/** A duration: a plain number is seconds; `ms`, `s`, `m` and `h` suffixes are accepted. */
 function duration(minMs: number, maxMs: number): Parser<number> {
   return (raw) => {
     const m = DURATION.exec(raw.trim());
-    if (!m) return { error: `must be a duration such as 5, 5s, 500ms or 2m (got "${raw}")` };
+    if (!m) return { error: `must be a duration such as 5, 5s, 500ms, 2m or 24h (got "${raw}")` };
     const n = Number(m[1]);
-    const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+    const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : m[2] === 'h' ? n * 3_600_000 : n * 1000;
     if (ms < minMs || ms > maxMs) return { error: `must be between ${minMs} ms and ${maxMs} ms (got "${raw}")` };
     return Math.round(ms);
   };
@@ -203,6 +211,11 @@ export const SETTINGS = [
   { key: 'advisorWatchMs', env: 'ADVISOR_WATCH', flag: '--advisor-watch', description: 'how often the advisor looks at deployments in progress, with ADVISOR_AUTO=halt', default: '60s', parse: duration(1000, 3_600_000) },
   { key: 'advisorMaxTokens', env: 'ADVISOR_MAX_TOKENS', flag: '--advisor-max-tokens', description: 'the most tokens a model may answer with, per call', default: '2000', parse: integer(100, 32_000) },
   { key: 'advisorMaxTurns', env: 'ADVISOR_MAX_TURNS', flag: '--advisor-max-turns', description: 'the most model calls (tool rounds included) one piece of advice may take', default: '6', parse: integer(1, 20) },
+  { key: 'metricsHistoryIntervalMs', env: 'METRICS_HISTORY_INTERVAL', flag: '--metrics-history-interval', description: "how often a device's metrics are kept in its history (its chart on the dashboard)", default: '5m', parse: duration(1000, 86_400_000) },
+  { key: 'metricsHistoryRetentionMs', env: 'METRICS_HISTORY_RETENTION', flag: '--metrics-history-retention', description: "how long a device's metrics history is kept", default: '168h', parse: duration(60_000, 3650 * 86_400_000) },
+  { key: 'eventStreamPingMs', env: 'EVENT_STREAM_PING', flag: '--event-stream-ping', description: 'how often a comment is sent on every open event stream, so that proxies keep it open', default: '15s', parse: duration(100, 3_600_000) },
+  { key: 'eventStreamBuffer', env: 'EVENT_STREAM_BUFFER', flag: '--event-stream-buffer', description: 'events kept for a client that resumes its event stream with Last-Event-ID', default: '10000', parse: integer(100, 1_000_000) },
+  { key: 'missingAfterMs', env: 'MISSING_AFTER', flag: '--missing-after', description: 'an offline device silent for longer than this counts as missing (the dashboard and /metrics)', default: '24h', parse: duration(60_000, 365 * 86_400_000) },
 ] as const satisfies readonly Setting<keyof Config>[];
 
 export type ConfigFlags = Partial<Record<keyof Config, string>>;

@@ -18,6 +18,8 @@ import type { HeldAttempt } from './task-types.js';
 export class Heartbeats {
   private readonly held = new Map<string, { device: DeviceInfo; at: number }>();
   private flushTimer: TimerHandle | null = null;
+  /** Heartbeats applied since the start (for the metrics). */
+  applied = 0;
 
   constructor(
     private readonly deps: { state: CoreState; store: Store; clock: Clock; events: EventBus; log: Logger },
@@ -31,6 +33,7 @@ export class Heartbeats {
     const { state, store, clock } = this.deps;
     const base = live.agent.device;
     if (base === null) return null;
+    this.applied++;
     const device: DeviceInfo = { ...base, ...metrics };
     const attempts = held.map((h) => (typeof h === 'string' ? { taskId: h } : h));
     const { ended, renewedUntil } = state.tasks.heartbeat(live.agent.id, attempts, ack);

@@ -44,6 +44,9 @@ export interface OrchestratorOptions {
   deploymentTickMs?: number;
 }
 
+
+/** How often devices' metrics history older than its retention is deleted. */
+const HISTORY_PRUNE_MS = 3_600_000;
 /**
  * The master, as wiring: it builds the pieces (each in a file of its own), starts and stops them. Durable
  * state is in the Store; what is kept in memory is rebuilt from the Store on start, and after a failed write.
@@ -118,10 +121,11 @@ export class Orchestrator {
       new Loop('sweeper', clock, options.sweepIntervalMs ?? 1000, whenWritable(() => this.sweeper.sweep()), onError),
       new Loop('rebalancer', clock, settings.rebalanceIntervalMs, whenWritable(() => state.fleet.rebalance('schedule')), onError),
       new Loop('deployer', clock, options.deploymentTickMs ?? 1000, whenWritable(() => state.deployments.tick()), onError),
+      new Loop('history', clock, HISTORY_PRUNE_MS, whenWritable(() => state.fleet.pruneHistory()), onError),
     ];
     this.services = edgeServices({
       state, storage: this.storage, clock, agents: this.agents, directory: agents, network: this.network,
-      enrollmentTokens: this.enrollmentTokens, seed: this.seed, events, heartbeatIntervalMs: settings.heartbeatIntervalMs,
+      enrollmentTokens: this.enrollmentTokens, seed: this.seed, events, heartbeats: this.heartbeats, heartbeatIntervalMs: settings.heartbeatIntervalMs,
     });
   }
 

@@ -339,7 +339,6 @@ export class RolloutController {
     return { ...a.rec };
   }
 
-
   async get(id: string): Promise<DeploymentView> {
     // An action or transition of this deployment in flight: show its outcome (what a restart would show).
     // (So never called from the deployment's own chain: it would wait for itself.)
@@ -359,6 +358,16 @@ export class RolloutController {
   /** The deployments in progress now (not scheduled, paused, halted or ended), by id. */
   inProgress(): string[] {
     return [...this.active.values()].filter((a) => a.rec.status === 'in_progress').map((a) => a.rec.id);
+  }
+
+  /** One device's executions in every deployment, newest deployment first. */
+  deviceExecutions(deviceId: string, limit: number): Promise<{ deploymentId: string; execution: Execution }[]> {
+    return this.store.deviceExecutions(deviceId, limit);
+  }
+
+  /** Every deployment not ended (scheduled, running, paused, halted): its record and its executions by state. */
+  activeProgress(): { deployment: DeploymentRecord; counts: Record<ExecutionState, number>; devices: number }[] {
+    return [...this.active.values()].map((a) => ({ deployment: { ...a.rec }, counts: countExecutionStates(a.execs.values()), devices: a.execs.size }));
   }
 
   /** The deployment's record without its executions (cheap), or null when it is not running. */

@@ -5,6 +5,7 @@ import type { CoreState } from './core-state.js';
 import type { EnrollmentTokens } from '../security/enrollment.js';
 import type { AgentOperations } from './agent-operations.js';
 import type { EventBus } from '../domain/events.js';
+import type { Heartbeats } from './heartbeats.js';
 import type { NetworkAgents } from './network-agents.js';
 import type { RolloutController } from './rollouts.js';
 import type { SeedFacade } from './seed-facade.js';
@@ -13,16 +14,16 @@ import type { StorageGuard } from './storage-guard.js';
 import type { TaskEngine } from './task-engine.js';
 
 /** The task queue as the edge uses it. */
-export type TaskService = Pick<TaskEngine, 'submit' | 'get' | 'list' | 'cancel' | 'retry' | 'unmatched'>;
+export type TaskService = Pick<TaskEngine, 'submit' | 'get' | 'list' | 'cancel' | 'retry' | 'unmatched' | 'countsByStatus'>;
 
 /** Devices, their health and their rings. */
 export type FleetService = Pick<
   Fleet,
-  'importDevices' | 'list' | 'device' | 'override' | 'rings' | 'configure' | 'rebalance' | 'moves' | 'ringNames' | 'attributesOf' | 'metrics' | 'connectivityOf'
+  'importDevices' | 'list' | 'device' | 'override' | 'rings' | 'configure' | 'rebalance' | 'moves' | 'ringNames' | 'attributesOf' | 'metrics' | 'connectivityOf' | 'census' | 'history'
 >;
 
 /** Staged deployments. */
-export type DeploymentService = Pick<RolloutController, 'create' | 'list' | 'get' | 'impact' | 'act' | 'inProgress'>;
+export type DeploymentService = Pick<RolloutController, 'create' | 'list' | 'get' | 'impact' | 'act' | 'inProgress' | 'activeProgress' | 'deviceExecutions'>;
 
 /** Agents and assets: operators' actions and views. */
 export type AgentService = Pick<AgentOperations, 'spawn' | 'addAsset' | 'remove' | 'approve' | 'ids' | 'view' | 'views' | 'assets' | 'ringMoves'>;
@@ -45,6 +46,8 @@ export interface StatusService {
   /** The orchestrator's clock (a fake one in tests). */
   now(): number;
   readonly storage: { readonly writable: boolean; status(): StorageStatus; assertWritable(): void };
+  /** Heartbeats applied since the process started (every kind of agent). */
+  heartbeats(): number;
 }
 
 /**
@@ -75,6 +78,7 @@ export function edgeServices(p: {
   enrollmentTokens: EnrollmentTokens;
   seed: SeedFacade;
   events: EventBus;
+  heartbeats: Pick<Heartbeats, 'applied'>;
   heartbeatIntervalMs: number;
 }): Services {
   const { state, network, clock } = p;
@@ -89,6 +93,7 @@ export function edgeServices(p: {
       cancel: (id, reason) => state.tasks.cancel(id, reason),
       retry: (id) => state.tasks.retry(id),
       unmatched: (task) => state.tasks.unmatched(task),
+      countsByStatus: () => state.tasks.countsByStatus(),
     },
     get fleet(): FleetService {
       return state.fleet;
@@ -118,6 +123,7 @@ export function edgeServices(p: {
       },
       now: () => clock.now(),
       storage: p.storage,
+      heartbeats: () => p.heartbeats.applied,
     },
     events: p.events,
   };

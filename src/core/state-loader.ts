@@ -1,4 +1,5 @@
 import type { HealthScoreConfig } from '../domain/health-score.js';
+import type { MetricsHistorySettings } from './settings.js';
 import { DEFAULT_HEALTH_SCORE_CONFIG } from '../domain/health-score.js';
 import type { Rng } from '../domain/random.js';
 import type { BackoffPolicy } from '../domain/types.js';
@@ -28,6 +29,7 @@ export interface StateSettings {
   defaultBackoff?: BackoffPolicy;
   /** Weights and thresholds of the device health score. */
   healthScore?: HealthScoreConfig;
+  metricsHistory?: MetricsHistorySettings;
 }
 
 export interface StateLoaderOptions {
@@ -65,7 +67,7 @@ export class StateLoader {
         ringExists: (name) => state.fleet.ringNames().includes(name),
       },
     });
-    const fleet = new Fleet({ store, clock, events, log, health: settings.healthScore ?? DEFAULT_HEALTH_SCORE_CONFIG, canWrite });
+    const fleet = new Fleet({ store, clock, events, log, health: settings.healthScore ?? DEFAULT_HEALTH_SCORE_CONFIG, canWrite, ...(settings.metricsHistory ? { history: settings.metricsHistory } : {}) });
     const deployments = new RolloutController({ store, clock, fleet, driver: this.o.driver, events, log });
     return { tasks, fleet, deployments };
   }

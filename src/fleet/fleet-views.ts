@@ -7,7 +7,7 @@ import { plainRingConfig, ringTargets } from '../domain/ring-config.js';
 import type { Connectivity } from '../domain/types.js';
 import { Heap } from '../util/heap.js';
 import type { DeviceRegistry } from './registry.js';
-import { CONNECTIVITY, NO_RING, PIN_MANUAL, PIN_NONE } from './registry.js';
+import { CONNECTIVITY, DECOMMISSIONED, NO_RING, PIN_MANUAL, PIN_NONE } from './registry.js';
 
 /** The most devices one page of a list holds. */
 export const DEVICE_LIST_MAX = 1000;
@@ -18,6 +18,7 @@ export interface DeviceFilter {
   healthBelow?: number;
   site?: string;
   department?: string;
+  model?: string;
 }
 
 export type DeviceSort = 'id' | 'score' | '-score';
@@ -55,6 +56,8 @@ export interface RingView {
   allowUnhealthy: boolean;
   target: number;
   size: number;
+  /** Of `size`, online now (the rest are offline). */
+  online: number;
   health: { p10: number | null; p50: number | null; p90: number | null; unhealthy: number; unknown: number };
   bySite: Record<string, number>;
   byModel: Record<string, number>;
@@ -70,6 +73,26 @@ export interface RingsView {
   total: number;
   config: RingConfig;
 }
+
+/** The fleet at a glance, from the incremental aggregates. */
+export interface FleetCensus {
+  /** Every device the fleet knows, decommissioned ones included. */
+  total: number;
+  online: number;
+  offline: number;
+  /** Of the offline ones, silent (no sample) for longer than the census was asked about. */
+  missing: number;
+  decommissioned: number;
+  /** Devices without a score yet. */
+  unscored: number;
+  /** Devices by health score, in 20 bands of 5 points (the last holds 95–100). */
+  health: number[];
+  /** Devices failing the seed's health rule. */
+  unhealthy: number;
+}
+
+/** Health bands of the census: 5 points each. */
+export const HEALTH_BAND = 5;
 
 /*
  * How the fleet is shown: read-only views of the device registry, for the API.
@@ -95,6 +118,7 @@ export function ringsView(reg: DeviceRegistry): RingsView {
       allowUnhealthy: config.unhealthyOk[k] ?? false,
       target: targets[k] ?? 0,
       size: a?.size ?? 0,
+      online: a?.online ?? 0,
       health: {
         p10: a?.percentile(10) ?? null,
         p50: a?.percentile(50) ?? null,
@@ -116,6 +140,39 @@ export function ringsView(reg: DeviceRegistry): RingsView {
     held: reg.heldCount,
     total: inRings + unassigned,
     config: plainRingConfig(config),
+  };
+}
+
+/** Devices online, offline, missing (offline and silent since before `silentBefore`) and by health band. */
+export function fleetCensus(reg: DeviceRegistry, silentBefore: number): FleetCensus {
+  let inAggregates = 0;
+  let online = 0;
+  let scored = 0;
+  let unhealthy = 0;
+  const bands = 100 / HEALTH_BAND;
+  const health = new Array<number>(bands).fill(0);
+  for (const a of reg.aggregates) {
+    inAggregates += a.size;
+    online += a.online;
+    scored += a.bins.total;
+    unhealthy += a.unhealthy;
+    // Bins are score ×10; band b holds bins [b×50, (b+1)×50), and the last one bin 1000 too.
+    let below = 0;
+    for (let b = 0; b < bands; b++) {
+      const upTo = a.bins.prefix(b === bands - 1 ? 1000 : (b + 1) * HEALTH_BAND * 10 - 1);
+      health[b] = (health[b] as number) + upTo - below;
+      below = upTo;
+    }
+  }
+  return {
+    total: reg.size,
+    online,
+    offline: inAggregates - online,
+    missing: reg.silentSince(silentBefore),
+    decommissioned: reg.size - inAggregates,
+    unscored: inAggregates - scored,
+    health,
+    unhealthy,
   };
 }
 
@@ -181,12 +238,14 @@ export function listDevices(reg: DeviceRegistry, filter: DeviceFilter, sort: Dev
   const code = (v: string | undefined): number | undefined => (v === undefined ? undefined : (reg.interner.find(v) ?? -1));
   const site = code(filter.site);
   const dept = code(filter.department);
+  const model = code(filter.model);
   const below = filter.healthBelow === undefined ? undefined : Math.round(filter.healthBelow * 10);
   const match = (i: number): boolean =>
     (ring === undefined || reg.ring[i] === ring) &&
     (status === undefined || reg.connectivity[i] === status) &&
     (site === undefined || reg.site[i] === site) &&
     (dept === undefined || reg.department[i] === dept) &&
+    (model === undefined || reg.model[i] === model) &&
     (below === undefined || ((reg.scoreBin[i] as number) >= 0 && (reg.scoreBin[i] as number) < below));
   const decoded = decodeCursor(cursor, sort);
   if (sort === 'id') {
@@ -196,7 +255,9 @@ export function listDevices(reg: DeviceRegistry, filter: DeviceFilter, sort: Dev
     const more = out.length === lim && i < n;
     return { devices: out, nextCursor: more ? encodeCursor(sort, -1, i - 1) : null };
   }
-  // Score order (devices without a score last, then by device number), keeping the first `lim` past the cursor.
+  // Score order (devices without a score last, then by device number).
+  if (status !== DECOMMISSIONED) return listByScore(reg, sort, lim, decoded, ring, below, match);
+  // Decommissioned devices are in no score list: one pass keeping the first `lim` past the cursor.
   const dir = sort === 'score' ? 1 : -1;
   const keyOf = (i: number): number => {
     const b = reg.scoreBin[i] as number;
@@ -217,6 +278,68 @@ export function listDevices(reg: DeviceRegistry, filter: DeviceFilter, sort: Dev
   const last = best.at(-1);
   const more = best.length === lim && last !== undefined;
   return { devices, nextCursor: more ? encodeCursor(sort, Math.floor(last / 4_194_304), last % 4_194_304) : null };
+}
+
+/** The cursor key of devices without a score: after every bin. */
+const UNSCORED = 2000;
+
+/**
+ * A page in score order, read from the registry's per-bin lists: bin after bin (worst first for `score`,
+ * best first for `-score`), the devices of a bin in device-number order, then the devices in no bin (without
+ * a score, or decommissioned).
+ * Bins the filter's ring does not hold are skipped by their counts, so a page costs about what it shows
+ * (plus the devices of the bins it passes that the filter rejects), not a pass over the fleet. Only the
+ * unscored tail, reached after every scored device, is found by a pass.
+ */
+function listByScore(
+  reg: DeviceRegistry,
+  sort: DeviceSort,
+  lim: number,
+  cursor: { key: number; index: number } | null,
+  ring: number | undefined,
+  below: number | undefined,
+  match: (i: number) => boolean,
+): { devices: DeviceSummary[]; nextCursor: string | null } {
+  const worstFirst = sort === 'score';
+  const slots = ring === undefined ? reg.aggregates.map((_, k) => k) : [ring === NO_RING ? reg.unassignedSlot : ring];
+  const picked: number[] = [];
+  let lastKey = -1;
+  // The cursor's key is its bin as the sort sees it: 0 first (the bin itself for `score`, 1000 − bin for `-score`).
+  const from = cursor === null ? 0 : cursor.key;
+  const members: number[] = [];
+  for (let k = from; k <= 1000 && picked.length < lim; k++) {
+    const bin = worstFirst ? k : 1000 - k;
+    if (below !== undefined && bin >= below) {
+      if (worstFirst) break;
+      continue;
+    }
+    members.length = 0;
+    for (const slot of slots) if (reg.countInBins(slot, bin, bin) > 0) reg.binMembers(slot, bin, members);
+    if (members.length === 0) continue;
+    members.sort((a, b) => a - b);
+    for (const i of members) {
+      if (cursor !== null && k === cursor.key && i <= cursor.index) continue;
+      if (!match(i)) continue;
+      picked.push(i);
+      lastKey = k;
+      if (picked.length === lim) break;
+    }
+  }
+  if (picked.length < lim) {
+    const start = cursor !== null && cursor.key === UNSCORED ? cursor.index + 1 : 0;
+    for (let i = start; i < reg.size && picked.length < lim; i++) {
+      // Not in any bin: no score yet, or decommissioned (out of every ring and its ranking).
+      if (((reg.scoreBin[i] as number) < 0 || reg.connectivity[i] === DECOMMISSIONED) && match(i)) {
+        picked.push(i);
+        lastKey = UNSCORED;
+      }
+    }
+  }
+  const last = picked.at(-1);
+  return {
+    devices: picked.map((i) => deviceSummary(reg, i)),
+    nextCursor: picked.length === lim && last !== undefined ? encodeCursor(sort, lastKey, last) : null,
+  };
 }
 
 function encodeCursor(sort: DeviceSort, key: number, index: number): string {

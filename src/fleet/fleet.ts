@@ -5,15 +5,15 @@ import type { CompiledRingConfig, RingConfig } from '../domain/ring-config.js';
 import { compileRingConfig, DEFAULT_RING_CONFIG, plainRingConfig } from '../domain/ring-config.js';
 import type { Connectivity, RingMove } from '../domain/types.js';
 import type { EventBus } from '../domain/events.js';
-import type { DeviceRecord, DeviceSample, RingMoveWrite, Store } from '../store/store.js';
+import type { DeviceHistoryPoint, DeviceRecord, DeviceSample, RingMoveWrite, Store } from '../store/store.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { PlannedMove } from './planner.js';
 import { planFull, planIncremental } from './planner.js';
 import type { DeviceAttributes } from './registry.js';
 import { CONNECTIVITY, DECOMMISSIONED, DeviceRegistry, NO_RING, PIN_MANUAL } from './registry.js';
-import type { DeviceDetail, DeviceFilter, DeviceSort, DeviceSummary, RingsView } from './fleet-views.js';
-import { DEVICE_LIST_MAX, deviceDetail, listDevices, ringsView } from './fleet-views.js';
+import type { DeviceDetail, DeviceFilter, DeviceSort, DeviceSummary, FleetCensus, RingsView } from './fleet-views.js';
+import { DEVICE_LIST_MAX, deviceDetail, fleetCensus, listDevices, ringsView } from './fleet-views.js';
 
 export interface DeviceImport extends DeviceAttributes {
   id: string;
@@ -47,6 +47,7 @@ export class Fleet {
   private readonly events: EventBus;
   private readonly log: Logger;
   private readonly canWrite: () => boolean;
+  private readonly historySettings: { intervalMs: number; retentionMs: number };
 
   constructor(options: {
     store: Store;
@@ -57,7 +58,10 @@ export class Fleet {
     rings?: CompiledRingConfig;
     /** False while the store cannot commit: held-back samples are dropped then (memory is rebuilt). @default always true */
     canWrite?: () => boolean;
+    /** A device's metrics history: a point per `intervalMs` at most, kept `retentionMs`. @default 5 min, 7 days */
+    history?: { intervalMs: number; retentionMs: number };
   }) {
+    this.historySettings = options.history ?? { intervalMs: 300_000, retentionMs: 7 * 86_400_000 };
     this.canWrite = options.canWrite ?? (() => true);
     this.store = options.store;
     this.clock = options.clock;
@@ -305,15 +309,33 @@ export class Fleet {
     }
   }
 
+  /** Deletes the history points older than the retention; resolves to how many (run hourly by the orchestrator). */
+  pruneHistory(): Promise<number> {
+    return this.store.pruneDeviceHistory(this.clock.now() - this.historySettings.retentionMs);
+  }
+
+  /** A device's metrics history at or after `since`, oldest first (the newest `limit` points). */
+  history(id: string, since: number, limit: number): Promise<DeviceHistoryPoint[]> {
+    this.indexOrThrow(id);
+    return this.store.deviceHistory(id, since, limit);
+  }
+
+  /** A device's latest sample to store; a point of its history too when the last one is `history.intervalMs` old. */
   private sampleRow(i: number): DeviceSample {
     const reg = this.registry;
     const m = reg.metricsOf(i);
-    return {
+    const at = reg.sampledAt[i] as number;
+    const row: DeviceSample = {
       id: reg.ids[i] as string,
       battery: m.battery, charging: m.charging, cpu: m.cpu, memory: m.memory, disk: m.disk, drain: m.drain, cpuTrend: m.cpuTrend,
       impact: reg.impact[i] as number,
-      sampledAt: reg.sampledAt[i] as number,
+      sampledAt: at,
     };
+    if (at - (reg.historyAt[i] as number) >= this.historySettings.intervalMs) {
+      reg.historyAt[i] = at;
+      row.history = { score: reg.score(i) };
+    }
+    return row;
   }
 
   async setConnectivity(id: string, connectivity: Connectivity): Promise<void> {
@@ -508,9 +530,10 @@ export class Fleet {
     return i === undefined ? 'unassigned' : this.registry.ringName(this.registry.ring[i] as number);
   }
 
-
-
-
+  /** The fleet at a glance; `silentBefore`: an offline device last heard from before it is missing. */
+  census(silentBefore: number): FleetCensus {
+    return fleetCensus(this.registry, silentBefore);
+  }
 
   /** Every ring's size, target, health distribution and composition, from the incremental aggregates. */
   rings(): RingsView {

@@ -25,6 +25,11 @@ export const CONNECTIVITY = ['online', 'offline', 'decommissioned'] as const;
 export type DeviceConnectivity = (typeof CONNECTIVITY)[number];
 /** The code of `decommissioned` in the `connectivity` column (codes are indexes of CONNECTIVITY): in no ring, never moved. */
 export const DECOMMISSIONED = 2;
+/** The codes of `online` and `offline`. */
+export const ONLINE = 0;
+export const OFFLINE = 1;
+/** Offline devices are counted by the minute they were last heard from (see `silentSince`). */
+const MINUTE = 60_000;
 /** Compile-time check that DECOMMISSIONED is the index of `decommissioned`. */
 export const DECOMMISSIONED_IS_ITS_INDEX: (typeof CONNECTIVITY)[typeof DECOMMISSIONED] extends 'decommissioned' ? true : never = true;
 
@@ -95,6 +100,8 @@ class BinCounts {
 /** Aggregates of one ring (or of the unassigned devices). */
 export class RingAggregate {
   size = 0;
+  /** Of them, online (the rest are offline: decommissioned devices are in no aggregate). */
+  online = 0;
   /** Devices with a known score, by bin. */
   readonly bins = new BinCounts();
   /** Devices failing the seed's yes/no rule. */
@@ -156,6 +163,8 @@ export class DeviceRegistry {
   held: Uint8Array;
   /** When a device last moved between two rings (epoch ms); 0 if it never has (a first placement does not count). */
   movedAt: Float64Array;
+  /** ms of the device's last history point (see Fleet); 0 for none since the start. */
+  historyAt: Float64Array;
   inflight: Uint16Array;
   connectivity: Uint8Array;
 
@@ -169,6 +178,8 @@ export class DeviceRegistry {
   /** Devices currently held, and how many of them failed the seed rule. */
   heldCount = 0;
   healthyCount = 0;
+  /** Offline devices by the minute of their last sample (0: never sampled), to count those silent for long. */
+  private readonly offlineByMinute = new Map<number, number>();
   private ringCount = 0;
 
   constructor(
@@ -200,6 +211,7 @@ export class DeviceRegistry {
     this.pinSource = new Uint8Array(initialCapacity);
     this.held = new Uint8Array(initialCapacity);
     this.movedAt = new Float64Array(initialCapacity);
+    this.historyAt = new Float64Array(initialCapacity);
     this.inflight = new Uint16Array(initialCapacity);
     this.connectivity = new Uint8Array(initialCapacity);
     this.next = new Int32Array(initialCapacity);
@@ -256,6 +268,7 @@ export class DeviceRegistry {
     this.pinSource = g(this.pinSource);
     this.held = g(this.held);
     this.movedAt = g(this.movedAt);
+    this.historyAt = g(this.historyAt);
     this.inflight = g(this.inflight);
     this.connectivity = g(this.connectivity);
     this.next = g(this.next);
@@ -273,6 +286,9 @@ export class DeviceRegistry {
   private enter(i: number): void {
     const a = this.aggregates[this.slotOf(i)] as RingAggregate;
     a.size++;
+    const c = this.connectivity[i];
+    if (c === ONLINE) a.online++;
+    else if (c === OFFLINE) bump(this.offlineByMinute, Math.floor((this.sampledAt[i] as number) / MINUTE), 1);
     const bin = this.scoreBin[i] as number;
     if (bin >= 0) {
       a.bins.add(bin, 1);
@@ -294,6 +310,9 @@ export class DeviceRegistry {
   private leave(i: number): void {
     const a = this.aggregates[this.slotOf(i)] as RingAggregate;
     a.size--;
+    const c = this.connectivity[i];
+    if (c === ONLINE) a.online--;
+    else if (c === OFFLINE) bump(this.offlineByMinute, Math.floor((this.sampledAt[i] as number) / MINUTE), -1);
     const bin = this.scoreBin[i] as number;
     if (bin >= 0) {
       a.bins.add(bin, -1);
@@ -317,6 +336,7 @@ export class DeviceRegistry {
     this.heads = new Int32Array((this.ringCount + 1) * BINS).fill(-1);
     this.heldCount = 0;
     this.healthyCount = 0;
+    this.offlineByMinute.clear();
     for (let i = 0; i < this.size; i++) if (this.connectivity[i] !== DECOMMISSIONED) this.enter(i);
   }
 
@@ -500,6 +520,17 @@ export class DeviceRegistry {
   }
 
 
+  /**
+   * Offline devices last heard from (their last sample) before `before` (epoch ms), to the minute; devices
+   * never heard from count as silent since the epoch. Reads one counter per distinct minute, not the fleet.
+   */
+  silentSince(before: number): number {
+    const cutoff = Math.floor(before / MINUTE);
+    let n = 0;
+    for (const [minute, count] of this.offlineByMinute) if (minute < cutoff) n += count;
+    return n;
+  }
+
   score(i: number): number | null {
     const b = this.scoreBin[i] as number;
     return b < 0 ? null : b / 10;
@@ -567,6 +598,20 @@ export class DeviceRegistry {
       rank = highest ? bins.prefix(bin - 1) - 1 : bins.prefix(bin);
     }
     return -1;
+  }
+
+  /**
+   * The devices of one aggregate slot (a ring, or `unassignedSlot`) in one score bin, appended to `out`, in no
+   * particular order. Only scored devices that are not decommissioned are in a bin.
+   */
+  binMembers(slot: number, bin: number, out: number[]): void {
+    for (let i = this.heads[slot * BINS + bin] as number; i >= 0; i = this.next[i] as number) out.push(i);
+  }
+
+  /** Scored devices of a slot in bins `from`..`to` (inclusive), from the aggregate's counts. */
+  countInBins(slot: number, from: number, to: number): number {
+    const bins = (this.aggregates[slot] as RingAggregate).bins;
+    return bins.prefix(to) - (from > 0 ? bins.prefix(from - 1) : 0);
   }
 
   ringName(r: number): string {

@@ -36,8 +36,14 @@ describe('configuration', () => {
       advisorWatchMs: 60_000,
       advisorMaxTokens: 2000,
       advisorMaxTurns: 6,
+      metricsHistoryIntervalMs: 300_000,
+      metricsHistoryRetentionMs: 7 * 86_400_000,
+      eventStreamPingMs: 15_000,
+      eventStreamBuffer: 10_000,
+      missingAfterMs: 86_400_000,
     });
     expect(loadConfig({ TASK_AGING: 'off' }).taskAgingMs).toBe(Infinity);
+    expect(loadConfig({ MISSING_AFTER: '2h', METRICS_HISTORY_INTERVAL: '90s' })).toMatchObject({ missingAfterMs: 7_200_000, metricsHistoryIntervalMs: 90_000 });
     // An empty variable means the default for the other settings (e.g. ENROLL_TOKEN= generates one), not for DATA_DIR.
     expect(loadConfig({ PORT: '', ENROLL_TOKEN: '' })).toMatchObject({ port: 8000, enrollToken: '' });
     const tuned = loadConfig({ HEALTH_SCORE: '{"weights":{"cpu":30},"thresholds":{"disk":{"bad":90}}}' }).healthScore;
