@@ -32,6 +32,8 @@ export interface ServerDeps {
   /** Where the start-up story goes, line by line. @default stdout */
   print?: (line: string) => void;
   logger?: PinoLogger;
+  /** The built dashboard. @default dist/web under the package */
+  dashboardDir?: string;
 }
 
 export interface RunningServer {
@@ -190,6 +192,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       agentConcurrency: config.agentConcurrency,
       taskAgingMs: config.taskAgingMs,
       healthScore: config.healthScore,
+      metricsHistory: { intervalMs: config.metricsHistoryIntervalMs, retentionMs: config.metricsHistoryRetentionMs },
       ...(config.enrollToken !== '' ? { enrollToken: config.enrollToken } : {}),
       enrollApproval: config.enrollApproval,
     },
@@ -266,7 +269,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       for (const id of restored) print(`[Master] restored agent ${id}`);
     }
     advisor.start();
-    app = await buildApp({ services: orchestrator.services, advisor, logger, guard, store, clock, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, ...(tls !== undefined ? { tls } : {}) });
+    app = await buildApp({ services: orchestrator.services, advisor, logger, guard, store, clock, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, missingAfterMs: config.missingAfterMs, events: { pingMs: config.eventStreamPingMs, capacity: config.eventStreamBuffer }, ...(deps.dashboardDir !== undefined ? { dashboardDir: deps.dashboardDir } : {}), ...(tls !== undefined ? { tls } : {}) });
     await heldPort.release();
     try {
       await app.listen({ host: config.host, port: config.port });

@@ -23,6 +23,11 @@ import { fleetRoutes } from './fleet-routes.js';
 import { seedRoutes } from './seed-routes.js';
 import { taskRoutes } from './task-routes.js';
 import { v1Routes } from './v1-routes.js';
+import { EventJournal } from './event-journal.js';
+import { eventRoutes } from './event-routes.js';
+import { overviewRoutes } from './overview-routes.js';
+import { metricsRoutes, orchestratorMetrics } from './metrics-routes.js';
+import { dashboardRoutes } from './dashboard.js';
 
 const MAX_PARAM_LENGTH = 256;
 
@@ -43,6 +48,12 @@ export interface AppOptions {
   requestTimeoutMs: number;
   /** Streams one HTTP/2 connection may have open at once (HTTP2_MAX_STREAMS). */
   http2MaxStreams: number;
+  /** The event stream's journal: how many events it keeps and how often it pings (tests shorten them). */
+  events?: { capacity?: number; retainMs?: number; pingMs?: number };
+  /** An offline device silent for longer than this is missing (MISSING_AFTER). @default 24 h */
+  missingAfterMs?: number;
+  /** Where the built dashboard is. @default dist/web under the package */
+  dashboardDir?: string;
 }
 
 function parseJson(_req: unknown, body: string, done: (err: Error | null, value?: unknown) => void): void {
@@ -61,7 +72,7 @@ function logsRequests(logger: FastifyBaseLogger): boolean {
   return logger.level === 'debug' || logger.level === 'trace';
 }
 
-export async function buildApp({ services, advisor, logger, guard, store, clock, tls, requestTimeoutMs, http2MaxStreams }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ services, advisor, logger, guard, store, clock, tls, requestTimeoutMs, http2MaxStreams, events, missingAfterMs, dashboardDir }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     // Request lines are logged at debug level by the hook below, not at info by Fastify.
@@ -142,10 +153,14 @@ export async function buildApp({ services, advisor, logger, guard, store, clock,
   });
   // Each route's security requirement and common errors in the OpenAPI document, from its access rule and shape.
   app.addHook('onRoute', documentRoute);
-  // Parked long-polls are answered at once on close, so that closing does not wait for them.
+  // Parked long-polls are answered and event streams ended at once on close, so that closing does not wait for them.
+  const journal = new EventJournal({ events: services.events, now: () => clock.now(), ...events });
+  const metrics = orchestratorMetrics({ services, missingAfterMs: missingAfterMs ?? 86_400_000, streams: () => journal.size });
   app.addHook('preClose', (done) => {
     closing = true;
     services.agentProtocol.releasePolls();
+    journal.close();
+    metrics.stop();
     done();
   });
   if (logsRequests(logger)) {
@@ -167,6 +182,10 @@ export async function buildApp({ services, advisor, logger, guard, store, clock,
   await app.register(adviceRoutes(advisor));
   await app.register(agentRoutes(services.agentProtocol));
   await app.register(securityRoutes(services, guard, store));
+  await app.register(eventRoutes(journal, tls !== undefined));
+  await app.register(overviewRoutes(services, missingAfterMs ?? 86_400_000));
+  await app.register(metricsRoutes(metrics.registry));
+  await app.register(dashboardRoutes(dashboardDir));
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;
 }

@@ -118,7 +118,8 @@ const NOT_FOUND = errors({ 404: ['ORCH_DEPLOYMENT_NOT_FOUND'] });
 /** Action names in URLs: `acknowledge` is also reachable as `acknowledge-and-resume`. */
 const ACTION_ALIASES: Record<string, DeploymentAction> = { 'acknowledge-and-resume': 'acknowledge' };
 
-function summary(d: DeploymentRecord) {
+/** A deployment in one line (the list's rows). */
+export function deploymentSummary(d: DeploymentRecord) {
   return {
     id: d.id,
     kind: d.kind,
@@ -136,7 +137,8 @@ function summary(d: DeploymentRecord) {
   };
 }
 
-function executionJson(e: Execution, ring: string | null) {
+/** An execution as the API shows it (`ring`: its stage's ring, when known). */
+export function executionJson(e: Execution, ring: string | null) {
   return {
     deviceId: e.deviceId,
     ring,
@@ -179,7 +181,7 @@ export function deploymentRoutes(services: Pick<Services, 'deployments' | 'fleet
       if ('errors' in out) throw new OrchestratorError('ORCH_VALIDATION', `invalid deployment: ${out.errors.join('; ')}`, { errors: out.errors });
       const start = (request.body as { start?: boolean }).start === true;
       const d = await services.deployments.create(out.spec, { start });
-      return reply.status(201).send({ ...summary(d), plan: d.spec });
+      return reply.status(201).send({ ...deploymentSummary(d), plan: d.spec });
     });
 
     r.get('/api/v1/deployments', {
@@ -195,7 +197,7 @@ export function deploymentRoutes(services: Pick<Services, 'deployments' | 'fleet
       if (limit < 1 || limit > 500) throw new OrchestratorError('ORCH_VALIDATION', 'limit must be from 1 to 500');
       const list = await services.deployments.list(limit, request.query.cursor === undefined ? undefined : Number(request.query.cursor));
       const last = list.at(-1);
-      return { deployments: list.map(summary), nextCursor: list.length === limit && last ? String(last.seq) : null };
+      return { deployments: list.map(deploymentSummary), nextCursor: list.length === limit && last ? String(last.seq) : null };
     });
 
     r.get('/api/v1/deployments/:id', {
@@ -226,7 +228,7 @@ export function deploymentRoutes(services: Pick<Services, 'deployments' | 'fleet
       const limit = request.query.limit === undefined ? 1000 : Number(request.query.limit);
       const filtered = request.query.state === undefined ? view.executions : view.executions.filter((e) => e.state === request.query.state);
       return {
-        ...summary(d),
+        ...deploymentSummary(d),
         plan: d.spec,
         progress: { rings, counts: RolloutController.countStates(view.executions) },
         executions: filtered.slice(0, limit).map((e) => executionJson(e, ringOf(e.stage))),
@@ -280,7 +282,7 @@ export function deploymentRoutes(services: Pick<Services, 'deployments' | 'fleet
         throw new OrchestratorError('ORCH_NOT_FOUND', `unknown action "${name}"; expected one of ${DEPLOYMENT_ACTIONS.join(', ')}`);
       }
       const d = await services.deployments.act(request.params.id, action, action === 'halt' ? { reason: haltReason(request.body) } : {});
-      return summary(d);
+      return deploymentSummary(d);
     });
   };
 }

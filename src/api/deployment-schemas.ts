@@ -67,7 +67,7 @@ export const ExecutionCounts = Type.Object(Object.fromEntries(EXECUTION_STATES.m
   description: 'executions by state',
 });
 
-const DeploymentSummaryProperties = {
+export const DeploymentSummaryProperties = {
   id: Type.String(),
   kind: StringEnum(DEPLOYMENT_KINDS, { description: '`seed`: started through /start_deployment' }),
   name: Type.String(),

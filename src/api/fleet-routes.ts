@@ -4,18 +4,19 @@ import { Type } from 'typebox';
 import { RING_POLICIES } from '../domain/ring-config.js';
 import { documentedAs, errors } from './openapi.js';
 import { CONNECTIVITY, DeviceDetail, DeviceSummary, RingConfig, RingMove, RingView } from './response-schemas.js';
-import { DocumentedEnum, Nullable, NullableEnum, ref, StringEnum } from './schema-helpers.js';
+import { DocumentedEnum, Nullable, NullableEnum, Percent, ref, StringEnum } from './schema-helpers.js';
 import { Id as SafeId } from './schemas.js';
 import type { Services } from '../core/services.js';
 import { OrchestratorError } from '../domain/errors.js';
 import type { DeviceFilter } from '../fleet/fleet-views.js';
 import { DEVICE_LIST_MAX } from '../fleet/fleet-views.js';
 import { iso } from './views.js';
+import { executionJson } from './deployment-routes.js';
+import { ExecutionView } from './deployment-schemas.js';
 
 export const IMPORT_MAX = 2000;
 
 const Attr = Type.String({ minLength: 1, maxLength: 200 });
-const Percent = Type.Number({ minimum: 0, maximum: 100 });
 
 const DeviceIn = Type.Object(
   {
@@ -47,7 +48,8 @@ const ListQuery = Type.Object(
     healthBelow: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}(\\.[0-9]+)?$' })),
     site: Type.Optional(Attr),
     department: Type.Optional(Attr),
-    sort: Type.Optional(StringEnum(['id', 'score', '-score'], { description: '`id`: registration order; `score`: worst first; `-score`: best first' })),
+    model: Type.Optional(Attr),
+    sort: Type.Optional(StringEnum(['id', 'score', '-score'], { description: '`id`: registration order; `score`: worst first; `-score`: best first (devices without a score, and decommissioned ones, last)' })),
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   },
@@ -63,9 +65,18 @@ const OverrideBody = Type.Object(
   { additionalProperties: false },
 );
 
+/** An instant: ms since the epoch, or a date-time. */
+const Since = (options: { description?: string } = {}) => Type.Union([Type.String({ pattern: '^[0-9]{1,16}$' }), Type.String({ format: 'date-time' })], options);
+
+function sinceOf(raw: string): number {
+  const since = /^[0-9]+$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (!Number.isFinite(since)) throw new OrchestratorError('ORCH_VALIDATION', 'since must be a date-time or milliseconds since the epoch');
+  return since;
+}
+
 const MovesQuery = Type.Object(
   {
-    since: Type.Optional(Type.Union([Type.String({ pattern: '^[0-9]{1,16}$' }), Type.String({ format: 'date-time' })])),
+    since: Type.Optional(Since()),
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   },
@@ -104,6 +115,28 @@ const RingConfigBody = Type.Object(
   { additionalProperties: false },
 );
 
+const HistoryQuery = Type.Object(
+  {
+    since: Type.Optional(Since({ description: 'ms since the epoch or a date-time; default: a day ago' })),
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })),
+  },
+  { additionalProperties: false },
+);
+
+const HistoryPoint = Type.Object(
+  {
+    at: Type.String({ format: 'date-time' }),
+    battery: Nullable(Percent),
+    charging: Nullable(Type.Boolean()),
+    cpu: Percent,
+    memory: Percent,
+    disk: Percent,
+    score: Nullable(Type.Number({ minimum: 0, maximum: 100 })),
+  },
+  { additionalProperties: false },
+);
+
+
 const TAGS = ['devices'];
 const RING_TAGS = ['rings'];
 const DEVICE_NOT_FOUND = errors({ 404: ['ORCH_DEVICE_NOT_FOUND'] });
@@ -126,7 +159,7 @@ const moveJson = (m: { id: number; agentId: string; from: string; to: string; re
 });
 
 /** `/api/v1/devices` and `/api/v1/rings`: the fleet, its health and its rings. */
-export function fleetRoutes(services: Pick<Services, 'fleet' | 'agents'>): FastifyPluginAsync {
+export function fleetRoutes(services: Pick<Services, 'fleet' | 'agents' | 'deployments' | 'status'>): FastifyPluginAsync {
   // services.fleet is read on each request, never kept: it is replaced when the state is rebuilt after a failed write.
   // eslint-disable-next-line @typescript-eslint/require-await
   return async (app) => {
@@ -170,6 +203,7 @@ export function fleetRoutes(services: Pick<Services, 'fleet' | 'agents'>): Fasti
         ...(q.healthBelow !== undefined ? { healthBelow: Number(q.healthBelow) } : {}),
         ...(q.site !== undefined ? { site: q.site } : {}),
         ...(q.department !== undefined ? { department: q.department } : {}),
+        ...(q.model !== undefined ? { model: q.model } : {}),
       };
       if (filter.healthBelow !== undefined && filter.healthBelow > 100) throw new OrchestratorError('ORCH_VALIDATION', 'healthBelow must be from 0 to 100');
       return services.fleet.list(filter, (q.sort ?? 'id'), limitOf(q.limit, 100), q.cursor);
@@ -222,6 +256,41 @@ export function fleetRoutes(services: Pick<Services, 'fleet' | 'agents'>): Fasti
     }, async (request) => {
       services.fleet.device(request.params.id);
       return { moves: (await services.agents.ringMoves(request.params.id)).map(moveJson) };
+    });
+
+    r.get('/api/v1/devices/:id/history', {
+      schema: {
+        operationId: 'deviceHistory',
+        summary: "A device's metrics and score over time",
+        description: 'One point per METRICS_HISTORY_INTERVAL (5 min) at most, kept METRICS_HISTORY_RETENTION (7 days); oldest first.',
+        tags: TAGS,
+        params: DeviceParams,
+        querystring: HistoryQuery,
+        response: { 200: Type.Object({ points: Type.Array(HistoryPoint) }, { additionalProperties: false }), ...DEVICE_NOT_FOUND },
+      },
+    }, async (request) => {
+      const q = request.query;
+      const since = q.since === undefined ? services.status.now() - 86_400_000 : sinceOf(q.since);
+      const points = await services.fleet.history(request.params.id, since, limitOf(q.limit, 1000));
+      return { points: points.map((p) => ({ ...p, at: iso(p.at) })) };
+    });
+
+    r.get('/api/v1/devices/:id/executions', {
+      schema: {
+        operationId: 'deviceExecutions',
+        summary: "A device's executions in every deployment, newest deployment first",
+        tags: TAGS,
+        params: DeviceParams,
+        querystring: Type.Object({ limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,5}$' })) }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({ executions: Type.Array(Type.Object({ deploymentId: Type.String(), ...ExecutionView.properties }, { additionalProperties: false })) }, { additionalProperties: false }),
+          ...DEVICE_NOT_FOUND,
+        },
+      },
+    }, async (request) => {
+      services.fleet.device(request.params.id);
+      const rows = await services.deployments.deviceExecutions(request.params.id, limitOf(request.query.limit, 50));
+      return { executions: rows.map((r) => ({ deploymentId: r.deploymentId, ...executionJson(r.execution, null) })) };
     });
 
     r.get('/api/v1/rings', {
@@ -285,8 +354,7 @@ export function fleetRoutes(services: Pick<Services, 'fleet' | 'agents'>): Fasti
       },
     }, async (request) => {
       const q = request.query;
-      const since = q.since === undefined ? 0 : /^[0-9]+$/.test(q.since) ? Number(q.since) : Date.parse(q.since);
-      if (!Number.isFinite(since)) throw new OrchestratorError('ORCH_VALIDATION', 'since must be a date-time or milliseconds since the epoch');
+      const since = q.since === undefined ? 0 : sinceOf(q.since);
       const out = await services.fleet.moves(since, limitOf(q.limit, 100), q.cursor);
       return { moves: out.moves.map(moveJson), nextCursor: out.nextCursor };
     });

@@ -352,6 +352,7 @@ export const RingView = Type.Object(
     allowUnhealthy: Type.Boolean(),
     target: Count,
     size: Count,
+    online: Type.Integer({ minimum: 0, description: 'of `size`, online now (the rest are offline)' }),
     health: Type.Object(
       {
         p10: Nullable(Type.Number()),

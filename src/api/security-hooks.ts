@@ -9,6 +9,7 @@ import type { Access } from '../security/access.js';
 import { accessOf } from '../security/access.js';
 import type { Guard, Identity } from '../security/guard.js';
 import { actorName, isRole } from '../security/guard.js';
+import { PAGE_HEADERS } from './dashboard.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -20,6 +21,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The route's access rule, set once when the route is added (see `installSecurity`). */
     access?: Access;
+    /** A dashboard page or file: sent with the dashboard's headers instead of the API's. */
+    page?: boolean;
   }
   interface FastifyInstance {
     /** Every route served, with its access rule (the auth matrix test walks it). */
@@ -108,8 +111,11 @@ export function installSecurity(app: FastifyInstance, { agents, guard, store, cl
   });
 
   const headers = tls ? { ...SECURITY_HEADERS, 'strict-transport-security': HSTS } : SECURITY_HEADERS;
+  const pageHeaders = tls ? { ...PAGE_HEADERS, 'strict-transport-security': HSTS } : PAGE_HEADERS;
   app.addHook('onSend', (request, reply, payload, done) => {
-    reply.headers(headers);
+    // A dashboard page keeps the cache-control it set; an error on its route is the API's JSON, with the API's headers.
+    if (request.routeOptions.config.page === true && reply.statusCode < 400) reply.headers(pageHeaders);
+    else reply.headers(headers);
     const access = request.routeOptions.config.access;
     if (access === undefined || !isRole(access) || !MUTATING.has(request.method)) {
       done(null, payload);

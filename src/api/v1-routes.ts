@@ -66,8 +66,18 @@ export function v1Routes(services: Services): FastifyPluginAsync {
     });
 
     r.get('/api/v1/agents', {
-      schema: { operationId: 'listAgentsV1', summary: 'Every agent in full', tags: TAGS, response: { 200: Type.Object({ agents: Type.Array(ref(Agent)) }, { additionalProperties: false }) } },
-    }, async () => ({ agents: (await services.agents.views()).map(agentJson) }));
+      schema: {
+        operationId: 'listAgentsV1',
+        summary: 'Every agent in full (`approval=pending`: those waiting for an admin)',
+        tags: TAGS,
+        querystring: Type.Object({ approval: Type.Optional(StringEnum(['approved', 'pending'])) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ agents: Type.Array(ref(Agent)) }, { additionalProperties: false }) },
+      },
+    }, async (request) => {
+      const agents = (await services.agents.views()).map(agentJson);
+      const approval = request.query.approval;
+      return { agents: approval === undefined ? agents : agents.filter((a) => a.approval === approval) };
+    });
 
     r.get('/api/v1/agents/:id', {
       schema: { operationId: 'getAgent', summary: 'One agent', tags: TAGS, params: AgentParams, response: { 200: ref(Agent), ...NOT_FOUND } },

@@ -21,6 +21,7 @@ export const ERRORS = {
   ORCH_AGENT_NOT_FOUND: { status: 404, meaning: 'no such agent, or a decommissioned one', message: (id: string) => `agent ${id} not found` },
   ORCH_ASSET_NOT_FOUND: { status: 404, meaning: 'no such asset', message: () => 'asset not found' },
   ORCH_DEPLOYMENT_NOT_FOUND: { status: 404, meaning: 'no such deployment', message: (id: string) => `deployment ${id} not found` },
+  ORCH_DASHBOARD_NOT_BUILT: { status: 404, meaning: 'the dashboard was not built (`npm run build` builds it); the API works without it' },
   ORCH_ADVICE_NOT_FOUND: { status: 404, meaning: 'no such advice', message: (id: string) => `advice ${id} not found` },
   ORCH_ADVICE_APPLIED: { status: 409, meaning: 'the advice was applied already', message: (id: string) => `advice ${id} was applied already` },
   ORCH_DEPLOYMENT_EXISTS: { status: 409, meaning: 'a deployment with this id exists', message: (id: string) => `deployment ${id} already exists` },

@@ -60,3 +60,38 @@ export interface EventBus {
   on<K extends keyof OrchestratorEvents>(event: K, listener: (payload: OrchestratorEvents[K]) => void): () => void;
   emit<K extends keyof OrchestratorEvents>(event: K, payload: OrchestratorEvents[K]): void;
 }
+
+/** Every event's name, in the map's order (the event stream validates its `kinds` filter against it). */
+export const EVENT_KINDS = [
+  'agent.spawned',
+  'agent.approved',
+  'agent.registered',
+  'agent.online',
+  'agent.offline',
+  'agent.removed',
+  'task.submitted',
+  'task.started',
+  'task.completed',
+  'task.requeued',
+  'task.failed',
+  'task.cancelled',
+  'task.expired',
+  'task.attempt_ended',
+  'task.stale_result',
+  'ring.moved',
+  'rings.rebalanced',
+  'deployment.started',
+  'deployment.changed',
+  'deployment.gate_evaluated',
+  'deployment.completed',
+  'advice.created',
+  'advice.applied',
+  'storage.changed',
+  'orchestrator.stalled',
+] as const satisfies readonly (keyof OrchestratorEvents)[];
+
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+type ExpectNever<T extends never> = T;
+/** Fails to compile when an event is added to the map and not to EVENT_KINDS. */
+export type EveryEventListed = ExpectNever<Exclude<keyof OrchestratorEvents, EventKind>>;

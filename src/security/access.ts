@@ -9,6 +9,9 @@ import type { Role } from '../domain/security.js';
  */
 export type Access = 'public' | 'enroll' | 'agent' | Role;
 
+/** The dashboard's pages (src/api/dashboard.ts): each answers with the same document, which shows the view its path names. */
+export const DASHBOARD_PAGES = ['/', '/devices', '/devices/:id', '/rings', '/deployments', '/deployments/new', '/deployments/:id', '/tasks', '/tasks/:id', '/security'] as const;
+
 /**
  * Every route's rule, keyed `METHOD /path` as registered. A route without a
  * rule stops the app from being built (see `app.ts`), so none is ever served
@@ -18,6 +21,11 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /healthz': 'public',
   'GET /readyz': 'public',
   'GET /openapi.json': 'public',
+  // The dashboard's pages and files: public, as they hold no data (every view asks the API, with a token).
+  ...Object.fromEntries(DASHBOARD_PAGES.map((page) => [`GET ${page}`, 'public'] as const)),
+  'GET /assets/:file': 'public',
+  // Prometheus' scrape: a viewer's token (or open on loopback, as the API is).
+  'GET /metrics': 'viewer',
 
   // The prototype's endpoints.
   'POST /spawn_agent': 'operator',
@@ -53,6 +61,8 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /api/v1/devices/:id': 'viewer',
   'PUT /api/v1/devices/:id/ring': 'operator',
   'GET /api/v1/devices/:id/ring-history': 'viewer',
+  'GET /api/v1/devices/:id/history': 'viewer',
+  'GET /api/v1/devices/:id/executions': 'viewer',
   'GET /api/v1/rings': 'viewer',
   'PUT /api/v1/rings': 'admin',
   'POST /api/v1/rings/rebalance': 'operator',
@@ -71,6 +81,10 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   'GET /api/v1/advice/:id': 'viewer',
   'POST /api/v1/advice/:id/apply': 'operator',
   'POST /api/v1/gating/parse': 'operator',
+
+  // The live event stream, and the fleet at a glance.
+  'GET /api/v1/events': 'viewer',
+  'GET /api/v1/overview': 'viewer',
 
   // The agent protocol.
   'POST /api/v1/agent/enroll': 'enroll',

@@ -30,15 +30,21 @@ let checker: Promise<OpenApiChecker> | undefined;
 
 /** One request as `who`; its answer must be what the OpenAPI document says for the route (status, body, headers). */
 async function call(method: string, path: string, auth: string | undefined, body?: unknown): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+  const controller = new AbortController();
   const res = await fetch(`${srv.base()}${path}`, {
     method,
     headers: { 'content-type': 'application/json', ...(auth === undefined ? {} : { authorization: `Bearer ${auth}` }) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: controller.signal,
   });
-  const text = await res.text();
+  const type = res.headers.get('content-type') ?? '';
+  // The event stream stays open: its status and headers are the answer.
+  if (type.startsWith('text/event-stream')) controller.abort();
+  const text = type.startsWith('text/event-stream') ? '' : await res.text();
   checker ??= OpenApiChecker.load(srv.base());
   expect((await checker).check({ method, path, status: res.status, headers: res.headers, text }), `${method} ${path}`).toEqual([]);
-  return { status: res.status, body: JSON.parse(text) as Record<string, unknown>, headers: res.headers };
+  // The dashboard's pages and files and the Prometheus scrape are not JSON.
+  return { status: res.status, body: type.startsWith('application/json') ? (JSON.parse(text) as Record<string, unknown>) : {}, headers: res.headers };
 }
 
 async function setUp(): Promise<Record<Who, string | undefined>> {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/config.js';
-import type { RunningServer } from '../../src/server.js';
+import type { RunningServer, ServerDeps } from '../../src/server.js';
 import { startServer } from '../../src/server.js';
 import { documentedClient } from './openapi-check.js';
 import { getJson, waitFor } from './server-process.js';
@@ -23,14 +23,14 @@ export interface InProcessServer {
  * One orchestrator in this process for a whole test file, on a temporary data folder, silent, on a free
  * port: started before the file's tests, once every agent it spawned is idle, and closed after them.
  */
-export function serverPerFile(env: Record<string, string>): InProcessServer {
+export function serverPerFile(env: Record<string, string>, deps: Pick<ServerDeps, 'dashboardDir'> = {}): InProcessServer {
   let server: RunningServer | null = null;
   const dataDir = tempDir();
   // With ADMIN_TOKEN the API asks for a token: the harness's own calls carry it.
   const auth: Record<string, string> = env.ADMIN_TOKEN === undefined ? {} : { authorization: `Bearer ${env.ADMIN_TOKEN}` };
   const start = async (): Promise<void> => {
     const config = loadConfig({ PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'silent', ...env });
-    server = await startServer(config, { print: () => undefined, logger: pino({ level: 'silent' }) });
+    server = await startServer(config, { print: () => undefined, logger: pino({ level: 'silent' }), ...deps });
   };
   const running = (): RunningServer => {
     if (!server) throw new Error('the server has not started');

@@ -112,9 +112,12 @@ export class OpenApiChecker {
       if (!v(typed)) problems.push(`${label}: header ${name}: ${value} does not match ${JSON.stringify(h.schema)}`);
     }
     if (header('retry-after') !== undefined && response.headers?.['retry-after'] === undefined) problems.push(`${label}: an undocumented retry-after header`);
+    const type = header('content-type') ?? '';
+    // A stream (server-sent events) or Prometheus' text is documented by its media type; its body is not JSON.
+    const media = type.split(';')[0]?.trim() ?? '';
+    if (media !== 'application/json' && response.content?.[media] !== undefined) return problems;
     const schema = response.content?.['application/json']?.schema;
     if (schema === undefined) return [...problems, `${label}: the document gives no JSON body for this status`];
-    const type = header('content-type') ?? '';
     if (!type.startsWith('application/json')) problems.push(`${label}: content-type ${type}`);
     let body: unknown;
     try {
