@@ -18,10 +18,15 @@ export function sqliteDeploymentStore(ctx: SqliteContext): DeploymentStore {
       `UPDATE deployments SET status = ?, stage = ?, phase = ?, soak_until = ?, gate_reset_at = ?, halt_reason = ?, detail = ?, started_at = ?, ended_at = ?
        WHERE seq = ?`,
     ),
+    // An update in place (not REPLACE's delete and insert): the index of executions by device is left alone.
     saveExecution: db.prepare(
-      `INSERT OR REPLACE INTO deployment_executions (deployment_seq, device_id, stage, state, task_id, reason, baseline, observed,
+      `INSERT INTO deployment_executions (deployment_seq, device_id, stage, state, task_id, reason, baseline, observed,
          cpu_delta, memory_delta, drain_delta, rollback_task_id, queued_at, started_at, ended_at, observed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (deployment_seq, device_id) DO UPDATE SET stage = excluded.stage, state = excluded.state, task_id = excluded.task_id,
+         reason = excluded.reason, baseline = excluded.baseline, observed = excluded.observed, cpu_delta = excluded.cpu_delta,
+         memory_delta = excluded.memory_delta, drain_delta = excluded.drain_delta, rollback_task_id = excluded.rollback_task_id,
+         queued_at = excluded.queued_at, started_at = excluded.started_at, ended_at = excluded.ended_at, observed_at = excluded.observed_at`,
     ),
     insertGate: db.prepare('INSERT INTO gate_evaluations (deployment_seq, stage, ring, at, verdict, reason, figures) VALUES (?, ?, ?, ?, ?, ?, ?)'),
     getDeployment: db.prepare<[string], DeploymentRow>('SELECT * FROM deployments WHERE id = ?'),
