@@ -6,8 +6,8 @@
  * process, with BENCH_EVENTS_AGENTS simulated agents (default 200, heartbeats every second) and tasks
  * submitted over the API in batches at BENCH_EVENTS_RATE per second (default 400); every task emits about
  * four events (submitted, started, attempt ended, completed). Alternating phases of BENCH_EVENTS_SECONDS
- * (default 20) with 0 and with BENCH_EVENTS_STREAMS open streams (default 100, every kind, read by this
- * process), BENCH_EVENTS_ROUNDS times (default 3). Per phase: the server's CPU (from its own /metrics),
+ * (default 20) with 0 and with BENCH_EVENTS_STREAMS open streams (default 100, read by this process; every
+ * kind, or BENCH_EVENTS_KINDS), BENCH_EVENTS_ROUNDS times (default 3). Per phase: the server's CPU (from its own /metrics),
  * the tasks completed per second, the server's resident memory; with streams: events delivered per stream
  * per second, bytes per second, and the delay from an event's `at` to its arrival here (p50, p99).
  * Prints one JSON line with the medians over rounds and the ratios (streams / none).
@@ -24,6 +24,8 @@ const RATE = Number(process.env.BENCH_EVENTS_RATE ?? 400);
 const SECONDS = Number(process.env.BENCH_EVENTS_SECONDS ?? 20);
 const STREAMS = Number(process.env.BENCH_EVENTS_STREAMS ?? 100);
 const ROUNDS = Number(process.env.BENCH_EVENTS_ROUNDS ?? 3);
+/** The streams' `kinds` filter ('' for every kind). */
+const KINDS = process.env.BENCH_EVENTS_KINDS ?? '';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -50,13 +52,13 @@ interface Stream {
 
 async function openStream(url: string): Promise<Stream> {
   const controller = new AbortController();
-  const res = await fetch(`${url}/api/v1/events`, { signal: controller.signal, headers: { accept: 'text/event-stream' } });
+  const res = await fetch(`${url}/api/v1/events${KINDS === '' ? '' : `?kinds=${encodeURIComponent(KINDS)}`}`, { signal: controller.signal, headers: { accept: 'text/event-stream' } });
   if (!res.ok || !res.body) throw new Error(`stream: ${res.status}`);
   const s: Stream = { events: 0, bytes: 0, delays: [], close: () => controller.abort() };
   const parser = new SseParser((e) => {
     s.events++;
     // One delay in 20 is kept (the clock is this machine's, shared with the server).
-    if (s.events % 20 === 0) s.delays.push(Date.now() - (JSON.parse(e.data) as { at: number }).at);
+    if (s.events % 20 === 1) s.delays.push(Date.now() - (JSON.parse(e.data) as { at: number }).at);
   });
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   void (async () => {
@@ -178,6 +180,7 @@ async function main(): Promise<void> {
       seconds: SECONDS,
       rounds: ROUNDS,
       streams: STREAMS,
+      kinds: KINDS === '' ? 'every kind' : KINDS,
       none: { cpuPercent: med(none, (p) => p.cpuPercent), rssMB: med(none, (p) => p.rssMB), tasksCompletedPerSec: med(none, (p) => p.tasksCompletedPerSec) },
       withStreams: {
         cpuPercent: med(some, (p) => p.cpuPercent),

@@ -13,7 +13,8 @@ const webDir = tempDir();
 await build({ configFile: join(ROOT, 'web/vite.config.ts'), logLevel: 'error', build: { outDir: webDir, emptyOutDir: true } });
 
 const ADMIN = 'dashboard-admin-token-0123456789abcdef';
-const srv = serverPerFile({ HEARTBEAT_INTERVAL: '200ms', AGENT_TIMEOUT: '5s', DEFAULT_AGENTS: '5', ADMIN_TOKEN: ADMIN }, { dashboardDir: webDir });
+// A history point a second, so that a device's chart has points within the test.
+const srv = serverPerFile({ HEARTBEAT_INTERVAL: '200ms', AGENT_TIMEOUT: '5s', DEFAULT_AGENTS: '5', ADMIN_TOKEN: ADMIN, METRICS_HISTORY_INTERVAL: '1s' }, { dashboardDir: webDir });
 const { call } = srv;
 
 /** Debian's chromium, with the flags of DEVELOPERS.md; no browser is downloaded. */
@@ -86,6 +87,7 @@ describe('the dashboard in a real browser', () => {
   });
 
   it("asks for a token, then the overview renders the seed's start-up fleet, and every view has its own URL", async () => {
+    for (const type of ['health_check', 'process_data', 'monitor']) await call('POST', '/api/v1/tasks', { type, params: type === 'process_data' ? { data: [1, 2, 3] } : {} });
     const page = await signedIn(ADMIN);
     const overview = (await call('GET', '/api/v1/overview')).body as { devices: { total: number; online: number } };
     await expect.poll(async () => page.getByTestId('stat-total').locator('.stat-value').textContent()).toBe(String(overview.devices.total));
@@ -96,17 +98,17 @@ describe('the dashboard in a real browser', () => {
     expect(await page.getByTestId('live-status').textContent()).toContain('live');
     await shot(page, 'overview');
     // Each view at its own address, reached by the menu and by loading the address itself.
-    for (const [label, path, testid] of [
-      ['Devices', '/devices', 'devices-table'],
-      ['Rings', '/rings', 'ring-sizes'],
-      ['Deployments', '/deployments', 'deployments-table'],
-      ['Tasks', '/tasks', 'tasks-table'],
-      ['Agents and security', '/security', 'audit-log'],
+    for (const [label, path, testid, screenshot] of [
+      ['Devices', '/devices', 'devices-table', true],
+      ['Rings', '/rings', 'ring-sizes', true],
+      ['Deployments', '/deployments', 'deployments-table', false],
+      ['Tasks', '/tasks', 'tasks-table', true],
+      ['Agents and security', '/security', 'audit-log', true],
     ] as const) {
       await page.getByRole('link', { name: label, exact: true }).click();
       await page.getByTestId(testid).waitFor();
       expect(new URL(page.url()).pathname).toBe(path);
-      await shot(page, path.slice(1));
+      if (screenshot) await shot(page, path.slice(1));
     }
     await page.goto(`${srv.base()}/devices?sort=score`);
     // A reload keeps the session's token: no second sign-in within the tab.
@@ -117,6 +119,9 @@ describe('the dashboard in a real browser', () => {
     await first.click();
     await page.getByTestId('health-factors').waitFor();
     expect(await page.locator('h1').textContent()).toBe(id);
+    // Its metrics over time: a point a second here.
+    await page.getByTestId('history-chart').locator('canvas').waitFor({ timeout: 5000 });
+    await page.getByTestId('ring-history').locator('tbody tr').first().waitFor();
     await shot(page, 'device');
     expect((page as Page & { errors: string[] }).errors).toEqual([]);
   });
@@ -141,6 +146,9 @@ describe('the dashboard in a real browser', () => {
     expect(await page.getByTestId('deployment-status').textContent()).toBe('halted');
     expect(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
     await shot(page, 'deployment-halted');
+    await page.getByRole('link', { name: 'Deployments', exact: true }).click();
+    await expect.poll(() => page.getByTestId(`status-${id}`).textContent()).toBe('halted');
+    await shot(page, 'deployments');
     await call('POST', `/api/v1/deployments/${id}/abort`);
   });
 

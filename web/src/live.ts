@@ -20,7 +20,8 @@ interface Registration {
 /** Events are handed to listeners together, at most this often: a burst is one update. */
 const BATCH_MS = 250;
 
-export type LiveStatus = 'connecting' | 'live' | 'paused' | 'offline';
+/** `idle`: nothing shown follows the orchestrator's events, so no stream is open. */
+export type LiveStatus = 'connecting' | 'live' | 'paused' | 'offline' | 'idle';
 
 /**
  * The one event stream of the dashboard (`GET /api/v1/events`), shared by every view: read with fetch, so
@@ -37,6 +38,9 @@ class LiveStream {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private failures = 0;
+  /** The kinds the open stream asked for. */
+  private kinds = '';
+  private kindsTimer: ReturnType<typeof setTimeout> | null = null;
   status: LiveStatus = 'connecting';
 
   constructor() {
@@ -49,8 +53,29 @@ class LiveStream {
   listen(kinds: string[], listener: LiveListener): () => void {
     const reg = { kinds, listener };
     this.registrations.add(reg);
-    if (!this.controller && !document.hidden) this.start();
-    return () => this.registrations.delete(reg);
+    this.kindsChanged();
+    return () => {
+      this.registrations.delete(reg);
+      this.kindsChanged();
+    };
+  }
+
+  /** The kinds the views shown now listen to: the stream asks for those only (a view that leaves stops its kinds). */
+  private wanted(): string {
+    return [...new Set([...this.registrations].flatMap((r) => r.kinds))].sort().join(',');
+  }
+
+  private kindsChanged(): void {
+    // Views mount and unmount together on a navigation: the stream is re-opened once, after them, and resumes.
+    if (this.kindsTimer) clearTimeout(this.kindsTimer);
+    this.kindsTimer = setTimeout(() => {
+      this.kindsTimer = null;
+      const kinds = this.wanted();
+      if (kinds === this.kinds && (this.controller || document.hidden)) return;
+      this.kinds = kinds;
+      this.stop(kinds === '' ? 'idle' : 'connecting');
+      this.start();
+    }, 50);
   }
 
   onStatus(listener: (s: LiveStatus) => void): () => void {
@@ -79,7 +104,7 @@ class LiveStream {
   }
 
   private start(): void {
-    if (this.controller || document.hidden) return;
+    if (this.controller || document.hidden || this.kinds === '') return;
     const controller = new AbortController();
     this.controller = controller;
     this.setStatus('connecting');
@@ -96,7 +121,7 @@ class LiveStream {
   private async read(controller: AbortController): Promise<void> {
     const headers: Record<string, string> = { accept: 'text/event-stream', ...authHeaders() };
     if (this.lastId !== '') headers['last-event-id'] = this.lastId;
-    const res = await fetch('/api/v1/events', { headers, signal: controller.signal, cache: 'no-store' });
+    const res = await fetch(`/api/v1/events?kinds=${encodeURIComponent(this.kinds)}`, { headers, signal: controller.signal, cache: 'no-store' });
     if (!res.ok || !res.body) throw new Error(`event stream: ${res.status}`);
     this.failures = 0;
     this.setStatus('live');

@@ -73,7 +73,7 @@ function LiveBadge(): JSX.Element {
   useEffect(() => live.onStatus(setStatus), []);
   return (
     <span class={`live live-${status}`} data-testid="live-status" title="The event stream: views update as the orchestrator changes">
-      {status === 'live' ? '● live' : status === 'paused' ? '❚❚ paused' : status === 'offline' ? '○ reconnecting' : '○ connecting'}
+      {status === 'live' ? '● live' : status === 'paused' ? '❚❚ paused' : status === 'offline' ? '○ reconnecting' : status === 'idle' ? '○ idle' : '○ connecting'}
     </span>
   );
 }

@@ -12,7 +12,8 @@ const BANDS = Array.from({ length: 20 }, (_, i) => i * 5 + 2.5);
 
 /** The fleet at a glance: devices online, offline and missing, health, rings, the queue, deployments and halts. */
 export function OverviewView(): JSX.Element {
-  const r = useResource((signal) => api<Overview>('/api/v1/overview', { signal }), [], ['agent', 'task', 'ring', 'rings', 'deployment', 'storage'], 1000);
+  // Health changes with every heartbeat, which no event announces: read again every 5 s as well.
+  const r = useResource((signal) => api<Overview>('/api/v1/overview', { signal }), [], ['agent', 'task', 'rings', 'deployment', 'storage'], 1000, 5000);
   const o = r.data;
   if (!o) return <Page title="Overview">{r.error ? <ErrorNote error={r.error} /> : <Loading />}</Page>;
   const d = o.devices;
