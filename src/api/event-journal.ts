@@ -143,7 +143,9 @@ export class EventJournal {
    */
   subscribe(sub: Subscriber, lastEventId: string | undefined): () => void {
     this.record();
-    const listener: Listener = { sub, pending: [], extra: 'retry: 2000\n\n', overflowed: false };
+    // The stream starts with the id of the last event (a block without data: no event, but the client's last
+    // id), so that a client that loses the stream before any event arrives still resumes from where it began.
+    const listener: Listener = { sub, pending: [], extra: `retry: 2000\nid: ${this.idOf(this.next - 1)}\n\n`, overflowed: false };
     if (lastEventId !== undefined && lastEventId !== '') {
       const from = this.resumeFrom(lastEventId);
       if (from === null) listener.extra += this.resetMessage('the events after this id are no longer kept; reload');

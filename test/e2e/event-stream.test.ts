@@ -84,6 +84,20 @@ describe('GET /api/v1/events: the live event stream', () => {
     } finally {
       again.close();
     }
+    // A stream begins with the last id (no event): a client that saw no event at all still resumes from its start.
+    const quiet = await openEventStream(url('?kinds=deployment'));
+    await waitFor(() => Promise.resolve(/^id: \S+$/m.test(quiet.text()) ? true : undefined), 3000);
+    const startId = (/^id: (\S+)$/m.exec(quiet.text()) as RegExpExecArray)[1] as string;
+    expect(quiet.events).toEqual([]);
+    quiet.close();
+    expect((await srv.call('POST', '/start_deployment', { deployment_id: 'stream-seed-2' })).status).toBe(200);
+    const back = await openEventStream(url('?kinds=deployment'), { 'last-event-id': startId });
+    try {
+      const replayed = await back.next((e) => e.event === 'deployment.started');
+      expect(JSON.parse(replayed.data)).toMatchObject({ deploymentId: 'stream-seed-2' });
+    } finally {
+      back.close();
+    }
     // An id this server never gave (another process, or one long dropped): a reset, so the client reloads.
     const stale = await openEventStream(url(), { 'last-event-id': 'zzzzzz-12' });
     try {

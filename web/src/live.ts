@@ -145,6 +145,8 @@ class LiveStream {
       const { value, done } = await reader.read();
       if (done) break;
       parser.push(value);
+      // The stream's first block is an id without an event: where to resume from even before any event.
+      if (parser.id !== '') this.lastId = parser.id;
     }
   }
 
