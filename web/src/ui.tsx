@@ -198,11 +198,12 @@ export function Field(props: { label: string; error?: string | undefined; childr
   );
 }
 
-/** The API's `errors` ("place: problem") by place. */
+/** An error's `errors` ("place: problem", as the API lists them, or a form's own) by place. */
 export function errorsByPlace(err: unknown): Map<string, string> {
   const out = new Map<string, string>();
-  if (!(err instanceof ApiError)) return out;
-  for (const e of err.errors) {
+  const errors = err instanceof ApiError ? err.errors : ((err as { errors?: unknown } | null)?.errors ?? []);
+  if (!Array.isArray(errors)) return out;
+  for (const e of errors as string[]) {
     const colon = e.indexOf(': ');
     if (colon > 0) out.set(e.slice(0, colon), e.slice(colon + 2));
   }

@@ -6,7 +6,7 @@ import { useResource } from '../hooks';
 import { Link, navigate, setQuery, useLocation } from '../router';
 import type { Advice, DeploymentDetail, DeploymentSummary, ExecutionCounts, GateEvaluation } from '../types';
 import { useCan } from '../session';
-import { Action, Badge, Bar, Card, ErrorNote, Loading, Page, Pager, Table } from '../ui';
+import { Action, Badge, Bar, Card, ErrorNote, errorsByPlace, Loading, Page, Pager, Table } from '../ui';
 
 /** Execution counts as the parts of a progress bar. */
 export function executionParts(c: ExecutionCounts): { value: number; class: string; label: string }[] {
@@ -280,12 +280,7 @@ export function NewDeploymentView(): JSX.Element {
   const [parsed, setParsed] = useState<Record<number, string>>({});
   const ringNames = rings.data?.rings.map((r) => r.name) ?? [];
 
-  const placeErrors = new Map<string, string>();
-  const errs = (error as { errors?: string[] } | null)?.errors ?? [];
-  for (const e of errs) {
-    const colon = e.indexOf(': ');
-    if (colon > 0) placeErrors.set(e.slice(0, colon), e.slice(colon + 2));
-  }
+  const placeErrors = errorsByPlace(error);
   const errAt = (place: string): string | undefined => placeErrors.get(place);
 
   const useCustom = (): void => {
