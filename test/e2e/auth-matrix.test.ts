@@ -3,7 +3,7 @@ import type { Access } from '../../src/security/access.js';
 import { ROUTE_ACCESS } from '../../src/security/access.js';
 import { H2Client } from '../support/h2-client.js';
 import { serverPerFile } from '../support/in-process.js';
-import { OpenApiChecker } from '../support/openapi-check.js';
+import { fetchAnswer, OpenApiChecker } from '../support/openapi-check.js';
 
 const ADMIN = 'admin-token-from-the-environment-0123456789';
 const ENROLL = 'matrix-enroll-token-0123456789';
@@ -30,17 +30,11 @@ let checker: Promise<OpenApiChecker> | undefined;
 
 /** One request as `who`; its answer must be what the OpenAPI document says for the route (status, body, headers). */
 async function call(method: string, path: string, auth: string | undefined, body?: unknown): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
-  const controller = new AbortController();
-  const res = await fetch(`${srv.base()}${path}`, {
+  const { res, text, type } = await fetchAnswer(`${srv.base()}${path}`, {
     method,
     headers: { 'content-type': 'application/json', ...(auth === undefined ? {} : { authorization: `Bearer ${auth}` }) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: controller.signal,
   });
-  const type = res.headers.get('content-type') ?? '';
-  // The event stream stays open: its status and headers are the answer.
-  if (type.startsWith('text/event-stream')) controller.abort();
-  const text = type.startsWith('text/event-stream') ? '' : await res.text();
   checker ??= OpenApiChecker.load(srv.base());
   expect((await checker).check({ method, path, status: res.status, headers: res.headers, text }), `${method} ${path}`).toEqual([]);
   // The dashboard's pages and files and the Prometheus scrape are not JSON.

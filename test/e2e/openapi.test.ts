@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { securityOf } from '../../src/api/openapi.js';
 import { taskJson, taskV1Json } from '../../src/api/views.js';
 import { DASHBOARD_PAGES, ROUTE_ACCESS } from '../../src/security/access.js';
-import { OpenApiChecker } from '../support/openapi-check.js';
+import { fetchAnswer, OpenApiChecker } from '../support/openapi-check.js';
 import { waitFor } from '../support/server-process.js';
 import { serverPerFile } from '../support/in-process.js';
 
@@ -36,17 +36,11 @@ async function docChecker(): Promise<OpenApiChecker> {
 
 /** One request; its answer must be what the OpenAPI document says (status, body, headers), or the test fails here. */
 async function call(method: string, path: string, body?: unknown, auth: string | null = `Bearer ${ADMIN}`): Promise<Answer> {
-  const controller = new AbortController();
-  const res = await fetch(`${srv.base()}${path}`, {
+  const { res, text, type } = await fetchAnswer(`${srv.base()}${path}`, {
     method,
     headers: { 'content-type': 'application/json', ...(auth === null ? {} : { authorization: auth }) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: controller.signal,
   });
-  const type = res.headers.get('content-type') ?? '';
-  // The event stream stays open: its status and headers are its answer.
-  if (type.startsWith('text/event-stream')) controller.abort();
-  const text = type.startsWith('text/event-stream') ? '' : await res.text();
   const c = await docChecker();
   expect(c.check({ method, path, status: res.status, headers: res.headers, text }), `${method} ${path}`).toEqual([]);
   expect(c.match(method, path), `${method} ${path} is an operation of the document`).toBeDefined();

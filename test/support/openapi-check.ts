@@ -160,3 +160,18 @@ export function documentedClient(base: () => string, extraHeaders: Record<string
     return { status: res.status, body: JSON.parse(text) as Record<string, unknown> };
   };
 }
+
+/**
+ * `fetch`, and the answer's text; an event stream stays open, so for one the status and headers are its answer
+ * and the text is '' (the request is aborted once its headers are in).
+ */
+export async function fetchAnswer(url: string, init: RequestInit = {}): Promise<{ res: Response; text: string; type: string }> {
+  const controller = new AbortController();
+  const res = await fetch(url, { ...init, signal: controller.signal });
+  const type = res.headers.get('content-type') ?? '';
+  if (type.startsWith('text/event-stream')) {
+    controller.abort();
+    return { res, text: '', type };
+  }
+  return { res, text: await res.text(), type };
+}
