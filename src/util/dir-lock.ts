@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -146,6 +146,11 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+export interface LockOptions {
+  /** Called at each step of taking over a stale lock, so that a test can run other takers between them. */
+  onStep?: (step: string) => void;
+}
+
 /** A lock file without a readable holder this old was left by a process killed while writing it. */
 const UNREADABLE_STALE_MS = 2000;
 
@@ -153,7 +158,7 @@ const UNREADABLE_STALE_MS = 2000;
  * Takes `name` in `dir` (which must exist) for this process, or throws DirLockedError naming the
  * live holder. File system errors (EACCES, EROFS, ENOENT, ENOTDIR) are thrown as they are.
  */
-export function lockDir(dir: string, name: string, command: string): DirLock {
+export function lockDir(dir: string, name: string, command: string, options: LockOptions = {}): DirLock {
   const abs = resolve(dir);
   const file = join(abs, name);
   const boot = bootId();
@@ -176,18 +181,12 @@ export function lockDir(dir: string, name: string, command: string): DirLock {
       fd = openSync(file, 'wx', 0o644);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const seen = readUnlessGone(file);
+      const seen = snapshot(file);
       if (seen === null) continue; // released meanwhile: try again
-      const other = parseHolder(seen);
+      const other = parseHolder(seen.text);
       if (other === null) {
         // Being written right now, or left half-written by a killed process.
-        let age: number;
-        try {
-          age = Date.now() - statSync(file).mtimeMs;
-        } catch {
-          continue;
-        }
-        if (age < UNREADABLE_STALE_MS) {
+        if (Date.now() - seen.mtimeMs < UNREADABLE_STALE_MS) {
           sleepSync(50);
           continue;
         }
@@ -195,7 +194,8 @@ export function lockDir(dir: string, name: string, command: string): DirLock {
         const state = holderState(other);
         if (state !== 'dead') throw new DirLockedError(abs, file, other, state === 'alive');
       }
-      takeOverStale(file, seen, holder.nonce);
+      options.onStep?.('judged-stale');
+      if (!removeStale(file, seen, holder, options)) sleepSync(10);
       continue;
     }
     try {
@@ -212,29 +212,87 @@ export function lockDir(dir: string, name: string, command: string): DirLock {
   }
 }
 
-/**
- * Moves a stale lock file away, unless it changed since it was judged stale: two processes may find
- * the same stale file, and the slower one must not delete the lock the faster one has just taken.
- * Renaming is atomic, so whoever renames the stale file away owns its removal; whoever renamed a
- * newer file by mistake links it back (link fails rather than overwrite a third process's lock).
- */
-function takeOverStale(file: string, staleText: string, nonce: string): void {
-  const aside = `${file}.stale-${process.pid}-${nonce}`;
+/** A lock file as one reader saw it: its text and which file it was (a later file may reuse the name). */
+interface Snapshot {
+  text: string;
+  ino: string;
+  mtimeNs: string;
+  mtimeMs: number;
+}
+
+/** The file's text and identity, or null when it does not exist. */
+function snapshot(path: string): Snapshot | null {
+  const text = readUnlessGone(path);
+  if (text === null) return null;
   try {
-    renameSync(file, aside);
+    const st = statSync(path, { bigint: true });
+    return { text, ino: String(st.ino), mtimeNs: String(st.mtimeNs), mtimeMs: Number(st.mtimeMs) };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-  const moved = readOrNull(aside);
-  if (moved !== staleText) {
+}
+
+function sameFile(a: Snapshot, b: Snapshot | null): boolean {
+  return b !== null && a.text === b.text && a.ino === b.ino && a.mtimeNs === b.mtimeNs;
+}
+
+/**
+ * Deletes a stale lock file, unless it changed since it was judged stale. Several processes may find
+ * the same stale file; the slower ones must not delete the lock the fastest has taken meanwhile, nor
+ * leave the name free for a moment while another holds it. So only one process at a time may delete
+ * a given stale file: it first creates a claim file named for that file (O_EXCL), then, holding it,
+ * checks that the lock is still that file and deletes it, then deletes its claim. A lock file is only
+ * ever deleted by its own holder or under such a claim, so a live lock is never deleted.
+ *
+ * A claim left by a process killed while holding it is judged as a lock is (its holder dead, or
+ * unreadable and old), and the next claim of the chain (`-1`, `-2`, ...) is taken instead; whoever
+ * finishes deletes the chain. Returns false when a live process holds the claim: try again shortly.
+ */
+function removeStale(file: string, stale: Snapshot, me: LockHolder, options: LockOptions): boolean {
+  const key = createHash('sha256').update(`${stale.ino}:${stale.mtimeNs}:${stale.text}`).digest('hex').slice(0, 16);
+  const claimOf = (k: number): string => `${file}.takeover-${key}-${k}`;
+  for (let k = 0; ; k++) {
+    const claim = claimOf(k);
+    let fd: number;
     try {
-      linkSync(aside, file);
-    } catch {
-      // A third process took the name meanwhile; its lock stands.
+      fd = openSync(claim, 'wx', 0o644);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const seen = snapshot(claim);
+      if (seen === null) return false; // its holder has just finished
+      const claimant = parseHolder(seen.text);
+      const abandoned = claimant === null ? Date.now() - seen.mtimeMs >= UNREADABLE_STALE_MS : holderState(claimant) === 'dead';
+      if (abandoned) continue;
+      return false;
     }
+    heldHere.add(me.nonce);
+    try {
+      try {
+        writeSync(fd, JSON.stringify(me));
+      } finally {
+        closeSync(fd);
+      }
+      options.onStep?.('claimed');
+      if (sameFile(stale, snapshot(file))) {
+        try {
+          unlinkSync(file);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+      }
+    } finally {
+      heldHere.delete(me.nonce);
+      for (let j = k; j >= 0; j--) {
+        try {
+          unlinkSync(claimOf(j));
+        } catch {
+          // Gone already.
+        }
+      }
+    }
+    return true;
   }
-  unlinkSync(aside);
 }
 
 function held(dir: string, file: string, holder: LockHolder): DirLock {
