@@ -13,6 +13,14 @@ export type { DeviceHistoryPoint, DeviceRecord, DeviceSample, FleetStore, RingMo
 export type { SecurityStore } from './security-store.js';
 export type { AttemptEndOutcome, TaskAttempt, TaskFilter, TaskStore } from './task-store.js';
 
+/** The store cannot be opened (a file or a database that is unusable, unreachable, or of a newer version): said in one line. */
+export class StoreOpenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreOpenError';
+  }
+}
+
 /** How long a client is asked to wait before it tries again when the store cannot commit (`retry-after`, seconds). */
 export const STORAGE_RETRY_AFTER_S = 2;
 

@@ -1,17 +1,32 @@
 import type Database from 'better-sqlite3';
+import type { SqlContext } from '../sql/context.js';
+import type { Step, StepResult } from '../sql/write-op.js';
 import { fromSqliteError } from './errors.js';
-import type { Step, StepResult } from './writer.js';
 
-/** What the aggregates of the SQLite adapter share: the reading connection, the writer, the meta table. */
-export interface SqliteContext {
-  /** The reading connection (writes go through `write`). */
-  readonly db: Database.Database;
-  /**
-   * Queues a write (its steps run in one transaction) to the writer; resolves once it is committed. `row`
-   * names the row it rewrites, so that the writer may skip a queued write a later one supersedes.
-   */
-  write(steps: Step[], row?: { key: string; supersedable: boolean; full: boolean }): Promise<StepResult[]>;
-  getMeta(key: string): Promise<string | null>;
+/**
+ * The SQL context of the SQLite adapter: reads run at once on the reading connection (each statement
+ * prepared once), writes go to the writer.
+ */
+export function sqliteContext(
+  db: Database.Database,
+  write: (steps: Step[], row?: { key: string; supersedable: boolean; full: boolean }) => Promise<StepResult[]>,
+  getMeta: (key: string) => Promise<string | null>,
+): SqlContext {
+  const prepared = new Map<string, Database.Statement<unknown[], unknown>>();
+  const statement = (sql: string): Database.Statement<unknown[], unknown> => {
+    let s = prepared.get(sql);
+    if (!s) {
+      s = db.prepare<unknown[], unknown>(sql);
+      prepared.set(sql, s);
+    }
+    return s;
+  };
+  return {
+    all: <R>(sql: string, params: readonly unknown[] = []) => run(() => statement(sql).all(...params) as R[]),
+    one: <R>(sql: string, params: readonly unknown[] = []) => run(() => statement(sql).get(...params) as R | undefined),
+    write,
+    getMeta,
+  };
 }
 
 /** Runs a synchronous read and hands its outcome over as a promise (a failure as the store's error). */

@@ -3,6 +3,7 @@ import { accessSync, closeSync, constants, fsyncSync, linkSync, mkdirSync, openS
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { describeFsError } from '../../util/dir-lock.js';
+import { StoreOpenError } from '../store.js';
 
 /**
  * Opening the database file, with every way it can be unusable told apart and said in one line that
@@ -12,7 +13,7 @@ import { describeFsError } from '../../util/dir-lock.js';
  */
 
 /** The database file cannot be used as it is. `message` names the file and says what to do. */
-export class DatabaseFileError extends Error {
+export class DatabaseFileError extends StoreOpenError {
   readonly file: string;
   constructor(file: string, message: string) {
     super(message);

@@ -6,16 +6,11 @@ import type { FleetStore } from '../fleet-store.js';
 import type { SecurityStore } from '../security-store.js';
 import type { Store, StoreConnection } from '../store.js';
 import type { TaskStore } from '../task-store.js';
-import { sqliteAdviceStore } from './advice-store.js';
-import { sqliteAgentStore } from './agent-store.js';
-import type { SqliteContext } from './context.js';
-import { run } from './context.js';
-import { sqliteDeploymentStore } from './deployment-store.js';
-import { sqliteFleetStore } from './fleet-store.js';
+import { sqlAggregates } from '../sql/aggregates.js';
+import { META_SQL } from '../sql/write-op.js';
+import { run, sqliteContext } from './context.js';
 import { MIGRATIONS } from './migrations.js';
 import { DatabaseFileError, explainSqliteError, openDatabaseFile } from './open.js';
-import { sqliteSecurityStore } from './security-store.js';
-import { sqliteTaskStore } from './task-store.js';
 import type { Writer } from './writer.js';
 import { InlineWriter, ThreadWriter } from './writer.js';
 
@@ -41,8 +36,8 @@ export interface SqliteStore extends TaskStore, FleetStore, DeploymentStore, Sec
 
 /**
  * The embedded store: one SQLite file in WAL mode. This file opens it (checks, pragmas, migrations) and holds
- * the connection's own verbs; each aggregate's verbs and SQL are in a file of their own (task-store.ts,
- * fleet-store.ts, deployment-store.ts, security-store.ts, agent-store.ts, advice-store.ts), its rows and mappers in rows.ts.
+ * the connection's own verbs; the aggregates' verbs and SQL are shared with the PostgreSQL adapter (../sql/:
+ * a file per aggregate, rows and mappers in rows.ts).
  * Reads run on this connection; every write goes through the writer, in order, grouped into commits, and its
  * promise resolves once committed (synchronous=FULL: durably).
  */
@@ -74,12 +69,8 @@ export class SqliteStore implements Store, StoreConnection {
     // Migrations ran above on this connection; from here on it only reads, and the writer writes.
     this.writer = options.writer === 'thread' && path !== ':memory:' ? new ThreadWriter(path, options.synchronous ?? 'FULL') : new InlineWriter(this.db);
     this.getMetaStmt = this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
-    const ctx: SqliteContext = {
-      db: this.db,
-      write: (steps, row) => this.writer.submit(row ? { steps, ...row } : { steps }),
-      getMeta: (key) => this.getMeta(key),
-    };
-    Object.assign(this, sqliteTaskStore(ctx), sqliteFleetStore(ctx), sqliteDeploymentStore(ctx), sqliteSecurityStore(ctx), sqliteAgentStore(ctx), sqliteAdviceStore(ctx));
+    const ctx = sqliteContext(this.db, (steps, row) => this.writer.submit(row ? { steps, ...row } : { steps }), (key) => this.getMeta(key));
+    Object.assign(this, sqlAggregates(ctx));
   }
 
   private migrate(): void {
@@ -123,7 +114,7 @@ export class SqliteStore implements Store, StoreConnection {
 
   setMeta(key: string, value: string): Promise<void> {
     return this.writer
-      .submit({ steps: [{ sql: 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', params: [key, value] }] })
+      .submit({ steps: [{ sql: META_SQL, params: [key, value] }] })
       .then(() => undefined);
   }
 }

@@ -1,33 +1,11 @@
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import type { Step, StepResult, WriteOp } from '../sql/write-op.js';
+import { PROBE_SQL } from '../sql/write-op.js';
 import { storageError } from './errors.js';
 
-/** One SQL statement of a write. `want` says what to hand back from it. */
-export interface Step {
-  sql: string;
-  params?: unknown[] | Record<string, unknown>;
-  want?: 'changes' | 'rowid' | 'row';
-}
-
-/**
- * A write: its steps run in order, in one transaction with the writes committed beside it.
- * Writes of one row's state may carry its `key`: a write marked `supersedable` (it only sets state)
- * is skipped when a later write in the same batch with the same key is `full` (it sets all of that
- * state), since the later one leaves the row exactly as both together would.
- */
-export interface WriteOp {
-  steps: Step[];
-  key?: string;
-  supersedable?: boolean;
-  full?: boolean;
-}
-
-export type StepResult = number | Record<string, unknown> | null | undefined;
 type Outcome = { ok: true; value: StepResult[] } | { ok: false; error: string; code?: string | undefined };
-
-/** The statement a probe writes: it proves that a commit can reach the disk again. */
-export const PROBE_SQL = "INSERT INTO meta (key, value) VALUES ('storage_probe', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 
 interface DbLike {
   prepare(sql: string): { run(...a: unknown[]): { changes: number; lastInsertRowid: number | bigint }; get(...a: unknown[]): unknown };
@@ -52,11 +30,10 @@ export function executeBatch(db: DbLike, cache: Map<string, ReturnType<DbLike['p
   const runOp = (op: WriteOp): StepResult[] =>
     op.steps.map((step) => {
       const s = stmt(step.sql);
-      const args = step.params === undefined ? [] : Array.isArray(step.params) ? step.params : [step.params];
+      const args = step.params ?? [];
       if (step.want === 'row') return (s.get(...args) as Record<string, unknown> | undefined) ?? null;
       const info = s.run(...args);
       if (step.want === 'changes') return info.changes;
-      if (step.want === 'rowid') return Number(info.lastInsertRowid);
       return undefined;
     });
   const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -64,6 +41,7 @@ export function executeBatch(db: DbLike, cache: Map<string, ReturnType<DbLike['p
     const code = (err as { code?: unknown } | null)?.code;
     return typeof code === 'string' ? code : undefined;
   };
+  // As supersededWrites (sql/write-op.ts) does; repeated here, since the writer thread runs this function alone.
   const superseded = new Set<number>();
   const fullLater = new Set<string>();
   for (let i = ops.length - 1; i >= 0; i--) {

@@ -7,7 +7,9 @@ import type { DeviceHistoryPoint, DeviceRecord } from '../fleet-store.js';
 import type { TaskAttempt } from '../task-store.js';
 
 /*
- * Rows of the SQLite tables as better-sqlite3 reads them, and the mappers between them and the domain's types.
+ * Rows of the tables as the SQL adapters read them, and the mappers between them and the domain's types. Both
+ * schemas keep the same columns in the same representation (times as integer milliseconds, JSON as text,
+ * booleans as 0 and 1), so that one set of mappers serves SQLite and PostgreSQL.
  */
 
 export interface AgentRow {

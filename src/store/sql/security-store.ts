@@ -1,28 +1,13 @@
 import type { ApiToken, AuditEntry, AuditQuery, EnrollmentToken } from '../../domain/security.js';
 import type { SecurityStore } from '../security-store.js';
-import type { SqliteContext } from './context.js';
-import { run } from './context.js';
+import type { SqlContext } from './context.js';
+import { whereOf } from './context.js';
 import type { ApiTokenRow, AuditRow, EnrollmentTokenRow } from './rows.js';
 import { toApiToken, toAudit, toEnrollmentToken } from './rows.js';
 
-/** The SecurityStore verbs on SQLite. Their statements are prepared on first use: most processes never read these tables. */
-export function sqliteSecurityStore(ctx: SqliteContext): SecurityStore {
-  const db = ctx.db;
-  let prepared: ReturnType<typeof prepare> | undefined;
-  const prepare = () => ({
-    getApiToken: db.prepare<[string], ApiTokenRow>('SELECT * FROM api_tokens WHERE id = ?'),
-    listApiTokens: db.prepare<[], ApiTokenRow>('SELECT * FROM api_tokens ORDER BY created_at, id'),
-    countApiTokens: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM api_tokens'),
-    getEnrollmentToken: db.prepare<[string], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens WHERE id = ?'),
-    listEnrollmentTokens: db.prepare<[], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens ORDER BY created_at, id'),
-    listAudit: db.prepare<[{ after: number; since: number | null; actor: string | null; action: string | null; limit: number }], AuditRow>(
-      `SELECT * FROM audit_log
-       WHERE id > @after AND (@since IS NULL OR at >= @since) AND (@actor IS NULL OR actor = @actor) AND (@action IS NULL OR action = @action)
-       ORDER BY id LIMIT @limit`,
-    ),
-  });
-  const lazy = (): ReturnType<typeof prepare> => (prepared ??= prepare());
-  const self: SecurityStore = {
+/** The SecurityStore verbs, for any SQL adapter. */
+export function sqlSecurityStore(ctx: SqlContext): SecurityStore {
+  return {
     insertApiToken(token: ApiToken, secretHash: string): Promise<void> {
       return ctx.write([{
         sql: 'INSERT INTO api_tokens (id, name, role, secret_hash, created_at, created_by, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -30,23 +15,21 @@ export function sqliteSecurityStore(ctx: SqliteContext): SecurityStore {
       }]).then(() => undefined);
     },
 
-    getApiToken(id: string): Promise<{ token: ApiToken; secretHash: string } | null> {
-      return run(() => {
-        const row = lazy().getApiToken.get(id);
-        return row ? { token: toApiToken(row), secretHash: row.secret_hash } : null;
-      });
+    async getApiToken(id: string): Promise<{ token: ApiToken; secretHash: string } | null> {
+      const row = await ctx.one<ApiTokenRow>('SELECT * FROM api_tokens WHERE id = ?', [id]);
+      return row ? { token: toApiToken(row), secretHash: row.secret_hash } : null;
     },
 
-    listApiTokens(): Promise<ApiToken[]> {
-      return run(() => lazy().listApiTokens.all().map(toApiToken));
+    async listApiTokens(): Promise<ApiToken[]> {
+      return (await ctx.all<ApiTokenRow>('SELECT * FROM api_tokens ORDER BY created_at, id')).map(toApiToken);
     },
 
     revokeApiToken(id: string, at: number): Promise<boolean> {
       return ctx.write([{ sql: 'UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', params: [at, id], want: 'changes' }]).then(([n]) => n === 1);
     },
 
-    countApiTokens(): Promise<number> {
-      return run(() => lazy().countApiTokens.get()?.n ?? 0);
+    async countApiTokens(): Promise<number> {
+      return (await ctx.one<{ n: number }>('SELECT COUNT(*) AS n FROM api_tokens'))?.n ?? 0;
     },
 
     insertEnrollmentToken(token: EnrollmentToken, secretHash: string): Promise<void> {
@@ -57,15 +40,13 @@ export function sqliteSecurityStore(ctx: SqliteContext): SecurityStore {
       }]).then(() => undefined);
     },
 
-    getEnrollmentToken(id: string): Promise<{ token: EnrollmentToken; secretHash: string } | null> {
-      return run(() => {
-        const row = lazy().getEnrollmentToken.get(id);
-        return row ? { token: toEnrollmentToken(row), secretHash: row.secret_hash } : null;
-      });
+    async getEnrollmentToken(id: string): Promise<{ token: EnrollmentToken; secretHash: string } | null> {
+      const row = await ctx.one<EnrollmentTokenRow>('SELECT * FROM enrollment_tokens WHERE id = ?', [id]);
+      return row ? { token: toEnrollmentToken(row), secretHash: row.secret_hash } : null;
     },
 
-    listEnrollmentTokens(): Promise<EnrollmentToken[]> {
-      return run(() => lazy().listEnrollmentTokens.all().map(toEnrollmentToken));
+    async listEnrollmentTokens(): Promise<EnrollmentToken[]> {
+      return (await ctx.all<EnrollmentTokenRow>('SELECT * FROM enrollment_tokens ORDER BY created_at, id')).map(toEnrollmentToken);
     },
 
     revokeEnrollmentToken(id: string, at: number): Promise<boolean> {
@@ -88,13 +69,14 @@ export function sqliteSecurityStore(ctx: SqliteContext): SecurityStore {
       }]).then(() => undefined);
     },
 
-    listAudit(q: AuditQuery): Promise<AuditEntry[]> {
-      return run(() =>
-        lazy().listAudit
-          .all({ after: q.afterId ?? 0, since: q.since ?? null, actor: q.actor ?? null, action: q.action ?? null, limit: q.limit })
-          .map(toAudit),
-      );
+    async listAudit(q: AuditQuery): Promise<AuditEntry[]> {
+      const { where, params } = whereOf([
+        ['id > ?', q.afterId ?? 0],
+        q.since !== undefined ? ['at >= ?', q.since] : null,
+        q.actor !== undefined ? ['actor = ?', q.actor] : null,
+        q.action !== undefined ? ['action = ?', q.action] : null,
+      ]);
+      return (await ctx.all<AuditRow>(`SELECT * FROM audit_log ${where} ORDER BY id LIMIT ?`, [...params, q.limit])).map(toAudit);
     },
   };
-  return self;
 }
