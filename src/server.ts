@@ -17,6 +17,7 @@ import type { Asset } from './domain/types.js';
 import { SimulatedFleet } from './sim/simulated-fleet.js';
 import { explainSqliteError } from './store/sqlite/open.js';
 import { openStore, sqliteFile, storeTarget } from './store/open-store.js';
+import { redactUrl } from './util/redact-url.js';
 import type { Store } from './store/store.js';
 import type { Clock } from './util/clock.js';
 import { systemClock } from './util/clock.js';
@@ -59,6 +60,11 @@ function readTls(config: Config): { cert: Buffer; key: Buffer } {
 
 export function databasePath(config: Config): string {
   return sqliteFile(config.dataDir);
+}
+
+/** Where the state is, for messages: the SQLite file, or the PostgreSQL URL without its password. */
+export function storeDescription(config: Config): string {
+  return config.databaseUrl === '' ? databasePath(config) : redactUrl(config.databaseUrl);
 }
 
 /** The lock file in DATA_DIR that keeps a second orchestrator off the same database (see docs/operations.md). */
@@ -154,15 +160,16 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   const rng = deps.rng ?? systemRng;
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { service: 'orchestrator' } }, pino.destination(2));
   const tls = config.tlsCert === '' ? undefined : readTls(config);
-  // Before anything is spawned or written: the folder, the lock on it, the port, then the database.
+  // Before anything is spawned or written: on SQLite the folder and the lock on it; the port; then the database.
+  const target = storeTarget(config);
   const dataDir = resolve(config.dataDir);
-  const createdDataDir = prepareDataDir(dataDir);
-  const lock = lockDataDir(dataDir);
+  const createdDataDir = target.adapter === 'sqlite' && prepareDataDir(dataDir);
+  const lock = target.adapter === 'sqlite' ? lockDataDir(dataDir) : { release: () => undefined };
   let held: { release(): Promise<void> } | undefined;
   let store: Store;
   try {
     held = await holdPort(config.host, config.port);
-    store = openStore(storeTarget(config), { writer: 'thread' });
+    store = await openStore(target, { writer: 'thread' });
   } catch (err) {
     await held?.release();
     lock.release();
@@ -248,7 +255,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       throw new ConfigError(
         'HOST',
         `${config.host} exposes the API to other machines, and no API token is configured, so anyone who can reach it could command every agent. ` +
-          `Create an admin token first (orchestrator token create --role admin --name <you> --data-dir ${config.dataDir}), or set ADMIN_TOKEN to a secret of 32 or more characters; ` +
+          `Create an admin token first (orchestrator token create --role admin --name <you>${target.adapter === 'sqlite' ? ` --data-dir ${config.dataDir}` : ''}), or set ADMIN_TOKEN to a secret of 32 or more characters; ` +
           `or keep HOST=127.0.0.1. See docs/security.md.`,
       );
     }
@@ -265,7 +272,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       }
       await store.setMeta('bootstrapped', new Date(clock.now()).toISOString());
     } else {
-      print(`Restored ${restored.length} agents from ${databasePath(config)}`);
+      print(`Restored ${restored.length} agents from ${storeDescription(config)}`);
       for (const id of restored) print(`[Master] restored agent ${id}`);
     }
     advisor.start();
@@ -285,7 +292,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     await heldPort.release();
     lock.release();
     // Damage met while reading the fleet is the database's, said as such.
-    throw explainSqliteError(databasePath(config), err) ?? err;
+    throw (target.adapter === 'sqlite' ? explainSqliteError(databasePath(config), err) : null) ?? err;
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;

@@ -13,9 +13,9 @@ import { ROLES } from '../domain/security.js';
 import type { Role } from '../domain/security.js';
 import { createApiToken } from '../security/guard.js';
 import { BackupTargetError, backupDatabase } from '../store/sqlite/backup.js';
-import { DatabaseFileError } from '../store/sqlite/open.js';
 import { openStore as openAdapter, storeTarget } from '../store/open-store.js';
 import type { Store } from '../store/store.js';
+import { StoreOpenError } from '../store/store.js';
 import { parseScenario, simulate } from '../sim/rollout-sim.js';
 import { describeFsError, DirLockedError, lockDir } from '../util/dir-lock.js';
 
@@ -29,7 +29,7 @@ function failStart(err: unknown, log?: PinoLogger, what = 'Start-up'): never {
     process.stderr.write(`Configuration error: ${oneLine(err.message)}\n`);
     process.exit(2);
   }
-  if (err instanceof DatabaseFileError) {
+  if (err instanceof StoreOpenError) {
     process.stderr.write(`Database error: ${oneLine(err.message)}\n`);
     process.exit(2);
   }
@@ -195,8 +195,8 @@ program
     }
   });
 
-/** The store of the orchestrator's data dir (DATA_DIR or --data-dir), for the token commands. */
-function openStore(dataDir: string | undefined): Store {
+/** The orchestrator's store (DATABASE_URL, or the SQLite file of DATA_DIR or --data-dir), for the token commands. */
+async function openStore(dataDir: string | undefined): Promise<Store> {
   let config;
   try {
     config = loadConfig(process.env, dataDir === undefined ? {} : { dataDir });
@@ -205,7 +205,7 @@ function openStore(dataDir: string | undefined): Store {
   }
   // No lock: these commands write to the database of a running orchestrator on purpose (SQLite serializes the writes).
   try {
-    return openAdapter(storeTarget(config));
+    return await openAdapter(storeTarget(config));
   } catch (err) {
     failStart(err);
   }
@@ -230,7 +230,7 @@ tokenCommand
       process.stderr.write('--name: 1 to 100 characters of letters, digits, space and ._@:/-\n');
       process.exit(2);
     }
-    const store = openStore(opts.dataDir);
+    const store = await openStore(opts.dataDir);
     const { token, text } = await createApiToken(store, { name: opts.name, role: opts.role as Role, createdBy: 'cli', now: Date.now() });
     await store.close();
     process.stdout.write(`${text}\n`);
@@ -242,7 +242,7 @@ tokenCommand
   .description('list API tokens (never their secrets)')
   .option('--data-dir <dir>', 'the orchestrator\'s data dir (env DATA_DIR, default ./data)')
   .action(async (opts: { dataDir?: string }) => {
-    const store = openStore(opts.dataDir);
+    const store = await openStore(opts.dataDir);
     const tokens = await store.listApiTokens();
     await store.close();
     for (const t of tokens) {
@@ -255,7 +255,7 @@ tokenCommand
   .description('revoke an API token at once (a running orchestrator refuses it from its next request)')
   .option('--data-dir <dir>', 'the orchestrator\'s data dir (env DATA_DIR, default ./data)')
   .action(async (id: string, opts: { dataDir?: string }) => {
-    const store = openStore(opts.dataDir);
+    const store = await openStore(opts.dataDir);
     const revoked = await store.revokeApiToken(id, Date.now());
     const known = revoked || (await store.getApiToken(id)) !== null;
     await store.close();

@@ -15,6 +15,8 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly dataDir: string;
+  /** A PostgreSQL URL, or '' for SQLite in dataDir. */
+  readonly databaseUrl: string;
   readonly heartbeatIntervalMs: number;
   readonly agentTimeoutMs: number;
   readonly taskTimeoutMs: number;
@@ -170,6 +172,19 @@ const httpUrlOrEmpty: Parser<string> = (raw) => {
   return { error: `must be an http:// or https:// URL such as http://127.0.0.1:11434/v1 (got "${raw}")` };
 };
 
+/** A postgres:// URL, or nothing. */
+const postgresUrlOrEmpty: Parser<string> = (raw) => {
+  const t = raw.trim();
+  if (t === '') return '';
+  try {
+    const u = new URL(t);
+    if ((u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== '') return t;
+  } catch {
+    // not a URL: said below
+  }
+  return { error: 'must be a PostgreSQL URL such as postgres://orchestrator:secret@db.example:5432/orchestrator' };
+};
+
 const nonEmpty: Parser<string> = (raw) => (raw.trim().length > 0 ? raw.trim() : { error: 'must not be empty' });
 const dataDir: Parser<string> = (raw) =>
   raw.trim().length > 0 ? raw.trim() : { error: 'must not be empty: it is the folder of the database (DATA_DIR); leave it unset for the default ./data' };
@@ -179,6 +194,7 @@ export const SETTINGS = [
   { key: 'port', env: 'PORT', flag: '--port', description: 'HTTP port (0 picks a free one)', default: '8000', parse: integer(0, 65535) },
   // `DATA_DIR=` is a mistake (a variable meant to be set, left empty), not a wish for ./data: refused rather than silently defaulted.
   { key: 'dataDir', env: 'DATA_DIR', flag: '--data-dir', description: 'folder of the SQLite database', default: './data', parse: dataDir, emptyEnvIsValue: true },
+  { key: 'databaseUrl', env: 'DATABASE_URL', flag: '--database-url', description: 'a PostgreSQL URL (postgres://user:password@host:5432/db) to keep the state in, for replicas; unset: SQLite in DATA_DIR', default: '', parse: postgresUrlOrEmpty },
   { key: 'heartbeatIntervalMs', env: 'HEARTBEAT_INTERVAL', flag: '--heartbeat-interval', description: 'how often agents send heartbeats', default: '5s', parse: duration(50, 3_600_000) },
   { key: 'agentTimeoutMs', env: 'AGENT_TIMEOUT', flag: '--agent-timeout', description: 'silence after which an agent is offline', default: '20s', parse: duration(100, 86_400_000) },
   { key: 'taskTimeoutMs', env: 'TASK_TIMEOUT', flag: '--task-timeout', description: 'how long one attempt of a task may run', default: '60s', parse: duration(100, 86_400_000) },

@@ -281,7 +281,7 @@ export async function simulate(scenario: Scenario, options: SimOptions = {}): Pr
   const rng = seededRng(scenario.seed ?? 1);
   const start = Date.UTC(2026, 0, 5, 0, 0, 0);
   const clock = new VirtualClock(start);
-  const store = openStore({ adapter: 'memory' });
+  const store = await openStore({ adapter: 'memory' });
   const events = new TypedEventBus<OrchestratorEvents>();
   const fleet = new Fleet({ store, clock, events, log: silentLogger, health: DEFAULT_HEALTH_SCORE_CONFIG });
   await fleet.load();

@@ -1,13 +1,17 @@
 import { join, resolve } from 'node:path';
+import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
 import type { Store } from './store.js';
 
-/** Where the orchestrator's state is kept: the SQLite file of a data directory, or memory (the simulator). */
-export type StoreTarget = { adapter: 'sqlite'; dataDir: string } | { adapter: 'memory' };
+/**
+ * Where the orchestrator's state is kept: the SQLite file of a data directory, a PostgreSQL database (in a
+ * schema of its own when `schema` is given), or memory (the simulator).
+ */
+export type StoreTarget = { adapter: 'sqlite'; dataDir: string } | { adapter: 'postgres'; url: string; schema?: string } | { adapter: 'memory' };
 
 export interface OpenStoreOptions {
   /**
-   * `thread` commits on a writer thread, so that the event loop never waits for an fsync (the server);
+   * SQLite: `thread` commits on a writer thread, so that the event loop never waits for an fsync (the server);
    * `inline` commits on the event loop at the end of each turn (tools, and tests that drive a fake clock).
    * @default 'inline'
    */
@@ -19,20 +23,22 @@ export function sqliteFile(dataDir: string): string {
   return join(resolve(dataDir), 'orchestrator.db');
 }
 
-/** Where the state of a configuration is. */
-export function storeTarget(config: { dataDir: string }): StoreTarget {
-  return { adapter: 'sqlite', dataDir: config.dataDir };
+/** Where the state of a configuration is: PostgreSQL when DATABASE_URL is set, else SQLite in DATA_DIR. */
+export function storeTarget(config: { dataDir: string; databaseUrl: string }): StoreTarget {
+  return config.databaseUrl !== '' ? { adapter: 'postgres', url: config.databaseUrl } : { adapter: 'sqlite', dataDir: config.dataDir };
 }
 
 /**
  * The one place that chooses and opens a store adapter (the server, the CLI and the simulator open theirs
- * here). Throws what the adapter throws when the store cannot be opened (for SQLite, a DatabaseFileError
- * that names the file and what is wrong with it).
+ * here). Rejects with a StoreOpenError saying in one line what is wrong when the store cannot be opened (a
+ * file that is unusable, a database that cannot be reached or is of a newer version).
  */
-export function openStore(target: StoreTarget, options: OpenStoreOptions = {}): Store {
+export async function openStore(target: StoreTarget, options: OpenStoreOptions = {}): Promise<Store> {
   switch (target.adapter) {
     case 'sqlite':
       return new SqliteStore(sqliteFile(target.dataDir), { writer: options.writer ?? 'inline' });
+    case 'postgres':
+      return PostgresStore.open(target.url, target.schema === undefined ? {} : { schema: target.schema });
     case 'memory':
       return new SqliteStore(':memory:');
   }

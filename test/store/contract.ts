@@ -434,7 +434,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
 
 // ------------------------------------------------------------------ fixtures
 
-function task(id: string, seq: number, change: Partial<Task> = {}): Task {
+export function task(id: string, seq: number, change: Partial<Task> = {}): Task {
   return {
     id, seq, type: 'process_data', parameters: { id }, priority: 0, status: 'pending', target: null, assignedTo: null, attempts: 0, attemptsBase: 0,
     maxAttempts: 3, backoff: { strategy: 'exponential', initialMs: 100, maxMs: 1000, jitter: true }, timeoutMs: 60_000, idempotencyKey: null,
@@ -443,7 +443,7 @@ function task(id: string, seq: number, change: Partial<Task> = {}): Task {
   };
 }
 
-function device(id: string): DeviceRecord {
+export function device(id: string): DeviceRecord {
   return {
     id, site: 'Coimbatore', department: 'IT', manufacturer: 'Dell', model: 'Latitude 7420', osName: 'Windows 11', tags: ['a', 'b'],
     metrics: { battery: 80, charging: false, cpu: 20, memory: 40, disk: 60 }, drain: 2, cpuTrend: 0, impact: 0, sampledAt: 10,
@@ -451,11 +451,11 @@ function device(id: string): DeviceRecord {
   };
 }
 
-function info(cpu: number): DeviceInfo {
+export function info(cpu: number): DeviceInfo {
   return { name: 'host', osVersion: '11', battery: null, charging: null, cpu: cpu, memory: 50, disk: 60 };
 }
 
-function agent(id: string, change: Partial<Agent> = {}): Agent {
+export function agent(id: string, change: Partial<Agent> = {}): Agent {
   return {
     id, kind: 'simulated', capabilities: ['process_data', 'monitor'], connectivity: 'offline', registeredAt: null, lastHeartbeatAt: null,
     device: null, ring: 'unassigned', assetId: null, createdAt: 10, ...change,
@@ -471,7 +471,7 @@ function advice(id: string, subject: AdviceSubject, trigger: AdviceTrigger, crea
   };
 }
 
-function metrics(): DeviceMetrics {
+export function metrics(): DeviceMetrics {
   return { battery: 70, charging: false, cpu: 30, memory: 40, disk: 50, drain: 1, cpuTrend: 2.5 };
 }
 
@@ -480,7 +480,7 @@ function mainsMetrics(): DeviceMetrics {
   return { ...metrics(), battery: null, charging: null, drain: 0 };
 }
 
-function deployment(id: string): Omit<DeploymentRecord, 'seq'> {
+export function deployment(id: string): Omit<DeploymentRecord, 'seq'> {
   return {
     id, kind: 'rollout',
     spec: { name: id, payload: { type: 'deploy', params: { v: 2 } }, stages: [], maintenanceWindows: [], autoRollback: false, rollbackPayload: { type: 'deploy', params: { v: 1 } } },
@@ -488,7 +488,7 @@ function deployment(id: string): Omit<DeploymentRecord, 'seq'> {
   };
 }
 
-function execution(deviceId: string): Execution {
+export function execution(deviceId: string): Execution {
   return {
     deviceId, stage: 0, state: 'queued', taskId: null, reason: null, baseline: metrics(), observed: null, cpuDelta: null, memoryDelta: null,
     drainDelta: null, rollbackTaskId: null, queuedAt: 5, startedAt: null, endedAt: null, observedAt: null,

@@ -8,6 +8,7 @@ describe('configuration', () => {
       host: '127.0.0.1',
       port: 8000,
       dataDir: './data',
+      databaseUrl: '',
       heartbeatIntervalMs: 5000,
       agentTimeoutMs: 20_000,
       taskTimeoutMs: 60_000,
@@ -68,6 +69,8 @@ describe('configuration', () => {
       { port: '9100' },
     );
     expect(c).toMatchObject({ port: 9100, heartbeatIntervalMs: 500, agentTimeoutMs: 2000, taskTimeoutMs: 60_000, host: '0.0.0.0' });
+    expect(loadConfig({ DATABASE_URL: ' postgresql://o:s@db.example:5432/orch ' }).databaseUrl).toBe('postgresql://o:s@db.example:5432/orch');
+    expect(loadConfig({ DATABASE_URL: 'postgres://a@b/c' }, { databaseUrl: 'postgres://d@e/f' }).databaseUrl).toBe('postgres://d@e/f');
   });
 
   it.each([
@@ -82,6 +85,8 @@ describe('configuration', () => {
     [{ DATA_DIR: '' }, {}, /^DATA_DIR: must not be empty/],
     [{ DATA_DIR: '  ' }, {}, /^DATA_DIR: must not be empty/],
     [{ DATA_DIR: '/srv/orchestrator' }, { dataDir: '' }, /^--data-dir: must not be empty: it is the folder of the database \(DATA_DIR\)/],
+    [{ DATABASE_URL: 'mysql://root:hunter2@db/x' }, {}, /^DATABASE_URL: must be a PostgreSQL URL such as postgres:\/\/orchestrator:secret@db\.example:5432\/orchestrator$/],
+    [{ DATABASE_URL: 'postgres://' }, {}, /^DATABASE_URL: must be a PostgreSQL URL/],
     [{ HEALTH_SCORE: '{cpu:1}' }, {}, /^HEALTH_SCORE: must be JSON/],
     [{ HEALTH_SCORE: '{"weights":{"wifi":3}}' }, {}, /^HEALTH_SCORE: weights.wifi: unknown factor/],
     [{ HEALTH_SCORE: '{"weight":{}}' }, {}, /^HEALTH_SCORE: unknown key "weight"/],
