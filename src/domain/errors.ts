@@ -38,6 +38,7 @@ export const ERRORS = {
   ORCH_RATE_LIMITED: { status: 429, meaning: 'too many failed authentications or enrollments from this address; `retry-after` says when to come back' },
   ORCH_SHUTTING_DOWN: { status: 503, meaning: 'the orchestrator is stopping', message: () => 'the orchestrator is not running' },
   ORCH_STORAGE_UNAVAILABLE: { status: 503, meaning: 'the store cannot commit (nothing was changed); retry after `retry-after` seconds' },
+  ORCH_NOT_LEADER: { status: 503, meaning: 'this replica does not lead (it was deposed, or no leader is known yet); retry after `retry-after` seconds, here or at the leader' },
   ORCH_INTERNAL: { status: 500, meaning: 'a bug' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -3,12 +3,14 @@ import type { AdviceStore } from './advice-store.js';
 import type { AgentStore } from './agent-store.js';
 import type { DeploymentStore } from './deployment-store.js';
 import type { FleetStore } from './fleet-store.js';
+import type { Leadership } from './leadership.js';
 import type { SecurityStore } from './security-store.js';
 import type { TaskStore } from './task-store.js';
 
 export type { AdviceFilter, AdviceStore } from './advice-store.js';
 export type { AgentStore } from './agent-store.js';
 export type { DeploymentStore } from './deployment-store.js';
+export type { LeaseHolder, Leadership } from './leadership.js';
 export type { DeviceHistoryPoint, DeviceRecord, DeviceSample, FleetStore, RingMoveWrite } from './fleet-store.js';
 export type { SecurityStore } from './security-store.js';
 export type { AttemptEndOutcome, TaskAttempt, TaskFilter, TaskStore } from './task-store.js';
@@ -58,6 +60,8 @@ export interface StoreConnection {
    * fails because the disk or the database cannot take it now rejects with ORCH_STORAGE_UNAVAILABLE.
    */
   onWriteFailure(listener: (err: Error) => void): void;
+  /** The leader lease, where several processes share the store (`capabilities.sharedByProcesses`); null otherwise. */
+  readonly leadership: Leadership | null;
   getMeta(key: string): Promise<string | null>;
   setMeta(key: string, value: string): Promise<void>;
 }
@@ -103,6 +107,6 @@ export const READ_VERBS = [
 ] as const satisfies readonly (keyof Store)[];
 
 /** Compile-time check: every verb of the port is in WRITE_VERBS or READ_VERBS (or manages the connection). */
-type Unclassified = Exclude<keyof Store, (typeof WRITE_VERBS)[number] | (typeof READ_VERBS)[number] | 'kind' | 'capabilities' | 'close' | 'probe' | 'idle' | 'onWriteFailure'>;
+type Unclassified = Exclude<keyof Store, (typeof WRITE_VERBS)[number] | (typeof READ_VERBS)[number] | 'kind' | 'capabilities' | 'leadership' | 'close' | 'probe' | 'idle' | 'onWriteFailure'>;
 export const EVERY_VERB_CLASSIFIED: [Unclassified] extends [never] ? true : Unclassified = true;
 

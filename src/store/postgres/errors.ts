@@ -17,7 +17,7 @@ export function isUnavailable(err: unknown): boolean {
   if (typeof code === 'string') return UNAVAILABLE_STATES.test(code) || CONNECTION_CODES.has(code);
   const message = err instanceof Error ? err.message : String(err);
   // node-postgres reports a connection lost mid-query or refused by the pool in words, without a code.
-  return /Connection terminated|connection timeout|Client has encountered a connection error|Client was closed|timeout exceeded when trying to connect|not queryable/i.test(message);
+  return /Connection terminated|connection timeout|Client has encountered a connection error|Client was closed|timeout exceeded when trying to connect|not queryable|Query read timeout/i.test(message);
 }
 
 /** A failure of node-postgres as the error the store's caller sees: ORCH_STORAGE_UNAVAILABLE (503) when the database is at fault. */

@@ -198,6 +198,33 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       CREATE INDEX advice_subject ON advice (subject, seq);
     `,
   },
+  {
+    // The leader lease (one row) and the fence every commit of the leader runs first (see lease.ts).
+    version: 2,
+    sql: `
+      CREATE TABLE leader_lease (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        url TEXT NOT NULL,
+        epoch BIGINT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL,
+        backend_pid INTEGER
+      );
+      CREATE FUNCTION orchestrator_fence(expected BIGINT) RETURNS BIGINT LANGUAGE plpgsql AS $fence$
+      DECLARE
+        held BIGINT;
+      BEGIN
+        -- FOR SHARE: a take-over (which changes the epoch) waits for this transaction, so that nothing of an
+        -- old epoch commits after a new leader has taken the lease and begun to load.
+        SELECT epoch INTO held FROM leader_lease WHERE name = 'leader' FOR SHARE;
+        IF held IS DISTINCT FROM expected THEN
+          RAISE EXCEPTION 'fenced: this replica led with epoch %, the lease is at epoch %', expected, held USING ERRCODE = 'OR001';
+        END IF;
+        RETURN held;
+      END
+      $fence$;
+    `,
+  },
 ];
 
 /** The newest schema version this orchestrator knows. */

@@ -13,8 +13,8 @@ import { StoreOpenError } from '../store.js';
 import { redactUrl } from '../../util/redact-url.js';
 import { fromPgError } from './errors.js';
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from './migrations.js';
+import { PgLeadership } from './lease.js';
 import { numbered } from './sql.js';
-import type { PgWriterOptions } from './writer.js';
 import { PgWriter, statementName } from './writer.js';
 
 export interface PostgresStoreOptions {
@@ -22,8 +22,6 @@ export interface PostgresStoreOptions {
   schema?: string;
   /** Connections for reads. @default 4 */
   readConnections?: number;
-  /** The leader's fence, run first in each transaction (see PgWriter). */
-  fence?: PgWriterOptions['fence'];
   /** How this process is named in pg_stat_activity. @default 'orchestrator' */
   applicationName?: string;
 }
@@ -64,11 +62,13 @@ export class PostgresStore implements Store, StoreConnection {
   readonly schema: string | undefined;
   private readonly pool: pg.Pool;
   readonly writer: PgWriter;
+  readonly leadership: PgLeadership;
 
-  private constructor(url: string, pool: pg.Pool, writer: PgWriter, schema: string | undefined) {
+  private constructor(url: string, pool: pg.Pool, writer: PgWriter, leadership: PgLeadership, schema: string | undefined) {
     this.url = url;
     this.pool = pool;
     this.writer = writer;
+    this.leadership = leadership;
     this.schema = schema;
     const ctx: SqlContext = {
       all: async <R>(sql: string, params: readonly unknown[] = []) => (await this.query(sql, params)).rows as R[],
@@ -98,13 +98,20 @@ export class PostgresStore implements Store, StoreConnection {
     pool.on('error', () => undefined);
     const writer = new PgWriter({
       connect: async () => {
-        const c = new pg.Client({ ...config.client, pipeline: true });
+        // A transaction left open by a paused process would hold the lease row (its fence) and block a take-over:
+        // the server ends it. A commit that does not answer in time counts as the database being unreachable.
+        const c = new pg.Client({ ...config.client, pipeline: true, idle_in_transaction_session_timeout: 5000, query_timeout: 20_000 });
         await c.connect();
         return c;
       },
-      fence: options.fence,
     });
-    return new PostgresStore(url, pool, writer, options.schema);
+    const leadership = new PgLeadership(async () => {
+      // Renewals must fail fast when the database cannot be reached, so that a cut-off leader steps down in time.
+      const c = new pg.Client({ ...config.client, query_timeout: 2000, application_name: `${config.client.application_name ?? 'orchestrator'} lease` });
+      await c.connect();
+      return c;
+    }, writer);
+    return new PostgresStore(url, pool, writer, leadership, options.schema);
   }
 
   private async query(sql: string, params: readonly unknown[]): Promise<pg.QueryResult> {
@@ -130,6 +137,7 @@ export class PostgresStore implements Store, StoreConnection {
 
   async close(): Promise<void> {
     await this.writer.close();
+    await this.leadership.close();
     await this.pool.end().catch(() => undefined);
   }
 
@@ -158,12 +166,28 @@ export function connectionConfig(url: string, options: Pick<PostgresStoreOptions
   };
 }
 
+/**
+ * A search_path given in the URL (`?options=-c search_path=name`) names a schema that may not exist yet: the
+ * first one of the path is created, as the `schema` option's is.
+ */
+async function createSearchPathSchema(client: pg.Client): Promise<void> {
+  const current = (await client.query<{ s: string | null }>('SELECT current_schema() AS s')).rows[0]?.s ?? null;
+  if (current !== null) return;
+  const path = (await client.query<{ p: string }>("SELECT current_setting('search_path') AS p")).rows[0]?.p ?? '';
+  const first = path
+    .split(',')
+    .map((p) => p.trim().replace(/^"(.*)"$/, '$1'))
+    .find((p) => p !== '' && p !== '$user');
+  if (first !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(first)}`);
+}
+
 /** Brings the schema to PG_SCHEMA_VERSION, under an advisory lock, each migration in one transaction with its version. */
 async function migrate(client: pg.Client, url: string, schema: string | undefined): Promise<void> {
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
     if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`);
+    else await createSearchPathSchema(client);
     await client.query('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
     const row = (await client.query<{ version: number }>('SELECT version FROM schema_version')).rows[0];
     const current = row?.version ?? 0;

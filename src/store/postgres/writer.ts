@@ -13,15 +13,19 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/**
+ * A statement run first in every transaction: the leader's fence (its epoch still holds the lease). It fails
+ * (raises) to refuse the whole batch, so that nothing of it commits, even with the rest already sent; `fenced`
+ * turns its failure into the error every write of the batch rejects with.
+ */
+export interface Fence {
+  step: Step;
+  fenced: (err: unknown) => Error;
+}
+
 export interface PgWriterOptions {
   /** Opens the writer's connection (again after it was lost). */
   connect: () => Promise<pg.Client>;
-  /**
-   * A statement run first in every transaction: the leader's fence (its epoch still holds the lease). It
-   * fails (raises) to refuse the whole batch, so that nothing of it commits, even with the rest already sent;
-   * `fenced` turns its failure into the error every write of the batch rejects with.
-   */
-  fence?: { step: () => Step; fenced: (err: unknown) => Error } | undefined;
   /** Writes per transaction at most. @default 5000 */
   maxBatch?: number;
 }
@@ -51,12 +55,31 @@ export class PgWriter {
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   private readonly maxBatch: number;
+  private fence: Fence | null = null;
+  /** Set while every write is refused at once (a leader stepping down). */
+  private refusal: Error | null = null;
+  /** Batches the fence refused. */
+  fencedBatches = 0;
 
   constructor(private readonly options: PgWriterOptions) {
     this.maxBatch = options.maxBatch ?? 5000;
   }
 
+  /** Checks `fence` first in every transaction from now on (null: no check); see Fence. */
+  setFence(fence: Fence | null): void {
+    this.fence = fence;
+  }
+
+  /** Refuses every write from now on with `err`, without asking the database (null: accepts them again). */
+  refuse(err: Error | null): void {
+    this.refusal = err;
+  }
+
   submit(op: WriteOp): Promise<StepResult[]> {
+    if (this.refusal) {
+      this.onFailure?.(this.refusal);
+      return Promise.reject(this.refusal);
+    }
     if (this.closed) return Promise.reject(fromPgError(new Error('Client was closed and is not queryable')));
     return new Promise((resolve, reject) => {
       this.queue.push({ op, resolve, reject });
@@ -121,11 +144,15 @@ export class PgWriter {
     } catch (err) {
       return this.allFailed(ops, err);
     }
+    if (this.refusal) {
+      const refusal = this.refusal;
+      return ops.map(() => ({ ok: false, error: refusal }));
+    }
     const superseded = supersededWrites(ops);
     try {
       return await this.together(client, ops, superseded);
     } catch (err) {
-      if (err instanceof FenceFailed) return ops.map(() => ({ ok: false, error: err.error }));
+      if (err instanceof FenceFailed) return this.fencedOff(ops, err);
       if (isUnavailable(err)) {
         this.discard(client);
         return this.allFailed(ops, err);
@@ -134,7 +161,7 @@ export class PgWriter {
     try {
       return await this.oneByOne(client, ops, superseded);
     } catch (err) {
-      if (err instanceof FenceFailed) return ops.map(() => ({ ok: false, error: err.error }));
+      if (err instanceof FenceFailed) return this.fencedOff(ops, err);
       this.discard(client);
       return this.allFailed(ops, err);
     }
@@ -145,11 +172,16 @@ export class PgWriter {
     return ops.map(() => ({ ok: false, error }));
   }
 
+  private fencedOff(ops: readonly WriteOp[], err: FenceFailed): Outcome[] {
+    this.fencedBatches++;
+    return ops.map(() => ({ ok: false, error: err.error }));
+  }
+
   /** The fence's statement, its failure as FenceFailed. */
   private fenceStep(client: pg.Client): Promise<unknown> | null {
-    const fence = this.options.fence;
+    const fence = this.fence;
     if (!fence) return null;
-    return runStep(client, fence.step()).catch((err: unknown) => {
+    return runStep(client, fence.step).catch((err: unknown) => {
       throw isUnavailable(err) ? err : new FenceFailed(fence.fenced(err));
     });
   }

@@ -46,6 +46,8 @@ export class SqliteStore implements Store, StoreConnection {
   readonly kind = 'sqlite';
   /** One process per file (a lock on DATA_DIR keeps a second one off); `orchestrator backup` copies it online. */
   readonly capabilities = { sharedByProcesses: false, onlineBackup: true } as const;
+  /** One process per file: it always leads. */
+  readonly leadership = null;
   readonly path: string;
   private readonly db: Database.Database;
   /** Every write goes through here, in order, grouped into commits. */
