@@ -20,7 +20,8 @@ import type { MetricsSource } from './system-metrics.js';
  */
 
 export interface AgentOptions {
-  server: string;
+  /** The orchestrator's URL; replicas' URLs in any order (the agent moves to the next when one fails). */
+  servers: readonly string[];
   enrollToken: string;
   handlersDir: string;
   stateDir: string;
@@ -103,6 +104,8 @@ export class NetworkAgent {
   private flushAgain = false;
   /** Counts the requests that got a 2xx: a backoff that sees it move knows the orchestrator is reachable. */
   private successes = 0;
+  /** Which of `servers` requests go to now. */
+  private serverIndex = 0;
   /** Backoff waits in progress; `interruptible` ones end at the next success. */
   private readonly sleepers = new Set<{ wake: () => void; interruptible: boolean }>();
   private readonly outbox: string;
@@ -148,19 +151,41 @@ export class NetworkAgent {
 
   // ---------------------------------------------------------------- HTTP
 
+  /** The replica requests go to now. */
+  get server(): string {
+    return this.o.servers[this.serverIndex % this.o.servers.length] as string;
+  }
+
+  /** `failed` did not serve: the next request goes to the next replica (once per failure of the current one). */
+  private moveOn(failed: string): void {
+    if (this.o.servers.length < 2 || failed !== this.server) return;
+    this.serverIndex = (this.serverIndex + 1) % this.o.servers.length;
+    this.o.log.warn({ failed, next: this.server }, 'trying the next server');
+  }
+
   private async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, timeoutMs = REQUEST_TIMEOUT_MS): Promise<T> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (this.identity) headers.authorization = `Bearer ${this.identity.agentId}:${this.identity.credential}`;
     // Without a timeout a connection that died silently (a NAT's, a laptop's sleep) holds the loop for minutes.
     const timeout = AbortSignal.timeout(timeoutMs);
-    const res = await fetch(`${this.o.server}${path}`, {
-      method,
-      headers,
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-    });
+    const base = this.server;
+    let res: Response;
+    try {
+      res = await fetch(`${base}${path}`, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      });
+    } catch (err) {
+      // Unreachable (or silent past the timeout): the next request tries the next replica.
+      if (signal?.aborted !== true) this.moveOn(base);
+      throw err;
+    }
     const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
     if (!res.ok) {
+      // A replica that cannot reach a leader, or one that is stopping: another may serve.
+      if (res.status === 503 && (json.code === 'ORCH_NOT_LEADER' || json.code === 'ORCH_SHUTTING_DOWN')) this.moveOn(base);
       const retryAfter = Number(res.headers.get('retry-after') ?? 0);
       throw new HttpError(res.status, typeof json.error === 'string' ? json.error : `HTTP ${res.status}`, Number.isFinite(retryAfter) ? Math.min(retryAfter, 3600) * 1000 : 0);
     }
@@ -248,7 +273,8 @@ export class NetworkAgent {
     let known: Identity | null = null;
     try {
       known = JSON.parse(readFileSync(idFile, 'utf8')) as Identity;
-      if (known.server !== this.o.server) known = null;
+      // Enrolled with this fleet: one of its replicas (an identity is the fleet's, not one replica's).
+      if (!this.o.servers.includes(known.server)) known = null;
     } catch {
       known = null;
     }
@@ -269,11 +295,11 @@ export class NetworkAgent {
       }),
     );
     if (!reply) return;
-    this.identity = { server: this.o.server, agentId: reply.agentId, credential: reply.credential };
+    this.identity = { server: this.server, agentId: reply.agentId, credential: reply.credential };
     this.heartbeatMs = reply.heartbeatIntervalMs;
     this.maxPollMs = reply.maxPollMs;
     writeAtomically(idFile, JSON.stringify(this.identity));
-    this.o.log.info({ agentId: reply.agentId, server: this.o.server }, 'enrolled');
+    this.o.log.info({ agentId: reply.agentId, server: this.server }, 'enrolled');
     if (reply.approval === 'pending') this.o.log.warn({ agentId: reply.agentId }, "waiting for an admin's approval: no task comes until then (POST /api/v1/agents/{id}/approve)");
     this.scheduleHeartbeat(0);
     void this.flushResults();

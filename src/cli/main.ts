@@ -143,21 +143,24 @@ program
 program
   .command('agent')
   .description('run an agent on this machine: enroll with an orchestrator, report real metrics, run tasks')
-  .requiredOption('--server <url>', 'the orchestrator, e.g. http://10.0.0.5:8000')
+  .requiredOption('--server <urls>', 'the orchestrator, e.g. http://10.0.0.5:8000; replicas as URL,URL (the agent moves to the next when one fails)')
   .requiredOption('--enroll-token <token>', 'the enrollment token the orchestrator printed at start')
   .option('--handlers <dir>', 'folder of task handler executables (one file per task type)', './handlers')
   .option('--state-dir <dir>', 'folder for the agent identity and undelivered results', './agent-state')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
   .action(async (opts: { server: string; enrollToken: string; handlers: string; stateDir: string; logLevel: string }) => {
-    let server: string;
-    try {
-      const u = new URL(opts.server);
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
-      server = u.origin;
-    } catch {
-      process.stderr.write(`--server: must be an http(s) URL (got "${opts.server}")\n`);
-      process.exit(2);
+    const servers: string[] = [];
+    for (const part of opts.server.split(',')) {
+      try {
+        const u = new URL(part.trim());
+        if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+        servers.push(u.origin);
+      } catch {
+        process.stderr.write(`--server: must be an http(s) URL, or several separated by commas (got "${part}")\n`);
+        process.exit(2);
+      }
     }
+    const server = servers.join(',');
     // One agent per state dir, taken before anything else: two would share one identity and both run every task.
     if (opts.stateDir.trim() === '') {
       process.stderr.write('--state-dir: must not be empty\n');
@@ -176,7 +179,7 @@ program
       process.exit(2);
     }
     const log = pino({ level: opts.logLevel, base: { service: 'agent' } }, pino.destination(2));
-    const agent = new NetworkAgent({ server, enrollToken: opts.enrollToken, handlersDir: opts.handlers, stateDir, metrics: new SystemMetrics(), log });
+    const agent = new NetworkAgent({ servers, enrollToken: opts.enrollToken, handlersDir: opts.handlers, stateDir, metrics: new SystemMetrics(), log });
     const stop = (signal: string): void => {
       log.info({ signal }, 'stopping');
       agent.stop().then(

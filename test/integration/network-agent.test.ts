@@ -135,7 +135,7 @@ async function started(): Promise<{ fake: Awaited<ReturnType<typeof fakeOrchestr
   const fake = await fakeOrchestrator();
   cleanups.push(() => fake.close());
   const pids = tempDir();
-  const agent = new NetworkAgent({ server: fake.url, enrollToken: 't'.repeat(20), handlersDir: handlerDir(pids), stateDir: tempDir(), metrics: new FixedMetrics(), log: silentLogger });
+  const agent = new NetworkAgent({ servers: [fake.url], enrollToken: 't'.repeat(20), handlersDir: handlerDir(pids), stateDir: tempDir(), metrics: new FixedMetrics(), log: silentLogger });
   cleanups.push(() => agent.stop());
   await agent.start();
   return { fake, pids, agent };
@@ -223,4 +223,39 @@ describe.skipIf(process.platform === 'win32')('the agent’s handling of command
     const { fake } = await started();
     expect(fake.sent.enroll[0]).toMatchObject({ model: 'ThinkPad X1 Carbon Gen 11', manufacturer: 'LENOVO', osName: 'Ubuntu 24.04' });
   });
+});
+
+describe('the agent with several servers (replicas)', () => {
+  it('moves to the next when one cannot be reached or has no leader, and keeps its identity across them', async () => {
+    // A port nobody listens on, a replica without a leader, and a working one.
+    const gone = createServer();
+    await new Promise<void>((r) => gone.listen(0, '127.0.0.1', () => r()));
+    const goneUrl = `http://127.0.0.1:${(gone.address() as AddressInfo).port}`;
+    await new Promise<void>((r) => gone.close(() => r()));
+    let refused = 0;
+    const leaderless: Server = createServer((_req, res) => {
+      refused++;
+      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end(JSON.stringify({ error: 'no replica leads now', code: 'ORCH_NOT_LEADER' }));
+    });
+    await new Promise<void>((r) => leaderless.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => leaderless.close(() => r())));
+    const leaderlessUrl = `http://127.0.0.1:${(leaderless.address() as AddressInfo).port}`;
+    const fake = await fakeOrchestrator();
+    cleanups.push(() => fake.close());
+    const stateDir = tempDir();
+    const servers = [goneUrl, leaderlessUrl, fake.url];
+    const agent = new NetworkAgent({ servers, enrollToken: 't'.repeat(20), handlersDir: tempDir(), stateDir, metrics: new FixedMetrics(), log: silentLogger });
+    cleanups.push(() => agent.stop());
+    await agent.start();
+    expect(agent.server).toBe(fake.url);
+    expect(refused).toBe(1);
+    expect(fake.sent.enroll).toHaveLength(1);
+    expect(fake.sent.enroll[0]?.agentId).toBeUndefined();
+    await agent.stop();
+    // Started again with the replicas in another order: the identity is the fleet's, whichever replica it enrolled with.
+    const again = new NetworkAgent({ servers: [fake.url, goneUrl], enrollToken: 't'.repeat(20), handlersDir: tempDir(), stateDir, metrics: new FixedMetrics(), log: silentLogger });
+    cleanups.push(() => again.stop());
+    await again.start();
+    expect(fake.sent.enroll[1]?.agentId).toBe('slave-00000001');
+  }, 30_000);
 });
