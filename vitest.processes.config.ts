@@ -25,6 +25,7 @@ export const processTests: readonly string[] = [
   'test/e2e/agent-handlers.test.ts',
   'test/integration/fake-model-servers.test.ts',
   'test/e2e/prometheus.test.ts',
+  'test/e2e/replicas.test.ts',
 ];
 
 export default defineConfig({ ...base, test: { ...base.test, include: [...processTests] } });

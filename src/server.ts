@@ -1,16 +1,23 @@
 import { mkdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import type { Logger as PinoLogger } from 'pino';
 import { buildApp } from './api/app.js';
+import type { ReplicaStatus } from './api/replica.js';
+import { buildFollowerApp } from './api/follower-app.js';
+import { LeaderForwarder } from './api/forwarder.js';
 import type { Config } from './config/config.js';
 import { ConfigError } from './config/config.js';
 import { Guard, isLoopback } from './security/guard.js';
 import { Advisor } from './advisor/advisor.js';
 import type { ModelAdvisor } from './advisor/model-advisor.js';
+import { LeaderElection } from './core/leader-election.js';
 import { Orchestrator } from './core/orchestrator.js';
+import { OrchestratorError } from './domain/errors.js';
 import type { Rng } from './domain/random.js';
 import { systemRng } from './domain/random.js';
 import type { Asset } from './domain/types.js';
@@ -40,10 +47,14 @@ export interface ServerDeps {
 export interface RunningServer {
   url: string;
   port: number;
-  app: FastifyInstance;
-  orchestrator: Orchestrator;
-  fleet: SimulatedFleet;
+  /** The app serving now (a replica's follower app while it does not lead). */
+  readonly app: FastifyInstance;
+  /** The orchestrator of the term in progress (a replica that does not lead throws ORCH_NOT_LEADER). */
+  readonly orchestrator: Orchestrator;
+  readonly fleet: SimulatedFleet;
   store: Store;
+  /** This process's role (always leader on SQLite). */
+  replica: () => ReplicaStatus;
   close(): Promise<void>;
 }
 
@@ -149,10 +160,40 @@ async function holdPort(host: string, port: number): Promise<{ release(): Promis
   };
 }
 
+/** What a term of leadership runs: the orchestrator, the advisor and the API app on the port. */
+interface Term {
+  app: FastifyInstance;
+  orchestrator: Orchestrator;
+  fleet: SimulatedFleet;
+  /** The API is open to this machine without tokens (said at start-up). */
+  open: boolean;
+  /** Stops serving and drops the in-memory state; each step is tried even when one before it fails. */
+  close(): Promise<void>;
+}
+
+/** What every term of a process shares. */
+interface ServerContext {
+  config: Config;
+  deps: ServerDeps;
+  store: Store;
+  print: (line: string) => void;
+  clock: Clock;
+  rng: Rng;
+  logger: PinoLogger;
+  tls: { cert: Buffer; key: Buffer } | undefined;
+  /** Listens on HOST:PORT (the port of the first listen from then on, when PORT is 0); returns the port. */
+  listen(app: FastifyInstance): Promise<number>;
+  replica: () => ReplicaStatus;
+}
+
 /**
  * Opens the store, starts the orchestrator and serves the HTTP API. On the
  * first start (an empty database) it spawns the default agents and adds the
  * seed's start-up asset; on later starts it brings back the stored fleet.
+ *
+ * On PostgreSQL the process is a replica: it serves as a follower (see api/follower-app.ts) until it takes
+ * the leader lease, then leads (a term: the orchestrator loads the state and serves), and follows again when
+ * it is deposed (core/leader-election.ts).
  */
 export async function startServer(config: Config, deps: ServerDeps = {}): Promise<RunningServer> {
   const print = deps.print ?? ((line: string) => process.stdout.write(`${line}\n`));
@@ -183,6 +224,182 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     throw err;
   }
   const heldPort = held;
+  let boundPort: number | null = null;
+  const replicaId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  let election: LeaderElection | null = null;
+  const ctx: ServerContext = {
+    config, deps, store, print, clock, rng, logger, tls,
+    async listen(app) {
+      await heldPort.release();
+      try {
+        await app.listen({ host: config.host, port: boundPort ?? config.port });
+      } catch (err) {
+        // Taken in the moment between releasing the held port and listening: still a busy port.
+        throw explainListenError(err, config.host, boundPort ?? config.port) ?? err;
+      }
+      const address = app.server.address();
+      boundPort = typeof address === 'object' && address !== null ? address.port : config.port;
+      return boundPort;
+    },
+    replica: () =>
+      election === null
+        ? { role: 'leader', id: replicaId, leader: null, epoch: null }
+        : { role: election.role, id: replicaId, leader: election.leader?.url ?? null, epoch: election.epoch ?? election.leader?.epoch ?? null },
+  };
+  const urlOf = (port: number): string => `${config.tlsCert === '' ? 'http' : 'https'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+
+  if (store.leadership === null) {
+    let term: Term;
+    try {
+      term = await lead(ctx);
+    } catch (err) {
+      await store.close();
+      await heldPort.release();
+      lock.release();
+      // Damage met while reading the fleet is the database's, said as such.
+      throw (target.adapter === 'sqlite' ? explainSqliteError(databasePath(config), err) : null) ?? err;
+    }
+    const port = boundPort ?? config.port;
+    const url = urlOf(port);
+    announce(ctx, term, url);
+    let closing: Promise<void> | null = null;
+    return {
+      url,
+      port,
+      app: term.app,
+      orchestrator: term.orchestrator,
+      fleet: term.fleet,
+      store,
+      replica: ctx.replica,
+      close() {
+        closing ??= (async () => {
+          await term.close();
+          await store.close();
+          lock.release();
+          logger.flush();
+        })();
+        return closing;
+      },
+    };
+  }
+
+  // A replica on a shared store: follow until elected.
+  const leadership = store.leadership;
+  const forwarder = new LeaderForwarder({ replicaId, local: isLoopback(config.host), tls: tls !== undefined });
+  let follower: FastifyInstance | null = null;
+  let term: Term | null = null;
+  let stopping = false;
+  const follow = async (): Promise<void> => {
+    if (stopping || follower !== null) return;
+    follower = await buildFollowerApp({ logger, replica: ctx.replica, forwarder, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, ...(tls !== undefined ? { tls } : {}) });
+    await ctx.listen(follower);
+  };
+  try {
+    await assertProtected(config, new Guard({ store, clock, host: config.host, adminToken: config.adminToken, authFailures: config.authFailureLimit, enrollments: config.enrollRateLimit }));
+    await follow();
+  } catch (err) {
+    await store.close();
+    await heldPort.release();
+    throw err;
+  }
+  const port = boundPort ?? config.port;
+  const url = urlOf(port);
+  const advertised = config.advertiseUrl !== '' ? config.advertiseUrl : urlOf(port).replace(/\/\/(0\.0\.0\.0|\[::\])(?=:)/, `//${hostname()}`);
+  election = new LeaderElection({
+    leadership,
+    holder: replicaId,
+    url: advertised,
+    leaseMs: config.leaderLeaseMs,
+    renewMs: Math.min(1000, Math.floor(config.leaderLeaseMs / 4)),
+    clock,
+    log: logger,
+    onElected: async (epoch) => {
+      try {
+        // The follower app serves (503 ORCH_NOT_LEADER, "beginning to lead") until the term is ready to listen.
+        term = await lead(ctx, async () => {
+          await follower?.close();
+          follower = null;
+        });
+      } catch (err) {
+        await follow().catch((e: unknown) => logger.error({ err: e }, 'could not serve as a follower'));
+        throw err;
+      }
+      print(`Leading (epoch ${epoch}) as ${replicaId}; followers forward to ${advertised}`);
+      announce(ctx, term, url);
+    },
+    onDeposed: async (reason) => {
+      const ending = term;
+      term = null;
+      await ending?.close();
+      if (!stopping) {
+        print(`Following (${reason})`);
+        await follow();
+      }
+    },
+  });
+  await election.start();
+  if (election.role === 'follower') print(`Following as ${replicaId}: ${election.leader === null ? 'no leader yet' : `the leader is ${election.leader.url}`} (HTTP API at ${url})`);
+  const currentTerm = (): Term => {
+    if (term === null) throw new OrchestratorError('ORCH_NOT_LEADER', 'this replica does not lead', { retryAfterSeconds: 1 });
+    return term;
+  };
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    get app() {
+      return term?.app ?? (follower as FastifyInstance);
+    },
+    get orchestrator() {
+      return currentTerm().orchestrator;
+    },
+    get fleet() {
+      return currentTerm().fleet;
+    },
+    store,
+    replica: ctx.replica,
+    close() {
+      closing ??= (async () => {
+        stopping = true;
+        await election?.stop();
+        await follower?.close();
+        forwarder.close();
+        await store.close();
+        logger.flush();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Protected mode: an API reachable from other machines must ask for a token (a follower's as much as a leader's). */
+async function assertProtected(config: Config, guard: Guard): Promise<void> {
+  if (isLoopback(config.host) || (await guard.configured())) return;
+  throw new ConfigError(
+    'HOST',
+    `${config.host} exposes the API to other machines, and no API token is configured, so anyone who can reach it could command every agent. ` +
+      `Create an admin token first (orchestrator token create --role admin --name <you>${config.databaseUrl === '' ? ` --data-dir ${config.dataDir}` : ''}), or set ADMIN_TOKEN to a secret of 32 or more characters; ` +
+      `or keep HOST=127.0.0.1. See docs/security.md.`,
+  );
+}
+
+/** The start-up story's last lines: where the API is, how agents enroll, whether it is open. */
+function announce(ctx: ServerContext, term: Term, url: string): void {
+  const { print } = ctx;
+  print('Orchestrator is running. HTTP API will accept commands...');
+  print(`HTTP API running at ${url}`);
+  const token = term.orchestrator.network.enrollmentToken;
+  if (token !== '') print(`Agents enroll with: orchestrator agent --server ${url} --enroll-token ${token}`);
+  else print('No default enrollment token (ENROLL_TOKEN=off): create one with POST /api/v1/enrollment-tokens');
+  if (term.open) print('API open to this machine without tokens (HOST is loopback and no API token exists); see docs/security.md');
+}
+
+/**
+ * A term of leadership: builds the orchestrator over the store, loads the state, starts the loops and the
+ * advisor, and serves the API on the port. Throws (with everything it started stopped) when it cannot.
+ */
+async function lead(ctx: ServerContext, beforeListen?: () => Promise<void>): Promise<Term> {
+  const { config, deps, store, print, clock, rng, logger, tls } = ctx;
   const fleet = new SimulatedFleet({ clock, rng, heartbeatIntervalMs: config.heartbeatIntervalMs });
   const orchestrator = new Orchestrator({
     store,
@@ -250,15 +467,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
 
   let app: FastifyInstance | undefined;
   try {
-    // Protected mode: an API reachable from other machines must ask for a token.
-    if (!isLoopback(config.host) && !(await guard.configured())) {
-      throw new ConfigError(
-        'HOST',
-        `${config.host} exposes the API to other machines, and no API token is configured, so anyone who can reach it could command every agent. ` +
-          `Create an admin token first (orchestrator token create --role admin --name <you>${target.adapter === 'sqlite' ? ` --data-dir ${config.dataDir}` : ''}), or set ADMIN_TOKEN to a secret of 32 or more characters; ` +
-          `or keep HOST=127.0.0.1. See docs/security.md.`,
-      );
-    }
+    await assertProtected(config, guard);
     print('Starting master orchestrator (background)...');
     const restored = await orchestrator.start();
     if ((await store.getMeta('bootstrapped')) === null) {
@@ -276,52 +485,33 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       for (const id of restored) print(`[Master] restored agent ${id}`);
     }
     advisor.start();
-    app = await buildApp({ services: orchestrator.services, advisor, logger, guard, store, clock, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, missingAfterMs: config.missingAfterMs, events: { pingMs: config.eventStreamPingMs, capacity: config.eventStreamBuffer }, ...(deps.dashboardDir !== undefined ? { dashboardDir: deps.dashboardDir } : {}), ...(tls !== undefined ? { tls } : {}) });
-    await heldPort.release();
-    try {
-      await app.listen({ host: config.host, port: config.port });
-    } catch (err) {
-      // Taken in the moment between releasing the held port and listening: still a busy port.
-      throw explainListenError(err, config.host, config.port) ?? err;
-    }
+    app = await buildApp({ services: orchestrator.services, advisor, logger, guard, store, clock, replica: ctx.replica, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, missingAfterMs: config.missingAfterMs, events: { pingMs: config.eventStreamPingMs, capacity: config.eventStreamBuffer }, ...(deps.dashboardDir !== undefined ? { dashboardDir: deps.dashboardDir } : {}), ...(tls !== undefined ? { tls } : {}) });
+    await beforeListen?.();
+    await ctx.listen(app);
   } catch (err) {
-    await app?.close();
-    await advisor.stop();
-    await orchestrator.stop();
-    await store.close();
-    await heldPort.release();
-    lock.release();
-    // Damage met while reading the fleet is the database's, said as such.
-    throw (target.adapter === 'sqlite' ? explainSqliteError(databasePath(config), err) : null) ?? err;
+    await app?.close().catch(() => undefined);
+    await advisor.stop().catch(() => undefined);
+    await orchestrator.stop().catch(() => undefined);
+    throw err;
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  const url = `${config.tlsCert === '' ? 'http' : 'https'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  print('Orchestrator is running. HTTP API will accept commands...');
-  print(`HTTP API running at ${url}`);
-  if (orchestrator.network.enrollmentToken !== '') print(`Agents enroll with: orchestrator agent --server ${url} --enroll-token ${orchestrator.network.enrollmentToken}`);
-  else print('No default enrollment token (ENROLL_TOKEN=off): create one with POST /api/v1/enrollment-tokens');
-  if (await guard.isOpen()) print('API open to this machine without tokens (HOST is loopback and no API token exists); see docs/security.md');
-
-  const server = app;
-  let closing: Promise<void> | null = null;
+  const open = await guard.isOpen();
+  const served = app;
+  const attempt = async (what: string, step: () => Promise<void>): Promise<void> => {
+    try {
+      await step();
+    } catch (err) {
+      logger.error({ err }, `stopping: ${what} failed`);
+    }
+  };
   return {
-    url,
-    port,
-    app: server,
+    app: served,
     orchestrator,
     fleet,
-    store,
-    close() {
-      closing ??= (async () => {
-        await server.close();
-        await advisor.stop();
-        await orchestrator.stop();
-        await store.close();
-        lock.release();
-        logger.flush();
-      })();
-      return closing;
+    open,
+    async close() {
+      await attempt('closing the API', () => served.close());
+      await attempt('stopping the advisor', () => advisor.stop());
+      await attempt('stopping the orchestrator', () => orchestrator.stop());
     },
   };
 }

@@ -28,6 +28,8 @@ import { eventRoutes } from './event-routes.js';
 import { overviewRoutes } from './overview-routes.js';
 import { metricsRoutes, orchestratorMetrics } from './metrics-routes.js';
 import { dashboardRoutes } from './dashboard.js';
+import type { ReplicaStatus } from './replica.js';
+import { soleLeader } from './replica.js';
 
 const MAX_PARAM_LENGTH = 256;
 
@@ -54,6 +56,8 @@ export interface AppOptions {
   missingAfterMs?: number;
   /** Where the built dashboard is. @default dist/web under the package */
   dashboardDir?: string;
+  /** This process's role among replicas (/healthz, /readyz). @default the sole leader of an SQLite store */
+  replica?: () => ReplicaStatus;
 }
 
 function parseJson(_req: unknown, body: string, done: (err: Error | null, value?: unknown) => void): void {
@@ -72,7 +76,7 @@ function logsRequests(logger: FastifyBaseLogger): boolean {
   return logger.level === 'debug' || logger.level === 'trace';
 }
 
-export async function buildApp({ services, advisor, logger, guard, store, clock, tls, requestTimeoutMs, http2MaxStreams, events, missingAfterMs, dashboardDir }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ services, advisor, logger, guard, store, clock, tls, requestTimeoutMs, http2MaxStreams, events, missingAfterMs, dashboardDir, replica }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     // Request lines are logged at debug level by the hook below, not at info by Fastify.
@@ -175,7 +179,7 @@ export async function buildApp({ services, advisor, logger, guard, store, clock,
   // The OpenAPI document is generated from the routes' own schemas: GET /openapi.json.
   await app.register(swagger, swaggerOptions('0.1.0'));
   await app.register(seedRoutes(services));
-  await app.register(v1Routes(services));
+  await app.register(v1Routes(services, replica ?? soleLeader(services.status.masterId)));
   await app.register(taskRoutes(services.tasks));
   await app.register(fleetRoutes(services));
   await app.register(deploymentRoutes(services, advisor));

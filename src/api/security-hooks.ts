@@ -10,6 +10,7 @@ import { accessOf } from '../security/access.js';
 import type { Guard, Identity } from '../security/guard.js';
 import { actorName, isRole } from '../security/guard.js';
 import { PAGE_HEADERS } from './dashboard.js';
+import { FORWARDED_HEADER } from './forwarder.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -91,7 +92,7 @@ export function installSecurity(app: FastifyInstance, { agents, guard, store, cl
         guard.assertNotBlocked(request.ip);
         request.agent = agents.authenticate(request.headers.authorization);
       } else if (access !== undefined && access !== 'public') {
-        guard.authenticate(request.headers.authorization, request.ip).then((identity) => {
+        guard.authenticate(request.headers.authorization, request.ip, { remote: forwardedFromAfar(request.headers[FORWARDED_HEADER]) }).then((identity) => {
           request.identity = identity;
           try {
             guard.assertRole(identity, access);
@@ -178,4 +179,15 @@ function targetOf(request: FastifyRequest, payload: unknown): string | null {
     return null;
   }
   return null;
+}
+
+/**
+ * Whether a request was forwarded by a follower that other machines can reach: such a request never uses the
+ * open API of a leader on loopback (the follower says `;local` when it listens on loopback only, and sets the
+ * header itself, over anything its client sent).
+ */
+function forwardedFromAfar(header: string | string[] | undefined): boolean {
+  if (header === undefined) return false;
+  const value = Array.isArray(header) ? header.join(',') : header;
+  return !value.endsWith(';local');
 }

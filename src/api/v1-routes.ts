@@ -7,12 +7,14 @@ import { Agent } from './response-schemas.js';
 import { DocumentedEnum, NullableDateTime, ref, StringEnum } from './schema-helpers.js';
 import { AgentParams } from './schemas.js';
 import { agentJson, iso } from './views.js';
+import type { ReplicaStatus } from './replica.js';
+import { ReplicaSchema } from './replica.js';
 
 const TAGS = ['agents'];
 const NOT_FOUND = errors({ 404: ['ORCH_AGENT_NOT_FOUND'] });
 
 /** The versioned REST API. It grows issue by issue; the seed's routes stay as they are. */
-export function v1Routes(services: Services): FastifyPluginAsync {
+export function v1Routes(services: Services, replica: () => ReplicaStatus): FastifyPluginAsync {
   // eslint-disable-next-line @typescript-eslint/require-await
   return async (app) => {
     const r = app.withTypeProvider<TypeBoxTypeProvider>();
@@ -22,9 +24,9 @@ export function v1Routes(services: Services): FastifyPluginAsync {
         operationId: 'health',
         summary: 'Liveness',
         tags: ['health'],
-        response: { 200: Type.Object({ status: DocumentedEnum(['ok', 'stopping']), master_id: Type.String() }, { additionalProperties: false, description: '`stopping` once the orchestrator is stopping' }) },
+        response: { 200: Type.Object({ status: DocumentedEnum(['ok', 'stopping']), master_id: Type.String(), replica: ReplicaSchema }, { additionalProperties: false, description: '`stopping` once the orchestrator is stopping' }) },
       },
-    }, () => ({ status: services.status.isRunning ? 'ok' : 'stopping', master_id: services.status.masterId }));
+    }, () => ({ status: services.status.isRunning ? 'ok' : 'stopping', master_id: services.status.masterId, replica: replica() }));
 
     // Ready to take changes: running, and the store commits. 503 while writes fail (the orchestrator recovers by itself).
     const Storage = Type.Object(
@@ -37,7 +39,7 @@ export function v1Routes(services: Services): FastifyPluginAsync {
       },
       { additionalProperties: false },
     );
-    const Readiness = { status: DocumentedEnum(['ready', 'not_ready']), master_id: Type.String(), storage: Storage };
+    const Readiness = { status: DocumentedEnum(['ready', 'not_ready']), master_id: Type.String(), storage: Storage, replica: ReplicaSchema };
     r.get('/readyz', {
       schema: {
         operationId: 'ready',
@@ -58,6 +60,7 @@ export function v1Routes(services: Services): FastifyPluginAsync {
         status: ready ? 'ready' : 'not_ready',
         master_id: services.status.masterId,
         storage: { writable: storage.writable, since: iso(storage.since), error: storage.writable ? null : storage.error, outages: storage.outages, recoveries: storage.recoveries },
+        replica: replica(),
       };
       if (ready) return body;
       const why = !services.status.isRunning ? 'the orchestrator is not running' : `the store cannot commit changes (${storage.error ?? 'writes are failing'})`;

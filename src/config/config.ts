@@ -17,6 +17,10 @@ export interface Config {
   readonly dataDir: string;
   /** A PostgreSQL URL, or '' for SQLite in dataDir. */
   readonly databaseUrl: string;
+  /** On PostgreSQL: how long the leader's lease lasts without renewal. */
+  readonly leaderLeaseMs: number;
+  /** On PostgreSQL: the URL other replicas reach this one at, or '' for http(s)://HOST:PORT. */
+  readonly advertiseUrl: string;
   readonly heartbeatIntervalMs: number;
   readonly agentTimeoutMs: number;
   readonly taskTimeoutMs: number;
@@ -195,6 +199,8 @@ export const SETTINGS = [
   // `DATA_DIR=` is a mistake (a variable meant to be set, left empty), not a wish for ./data: refused rather than silently defaulted.
   { key: 'dataDir', env: 'DATA_DIR', flag: '--data-dir', description: 'folder of the SQLite database', default: './data', parse: dataDir, emptyEnvIsValue: true },
   { key: 'databaseUrl', env: 'DATABASE_URL', flag: '--database-url', description: 'a PostgreSQL URL (postgres://user:password@host:5432/db) to keep the state in, for replicas; unset: SQLite in DATA_DIR', default: '', parse: postgresUrlOrEmpty },
+  { key: 'leaderLeaseMs', env: 'LEADER_LEASE', flag: '--leader-lease', description: 'on PostgreSQL: how long the leader lease lasts without renewal (renewed every second, or every quarter of it if shorter); a follower takes over after it', default: '10s', parse: duration(400, 600_000) },
+  { key: 'advertiseUrl', env: 'ADVERTISE_URL', flag: '--advertise-url', description: 'on PostgreSQL: the URL the other replicas reach this one at (default http(s)://HOST:PORT, with this machine\'s name for 0.0.0.0)', default: '', parse: httpUrlOrEmpty },
   { key: 'heartbeatIntervalMs', env: 'HEARTBEAT_INTERVAL', flag: '--heartbeat-interval', description: 'how often agents send heartbeats', default: '5s', parse: duration(50, 3_600_000) },
   { key: 'agentTimeoutMs', env: 'AGENT_TIMEOUT', flag: '--agent-timeout', description: 'silence after which an agent is offline', default: '20s', parse: duration(100, 86_400_000) },
   { key: 'taskTimeoutMs', env: 'TASK_TIMEOUT', flag: '--task-timeout', description: 'how long one attempt of a task may run', default: '60s', parse: duration(100, 86_400_000) },

@@ -91,8 +91,9 @@ export class Guard {
    * malformed, unknown or revoked token), 403 (an agent credential), 429 (too
    * many failures from this address). The role is checked by `assertRole`.
    */
-  async authenticate(authorization: string | undefined, address: string): Promise<Identity> {
-    if (await this.isOpen()) return { kind: 'local' };
+  async authenticate(authorization: string | undefined, address: string, from: { remote?: boolean } = {}): Promise<Identity> {
+    // A request another replica forwarded from a client that may be elsewhere is never local.
+    if (from.remote !== true && (await this.isOpen())) return { kind: 'local' };
     this.assertNotBlocked(address);
     const identity = await this.identify(authorization);
     if (identity === null) {

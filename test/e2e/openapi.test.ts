@@ -236,13 +236,14 @@ describe('the OpenAPI document says what the API does', () => {
   it('the checker is not blind: an answer that differs from the document is reported', async () => {
     const c = await docChecker();
     const headers = { 'content-type': 'application/json; charset=utf-8' };
-    const ok = JSON.stringify({ status: 'ok', master_id: 'm' });
+    const replica = { role: 'leader', id: 'r', leader: null, epoch: null };
+    const ok = JSON.stringify({ status: 'ok', master_id: 'm', replica });
     expect(c.check({ method: 'GET', path: '/healthz', status: 200, headers, text: ok })).toEqual([]);
     // A field too many, a field missing, a wrong type, a value outside an enum, an undocumented status, a code not listed for the status.
-    expect(c.check({ method: 'GET', path: '/healthz', status: 200, headers, text: JSON.stringify({ status: 'ok', master_id: 'm', extra: 1 }) })).toHaveLength(1);
-    expect(c.check({ method: 'GET', path: '/healthz', status: 200, headers, text: JSON.stringify({ status: 'ok' }) })).toHaveLength(1);
-    expect(c.check({ method: 'GET', path: '/healthz', status: 200, headers, text: JSON.stringify({ status: 'ok', master_id: 7 }) })).toHaveLength(1);
-    expect(c.check({ method: 'GET', path: '/healthz', status: 200, headers, text: JSON.stringify({ status: 'fine', master_id: 'm' }) })).toHaveLength(1);
+    expect(c.check({ method: 'GET', path: '/healthz', status: 200, headers, text: JSON.stringify({ status: 'ok', master_id: 'm', replica, extra: 1 }) })).toHaveLength(1);
+    expect(c.check({ method: 'GET', path: '/healthz', status: 200, headers, text: JSON.stringify({ status: 'ok', replica }) })).toHaveLength(1);
+    expect(c.check({ method: 'GET', path: '/healthz', status: 200, headers, text: JSON.stringify({ status: 'ok', master_id: 7, replica }) })).toHaveLength(1);
+    expect(c.check({ method: 'GET', path: '/healthz', status: 200, headers, text: JSON.stringify({ status: 'fine', master_id: 'm', replica }) })).toHaveLength(1);
     expect(c.check({ method: 'GET', path: '/healthz', status: 404, headers, text: JSON.stringify({ error: 'x', code: 'ORCH_NOT_FOUND' }) })).toHaveLength(1);
     expect(c.check({ method: 'GET', path: '/status/x', status: 404, headers, text: JSON.stringify({ error: 'x', code: 'ORCH_TASK_NOT_FOUND' }) })).toEqual([]);
     expect(c.check({ method: 'GET', path: '/status/x', status: 404, headers, text: JSON.stringify({ error: 'x', code: 'ORCH_AGENT_NOT_FOUND' }) })).toHaveLength(1);

@@ -9,6 +9,8 @@ describe('configuration', () => {
       port: 8000,
       dataDir: './data',
       databaseUrl: '',
+      leaderLeaseMs: 10_000,
+      advertiseUrl: '',
       heartbeatIntervalMs: 5000,
       agentTimeoutMs: 20_000,
       taskTimeoutMs: 60_000,

@@ -1,0 +1,134 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http2 from 'node:http2';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+
+/** Headers of one hop that are not passed on (and that HTTP/2 forbids). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'host', 'trailer']);
+
+/** Marks a request a follower forwarded: the leader never forwards it again, and never counts it as local. */
+export const FORWARDED_HEADER = 'x-orchestrator-forwarded';
+
+export interface ForwarderOptions {
+  /** HTTP/2 connections to the leader, requests spread over them. @default 2 */
+  connections?: number;
+  /** This replica's id, sent in FORWARDED_HEADER. */
+  replicaId: string;
+  /** This replica listens on loopback only: its clients are on the leader's machine's side (`;local`). */
+  local: boolean;
+  /** Whether this replica's own clients came over TLS (x-forwarded-proto). */
+  tls: boolean;
+  /** Accept the leader's certificate without checking it (a self-signed one in a test). @default false */
+  insecure?: boolean;
+}
+
+/**
+ * Forwards requests to the leader over a small pool of multiplexed HTTP/2 connections, with the caller's
+ * method, path, headers (its credentials among them) and body, and streams the answer back as it comes (an
+ * event stream or a long-poll as much as a JSON answer). A connection that fails is replaced at the next
+ * request; a change of leader replaces them all.
+ */
+export class LeaderForwarder {
+  private target: string | null = null;
+  private sessions: (http2.ClientHttp2Session | null)[] = [];
+  private next = 0;
+  private readonly size: number;
+
+  constructor(private readonly options: ForwarderOptions) {
+    this.size = Math.max(1, options.connections ?? 2);
+  }
+
+  /**
+   * Sends `req` to `leader` and its answer to `res`. Rejects, with nothing sent to `res`, when the leader
+   * cannot be reached or drops the request before answering; once the answer has begun, a failure ends it.
+   */
+  forward(leader: string, req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, clientIp: string): Promise<void> {
+    const session = this.session(leader);
+    const headers: http2.OutgoingHttpHeaders = { ':method': req.method ?? 'GET', ':path': req.url ?? '/', ':authority': new URL(leader).host };
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (name.startsWith(':') || HOP_BY_HOP.has(name) || value === undefined) continue;
+      headers[name] = value;
+    }
+    const prior = req.headers['x-forwarded-for'];
+    headers['x-forwarded-for'] = prior === undefined ? clientIp : `${String(prior)}, ${clientIp}`;
+    headers['x-forwarded-proto'] = this.options.tls ? 'https' : 'http';
+    headers[FORWARDED_HEADER] = `${this.options.replicaId}${this.options.local ? ';local' : ''}`;
+    const method = headers[':method'] as string;
+    const bodyless = method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
+    return new Promise((resolve, reject) => {
+      let answered = false;
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = session.request(headers, { endStream: bodyless });
+      } catch (err) {
+        this.drop(session);
+        reject(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      if (!bodyless) req.pipe(stream);
+      stream.on('response', (answer) => {
+        answered = true;
+        const out: Record<string, string | string[]> = {};
+        for (const [name, value] of Object.entries(answer)) {
+          if (name.startsWith(':') || HOP_BY_HOP.has(name) || value === undefined) continue;
+          out[name] = value;
+        }
+        (res as ServerResponse).writeHead(Number(answer[':status'] ?? 502), out);
+        // An event stream's events go out as they come.
+        (res as ServerResponse).flushHeaders?.();
+        stream.pipe(res as NodeJS.WritableStream);
+      });
+      stream.on('error', (err: Error) => {
+        if (!answered) {
+          if (session.destroyed || session.closed) this.drop(session);
+          reject(err);
+        } else {
+          res.destroy(err);
+        }
+      });
+      stream.on('close', () => {
+        if (!answered) {
+          reject(new Error(`the leader closed the stream before answering (code ${stream.rstCode ?? '?'})`));
+          return;
+        }
+        resolve();
+      });
+      // The caller went away (a closed event stream, a cancelled long-poll): so does the request to the leader.
+      res.on('close', () => {
+        if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      });
+    });
+  }
+
+  /** Closes every connection. */
+  close(): void {
+    for (const s of this.sessions) s?.close();
+    this.sessions = [];
+    this.target = null;
+  }
+
+  private session(leader: string): http2.ClientHttp2Session {
+    if (leader !== this.target) {
+      this.close();
+      this.target = leader;
+      this.sessions = Array.from({ length: this.size }, () => null);
+    }
+    const i = this.next++ % this.size;
+    let s = this.sessions[i] ?? null;
+    if (s === null || s.closed || s.destroyed) {
+      s = http2.connect(leader, this.options.insecure === true ? { rejectUnauthorized: false } : {});
+      // A request's own error is reported by its stream; the session's end makes room for a new one.
+      s.on('error', () => undefined);
+      const made = s;
+      s.on('close', () => this.drop(made));
+      s.unref();
+      this.sessions[i] = s;
+    }
+    return s;
+  }
+
+  private drop(session: http2.ClientHttp2Session): void {
+    const i = this.sessions.indexOf(session);
+    if (i >= 0) this.sessions[i] = null;
+    if (!session.destroyed) session.destroy();
+  }
+}
