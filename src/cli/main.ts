@@ -285,6 +285,10 @@ program
       process.stderr.write('--to: must not be empty\n');
       process.exit(2);
     }
+    if (config.databaseUrl !== '') {
+      process.stderr.write('DATABASE_URL is set: the state is in PostgreSQL, which this SQLite copy cannot read; back it up with pg_dump or base backups (docs/operations.md)\n');
+      process.exit(2);
+    }
     const source = databasePath(config);
     const target = resolve(opts.to);
     let result;

@@ -60,4 +60,10 @@ describe('orchestrator backup', () => {
     expect(await run.exited).toBe(2);
     expect(run.err()).toBe(`Database error: ${join(dataDir, 'orchestrator.db')} does not exist: check the folder (DATA_DIR or --data-dir)\n`);
   });
+
+  it('refuses, exit 2, when the state is in PostgreSQL (DATABASE_URL), and says what to use', async () => {
+    const run = runCli(['backup', '--to', join(tempDir(), 'b.db')], { DATABASE_URL: 'postgres://orch:secret@db.example:5432/orch' });
+    expect(await run.exited).toBe(2);
+    expect(run.err()).toBe('DATABASE_URL is set: the state is in PostgreSQL, which this SQLite copy cannot read; back it up with pg_dump or base backups (docs/operations.md)\n');
+  });
 });
