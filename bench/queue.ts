@@ -18,7 +18,9 @@
  * Ours: the orchestrator's task engine on a SQLite file (WAL, synchronous=FULL)
  * with 50 simulated agents that receive and answer tasks through the same
  * message protocol an agent uses. Every submit and completion is committed
- * before it is acknowledged (group commit).
+ * before it is acknowledged (group commit). `ours-postgres`: the same on the
+ * local PostgreSQL (a schema of its own, synchronous_commit=on), as replicas
+ * run it. BENCH_DATABASE_URL points both PostgreSQL systems elsewhere.
  *
  * Knobs for comparisons: BENCH_SYNC=NORMAL (SQLite synchronous mode, default
  * FULL) and BENCH_WRITER=inline (commit on the event loop, default thread).
@@ -72,15 +74,24 @@ const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
 // ------------------------------------------------------------------ systems
 
-async function ours(): Promise<System> {
+/** The local PostgreSQL, for pg-boss and for ours on PostgreSQL. */
+const PG_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Ours on SQLite (a file, WAL, synchronous=FULL, the writer thread: as `npm start`) or on PostgreSQL (a schema of its own). */
+async function ours(on: 'sqlite' | 'postgres'): Promise<System> {
   const { Orchestrator } = await import('../src/core/orchestrator.js');
   const { SimulatedFleet } = await import('../src/sim/simulated-fleet.js');
   const { SqliteStore } = await import('../src/store/sqlite/sqlite-store.js');
+  const { PostgresStore } = await import('../src/store/postgres/postgres-store.js');
   const { systemClock } = await import('../src/util/clock.js');
   const { silentLogger } = await import('../src/util/logger.js');
   const { TASK_TYPES } = await import('../src/domain/types.js');
   const dir = mkdtempSync(join(tmpdir(), 'bench-queue-'));
-  const store = new SqliteStore(join(dir, 'orchestrator.db'), { synchronous: (process.env.BENCH_SYNC as 'FULL' | 'NORMAL' | undefined) ?? 'FULL', writer: (process.env.BENCH_WRITER as 'inline' | 'thread' | undefined) ?? 'thread' });
+  const schema = `bench_ours_${process.pid}`;
+  const store =
+    on === 'postgres'
+      ? await PostgresStore.open(PG_URL, { schema })
+      : new SqliteStore(join(dir, 'orchestrator.db'), { synchronous: (process.env.BENCH_SYNC as 'FULL' | 'NORMAL' | undefined) ?? 'FULL', writer: (process.env.BENCH_WRITER as 'inline' | 'thread' | undefined) ?? 'thread' });
   let done = 0;
   let waiter: { n: number; resolve: () => void } | null = null;
   let onStart: (t0: number) => void = () => undefined;
@@ -114,7 +125,7 @@ async function ours(): Promise<System> {
     }
   });
   return {
-    name: 'ours',
+    name: on === 'postgres' ? 'ours-postgres' : 'ours',
     async setup(cb) {
       onStart = cb;
       await orchestrator.start();
@@ -138,6 +149,13 @@ async function ours(): Promise<System> {
       await orchestrator.stop();
       await store.close();
       rmSync(dir, { recursive: true, force: true });
+      if (on === 'postgres') {
+        const pg = (await import('pg')).default;
+        const c = new pg.Client({ connectionString: PG_URL });
+        await c.connect();
+        await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await c.end();
+      }
     },
   };
 }
@@ -194,7 +212,7 @@ async function bullmq(): Promise<System> {
 async function pgboss(): Promise<System> {
   const { default: PgBoss } = await import('pg-boss');
   const schema = `bench_${process.pid}`;
-  const boss = new PgBoss({ connectionString: 'postgres://postgres@127.0.0.1:5432/test', schema, max: 60 });
+  const boss = new PgBoss({ connectionString: PG_URL, schema, max: 60 });
   boss.on('error', () => undefined);
   const name = 'bench';
   let done = 0;
@@ -254,8 +272,8 @@ async function reachable(port: number): Promise<boolean> {
 
 async function runSystem(kind: string): Promise<Figures | { system: string; skipped: string }> {
   if (kind === 'bullmq' && !(await reachable(6379))) return { system: 'bullmq', skipped: 'no Redis on 127.0.0.1:6379' };
-  if (kind === 'pg-boss' && !(await reachable(5432))) return { system: 'pg-boss', skipped: 'no PostgreSQL on 127.0.0.1:5432' };
-  const sys = kind === 'ours' ? await ours() : kind === 'bullmq' ? await bullmq() : await pgboss();
+  if ((kind === 'pg-boss' || kind === 'ours-postgres') && !(await reachable(5432))) return { system: kind, skipped: 'no PostgreSQL on 127.0.0.1:5432' };
+  const sys = kind === 'ours' ? await ours('sqlite') : kind === 'ours-postgres' ? await ours('postgres') : kind === 'bullmq' ? await bullmq() : await pgboss();
   let latencies: number[] = [];
   let rss = process.memoryUsage().rss;
   const rssTimer = setInterval(() => (rss = Math.max(rss, process.memoryUsage().rss)), 50);
@@ -347,13 +365,14 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const results: Record<string, Figures | { system: string; skipped: string }> = {};
-  for (const kind of ['ours', 'bullmq', 'pg-boss']) {
+  for (const kind of ['ours', 'ours-postgres', 'bullmq', 'pg-boss']) {
     process.stderr.write(`bench:queue running ${kind}...\n`);
     results[kind] = await runChild(kind);
     process.stderr.write(`  ${JSON.stringify(results[kind])}\n`);
   }
-  const o = results.ours as Figures;
-  const ratio = (peer: string): Record<string, number> | string => {
+  const ratio = (peer: string, mine = 'ours'): Record<string, number> | string => {
+    const o = results[mine];
+    if (!o || 'skipped' in o) return `skipped: ${o ? o.skipped : 'not run'}`;
     const p = results[peer];
     if (!p || 'skipped' in p) return `skipped: ${p ? p.skipped : 'not run'}`;
     return {
@@ -368,7 +387,7 @@ async function main(): Promise<void> {
     workload: { batched: BATCHED, batchSize: BATCH, singles: SINGLES, consumers: CONSUMERS, priorities: PRIORITIES, pacedSeconds: PACED_SECONDS, pgBossFetchBatch: PGBOSS_BATCH },
     node: process.version,
     results,
-    ratios: { 'ours/bullmq': ratio('bullmq'), 'ours/pg-boss': ratio('pg-boss') },
+    ratios: { 'ours/bullmq': ratio('bullmq'), 'ours/pg-boss': ratio('pg-boss'), 'ours-postgres/pg-boss': ratio('pg-boss', 'ours-postgres'), 'ours-postgres/ours': ratio('ours', 'ours-postgres') },
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 }

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { ServerProcess } from '../support/server-process.js';
 import { getJson, postJson, runCli, waitFor } from '../support/server-process.js';
+import { openEventStream } from '../support/sse-client.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { dropTestSchemas, TEST_DATABASE_URL, testSchema } from '../support/postgres.js';
 
@@ -69,6 +70,10 @@ describe('replicas on PostgreSQL', () => {
     // The follower forwards: the seed's routes and the API answer as the leader does.
     const status = await getJson(`${b.url}/api/v1/tasks`);
     expect(status).toMatchObject({ status: 200, body: { tasks: [] } });
+    // The event stream too, as it happens: the first task submitted below arrives through the follower.
+    const stream = await openEventStream(`${b.url}/api/v1/events?kinds=task.submitted`);
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const ids: string[] = [];
     for (let i = 0; i < 30; i++) {
       const r = await postJson(`${b.url}/api/v1/tasks`, { type: 'health_check', params: { i } });
@@ -76,6 +81,9 @@ describe('replicas on PostgreSQL', () => {
       ids.push(r.body.id as string);
     }
     expect(((await getJson(`${a.url}/api/v1/tasks?limit=100`)).body.tasks as unknown[]).length).toBe(30);
+    const first = await stream.next((e) => e.event === 'task.submitted');
+    expect(first.data).toContain(ids[0]);
+    stream.close();
     const killedAt = Date.now();
     a.child.kill('SIGKILL');
     await waitFor(async () => ((await role(b)).role === 'leader' ? true : undefined), 10_000, 25);
