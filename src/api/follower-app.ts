@@ -1,4 +1,4 @@
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { OrchestratorError } from '../domain/errors.js';
 import { errorHandler } from './errors.js';
@@ -30,7 +30,7 @@ const OWN = new Set(['/healthz', '/readyz']);
 export async function buildFollowerApp({ logger, replica, forwarder, tls, requestTimeoutMs, http2MaxStreams }: FollowerAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: false,
     // Closed when this replica begins to lead: requests still being forwarded (event streams, long-polls) end,
     // and their clients come back to the new leader.
