@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { OrchestratorError } from '../../domain/errors.js';
 import type { LeaseHolder, Leadership } from '../leadership.js';
+import { OwnConnection } from './connection.js';
 import { fromPgError, isUnavailable } from './errors.js';
 import type { PgWriter } from './writer.js';
 
@@ -14,13 +15,23 @@ const LOCK_WAIT_MS = 2000;
  * run first in each of the writer's transactions.
  */
 export class PgLeadership implements Leadership {
-  private client: pg.Client | null = null;
-  private connecting: Promise<pg.Client> | null = null;
+  private readonly connection: OwnConnection;
 
   constructor(
-    private readonly connect: () => Promise<pg.Client>,
+    connect: () => Promise<pg.Client>,
     private readonly writer: PgWriter,
-  ) {}
+  ) {
+    this.connection = new OwnConnection(async () => {
+      const c = await connect();
+      try {
+        await c.query(`SET lock_timeout = ${LOCK_WAIT_MS}`);
+      } catch (err) {
+        await c.end().catch(() => undefined);
+        throw err;
+      }
+      return c;
+    });
+  }
 
   async acquire(holder: string, url: string, leaseMs: number): Promise<number | null> {
     try {
@@ -91,40 +102,18 @@ export class PgLeadership implements Leadership {
     );
   }
 
-  async close(): Promise<void> {
-    const c = this.client;
-    this.client = null;
-    if (c) await c.end().catch(() => undefined);
+  close(): Promise<void> {
+    return this.connection.close();
   }
 
   private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
-    const client = await this.connection();
+    const client = await this.connection.get();
     try {
       return await client.query<R>(sql, params);
     } catch (err) {
-      if (isUnavailable(err)) {
-        if (this.client === client) this.client = null;
-        void client.end().catch(() => undefined);
-      }
+      if (isUnavailable(err)) this.connection.discard(client);
       throw err;
     }
-  }
-
-  private connection(): Promise<pg.Client> {
-    if (this.client) return Promise.resolve(this.client);
-    this.connecting ??= this.connect()
-      .then(async (c) => {
-        c.on('error', () => {
-          if (this.client === c) this.client = null;
-        });
-        await c.query(`SET lock_timeout = ${LOCK_WAIT_MS}`);
-        this.client = c;
-        return c;
-      })
-      .finally(() => {
-        this.connecting = null;
-      });
-    return this.connecting;
   }
 }
 

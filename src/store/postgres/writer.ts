@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Step, StepResult, WriteOp } from '../sql/write-op.js';
 import { supersededWrites } from '../sql/write-op.js';
 import { BULK_FORMS } from './bulk.js';
+import { OwnConnection } from './connection.js';
 import { fromPgError, isUnavailable } from './errors.js';
 import { numbered } from './sql.js';
 
@@ -48,8 +49,7 @@ export class PgWriter {
   /** Transactions, writes, the largest batch, and the statements sent (a run over arrays counts once). */
   readonly stats = { commits: 0, writes: 0, maxBatch: 0, statements: 0 };
   onFailure: ((err: Error) => void) | null = null;
-  private client: pg.Client | null = null;
-  private connecting: Promise<pg.Client> | null = null;
+  private readonly connection: OwnConnection;
   private queue: Pending[] = [];
   private running = false;
   private closed = false;
@@ -61,7 +61,8 @@ export class PgWriter {
   /** Batches the fence refused. */
   fencedBatches = 0;
 
-  constructor(private readonly options: PgWriterOptions) {
+  constructor(options: PgWriterOptions) {
+    this.connection = new OwnConnection(options.connect);
     this.maxBatch = options.maxBatch ?? 5000;
   }
 
@@ -113,34 +114,10 @@ export class PgWriter {
     for (const w of waiters) w();
   }
 
-  /** The writer's connection, opened when there is none. */
-  private connection(): Promise<pg.Client> {
-    if (this.client) return Promise.resolve(this.client);
-    this.connecting ??= this.options
-      .connect()
-      .then((c) => {
-        c.on('error', () => {
-          if (this.client === c) this.client = null;
-        });
-        this.client = c;
-        return c;
-      })
-      .finally(() => {
-        this.connecting = null;
-      });
-    return this.connecting;
-  }
-
-  /** Drops a connection that failed: the next batch opens another. */
-  private discard(client: pg.Client): void {
-    if (this.client === client) this.client = null;
-    void client.end().catch(() => undefined);
-  }
-
   private async commit(ops: WriteOp[]): Promise<Outcome[]> {
     let client: pg.Client;
     try {
-      client = await this.connection();
+      client = await this.connection.get();
     } catch (err) {
       return this.allFailed(ops, err);
     }
@@ -154,7 +131,7 @@ export class PgWriter {
     } catch (err) {
       if (err instanceof FenceFailed) return this.fencedOff(ops, err);
       if (isUnavailable(err)) {
-        this.discard(client);
+        this.connection.discard(client);
         return this.allFailed(ops, err);
       }
     }
@@ -162,7 +139,7 @@ export class PgWriter {
       return await this.oneByOne(client, ops, superseded);
     } catch (err) {
       if (err instanceof FenceFailed) return this.fencedOff(ops, err);
-      this.discard(client);
+      this.connection.discard(client);
       return this.allFailed(ops, err);
     }
   }
@@ -284,9 +261,7 @@ export class PgWriter {
   async close(): Promise<void> {
     this.closed = true;
     await this.idle();
-    const client = this.client;
-    this.client = null;
-    if (client) await client.end().catch(() => undefined);
+    await this.connection.close();
   }
 }
 
