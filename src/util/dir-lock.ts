@@ -183,17 +183,12 @@ export function lockDir(dir: string, name: string, command: string, options: Loc
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const seen = snapshot(file);
       if (seen === null) continue; // released meanwhile: try again
-      const other = parseHolder(seen.text);
-      if (other === null) {
-        // Being written right now, or left half-written by a killed process.
-        if (Date.now() - seen.mtimeMs < UNREADABLE_STALE_MS) {
-          sleepSync(50);
-          continue;
-        }
-      } else {
-        const state = holderState(other);
-        if (state !== 'dead') throw new DirLockedError(abs, file, other, state === 'alive');
+      const judged = judge(seen);
+      if (judged.state === 'being-written') {
+        sleepSync(50);
+        continue;
       }
+      if (judged.holder !== null && judged.state !== 'dead') throw new DirLockedError(abs, file, judged.holder, judged.state === 'alive');
       options.onStep?.('judged-stale');
       if (!removeStale(file, seen, holder, options)) sleepSync(10);
       continue;
@@ -233,6 +228,17 @@ function snapshot(path: string): Snapshot | null {
   }
 }
 
+/**
+ * Who holds a lock or claim file as seen, and whether they still run (holderState). A file without a
+ * readable holder is being written now, or was left half-written by a process killed while writing it:
+ * 'dead' once it is UNREADABLE_STALE_MS old.
+ */
+function judge(seen: Snapshot): { holder: LockHolder | null; state: 'alive' | 'dead' | 'unknown' | 'being-written' } {
+  const holder = parseHolder(seen.text);
+  if (holder !== null) return { holder, state: holderState(holder) };
+  return { holder: null, state: Date.now() - seen.mtimeMs < UNREADABLE_STALE_MS ? 'being-written' : 'dead' };
+}
+
 function sameFile(a: Snapshot, b: Snapshot | null): boolean {
   return b !== null && a.text === b.text && a.ino === b.ino && a.mtimeNs === b.mtimeNs;
 }
@@ -261,9 +267,7 @@ function removeStale(file: string, stale: Snapshot, me: LockHolder, options: Loc
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const seen = snapshot(claim);
       if (seen === null) return false; // its holder has just finished
-      const claimant = parseHolder(seen.text);
-      const abandoned = claimant === null ? Date.now() - seen.mtimeMs >= UNREADABLE_STALE_MS : holderState(claimant) === 'dead';
-      if (abandoned) continue;
+      if (judge(seen).state === 'dead') continue;
       return false;
     }
     heldHere.add(me.nonce);
