@@ -27,7 +27,10 @@ export const PROBE_SQL = "INSERT INTO meta (key, value) VALUES ('storage_probe',
 /** Sets a meta value (key, value). */
 export const META_SQL = 'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value';
 
-/** The positions of the writes of a batch that a later write of the same batch makes needless (see WriteOp). */
+/**
+ * The positions of the writes of a batch that a later write of the same batch makes needless (see WriteOp).
+ * Self-contained (no outside references): the SQLite writer thread runs it from its source text.
+ */
 export function supersededWrites(ops: readonly WriteOp[]): Set<number> {
   const superseded = new Set<number>();
   const fullLater = new Set<string>();

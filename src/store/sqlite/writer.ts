@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Step, StepResult, WriteOp } from '../sql/write-op.js';
-import { PROBE_SQL } from '../sql/write-op.js';
+import { PROBE_SQL, supersededWrites } from '../sql/write-op.js';
 import { storageError } from './errors.js';
 
 type Outcome = { ok: true; value: StepResult[] } | { ok: false; error: string; code?: string | undefined };
@@ -13,12 +13,12 @@ interface DbLike {
 }
 
 /**
- * Runs a batch of writes in one transaction. Should one write fail, the batch
- * is run again with each write in a savepoint of its own, so that the failing
- * write does not undo the others. Self-contained (no outside references): the
- * writer thread runs this very function from its source text.
+ * Runs a batch of writes in one transaction, but those `superseded` finds needless (supersededWrites). Should
+ * one write fail, the batch is run again with each write in a savepoint of its own, so that the failing write
+ * does not undo the others. Self-contained (no outside references, hence `superseded` as an argument): the
+ * writer thread runs this very function, and supersededWrites, from their source text.
  */
-export function executeBatch(db: DbLike, cache: Map<string, ReturnType<DbLike['prepare']>>, ops: WriteOp[]): Outcome[] {
+export function executeBatch(db: DbLike, cache: Map<string, ReturnType<DbLike['prepare']>>, ops: WriteOp[], superseded: (ops: readonly WriteOp[]) => Set<number>): Outcome[] {
   const stmt = (sql: string) => {
     let s = cache.get(sql);
     if (!s) {
@@ -41,16 +41,8 @@ export function executeBatch(db: DbLike, cache: Map<string, ReturnType<DbLike['p
     const code = (err as { code?: unknown } | null)?.code;
     return typeof code === 'string' ? code : undefined;
   };
-  // As supersededWrites (sql/write-op.ts) does; repeated here, since the writer thread runs this function alone.
-  const superseded = new Set<number>();
-  const fullLater = new Set<string>();
-  for (let i = ops.length - 1; i >= 0; i--) {
-    const op = ops[i] as WriteOp;
-    if (op.key === undefined) continue;
-    if (op.supersedable && fullLater.has(op.key)) superseded.add(i);
-    if (op.full) fullLater.add(op.key);
-  }
-  const runOrSkip = (op: WriteOp, i: number): StepResult[] => (superseded.has(i) ? [] : runOp(op));
+  const skipped = superseded(ops);
+  const runOrSkip = (op: WriteOp, i: number): StepResult[] => (skipped.has(i) ? [] : runOp(op));
   try {
     return db.transaction(() => ops.map((op, i): Outcome => ({ ok: true, value: runOrSkip(op, i) })))();
   } catch {
@@ -128,7 +120,7 @@ export class InlineWriter implements Writer {
     if (ops.length === 0) return;
     this.ops = [];
     this.waiting = [];
-    const outcomes = executeBatch(this.db, this.cache, ops);
+    const outcomes = executeBatch(this.db, this.cache, ops, supersededWrites);
     this.stats.commits++;
     this.stats.writes += ops.length;
     this.stats.maxBatch = Math.max(this.stats.maxBatch, ops.length);
@@ -165,7 +157,7 @@ export class InlineWriter implements Writer {
   }
 }
 
-const THREAD_SOURCE = (executeBatchSource: string): string => `
+const THREAD_SOURCE = (executeBatchSource: string, supersededSource: string): string => `
 // Transpilers that keep function names (esbuild, used by tsx and Vitest) call this helper.
 const __name = (fn) => fn;
 const { parentPort, workerData } = require('node:worker_threads');
@@ -176,6 +168,7 @@ db.pragma('synchronous = ' + workerData.synchronous);
 db.pragma('busy_timeout = 5000');
 db.pragma('wal_autocheckpoint = ' + workerData.checkpointPages);
 const executeBatch = ${executeBatchSource};
+const supersededWrites = ${supersededSource};
 const cache = new Map();
 const sqlById = [];
 let queue = [];
@@ -185,7 +178,7 @@ function drain() {
   const batch = queue;
   queue = [];
   if (batch.length === 0) return;
-  const outcomes = executeBatch(db, cache, batch.map((b) => b.op));
+  const outcomes = executeBatch(db, cache, batch.map((b) => b.op), supersededWrites);
   parentPort.postMessage({ results: batch.map((b, i) => ({ id: b.id, outcome: outcomes[i] })) });
 }
 parentPort.on('message', (msg) => {
@@ -252,7 +245,7 @@ export class ThreadWriter implements Writer {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     // A larger WAL between checkpoints: each checkpoint copies pages and fsyncs the database file, on this thread.
     const checkpointPages = 10_000;
-    const worker = new Worker(THREAD_SOURCE(executeBatch.toString()), {
+    const worker = new Worker(THREAD_SOURCE(executeBatch.toString(), supersededWrites.toString()), {
       eval: true,
       workerData: { path: this.path, synchronous: this.synchronous, driver, checkpointPages, probeSql: PROBE_SQL },
     });
