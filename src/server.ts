@@ -295,7 +295,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     await ctx.listen(follower);
   };
   try {
-    await assertProtected(config, new Guard({ store, clock, host: config.host, adminToken: config.adminToken, authFailures: config.authFailureLimit, enrollments: config.enrollRateLimit }));
+    await assertProtected(config, guardOf(ctx));
     await follow();
   } catch (err) {
     await store.close();
@@ -372,6 +372,11 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   };
 }
 
+/** The API's authentication and rate limits, as the configuration sets them. */
+function guardOf({ config, store, clock }: ServerContext): Guard {
+  return new Guard({ store, clock, host: config.host, adminToken: config.adminToken, authFailures: config.authFailureLimit, enrollments: config.enrollRateLimit });
+}
+
 /** Protected mode: an API reachable from other machines must ask for a token (a follower's as much as a leader's). */
 async function assertProtected(config: Config, guard: Guard): Promise<void> {
   if (isLoopback(config.host) || (await guard.configured())) return;
@@ -421,14 +426,7 @@ async function lead(ctx: ServerContext, beforeListen?: () => Promise<void>): Pro
       enrollApproval: config.enrollApproval,
     },
   });
-  const guard = new Guard({
-    store,
-    clock,
-    host: config.host,
-    adminToken: config.adminToken,
-    authFailures: config.authFailureLimit,
-    enrollments: config.enrollRateLimit,
-  });
+  const guard = guardOf(ctx);
   orchestrator.events.on('agent.offline', ({ agentId, silentMs }) => logger.warn({ agentId, silentMs }, 'agent marked offline'));
   orchestrator.events.on('agent.online', ({ agentId }) => logger.info({ agentId }, 'agent online'));
   orchestrator.events.on('ring.moved', ({ move }) => logger.debug({ deviceId: move.agentId, from: move.from, to: move.to, reason: move.reason }, 'ring move'));
