@@ -1,7 +1,7 @@
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { OrchestratorError } from '../domain/errors.js';
-import { errorHandler } from './errors.js';
+import { errorHandler, orchestratorErrorReply } from './errors.js';
 import { dualProtocolServer } from './listener.js';
 import type { LeaderForwarder } from './forwarder.js';
 import { FORWARDED_HEADER } from './forwarder.js';
@@ -66,9 +66,10 @@ export async function buildFollowerApp({ logger, replica, forwarder, tls, reques
     } catch (err) {
       if (reply.raw.headersSent) return;
       logger.warn({ err, leader }, 'could not forward to the leader');
-      const e = notLeader(`the leader at ${leader} cannot be reached now`);
-      reply.raw.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1' });
-      reply.raw.end(JSON.stringify({ ...e.details, error: e.message, code: e.code }));
+      // Hijacked: the answer is written here, as the error handler would write it.
+      const { status, body, headers } = orchestratorErrorReply(notLeader(`the leader at ${leader} cannot be reached now`));
+      reply.raw.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+      reply.raw.end(JSON.stringify(body));
     }
   });
   app.get('/healthz', () => ({ status: 'ok', replica: replica() }));
