@@ -8,15 +8,20 @@ import { FORWARDED_HEADER } from './forwarder.js';
 import type { ReplicaStatus } from './replica.js';
 
 
-export interface FollowerAppOptions {
-  logger: FastifyBaseLogger;
-  replica: () => ReplicaStatus;
-  /** Sends what this replica does not answer itself to the leader. */
-  forwarder: LeaderForwarder;
+/** The follower's own listener (a replica's port): HTTP/1.1 and HTTP/2, with TLS when given. */
+export interface FollowerListenerOptions {
+  listener?: true;
   tls?: { cert: Buffer; key: Buffer };
   requestTimeoutMs: number;
   http2MaxStreams: number;
 }
+
+export type FollowerAppOptions = {
+  logger: FastifyBaseLogger;
+  replica: () => ReplicaStatus;
+  /** Sends what this replica does not answer itself to the leader. */
+  forwarder: Pick<LeaderForwarder, 'forward'>;
+} & (FollowerListenerOptions | { /** No listener of its own: driven by `app.inject` alone (the Lambda function, lambda.ts). */ listener: false });
 
 /** What a follower answers itself; everything else goes to the leader. */
 const OWN = new Set(['/healthz', '/readyz']);
@@ -27,17 +32,25 @@ const OWN = new Set(['/healthz', '/readyz']);
  * known, or it cannot be reached, the answer is 503 ORCH_NOT_LEADER with `retry-after`, never a 5xx of
  * another kind.
  */
-export async function buildFollowerApp({ logger, replica, forwarder, tls, requestTimeoutMs, http2MaxStreams }: FollowerAppOptions): Promise<FastifyInstance> {
-  const app = Fastify({
+export async function buildFollowerApp(options: FollowerAppOptions): Promise<FastifyInstance> {
+  const { logger, replica, forwarder } = options;
+  const listener = options.listener === false ? null : options;
+  const common = {
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: false,
     // Closed when this replica begins to lead: requests still being forwarded (event streams, long-polls) end,
     // and their clients come back to the new leader.
     forceCloseConnections: true,
-    serverFactory: (handler) =>
-      dualProtocolServer(handler, { keepAliveTimeout: 72_000, headersTimeout: requestTimeoutMs, connectionTimeout: 0, http2SessionTimeout: 72_000, http2MaxStreams, ...(tls !== undefined ? { tls } : {}) }),
-  });
+  };
+  const app: FastifyInstance =
+    listener === null
+      ? Fastify(common)
+      : Fastify({
+          ...common,
+          serverFactory: (handler) =>
+            dualProtocolServer(handler, { keepAliveTimeout: 72_000, headersTimeout: listener.requestTimeoutMs, connectionTimeout: 0, http2SessionTimeout: 72_000, http2MaxStreams: listener.http2MaxStreams, ...(listener.tls !== undefined ? { tls: listener.tls } : {}) }),
+        });
   app.removeAllContentTypeParsers();
   // Bodies are not read: nothing here acts on them.
   app.addContentTypeParser('*', (_request, payload, done) => {
