@@ -184,6 +184,8 @@ interface ServerContext {
   /** Listens on HOST:PORT (the port of the first listen from then on, when PORT is 0); returns the port. */
   listen(app: FastifyInstance): Promise<number>;
   replica: () => ReplicaStatus;
+  /** The replicas' shared key (a store with leadership): followers sign forwarded requests' clients with it. */
+  replicaKey: Buffer | null;
 }
 
 /**
@@ -208,9 +210,16 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   const lock = target.adapter === 'sqlite' ? lockDataDir(dataDir) : { release: () => undefined };
   let held: { release(): Promise<void> } | undefined;
   let store: Store;
+  let replicaKey: Buffer | null;
   try {
     held = await holdPort(config.host, config.port);
     store = await openStore(target, { writer: 'thread' });
+    try {
+      replicaKey = store.leadership === null ? null : await store.leadership.replicaKey();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
   } catch (err) {
     await held?.release();
     lock.release();
@@ -228,7 +237,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   const replicaId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   let election: LeaderElection | null = null;
   const ctx: ServerContext = {
-    config, deps, store, print, clock, rng, logger, tls,
+    config, deps, store, print, clock, rng, logger, tls, replicaKey,
     async listen(app) {
       await heldPort.release();
       try {
@@ -285,7 +294,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
 
   // A replica on a shared store: follow until elected.
   const leadership = store.leadership;
-  const forwarder = new LeaderForwarder({ replicaId, local: isLoopback(config.host), tls: tls !== undefined });
+  const forwarder = new LeaderForwarder({ replicaId, key: replicaKey ?? randomBytes(32), local: isLoopback(config.host), tls: tls !== undefined });
   let follower: FastifyInstance | null = null;
   let term: Term | null = null;
   let stopping = false;
@@ -483,7 +492,7 @@ async function lead(ctx: ServerContext, beforeListen?: () => Promise<void>): Pro
       for (const id of restored) print(`[Master] restored agent ${id}`);
     }
     advisor.start();
-    app = await buildApp({ services: orchestrator.services, advisor, logger, guard, store, clock, replica: ctx.replica, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, missingAfterMs: config.missingAfterMs, events: { pingMs: config.eventStreamPingMs, capacity: config.eventStreamBuffer }, ...(deps.dashboardDir !== undefined ? { dashboardDir: deps.dashboardDir } : {}), ...(tls !== undefined ? { tls } : {}) });
+    app = await buildApp({ services: orchestrator.services, advisor, logger, guard, store, clock, replica: ctx.replica, replicaKey: ctx.replicaKey, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, missingAfterMs: config.missingAfterMs, events: { pingMs: config.eventStreamPingMs, capacity: config.eventStreamBuffer }, ...(deps.dashboardDir !== undefined ? { dashboardDir: deps.dashboardDir } : {}), ...(tls !== undefined ? { tls } : {}) });
     await beforeListen?.();
     await ctx.listen(app);
   } catch (err) {

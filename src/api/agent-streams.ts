@@ -13,6 +13,7 @@ import type { ErrorBody } from './errors.js';
 import { orchestratorErrorReply, validationMessage } from './errors.js';
 import type { Guard } from '../security/guard.js';
 import { countAgentFailure, HSTS, SECURITY_HEADERS } from './security-hooks.js';
+import { FORWARDED_HEADER, requestClient } from './forwarder.js';
 
 /** A hot route: its input part, that part's validator, and the shared work (agentAnswers). */
 interface StreamRoute {
@@ -57,6 +58,8 @@ export class AgentStreamRoutes {
     tls: boolean,
     /** How long a body may take to arrive (REQUEST_TIMEOUT): 408 and the stream closed after that. */
     private readonly bodyTimeoutMs: number,
+    /** The replicas' shared key: a follower's signed word on a forwarded request's client (forwarder.ts). */
+    private readonly replicaKey: Buffer | null = null,
   ) {
     this.headers = { 'content-type': JSON_TYPE, ...SECURITY_HEADERS, ...(tls ? { 'strict-transport-security': HSTS } : {}) };
     const ajv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, addUsedSchema: false });
@@ -89,7 +92,7 @@ export class AgentStreamRoutes {
     // A stream without an error listener would take the process down with it (a peer's reset, for one).
     stream.on('error', () => undefined);
     const authorization = headers.authorization;
-    const address = stream.session?.socket?.remoteAddress ?? '';
+    const address = requestClient(headers[FORWARDED_HEADER], stream.session?.socket?.remoteAddress ?? '', this.replicaKey).address;
     const finish = (outcome: Outcome): void => {
       this.respond(stream, outcome);
       if (this.logRequests) this.log.debug({ method: headers[':method'], url: path, status: outcome.status, ms: performance.now() - started }, 'request');

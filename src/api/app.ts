@@ -10,7 +10,7 @@ import { dualProtocolServer } from './listener.js';
 import { AgentStreamRoutes } from './agent-streams.js';
 import { documentRoute, swaggerOptions } from './openapi.js';
 import { COMPONENTS } from './response-schemas.js';
-import { countAgentFailure, installSecurity } from './security-hooks.js';
+import { clientAddress, countAgentFailure, installSecurity } from './security-hooks.js';
 import { securityRoutes } from './security-routes.js';
 import type { Guard } from '../security/guard.js';
 import type { Store } from '../store/store.js';
@@ -58,6 +58,8 @@ export interface AppOptions {
   dashboardDir?: string;
   /** This process's role among replicas (/healthz, /readyz). @default the sole leader of an SQLite store */
   replica?: () => ReplicaStatus;
+  /** The replicas' shared key, with which followers sign the client of a request they forward (none on SQLite). */
+  replicaKey?: Buffer | null;
 }
 
 function parseJson(_req: unknown, body: string, done: (err: Error | null, value?: unknown) => void): void {
@@ -76,7 +78,7 @@ function logsRequests(logger: FastifyBaseLogger): boolean {
   return logger.level === 'debug' || logger.level === 'trace';
 }
 
-export async function buildApp({ services, advisor, logger, guard, store, clock, tls, requestTimeoutMs, http2MaxStreams, events, missingAfterMs, dashboardDir, replica }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ services, advisor, logger, guard, store, clock, tls, requestTimeoutMs, http2MaxStreams, events, missingAfterMs, dashboardDir, replica, replicaKey }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     // Request lines are logged at debug level by the hook below, not at info by Fastify.
@@ -96,7 +98,7 @@ export async function buildApp({ services, advisor, logger, guard, store, clock,
         http2SessionTimeout: number(options.http2SessionTimeout, 72_000),
         http2MaxStreams,
         // The agent protocol's hot routes over HTTP/2 are served past Fastify (agent-streams.ts).
-        streamRoutes: new AgentStreamRoutes(services.agentProtocol, logger, guard, tls !== undefined, requestTimeoutMs),
+        streamRoutes: new AgentStreamRoutes(services.agentProtocol, logger, guard, tls !== undefined, requestTimeoutMs, replicaKey ?? null),
         ...(tls !== undefined ? { tls } : {}),
       });
     },
@@ -130,8 +132,8 @@ export async function buildApp({ services, advisor, logger, guard, store, clock,
   // application/json by name as well as '*': a named parser is found without a search.
   app.addContentTypeParser(['application/json', '*'], { parseAs: 'string', bodyLimit: BODY_LIMIT }, parseJson);
   installBodyTimeout(app, requestTimeoutMs);
-  app.setErrorHandler(errorHandler(logger, (err, request) => (request.routeOptions.config.access === 'agent' ? countAgentFailure(guard, request.ip, err) : err)));
-  installSecurity(app, { agents: services.agentProtocol, guard, store, clock, tls: tls !== undefined });
+  app.setErrorHandler(errorHandler(logger, (err, request) => (request.routeOptions.config.access === 'agent' ? countAgentFailure(guard, clientAddress(request), err) : err)));
+  installSecurity(app, { agents: services.agentProtocol, guard, store, clock, tls: tls !== undefined, replicaKey: replicaKey ?? null });
   // Once closing has begun (SIGTERM), what arrives on connections still open is refused: the client retries
   // elsewhere or after the restart. HTTP/1 connections are closed after the answer (Fastify sets the header).
   let closing = false;

@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
@@ -5,14 +6,60 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 /** Headers of one hop that are not passed on (and that HTTP/2 forbids). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'host', 'trailer']);
 
-/** Marks a request a follower forwarded: the leader never forwards it again, and never counts it as local. */
+/**
+ * Marks a request a follower forwarded: the leader never forwards it again. Its value says which replica
+ * forwarded it, for which client address, whether that client is on the leader's machine's side (`;local`),
+ * signed with the replicas' shared key: `ID;for=ADDRESS[;local];sig=HMAC`.
+ */
 export const FORWARDED_HEADER = 'x-orchestrator-forwarded';
+
+/** Where a request comes from, as the leader counts it (limits, blocks, the audit log, the open API). */
+export interface RequestClient {
+  /** The client's address: the socket's, or the one a follower signed for a request it forwarded. */
+  address: string;
+  /** Forwarded from a client that may be elsewhere: never the open API of a leader on loopback. */
+  remote: boolean;
+}
+
+function signature(key: Buffer, claim: string): string {
+  return createHmac('sha256', key).update(claim).digest('base64url');
+}
+
+/** FORWARDED_HEADER's value for a request from `address`, signed with `key`. */
+export function forwardedHeader(key: Buffer, replicaId: string, address: string, local: boolean): string {
+  const claim = `${replicaId};for=${address}${local ? ';local' : ''}`;
+  return `${claim};sig=${signature(key, claim)}`;
+}
+
+/**
+ * The client of a request, as its socket says, or as a follower says in FORWARDED_HEADER when the replicas'
+ * key signed it. A forwarded request whose header is not signed with the key (no key: an SQLite store; or
+ * another's) keeps its socket's address and counts as remote unless it says `;local`.
+ */
+export function requestClient(header: string | string[] | undefined, socketAddress: string, key: Buffer | null): RequestClient {
+  if (header === undefined) return { address: socketAddress, remote: false };
+  const value = Array.isArray(header) ? header.join(',') : header;
+  const at = value.lastIndexOf(';sig=');
+  if (key !== null && at > 0) {
+    const claim = value.slice(0, at);
+    const given = Buffer.from(value.slice(at + 5));
+    const expected = Buffer.from(signature(key, claim));
+    if (given.length === expected.length && timingSafeEqual(given, expected)) {
+      const parts = claim.split(';');
+      const address = parts.find((p) => p.startsWith('for='))?.slice(4);
+      if (address !== undefined && address !== '') return { address, remote: !parts.includes('local') };
+    }
+  }
+  return { address: socketAddress, remote: !value.endsWith(';local') };
+}
 
 export interface ForwarderOptions {
   /** HTTP/2 connections to the leader, requests spread over them. @default 2 */
   connections?: number;
   /** This replica's id, sent in FORWARDED_HEADER. */
   replicaId: string;
+  /** The replicas' shared key (Leadership.replicaKey), which signs FORWARDED_HEADER. */
+  key: Buffer;
   /** This replica listens on loopback only: its clients are on the leader's machine's side (`;local`). */
   local: boolean;
   /** Whether this replica's own clients came over TLS (x-forwarded-proto). */
@@ -51,7 +98,7 @@ export class LeaderForwarder {
     const prior = req.headers['x-forwarded-for'];
     headers['x-forwarded-for'] = prior === undefined ? clientIp : `${String(prior)}, ${clientIp}`;
     headers['x-forwarded-proto'] = this.options.tls ? 'https' : 'http';
-    headers[FORWARDED_HEADER] = `${this.options.replicaId}${this.options.local ? ';local' : ''}`;
+    headers[FORWARDED_HEADER] = forwardedHeader(this.options.key, this.options.replicaId, clientIp, this.options.local);
     const method = headers[':method'] as string;
     const bodyless = method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
     return new Promise((resolve, reject) => {

@@ -10,7 +10,8 @@ import { accessOf } from '../security/access.js';
 import type { Guard, Identity } from '../security/guard.js';
 import { actorName, isRole } from '../security/guard.js';
 import { PAGE_HEADERS } from './dashboard.js';
-import { FORWARDED_HEADER } from './forwarder.js';
+import type { RequestClient } from './forwarder.js';
+import { FORWARDED_HEADER, requestClient } from './forwarder.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -18,6 +19,8 @@ declare module 'fastify' {
     identity: Identity | null;
     /** The agent an agent route's request comes from, once authenticated. */
     agent: LiveAgent | null;
+    /** Where the request comes from (a forwarded request's client, when a follower signed it), once known. */
+    client: RequestClient | null;
   }
   interface FastifyContextConfig {
     /** The route's access rule, set once when the route is added (see `installSecurity`). */
@@ -52,6 +55,8 @@ export interface SecurityOptions {
   store: Store;
   clock: Clock;
   tls: boolean;
+  /** The replicas' shared key (Leadership.replicaKey): what followers sign of forwarded requests; null on SQLite. */
+  replicaKey: Buffer | null;
 }
 
 /**
@@ -64,9 +69,10 @@ export interface SecurityOptions {
  *   body is read; refused while the address is over its failed-authentication limit; their 401s count.
  * - Every changing request to an operator route is in the audit log, committed before the answer.
  */
-export function installSecurity(app: FastifyInstance, { agents, guard, store, clock, tls }: SecurityOptions): void {
+export function installSecurity(app: FastifyInstance, { agents, guard, store, clock, tls, replicaKey }: SecurityOptions): void {
   app.decorateRequest('identity', null);
   app.decorateRequest('agent', null);
+  app.decorateRequest('client', null);
   const table: FastifyInstance['routeTable'] = [];
   app.decorate('routeTable', table);
   app.addHook('onRoute', (route) => {
@@ -86,13 +92,15 @@ export function installSecurity(app: FastifyInstance, { agents, guard, store, cl
   // Callback hooks, not async ones: the agent routes (a fleet's traffic) pass through without a promise.
   app.addHook('onRequest', (request, _reply, done) => {
     const access = request.routeOptions.config.access;
+    const client = requestClient(request.headers[FORWARDED_HEADER], request.ip, replicaKey);
+    request.client = client;
     try {
-      if (access === 'enroll') guard.takeEnrollment(request.ip);
+      if (access === 'enroll') guard.takeEnrollment(client.address);
       else if (access === 'agent') {
-        guard.assertNotBlocked(request.ip);
+        guard.assertNotBlocked(client.address);
         request.agent = agents.authenticate(request.headers.authorization);
       } else if (access !== undefined && access !== 'public') {
-        guard.authenticate(request.headers.authorization, request.ip, { remote: forwardedFromAfar(request.headers[FORWARDED_HEADER]) }).then((identity) => {
+        guard.authenticate(request.headers.authorization, client.address, { remote: client.remote }).then((identity) => {
           request.identity = identity;
           try {
             guard.assertRole(identity, access);
@@ -132,7 +140,7 @@ export function installSecurity(app: FastifyInstance, { agents, guard, store, cl
       target: targetOf(request, payload),
       outcome: outcomeOf(status),
       status,
-      address: request.ip,
+      address: clientAddress(request),
     };
     store.appendAudit(entry).then(
       () => done(null, payload),
@@ -181,13 +189,7 @@ function targetOf(request: FastifyRequest, payload: unknown): string | null {
   return null;
 }
 
-/**
- * Whether a request was forwarded by a follower that other machines can reach: such a request never uses the
- * open API of a leader on loopback (the follower says `;local` when it listens on loopback only, and sets the
- * header itself, over anything its client sent).
- */
-function forwardedFromAfar(header: string | string[] | undefined): boolean {
-  if (header === undefined) return false;
-  const value = Array.isArray(header) ? header.join(',') : header;
-  return !value.endsWith(';local');
+/** The address a request counts as coming from (its client's, when a follower forwarded it; see RequestClient). */
+export function clientAddress(request: FastifyRequest): string {
+  return request.client?.address ?? request.ip;
 }

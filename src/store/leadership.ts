@@ -34,6 +34,11 @@ export interface Leadership {
    * does not; `closed` refuses every write at once without asking the database (a leader stepping down).
    */
   fence(epoch: number | 'closed' | null): void;
+  /**
+   * The secret the replicas share (made by the first replica that asks, then the same for all): a follower signs
+   * what it says of a forwarded request's client with it, and the leader believes only what is signed.
+   */
+  replicaKey(): Promise<Buffer>;
   /** Closes the lease's own connection. */
   close(): Promise<void>;
 }

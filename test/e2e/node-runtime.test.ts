@@ -63,7 +63,7 @@ describe('the Node the tests run on', () => {
 
 describe('the process tests (vitest.processes.config.ts)', () => {
   it('list every test file that starts a child process, so that scripts/test-node.sh runs each on every Node', () => {
-    const startsProcesses = /from 'node:child_process'|\b(runCli|serversPerTest|startServerProcess)\(/;
+    const startsProcesses = /from 'node:child_process'|\b(runCli|runScript|serversPerTest|startServerProcess|replicasPerTest)\(/;
     const files = readdirSync(join(ROOT, 'test'), { recursive: true, encoding: 'utf8' })
       .map((f) => `test/${f.split('\\').join('/')}`)
       .filter((f) => f.endsWith('.test.ts') && startsProcesses.test(readFileSync(join(ROOT, f), 'utf8')));

@@ -1,6 +1,9 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { request } from 'node:http';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { ServerProcess } from '../support/server-process.js';
-import { getJson, postJson, runCli, waitFor } from '../support/server-process.js';
+import { getJson, postJson, waitFor } from '../support/server-process.js';
+import type { ReplicaView } from '../support/replicas.js';
+import { replicaRole, replicasPerTest } from '../support/replicas.js';
 import { openEventStream } from '../support/sse-client.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
 import { dropTestSchemas, TEST_DATABASE_URL, testSchema } from '../support/postgres.js';
@@ -11,45 +14,23 @@ import { dropTestSchemas, TEST_DATABASE_URL, testSchema } from '../support/postg
  * follows. Short leases (LEADER_LEASE=2s) keep these fast.
  */
 
-const running: ServerProcess[] = [];
-afterEach(async () => {
-  for (const s of running.splice(0)) {
-    if (s.child.exitCode === null && s.child.signalCode === null) {
-      s.child.kill('SIGCONT');
-      s.child.kill('SIGKILL');
-      await s.exited;
-    }
-  }
-});
+const replica = replicasPerTest();
 afterAll(dropTestSchemas);
 
-/** The local PostgreSQL, on a schema of its own for this test. */
-function databaseUrl(schema: string): string {
-  // %20, not URLSearchParams' '+': the driver decodes the URL with decodeURIComponent.
-  return `${TEST_DATABASE_URL}${TEST_DATABASE_URL.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-}
+/** The replica's role as its /readyz says (test/support/replicas.ts). */
+const role = (s: ServerProcess): Promise<ReplicaView> => replicaRole(s.url);
 
-/** Starts `orchestrator serve` as a replica on `schema`; resolves once it serves (as leader or follower). */
-async function replica(schema: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-  const run = runCli(['serve'], { PORT: '0', DATABASE_URL: databaseUrl(schema), LEADER_LEASE: '2s', DEFAULT_AGENTS: '0', ...env });
-  const url = await waitFor(async () => /(?:HTTP API running at|HTTP API at) (http:\/\/[^\s)]+)/.exec(run.out())?.[1] ?? (run.child.exitCode !== null ? Promise.reject(new Error(`exited: ${run.err()}`)) : undefined), 20_000);
-  const s: ServerProcess = { child: run.child, url, stdout: run.out, stderr: run.err, exited: run.exited };
-  running.push(s);
-  return s;
-}
-
-/**
- * The replica's role as its /readyz says: 'leader' only once it serves as one (while it loads the state it
- * answers 503), 'unreachable' in the moment it changes apps (a client retries).
- */
-async function role(s: ServerProcess): Promise<{ role: string; leader: string | null; epoch: number | null }> {
-  try {
-    const r = await getJson(`${s.url}/readyz`);
-    const replica = r.body.replica as { role: string; leader: string | null; epoch: number | null };
-    return replica.role === 'leader' && r.status !== 200 ? { ...replica, role: 'beginning' } : replica;
-  } catch {
-    return { role: 'unreachable', leader: null, epoch: null };
-  }
+/** POSTs JSON to `url` from the loopback address `from` (127.0.0.2, ...: a client of its own); `headers` besides. */
+function postFrom(from: string, url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', localAddress: from, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
 }
 
 async function createSchema(): Promise<string> {
@@ -120,6 +101,30 @@ describe('replicas on PostgreSQL', () => {
     expect(await role(a)).toMatchObject({ role: 'follower', leader: b.url, epoch: 2 });
     const tasks = (await getJson(`${b.url}/api/v1/tasks?limit=100`)).body.tasks as { idempotencyKey: string | null }[];
     expect(tasks.map((t) => t.idempotencyKey)).toEqual(['from-b']);
+  }, 60_000);
+
+  it("the leader counts a forwarded request as its client's, by the follower's signed word: limits, blocks and the audit log per client, and a forged word is not believed", async () => {
+    const schema = await createSchema();
+    const env = { ENROLL_TOKEN: 'signed-clients-token', ENROLL_RATE_LIMIT: '2/1m' };
+    const a = await replica(schema, env);
+    await waitFor(async () => ((await role(a)).role === 'leader' ? true : undefined));
+    const b = await replica(schema, env);
+    expect((await role(b)).role).toBe('follower');
+    const enroll = (from: string, hostname: string): Promise<{ status: number; body: Record<string, unknown> }> =>
+      postFrom(from, `${b.url}/api/v1/agent/enroll`, { token: 'signed-clients-token', hostname, capabilities: ['health_check'], metrics: { battery: 90, charging: false, cpu: 5, memory: 10, disk: 20 } });
+    // Two enrollments a minute per client address: through the follower, 127.0.0.2 uses its own two...
+    expect((await enroll('127.0.0.2', 'one')).status).toBe(200);
+    expect((await enroll('127.0.0.2', 'two')).status).toBe(200);
+    const third = await enroll('127.0.0.2', 'three');
+    expect(third).toMatchObject({ status: 429, body: { code: 'ORCH_RATE_LIMITED' } });
+    // ...and 127.0.0.3, behind the same follower, still has its own.
+    expect((await enroll('127.0.0.3', 'four')).status).toBe(200);
+    // The audit log names the client, not the follower.
+    await postFrom('127.0.0.4', `${b.url}/api/v1/tasks`, { type: 'health_check' });
+    // A forged word, sent straight to the leader, is not believed: the socket's address is counted.
+    await postFrom('127.0.0.5', `${a.url}/api/v1/tasks`, { type: 'health_check' }, { 'x-orchestrator-forwarded': 'intruder;for=203.0.113.9;sig=AAAA' });
+    const audit = (await getJson(`${a.url}/api/v1/audit?limit=10`)).body.entries as { action: string; address: string }[];
+    expect(audit.filter((e) => e.action === 'POST /api/v1/tasks').map((e) => e.address).sort()).toEqual(['127.0.0.4', '127.0.0.5']);
   }, 60_000);
 
   it('a follower whose leader cannot be reached answers 503 ORCH_NOT_LEADER with retry-after, and leads once the lease is given up', async () => {

@@ -28,12 +28,27 @@ export interface CliOptions {
   gid?: number;
 }
 
+export interface ScriptRun {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<number | string>;
+}
+
 /** Runs `orchestrator <args>` from the TypeScript sources in a real child process. */
-export function runCli(args: string[], env: Record<string, string>, options: CliOptions = {}): { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | string> } {
-  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'src/cli/main.ts'), ...args], {
+export function runCli(args: string[], env: Record<string, string>, options: CliOptions = {}): ScriptRun {
+  return runScript('src/cli/main.ts', args, env, options);
+}
+
+/**
+ * Runs a TypeScript file of this repository (`script`, from its root) in a real child process, with `env` over
+ * this one's; `stdin: 'pipe'` leaves its standard input open for the test to write to.
+ */
+export function runScript(script: string, args: string[], env: Record<string, string>, options: CliOptions & { stdin?: 'pipe' } = {}): ScriptRun {
+  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, script), ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
     ...(options.uid !== undefined ? { uid: options.uid } : {}),
     ...(options.gid !== undefined ? { gid: options.gid } : {}),
   });

@@ -50,6 +50,10 @@ class ScriptedLease implements Leadership {
     this.fences.push(epoch);
   }
 
+  replicaKey(): Promise<Buffer> {
+    return Promise.resolve(Buffer.alloc(32, 7));
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }

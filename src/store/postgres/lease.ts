@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { OrchestratorError } from '../../domain/errors.js';
 import type { LeaseHolder, Leadership } from '../leadership.js';
@@ -100,6 +101,18 @@ export class PgLeadership implements Leadership {
             fenced: (err) => ((err as { code?: string }).code === 'OR001' ? notLeader(`deposed: ${(err as Error).message}`) : fromPgError(err)),
           },
     );
+  }
+
+  async replicaKey(): Promise<Buffer> {
+    try {
+      // In `meta`: the first replica's random key stays; every later one reads it (in a statement of its own, so
+      // that it sees a key another replica committed while this one's insert waited on it).
+      await this.query(`INSERT INTO meta (key, value) VALUES ('replica_key', $1) ON CONFLICT (key) DO NOTHING`, [randomBytes(32).toString('base64')]);
+      const r = await this.query<{ value: string }>(`SELECT value FROM meta WHERE key = 'replica_key'`);
+      return Buffer.from((r.rows[0] as { value: string }).value, 'base64');
+    } catch (err) {
+      throw fromPgError(err);
+    }
   }
 
   close(): Promise<void> {
