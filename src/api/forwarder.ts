@@ -68,16 +68,28 @@ export interface ForwarderOptions {
   insecure?: boolean;
 }
 
+/** Streams a connection is given before the leader's own limit (its SETTINGS) is known: RFC 9113's advice. */
+const ASSUMED_MAX_STREAMS = 100;
+
+/** One connection to the leader and the requests it carries now. */
+interface Connection {
+  session: http2.ClientHttp2Session;
+  active: number;
+  /** The leader's SETTINGS arrived: its limit on concurrent streams is known. */
+  settled: boolean;
+}
+
 /**
- * Forwards requests to the leader over a small pool of multiplexed HTTP/2 connections, with the caller's
- * method, path, headers (its credentials among them) and body, and streams the answer back as it comes (an
- * event stream or a long-poll as much as a JSON answer). A connection that fails is replaced at the next
+ * Forwards requests to the leader over a pool of multiplexed HTTP/2 connections, with the caller's method,
+ * path, headers (its credentials among them) and body, and streams the answer back as it comes (an event
+ * stream or a long-poll as much as a JSON answer). Each request goes on the least busy connection; when every
+ * one carries as many requests as the leader allows on a connection (HTTP2_MAX_STREAMS: a thousand agents'
+ * long-polls are more than one carries), another is opened. A connection that fails is replaced at the next
  * request; a change of leader replaces them all.
  */
 export class LeaderForwarder {
   private target: string | null = null;
-  private sessions: (http2.ClientHttp2Session | null)[] = [];
-  private next = 0;
+  private connections: Connection[] = [];
   private readonly size: number;
 
   constructor(private readonly options: ForwarderOptions) {
@@ -89,7 +101,8 @@ export class LeaderForwarder {
    * cannot be reached or drops the request before answering; once the answer has begun, a failure ends it.
    */
   forward(leader: string, req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse, clientIp: string): Promise<void> {
-    const session = this.session(leader);
+    const connection = this.connection(leader);
+    const session = connection.session;
     const headers: http2.OutgoingHttpHeaders = { ':method': req.method ?? 'GET', ':path': req.url ?? '/', ':authority': new URL(leader).host };
     for (const [name, value] of Object.entries(req.headers)) {
       if (name.startsWith(':') || HOP_BY_HOP.has(name) || value === undefined) continue;
@@ -111,6 +124,7 @@ export class LeaderForwarder {
         reject(err instanceof Error ? err : new Error(String(err)));
         return;
       }
+      connection.active++;
       if (!bodyless) req.pipe(stream);
       stream.on('response', (answer) => {
         answered = true;
@@ -133,6 +147,7 @@ export class LeaderForwarder {
         }
       });
       stream.on('close', () => {
+        connection.active--;
         if (!answered) {
           reject(new Error(`the leader closed the stream before answering (code ${stream.rstCode ?? '?'})`));
           return;
@@ -148,34 +163,43 @@ export class LeaderForwarder {
 
   /** Closes every connection. */
   close(): void {
-    for (const s of this.sessions) s?.close();
-    this.sessions = [];
+    for (const c of this.connections) c.session.close();
+    this.connections = [];
     this.target = null;
   }
 
-  private session(leader: string): http2.ClientHttp2Session {
+  /** How many connections to the leader are open now. */
+  get open(): number {
+    return this.connections.length;
+  }
+
+  /** The least busy connection with room under the leader's limit; a new one while there are fewer than `size`, or none has room. */
+  private connection(leader: string): Connection {
     if (leader !== this.target) {
       this.close();
       this.target = leader;
-      this.sessions = Array.from({ length: this.size }, () => null);
     }
-    const i = this.next++ % this.size;
-    let s = this.sessions[i] ?? null;
-    if (s === null || s.closed || s.destroyed) {
-      s = http2.connect(leader, this.options.insecure === true ? { rejectUnauthorized: false } : {});
-      // A request's own error is reported by its stream; the session's end makes room for a new one.
-      s.on('error', () => undefined);
-      const made = s;
-      s.on('close', () => this.drop(made));
-      s.unref();
-      this.sessions[i] = s;
+    let best: Connection | null = null;
+    for (const c of this.connections) {
+      const limit = c.settled ? c.session.remoteSettings.maxConcurrentStreams ?? ASSUMED_MAX_STREAMS : ASSUMED_MAX_STREAMS;
+      if (c.active < limit && (best === null || c.active < best.active)) best = c;
     }
-    return s;
+    if (best !== null && (best.active === 0 || this.connections.length >= this.size)) return best;
+    const session = http2.connect(leader, this.options.insecure === true ? { rejectUnauthorized: false } : {});
+    const made: Connection = { session, active: 0, settled: false };
+    // A request's own error is reported by its stream; the session's end makes room for a new one.
+    session.on('error', () => undefined);
+    session.once('remoteSettings', () => {
+      made.settled = true;
+    });
+    session.on('close', () => this.drop(session));
+    session.unref();
+    this.connections.push(made);
+    return made;
   }
 
   private drop(session: http2.ClientHttp2Session): void {
-    const i = this.sessions.indexOf(session);
-    if (i >= 0) this.sessions[i] = null;
+    this.connections = this.connections.filter((c) => c.session !== session);
     if (!session.destroyed) session.destroy();
   }
 }
