@@ -26,6 +26,8 @@ export const processTests: readonly string[] = [
   'test/integration/fake-model-servers.test.ts',
   'test/e2e/prometheus.test.ts',
   'test/e2e/replicas.test.ts',
+  'test/e2e/lambda.test.ts',
+  'test/e2e/lambda-package.test.ts',
 ];
 
 export default defineConfig({ ...base, test: { ...base.test, include: [...processTests] } });
