@@ -298,8 +298,18 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   let follower: FastifyInstance | null = null;
   let term: Term | null = null;
   let stopping = false;
+  // The next term, prepared while this replica follows (see prepare); made again after each term.
+  let standby: Promise<Standby> | null = null;
+  const prepareStandby = (): void => {
+    if (stopping || standby !== null) return;
+    const made = prepare(ctx);
+    // A failure is met again, and thrown, when the term begins with it.
+    made.catch((err: unknown) => logger.warn({ err }, 'could not prepare to lead; will try when elected'));
+    standby = made;
+  };
   const follow = async (): Promise<void> => {
     if (stopping || follower !== null) return;
+    prepareStandby();
     follower = await buildFollowerApp({ logger, replica: ctx.replica, forwarder, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, ...(tls !== undefined ? { tls } : {}) });
     await ctx.listen(follower);
   };
@@ -325,7 +335,9 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     onElected: async (epoch) => {
       try {
         // The follower app serves (503 ORCH_NOT_LEADER, "beginning to lead") until the term is ready to listen.
-        term = await lead(ctx, async () => {
+        const ready = standby ?? prepare(ctx);
+        standby = null;
+        term = await begin(ctx, await ready, async () => {
           await follower?.close();
           follower = null;
         });
@@ -372,6 +384,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
         stopping = true;
         await election?.stop();
         await follower?.close();
+        await standby?.then((unused) => unused.discard(), () => undefined);
         forwarder.close();
         await store.close();
         logger.flush();
@@ -413,7 +426,27 @@ function announce(ctx: ServerContext, term: Term, url: string): void {
  * advisor, and serves the API on the port. Throws (with everything it started stopped) when it cannot.
  */
 async function lead(ctx: ServerContext, beforeListen?: () => Promise<void>): Promise<Term> {
-  const { config, deps, store, print, clock, rng, logger, tls } = ctx;
+  return begin(ctx, await prepare(ctx), beforeListen);
+}
+
+/** A term made ready to begin: the orchestrator, the advisor and the API built, nothing loaded or started. */
+interface Standby {
+  orchestrator: Orchestrator;
+  fleet: SimulatedFleet;
+  advisor: Advisor;
+  guard: Guard;
+  app: FastifyInstance;
+  /** Drops it unused (a replica that stops, or whose standby is replaced). */
+  discard(): Promise<void>;
+}
+
+/**
+ * Builds what a term needs before it can begin: the orchestrator (its state not loaded), the advisor and the
+ * API, with every route compiled. A follower prepares one ahead, so that when it is elected it only loads the
+ * state and listens (building the API is a second of a take-over on a small machine).
+ */
+async function prepare(ctx: ServerContext): Promise<Standby> {
+  const { config, deps, store, clock, rng, logger, tls } = ctx;
   const fleet = new SimulatedFleet({ clock, rng, heartbeatIntervalMs: config.heartbeatIntervalMs });
   const orchestrator = new Orchestrator({
     store,
@@ -472,7 +505,20 @@ async function lead(ctx: ServerContext, beforeListen?: () => Promise<void>): Pro
   });
   orchestrator.events.on('advice.created', ({ adviceId, subject, trigger, decision, risk }) => logger.info({ adviceId, subject, trigger, decision, risk }, 'advice written'));
 
-  let app: FastifyInstance | undefined;
+  const app = await buildApp({ services: orchestrator.services, advisor, logger, guard, store, clock, replica: ctx.replica, replicaKey: ctx.replicaKey, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, missingAfterMs: config.missingAfterMs, events: { pingMs: config.eventStreamPingMs, capacity: config.eventStreamBuffer }, ...(deps.dashboardDir !== undefined ? { dashboardDir: deps.dashboardDir } : {}), ...(tls !== undefined ? { tls } : {}) });
+  try {
+    await app.ready();
+  } catch (err) {
+    await app.close().catch(() => undefined);
+    throw err;
+  }
+  return { orchestrator, fleet, advisor, guard, app, discard: () => app.close() };
+}
+
+/** Begins a term with `standby`: loads the state, starts the loops and the advisor, and listens. */
+async function begin(ctx: ServerContext, standby: Standby, beforeListen?: () => Promise<void>): Promise<Term> {
+  const { config, store, print, clock, logger } = ctx;
+  const { orchestrator, fleet, advisor, guard, app } = standby;
   try {
     await assertProtected(config, guard);
     print('Starting master orchestrator (background)...');
@@ -492,11 +538,10 @@ async function lead(ctx: ServerContext, beforeListen?: () => Promise<void>): Pro
       for (const id of restored) print(`[Master] restored agent ${id}`);
     }
     advisor.start();
-    app = await buildApp({ services: orchestrator.services, advisor, logger, guard, store, clock, replica: ctx.replica, replicaKey: ctx.replicaKey, requestTimeoutMs: config.requestTimeoutMs, http2MaxStreams: config.http2MaxStreams, missingAfterMs: config.missingAfterMs, events: { pingMs: config.eventStreamPingMs, capacity: config.eventStreamBuffer }, ...(deps.dashboardDir !== undefined ? { dashboardDir: deps.dashboardDir } : {}), ...(tls !== undefined ? { tls } : {}) });
     await beforeListen?.();
     await ctx.listen(app);
   } catch (err) {
-    await app?.close().catch(() => undefined);
+    await app.close().catch(() => undefined);
     await advisor.stop().catch(() => undefined);
     await orchestrator.stop().catch(() => undefined);
     throw err;
