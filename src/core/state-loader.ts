@@ -73,8 +73,8 @@ export class StateLoader {
   }
 
   /**
-   * Loads the installed state at start: the fleet, the agents (offline until they speak, their failure
-   * detectors timing them from now), the queue (attempts of network agents go on: they are processes of their
+   * Loads the installed state at start: the fleet, the agents (those heard from within their timeout online,
+   * the others offline until they speak; their failure detectors timing them from now), the queue (attempts of network agents go on: they are processes of their
    * own; others' are over) and the deployments.
    */
   async load(): Promise<void> {
@@ -83,13 +83,20 @@ export class StateLoader {
     const counts = await store.countAttemptsByAgent();
     const assets = new Map((await store.listAssets()).map((a) => [a.id, a]));
     const now = clock.now();
+    const mono = clock.monotonic();
     for (const agent of await store.listAgents()) {
       const c = counts.get(agent.id);
-      // Silent until it speaks again: offline, with the failure detector's clock starting now.
-      agent.connectivity = 'offline';
-      agent.lastHeartbeatAt = now;
+      // Heard from within its timeout (a replica taking over from a leader, a quick restart): online still, its
+      // silence timed from now, so that a fleet that goes on is not marked offline by the change of process.
+      // Otherwise silent until it speaks again: offline, with the failure detector's clock starting now.
+      const heard = agent.connectivity === 'online' && agent.lastHeartbeatAt !== null && now - agent.lastHeartbeatAt < this.o.settings.agentTimeoutMs;
+      if (!heard) {
+        agent.connectivity = 'offline';
+        agent.lastHeartbeatAt = now;
+      }
       agent.ring = state.fleet.ringOf(agent.id);
       const live = agents.track(agent, agent.assetId === null ? null : (assets.get(agent.assetId) ?? null));
+      if (heard) live.detector.heartbeat(mono);
       live.succeeded = c?.succeeded ?? 0;
       live.failed = c?.failed ?? 0;
     }

@@ -153,4 +153,26 @@ describe('agent processes over HTTP on loopback', () => {
     // Its next heartbeat (every 500 ms here) brings it back online; the result may have come first.
     await waitFor(async () => ((await call2('GET', `/api/v1/agents/${aId}`)).body.connectivity === 'online' ? true : undefined), 5000, 100);
   });
+
+  it('an orchestrator started again within the agent timeout keeps a silent agent online, times its silence from the start, and marks it offline only past the timeout', async () => {
+    const data = tempDir();
+    const env = { DATA_DIR: data, DEFAULT_AGENTS: '0', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '500ms', AGENT_TIMEOUT: '4s' };
+    const s1 = await server(env);
+    const port = new URL(s1.url).port;
+    const a = startAgent(s1.url, handlers());
+    const aId = await enrolled(a);
+    // Heard from just now; then paused, so that nothing it sends hides what the new process decides.
+    await waitFor(async () => ((await getJson(`${s1.url}/api/v1/agents/${aId}`)).body.connectivity === 'online' ? true : undefined), 5000, 100);
+    a.child.kill('SIGSTOP');
+    s1.child.kill('SIGKILL');
+    await s1.exited;
+    const s2 = await server({ ...env, PORT: port });
+    const startedAt = Date.now();
+    expect((await getJson(`${s2.url}/api/v1/agents/${aId}`)).body.connectivity).toBe('online');
+    // Still silent: offline once its timeout has passed since the start (not at once, not never).
+    const offlineAt = await waitFor(async () => ((await getJson(`${s2.url}/api/v1/agents/${aId}`)).body.connectivity === 'offline' ? Date.now() : undefined), 15_000, 100);
+    expect(offlineAt - startedAt).toBeGreaterThan(2000);
+    a.child.kill('SIGCONT');
+    await waitFor(async () => ((await getJson(`${s2.url}/api/v1/agents/${aId}`)).body.connectivity === 'online' ? true : undefined), 10_000, 100);
+  });
 });
