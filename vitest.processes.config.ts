@@ -29,6 +29,7 @@ export const processTests: readonly string[] = [
   'test/e2e/lambda.test.ts',
   'test/e2e/lambda-package.test.ts',
   'test/e2e/failover.test.ts',
+  'test/e2e/partition.test.ts',
 ];
 
 export default defineConfig({ ...base, test: { ...base.test, include: [...processTests] } });

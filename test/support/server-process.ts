@@ -42,10 +42,12 @@ export function runCli(args: string[], env: Record<string, string>, options: Cli
 
 /**
  * Runs a TypeScript file of this repository (`script`, from its root) in a real child process, with `env` over
- * this one's; `stdin: 'pipe'` leaves its standard input open for the test to write to.
+ * this one's; `stdin: 'pipe'` leaves its standard input open for the test to write to; `wrap` is a command
+ * that runs it (`ip netns exec NAME`, say).
  */
-export function runScript(script: string, args: string[], env: Record<string, string>, options: CliOptions & { stdin?: 'pipe' } = {}): ScriptRun {
-  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, script), ...args], {
+export function runScript(script: string, args: string[], env: Record<string, string>, options: CliOptions & { stdin?: 'pipe'; wrap?: string[] } = {}): ScriptRun {
+  const command = [...(options.wrap ?? []), process.execPath, '--import', TSX, join(ROOT, script), ...args];
+  const child = spawn(command[0] as string, command.slice(1), {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],

@@ -17,7 +17,8 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+/** `listenHost`: where the proxy listens (loopback unless a test's network namespace must reach it). */
+export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1', listenHost = '127.0.0.1'): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let refusing = false;
   const server: Server = createServer((client) => {
@@ -39,7 +40,7 @@ export async function tcpProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, listenHost, resolve));
   const port = (server.address() as { port: number }).port;
   return {
     port,
