@@ -28,6 +28,14 @@ export const processTests: readonly string[] = [
   'test/e2e/replicas.test.ts',
   'test/e2e/lambda.test.ts',
   'test/e2e/lambda-package.test.ts',
+];
+
+/**
+ * Tests that start child processes but whose subject is not the Node runtime: replicas failing over with a
+ * fleet at work, a partition in network namespaces. The Node that runs `npm test` runs them; they are not run
+ * again on every other Node (they are the longest, and would test the same thing again).
+ */
+export const onePlatformTests: readonly string[] = [
   'test/e2e/failover.test.ts',
   'test/e2e/partition.test.ts',
 ];
