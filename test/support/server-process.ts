@@ -36,7 +36,7 @@ export interface ScriptRun {
 }
 
 /** Runs `orchestrator <args>` from the TypeScript sources in a real child process. */
-export function runCli(args: string[], env: Record<string, string>, options: CliOptions = {}): ScriptRun {
+export function runCli(args: string[], env: Record<string, string>, options: CliOptions & { wrap?: string[] } = {}): ScriptRun {
   return runScript('src/cli/main.ts', args, env, options);
 }
 
