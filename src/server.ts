@@ -323,7 +323,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   }
   const port = boundPort ?? config.port;
   const url = urlOf(port);
-  const advertised = config.advertiseUrl !== '' ? config.advertiseUrl : urlOf(port).replace(/\/\/(0\.0\.0\.0|\[::\])(?=:)/, `//${hostname()}`);
+  const advertised = config.advertiseUrl !== '' ? config.advertiseUrl : reachable(urlOf(port));
   election = new LeaderElection({
     leadership,
     holder: replicaId,
@@ -410,13 +410,18 @@ async function assertProtected(config: Config, guard: Guard): Promise<void> {
   );
 }
 
+/** A URL other machines can use for one this process listens on: the machine's name for a wildcard address. */
+function reachable(url: string): string {
+  return url.replace(/\/\/(0\.0\.0\.0|\[::\])(?=:)/, `//${hostname()}`);
+}
+
 /** The start-up story's last lines: where the API is, how agents enroll, whether it is open. */
 function announce(ctx: ServerContext, term: Term, url: string): void {
   const { print } = ctx;
   print('Orchestrator is running. HTTP API will accept commands...');
   print(`HTTP API running at ${url}`);
   const token = term.orchestrator.network.enrollmentToken;
-  if (token !== '') print(`Agents enroll with: orchestrator agent --server ${url} --enroll-token ${token}`);
+  if (token !== '') print(`Agents enroll with: orchestrator agent --server ${reachable(url)} --enroll-token ${token}`);
   else print('No default enrollment token (ENROLL_TOKEN=off): create one with POST /api/v1/enrollment-tokens');
   if (term.open) print('API open to this machine without tokens (HOST is loopback and no API token exists); see docs/security.md');
 }

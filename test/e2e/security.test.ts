@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -13,9 +14,9 @@ const ENROLL = 'security-enroll-token-0123456789';
 const metrics = { battery: 70, charging: false, cpu: 12.5, memory: 40, disk: 55 };
 const running: RunningServer[] = [];
 
-async function start(env: Record<string, string>, dataDir = tempDir()): Promise<RunningServer> {
+async function start(env: Record<string, string>, dataDir = tempDir(), print: (line: string) => void = () => undefined): Promise<RunningServer> {
   const config = loadConfig({ PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'silent', DEFAULT_AGENTS: '0', ENROLL_TOKEN: ENROLL, ...env });
-  const server = await startServer(config, { print: () => undefined, logger: pino({ level: 'silent' }) });
+  const server = await startServer(config, { print, logger: pino({ level: 'silent' }) });
   running.push(server);
   return server;
 }
@@ -59,8 +60,11 @@ describe('protected mode', () => {
     expect(refused).toBeInstanceOf(ConfigError);
     expect((refused as Error).message).toMatch(/^HOST: 0\.0\.0\.0 exposes the API .*\(orchestrator token create --role admin .* ADMIN_TOKEN/);
     const admin = 'an-admin-token-of-at-least-32-characters';
-    const s = await start({ HOST: '0.0.0.0', ADMIN_TOKEN: admin }, dataDir);
+    const printed: string[] = [];
+    const s = await start({ HOST: '0.0.0.0', ADMIN_TOKEN: admin }, dataDir, (line) => printed.push(line));
     const base = s.url.replace('0.0.0.0', '127.0.0.1');
+    // How agents enroll names this machine, not the wildcard address it listens on.
+    expect(printed.find((l) => l.startsWith('Agents enroll with:'))).toBe(`Agents enroll with: orchestrator agent --server ${s.url.replace('0.0.0.0', hostname())} --enroll-token ${ENROLL}`);
     expect((await call(base, 'GET', '/cluster_status')).status).toBe(401);
     expect((await call(base, 'GET', '/cluster_status', admin)).status).toBe(200);
     expect((await call(base, 'GET', '/api/v1/whoami', admin)).body).toMatchObject({ actor: 'ADMIN_TOKEN', role: 'admin' });
