@@ -1,7 +1,7 @@
 /**
  * npm run bench:queue
  *
- * One workload, three queues, one machine, one run:
+ * One workload, five systems, one machine, one run:
  *   - 20,000 tasks over 5 priority levels, submitted in batches of 1,000,
  *     then 5,000 single submits (50 submitters at a time);
  *   - 50 concurrent consumers with a trivial handler;
@@ -10,8 +10,9 @@
  *   - then a paced phase at half of that system's own peak rate, for the
  *     enqueue-to-start latency under moderate load.
  *
- * Peers: BullMQ on the local Redis (127.0.0.1:6379) and pg-boss 10.4.2 on the
- * local PostgreSQL (127.0.0.1:5432, database `test`). Each system runs in a
+ * Peers: BullMQ on the local Redis (127.0.0.1:6379), and pg-boss 10.4.2 and
+ * graphile-worker 0.17.3 on the local PostgreSQL (127.0.0.1:5432, database
+ * `test`, each in a schema of its own, dropped after). Each system runs in a
  * child process of its own, so each RSS is its own. A peer whose server does
  * not answer is reported as skipped; nothing is started for it.
  *
@@ -20,14 +21,17 @@
  * message protocol an agent uses. Every submit and completion is committed
  * before it is acknowledged (group commit). `ours-postgres`: the same on the
  * local PostgreSQL (a schema of its own, synchronous_commit=on), as replicas
- * run it. BENCH_DATABASE_URL points both PostgreSQL systems elsewhere.
+ * run it. BENCH_DATABASE_URL points the PostgreSQL systems elsewhere.
  *
  * Knobs for comparisons: BENCH_SYNC=NORMAL (SQLite synchronous mode, default
- * FULL) and BENCH_WRITER=inline (commit on the event loop, default thread).
+ * FULL), BENCH_WRITER=inline (commit on the event loop, default thread),
+ * BENCH_GW_LOCAL_QUEUE / BENCH_GW_COMPLETE_DELAY / BENCH_GW_POOL (graphile-
+ * worker's local queue size, -1 for none; completion batching delay in ms, -1
+ * for none; pool size), BENCH_QUEUE_SYSTEMS=a,b (run some systems only).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -49,6 +53,9 @@ interface Figures {
   startLatencyMs: { p50: number; p99: number };
   paced: { ratePerSec: number; tasks: number; startLatencyMs: { p50: number; p99: number } };
   rssMiB: number;
+  /** The machine's 1-minute load average as the system's run began (2 cores: above 2 is contention). */
+  load1: number;
+  peakPhasesSeconds: { batches: number; singles: number; drain: number };
   notes?: string;
 }
 
@@ -256,6 +263,106 @@ async function pgboss(): Promise<System> {
   };
 }
 
+/**
+ * graphile-worker 0.17.3 on the local PostgreSQL, in a schema of its own (created by its migrations, dropped
+ * after), through its library API: `run` with a task list and `makeWorkerUtils` for adding jobs. Configured
+ * as its performance page does for throughput (see docs/benchmarks.md): 50 concurrent jobs (our 50 agents),
+ * a local queue that locks and fetches jobs in batches, completions batched, jobs added in bulk (`addJobs`).
+ * The workers have a pool of GW_POOL connections (its documentation's advice: concurrency + 2; they open about
+ * 6), the producers one of GW_ADD_POOL. Its logger drops everything below warnings (ours is silent too;
+ * by default it writes a line per completed job). Durable as ours: each add is a committed transaction with
+ * synchronous_commit on (the server's default), and a run finishes when the last completion has committed
+ * (its jobs table is empty), not when the last handler returned.
+ */
+const GW_CONCURRENCY = CONSUMERS;
+const GW_LOCAL_QUEUE = Number(process.env.BENCH_GW_LOCAL_QUEUE ?? 500);
+const GW_COMPLETE_DELAY = Number(process.env.BENCH_GW_COMPLETE_DELAY ?? 0);
+const GW_POOL = Number(process.env.BENCH_GW_POOL ?? CONSUMERS + 2);
+const GW_ADD_POOL = Number(process.env.BENCH_GW_ADD_POOL ?? 20);
+
+async function graphileWorker(): Promise<System> {
+  const { Logger, makeWorkerUtils, run } = await import('graphile-worker');
+  type Level = Parameters<ReturnType<ConstructorParameters<typeof Logger>[0]>>[0];
+  const loud = new Set<Level>(['error', 'warning'] as Level[]);
+  const pg = (await import('pg')).default;
+  const schema = `bench_gw_${process.pid}`;
+  const newPool = (max: number): InstanceType<typeof pg.Pool> => {
+    const pool = new pg.Pool({ connectionString: PG_URL, max });
+    pool.on('error', () => undefined);
+    pool.on('connect', (client) => client.on('error', () => undefined));
+    return pool;
+  };
+  // The workers' pool, and the producers' (as they would be in another process: adds do not queue behind fetches).
+  const pgPool = newPool(GW_POOL);
+  const addPool = newPool(GW_ADD_POOL);
+  const logger = new Logger(() => (level, message) => {
+    if (loud.has(level)) process.stderr.write(`  graphile-worker ${level}: ${message}\n`);
+  });
+  const preset = {
+    worker: {
+      schema,
+      concurrentJobs: GW_CONCURRENCY,
+      maxPoolSize: GW_POOL,
+      ...(GW_LOCAL_QUEUE > 1 ? { localQueue: { size: GW_LOCAL_QUEUE } } : {}),
+      completeJobBatchDelay: GW_COMPLETE_DELAY,
+      failJobBatchDelay: GW_COMPLETE_DELAY,
+    },
+  };
+  const utils = await makeWorkerUtils({ pgPool: addPool, logger, preset });
+  let runner: Awaited<ReturnType<typeof run>> | null = null;
+  let handled = 0;
+  let waiter: { n: number; resolve: () => void } | null = null;
+  /** Resolves once every completion so far has committed: graphile-worker deletes a job when it completes. */
+  const completionsCommitted = async (): Promise<void> => {
+    for (;;) {
+      const r = await pgPool.query(`SELECT 1 FROM ${pg.escapeIdentifier(schema)}._private_jobs LIMIT 1`);
+      if (r.rowCount === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  };
+  // graphile-worker runs numerically smaller priorities first; ours and pg-boss run higher ones first.
+  const priority = (p: number): number => PRIORITIES - 1 - p;
+  return {
+    name: 'graphile-worker',
+    async setup(onStart) {
+      await utils.migrate();
+      runner = await run({
+        pgPool,
+        logger,
+        noHandleSignals: true,
+        preset,
+        taskList: {
+          t: (payload) => {
+            onStart((payload as { t0: number }).t0);
+            handled++;
+            if (waiter && handled >= waiter.n) {
+              const w = waiter;
+              waiter = null;
+              void completionsCommitted().then(w.resolve);
+            }
+          },
+        },
+      });
+    },
+    async submitBatch(items) {
+      await utils.addJobs(items.map((it) => ({ identifier: 't', payload: { t0: it.t0 }, priority: priority(it.priority) })));
+    },
+    async submitOne(it) {
+      await utils.addJob('t', { t0: it.t0 }, { priority: priority(it.priority) });
+    },
+    completed(n) {
+      return handled >= n ? completionsCommitted() : new Promise((resolve) => (waiter = { n, resolve }));
+    },
+    async teardown() {
+      await runner?.stop();
+      await utils.release();
+      await pgPool.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
+      await pgPool.end();
+      await addPool.end();
+    },
+  };
+}
+
 // ------------------------------------------------------------------ harness
 
 async function reachable(port: number): Promise<boolean> {
@@ -272,8 +379,18 @@ async function reachable(port: number): Promise<boolean> {
 
 async function runSystem(kind: string): Promise<Figures | { system: string; skipped: string }> {
   if (kind === 'bullmq' && !(await reachable(6379))) return { system: 'bullmq', skipped: 'no Redis on 127.0.0.1:6379' };
-  if ((kind === 'pg-boss' || kind === 'ours-postgres') && !(await reachable(5432))) return { system: kind, skipped: 'no PostgreSQL on 127.0.0.1:5432' };
-  const sys = kind === 'ours' ? await ours('sqlite') : kind === 'ours-postgres' ? await ours('postgres') : kind === 'bullmq' ? await bullmq() : await pgboss();
+  if ((kind === 'pg-boss' || kind === 'ours-postgres' || kind === 'graphile-worker') && !(await reachable(5432))) return { system: kind, skipped: 'no PostgreSQL on 127.0.0.1:5432' };
+  const systems: Record<string, () => Promise<System>> = {
+    ours: () => ours('sqlite'),
+    'ours-postgres': () => ours('postgres'),
+    bullmq,
+    'pg-boss': pgboss,
+    'graphile-worker': graphileWorker,
+  };
+  const make = systems[kind];
+  if (!make) throw new Error(`unknown system ${kind}: one of ${Object.keys(systems).join(', ')}`);
+  const load1 = round(loadavg()[0] ?? 0);
+  const sys = await make();
   let latencies: number[] = [];
   let rss = process.memoryUsage().rss;
   const rssTimer = setInterval(() => (rss = Math.max(rss, process.memoryUsage().rss)), 50);
@@ -286,6 +403,7 @@ async function runSystem(kind: string): Promise<Figures | { system: string; skip
     const t0 = performance.now();
     await sys.submitBatch(Array.from({ length: BATCH }, () => ({ t0, priority: prio++ % PRIORITIES })));
   }
+  const batchedSubmitted = performance.now();
   let next = 0;
   await Promise.all(
     Array.from({ length: SINGLE_CONCURRENCY }, async () => {
@@ -295,8 +413,10 @@ async function runSystem(kind: string): Promise<Figures | { system: string; skip
       }
     }),
   );
+  const singlesSubmitted = performance.now();
   await sys.completed(TOTAL);
-  const seconds = (performance.now() - start) / 1000;
+  const end = performance.now();
+  const seconds = (end - start) / 1000;
   sys.afterPeak?.();
   const tasksPerSec = TOTAL / seconds;
   const peak = latencies.sort((a, b) => a - b);
@@ -338,6 +458,9 @@ async function runSystem(kind: string): Promise<Figures | { system: string; skip
     startLatencyMs: { p50: round(percentile(peak, 50)), p99: round(percentile(peak, 99)) },
     paced: { ratePerSec: Math.round(rate), tasks: pacedTotal, startLatencyMs: { p50: round(percentile(paced, 50)), p99: round(percentile(paced, 99)) } },
     rssMiB: Math.round(rss / 1024 / 1024),
+    load1,
+    // Where the peak phase's time went: submitting the batches, then the singles, then the rest of the work.
+    peakPhasesSeconds: { batches: round((batchedSubmitted - start) / 1000, 3), singles: round((singlesSubmitted - batchedSubmitted) / 1000, 3), drain: round((end - singlesSubmitted) / 1000, 3) },
   };
 }
 
@@ -365,7 +488,9 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const results: Record<string, Figures | { system: string; skipped: string }> = {};
-  for (const kind of ['ours', 'ours-postgres', 'bullmq', 'pg-boss']) {
+  // BENCH_QUEUE_SYSTEMS=a,b runs some of them only (for trying a peer's settings); the figures are from all five.
+  const kinds = (process.env.BENCH_QUEUE_SYSTEMS ?? 'ours,ours-postgres,bullmq,pg-boss,graphile-worker').split(',');
+  for (const kind of kinds) {
     process.stderr.write(`bench:queue running ${kind}...\n`);
     results[kind] = await runChild(kind);
     process.stderr.write(`  ${JSON.stringify(results[kind])}\n`);
@@ -382,12 +507,36 @@ async function main(): Promise<void> {
       rss: round(o.rssMiB / p.rssMiB),
     };
   };
+  const goal = (peer: string, atLeast: number): { atLeast: number; met: boolean | null } => {
+    const r = ratio(peer, 'ours-postgres');
+    return { atLeast, met: typeof r === 'string' ? null : (r.tasksPerSec ?? 0) >= atLeast };
+  };
   const summary = {
     bench: 'queue',
     workload: { batched: BATCHED, batchSize: BATCH, singles: SINGLES, consumers: CONSUMERS, priorities: PRIORITIES, pacedSeconds: PACED_SECONDS, pgBossFetchBatch: PGBOSS_BATCH },
+    // How each system ran, and what a resolved submit means (see docs/benchmarks.md).
+    systems: {
+      ours: { store: `SQLite, synchronous=${process.env.BENCH_SYNC ?? 'FULL'}, writer ${process.env.BENCH_WRITER ?? 'thread'}`, consumers: '50 simulated agents', durability: 'submit and completion committed (fsync) before they resolve' },
+      'ours-postgres': { store: 'PostgreSQL, synchronous_commit=on, group commit on one connection', consumers: '50 simulated agents', durability: 'submit and completion committed (WAL flushed) before they resolve' },
+      bullmq: { store: 'Redis, no persistence on this machine', consumers: 'one Worker, concurrency 50', durability: 'none (Redis keeps nothing on disk)' },
+      'pg-boss': { store: 'PostgreSQL, synchronous_commit=on (default)', consumers: `50 work() calls, batchSize ${PGBOSS_BATCH}, polling 0.5 s`, durability: 'submit committed before it resolves; a task counts as done when its handler returns (its completion is written after)' },
+      'graphile-worker': {
+        store: 'PostgreSQL, synchronous_commit=on (default)',
+        consumers: `run(), concurrentJobs ${GW_CONCURRENCY}, localQueue.size ${GW_LOCAL_QUEUE}, completeJobBatchDelay ${GW_COMPLETE_DELAY} ms, pool ${GW_POOL}; adds through makeWorkerUtils (pool ${GW_ADD_POOL}), batches with addJobs`,
+        durability: 'submit committed before it resolves; the run ends when the last completion has committed',
+      },
+    },
     node: process.version,
     results,
-    ratios: { 'ours/bullmq': ratio('bullmq'), 'ours/pg-boss': ratio('pg-boss'), 'ours-postgres/pg-boss': ratio('pg-boss', 'ours-postgres'), 'ours-postgres/ours': ratio('ours', 'ours-postgres') },
+    ratios: {
+      'ours/bullmq': ratio('bullmq'),
+      'ours/pg-boss': ratio('pg-boss'),
+      'ours-postgres/pg-boss': ratio('pg-boss', 'ours-postgres'),
+      'ours-postgres/graphile-worker': ratio('graphile-worker', 'ours-postgres'),
+      'ours-postgres/ours': ratio('ours', 'ours-postgres'),
+    },
+    // Issue 17: ours on PostgreSQL at least 4x pg-boss and 1.5x graphile-worker in tasks/s.
+    goals: { 'ours-postgres/pg-boss': goal('pg-boss', 4), 'ours-postgres/graphile-worker': goal('graphile-worker', 1.5) },
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 }
