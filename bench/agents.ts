@@ -25,12 +25,19 @@
  * reported apart (`comingOnlineLatencyMs`).
  *
  * BENCH_AGENTS (default 20000), BENCH_AGENTS_SECONDS (default 120).
- * Prints one JSON line.
+ *
+ * `--store sqlite` (the default: SQLite in a temporary DATA_DIR), `--store postgres` (DATABASE_URL on the local
+ * PostgreSQL, BENCH_DATABASE_URL for another, in a schema made for the run and dropped after; the server is a
+ * replica that leads at once), or `--store sqlite,postgres`: one run after the other in this invocation, with a
+ * pause between them, as comparable as two runs on one machine can be.
+ *
+ * Prints one JSON line: the run's figures, or `{"bench":"agents","runs":[...]}` for several stores.
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +58,77 @@ const INTERVAL_MS = 10_000;
 const POLL_MS = 30_000;
 const TOKEN = 'bench-agents-token-0123456789';
 const metrics = { battery: 80, charging: false, cpu: 23.5, memory: 48.1, disk: 61 };
+const PG_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+type StoreKind = 'sqlite' | 'postgres';
+
+/**
+ * The URL that keeps the orchestrator's tables in `schema` (made by its first migration); its connections carry
+ * the schema's name as application_name, so that the bench can find their backends.
+ */
+function schemaUrl(schema: string): string {
+  return `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}application_name=${schema}&options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+}
+
+/**
+ * CPU time of the PostgreSQL backends serving the orchestrator (those whose application_name starts with
+ * `name`), read from /proc every second: the local database's share of the work. Null when PostgreSQL runs
+ * elsewhere (its backends are not in this machine's /proc).
+ */
+async function backendCpu(name: string): Promise<{ reset(): void; stop(): Promise<number | null> }> {
+  const pg = (await import('pg')).default;
+  const c = new pg.Client({ connectionString: PG_URL, application_name: 'bench-agents-probe' });
+  await c.connect();
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  let base = new Map<number, number>();
+  const last = new Map<number, number>();
+  let seen = false;
+  const sample = async (): Promise<void> => {
+    const r = await c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE starts_with(application_name, $1)', [name]);
+    for (const { pid } of r.rows) {
+      try {
+        const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+        last.set(pid, Number(fields[11]) + Number(fields[12]));
+        seen = true;
+      } catch {
+        // Gone since, or not on this machine.
+      }
+    }
+  };
+  let timer: NodeJS.Timeout | null = null;
+  let started = 0;
+  return {
+    reset() {
+      void sample().then(() => {
+        base = new Map(last);
+        started = Date.now();
+        timer = setInterval(() => void sample().catch(() => undefined), 1000);
+      });
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      await sample().catch(() => undefined);
+      await c.end();
+      if (!seen || started === 0) return null;
+      let ticks = 0;
+      for (const [pid, t] of last) ticks += t - (base.get(pid) ?? 0);
+      return Math.round((ticks / ticksPerSecond / ((Date.now() - started) / 1000)) * 1000) / 10;
+    },
+  };
+}
+
+async function dropSchema(schema: string): Promise<void> {
+  const pg = (await import('pg')).default;
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect();
+  try {
+    await c.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
+  } finally {
+    await c.end();
+  }
+}
+
+/** The machine's load averages (1, 5, 15 minutes), as `uptime` prints them. */
+const load = (): number[] => loadavg().map((l) => Math.round(l * 100) / 100);
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -79,6 +157,10 @@ function percentile(sorted: number[], p: number): number {
 
 interface ServerStats {
   offlineMarks: number;
+  /** The store's writer: transactions, writes, the largest batch (and statements sent, on PostgreSQL). */
+  writer: Record<string, number> | null;
+  /** The replica's epoch (null on SQLite): a change during the run would be a lost lease. */
+  epoch: number | null;
   cpuUs: number;
   rssBytes: number;
   heapUsedBytes: number;
@@ -87,16 +169,19 @@ interface ServerStats {
   gc: { count: number; totalMs: number; maxMs: number; majorCount: number; majorMaxMs: number };
 }
 
-async function serve(dir: string): Promise<void> {
+async function serve(dir: string, databaseUrl: string): Promise<void> {
   const { pino } = await import('pino');
   const { loadConfig } = (await import(String(new URL('../dist/config/config.js', import.meta.url)))) as typeof ConfigModuleNs;
   const { startServer } = (await import(String(new URL('../dist/server.js', import.meta.url)))) as typeof ServerModuleNs;
-  const config = loadConfig({ PORT: '0', DATA_DIR: dir, DEFAULT_AGENTS: '0', LOG_LEVEL: 'warn', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '10s', AGENT_TIMEOUT: '30s',
+  const config = loadConfig({ PORT: '0', DATA_DIR: dir, DATABASE_URL: databaseUrl, DEFAULT_AGENTS: '0', LOG_LEVEL: 'warn', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '10s', AGENT_TIMEOUT: '30s',
     // The whole fleet enrolls from this one address within seconds.
     ENROLL_RATE_LIMIT: 'off' });
-  const server = await startServer(config, { print: () => undefined, logger: pino({ level: 'error' }) });
+  const server = await startServer(config, { print: () => undefined, logger: pino({ level: 'error' }, pino.destination(2)) });
+  // On PostgreSQL the replica leads as soon as it finds the lease free (a new schema); wait for it.
+  while (server.replica().role !== 'leader') await sleep(50);
   let offlineMarks = 0;
   server.orchestrator.events.on('agent.offline', () => offlineMarks++);
+  const writerStats = (): Record<string, number> | null => (server.store as unknown as { writer?: { stats?: Record<string, number> } }).writer?.stats ?? null;
   const loop = monitorEventLoopDelay({ resolution: 10 });
   let gc = { count: 0, totalMs: 0, maxMs: 0, majorCount: 0, majorMaxMs: 0 };
   new PerformanceObserver((list) => {
@@ -121,6 +206,8 @@ async function serve(dir: string): Promise<void> {
       const cpu = process.cpuUsage();
       const stats: ServerStats = {
         offlineMarks,
+        writer: writerStats() === null ? null : { ...writerStats() },
+        epoch: server.replica().epoch,
         cpuUs: cpu.user + cpu.system,
         rssBytes: process.memoryUsage().rss,
         heapUsedBytes: process.memoryUsage().heapUsed,
@@ -311,15 +398,43 @@ function startFlags(): string[] {
 
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--serve');
-  if (i >= 0) return serve(process.argv[i + 1] as string);
+  if (i >= 0) return serve(process.argv[i + 1] as string, process.argv[i + 2] ?? '');
   const w = process.argv.indexOf('--agents');
   if (w >= 0) return runAgents(process.argv[w + 1] as string, Number(process.argv[w + 2]), process.argv[w + 3] as string);
 
+  const s = process.argv.indexOf('--store');
+  const stores = (s >= 0 ? (process.argv[s + 1] ?? '') : 'sqlite').split(',').filter((x) => x !== '');
+  for (const store of stores) if (store !== 'sqlite' && store !== 'postgres') throw new Error(`--store: sqlite, postgres or both (sqlite,postgres), not ${store}`);
+  const runs: Record<string, unknown>[] = [];
+  for (const [k, store] of (stores as StoreKind[]).entries()) {
+    // Between two runs: the first one's processes gone, the machine settled.
+    if (k > 0) await sleep(15_000);
+    process.stderr.write(`bench:agents on ${store} (load ${load().join(', ')})\n`);
+    const summary = await runOnce(store);
+    if (stores.length > 1) process.stderr.write(`  ${JSON.stringify(summary)}\n`);
+    runs.push(summary);
+  }
+  const line = runs.length === 1 ? runs[0] : { bench: 'agents', runs, met: runs.every((r) => r.met === true) };
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
+/** One run against a server on `store`: its JSON summary. */
+async function runOnce(store: StoreKind): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-agents-'));
-  const server = spawn(['--serve', dir]);
+  const schema = store === 'postgres' ? `bench_agents_${process.pid}_${randomBytes(3).toString('hex')}` : null;
+  const loadAtStart = load();
+  const server = spawn(['--serve', dir, schema === null ? '' : schemaUrl(schema)]);
   const workers: ChildProcess[] = [];
+  // Interrupted (Ctrl-C): the children killed, the folder and the schema removed all the same.
+  const interrupted = (): void => {
+    for (const p of [...workers, server]) if (p.exitCode === null) p.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    void (schema === null ? Promise.resolve() : dropSchema(schema)).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   try {
     const url = await next<string>(server, 'url');
+    const database = schema === null ? null : await backendCpu(schema);
     const stats = async (message: string): Promise<ServerStats> => {
       const reply = next<ServerStats>(server, 'stats');
       server.send(message);
@@ -339,11 +454,14 @@ async function main(): Promise<void> {
     server.send('enable');
     for (const p of workers) p.send('measure');
     const before = await stats('reset');
+    database?.reset();
     const cpuBefore = machineCpu();
     const runStarted = Date.now();
     process.stderr.write(`  running ${SECONDS} s, ${TASK_RATE} tasks/s...\n`);
 
     const submitted = new Map<string, number>();
+    // From the submit to its answer (201: the task is committed), apart from the whole start latency.
+    const submitLatencies: number[] = [];
     let submitErrors = 0;
     const submissions: Promise<void>[] = [];
     const end = runStarted + SECONDS * 1000;
@@ -357,7 +475,10 @@ async function main(): Promise<void> {
           .then(async (res) => {
             const body = (await res.json()) as { id?: string };
             if (res.status !== 201 || body.id === undefined) submitErrors++;
-            else submitted.set(body.id, at);
+            else {
+              submitted.set(body.id, at);
+              submitLatencies.push(Date.now() - at);
+            }
           })
           .catch(() => {
             submitErrors++;
@@ -367,6 +488,7 @@ async function main(): Promise<void> {
     await Promise.all(submissions);
     await sleep(2000);
     const after = await stats('stats');
+    const databaseCpuPercent = (await database?.stop()) ?? null;
     const elapsed = (Date.now() - runStarted) / 1000;
     for (const p of workers) p.send('stop');
     const reports = await Promise.all(workers.map((p) => next<WorkerReport>(p, 'report')));
@@ -383,6 +505,7 @@ async function main(): Promise<void> {
     const sum = (f: (r: WorkerReport) => number): number => reports.reduce((n, r) => n + f(r), 0);
     const summary = {
       bench: 'agents',
+      store,
       node: process.version,
       agents: ids.length,
       heartbeatIntervalMs: INTERVAL_MS,
@@ -407,6 +530,8 @@ async function main(): Promise<void> {
         started: started.length,
         startLatencyMs: { p50: percentile(started, 50), p99: percentile(started, 99), max: started.at(-1) ?? 0 },
         startedWithin1s: latencies.filter((l) => l <= 1000).length,
+        // The POST's answer (the task committed): the part of the start latency before the task is offered to its agent.
+        submitLatencyMs: ((sorted: number[]) => ({ p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? 0 }))(submitLatencies.sort((a, b) => a - b)),
         resultRequests: sum((r) => r.resultRequests),
         resultsRefused: sum((r) => r.resultsRefused),
         completed: status.completed_tasks,
@@ -423,15 +548,21 @@ async function main(): Promise<void> {
         eventLoopDelayMs: { p99: Math.round(after.loopDelayP99Ms * 10) / 10, max: Math.round(after.loopDelayMaxMs * 10) / 10 },
         gcPauseMs: { total: Math.round(after.gc.totalMs), max: Math.round(after.gc.maxMs), majorCount: after.gc.majorCount, majorMax: Math.round(after.gc.majorMaxMs) },
       },
+      // The PostgreSQL backends serving the orchestrator (its writer, reads and lease), in percent of a core.
+      ...(store === 'postgres' ? { databaseCpuPercent } : {}),
       loadToolEventLoopDelayMs: { p99: Math.max(...reports.map((r) => r.loopDelayP99Ms)), max: Math.max(...reports.map((r) => r.loopDelayMaxMs)) },
       loadToolCpuPercent: Math.round((sum((r) => r.cpuUs) / 1e6 / (elapsed + (POLL_MS + 2000) / 1000)) * 1000) / 10,
-      machine: { cores: availableParallelism(), busyPercent: Math.round(busyShare(cpuBefore, machineCpu()) * 1000) / 10 },
+      machine: { cores: availableParallelism(), busyPercent: Math.round(busyShare(cpuBefore, machineCpu()) * 1000) / 10, loadAverage: { start: loadAtStart, end: load() } },
+      // The store's writer over the measured run (PostgreSQL: statements sent, a run over arrays counting once).
+      writer: writerDelta(before.writer, after.writer, elapsed),
+      ...(store === 'postgres' ? { leaseKept: before.epoch !== null && before.epoch === after.epoch } : {}),
       goal: { everyTaskStartedWithinMs: 1000, falseOfflineMarks: 0 },
       met: latencies.length > 0 && latencies.every((l) => l <= 1000) && after.offlineMarks === 0,
     };
-    process.stdout.write(`${JSON.stringify(summary)}\n`);
     for (const p of workers) p.send('exit');
+    return summary;
   } finally {
+    process.off('SIGINT', interrupted).off('SIGTERM', interrupted);
     for (const p of workers) if (p.exitCode === null) p.kill('SIGKILL');
     server.send('stop');
     await new Promise((resolve) => {
@@ -439,7 +570,22 @@ async function main(): Promise<void> {
       setTimeout(() => server.kill('SIGKILL'), 10_000).unref();
     });
     rmSync(dir, { recursive: true, force: true });
+    if (schema !== null) await dropSchema(schema);
   }
+}
+
+/** What the writer did between two of its stats, per second. */
+function writerDelta(a: Record<string, number> | null, b: Record<string, number> | null, seconds: number): Record<string, number> | null {
+  if (a === null || b === null) return null;
+  const per = (k: string): number => Math.round((((b[k] ?? 0) - (a[k] ?? 0)) / seconds) * 10) / 10;
+  const commits = (b.commits ?? 0) - (a.commits ?? 0);
+  return {
+    commitsPerSec: per('commits'),
+    writesPerSec: per('writes'),
+    ...('statements' in b ? { statementsPerSec: per('statements') } : {}),
+    writesPerCommit: commits === 0 ? 0 : Math.round((((b.writes ?? 0) - (a.writes ?? 0)) / commits) * 10) / 10,
+    largestBatchEver: b.maxBatch ?? 0,
+  };
 }
 
 main().catch((err: unknown) => {
