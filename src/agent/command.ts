@@ -73,6 +73,8 @@ async function runAgent(opts: AgentOptions): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   try {
     await agent.start();
+    // Stopped (SIGTERM, SIGINT) before any orchestrator answered: not enrolled, and the stop handler exits.
+    if (agent.agentId === null) return;
     process.stdout.write(`Agent ${agent.agentId ?? '?'} enrolled with ${server}; task types: ${agent.capabilities().join(', ')}\n`);
   } catch (err) {
     process.stderr.write(`enrollment refused: ${err instanceof Error ? err.message : String(err)}\n`);
