@@ -57,7 +57,8 @@ export default tseslint.config(
   },
   ...boundaries,
   {
-    files: ['eslint.config.js'],
+    // Plain JavaScript outside the TypeScript project: the config, and build scripts node runs as they are.
+    files: ['eslint.config.js', 'scripts/**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
   },
 );
