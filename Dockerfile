@@ -32,10 +32,13 @@ RUN --mount=type=secret,id=ca --mount=type=cache,target=/root/.npm,sharing=locke
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY web ./web
+COPY scripts/build-agent-package.mjs ./scripts/
 # Then the production dependencies only (--omit=optional drops that optional peer's tree, and
 # pg-cloudflare, which Node does not use), without better-sqlite3's compile leftovers (its object files
-# and SQLite's sources: 25 MB; the addon is build/Release/better_sqlite3.node).
+# and SQLite's sources: 25 MB; the addon is build/Release/better_sqlite3.node), and without the
+# standalone agent package the build also makes (it runs on devices: docs/agent.md).
 RUN npm run build \
+    && rm -rf dist/agent-package \
     && npm prune --omit=dev --omit=optional --no-audit --no-fund \
     && cd node_modules/better-sqlite3 && rm -rf deps src build/deps build/Release/obj build/Release/obj.target build/Release/.deps
 
