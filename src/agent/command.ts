@@ -75,7 +75,7 @@ async function runAgent(opts: AgentOptions): Promise<void> {
     await agent.start();
     // Stopped (SIGTERM, SIGINT) before any orchestrator answered: not enrolled, and the stop handler exits.
     if (agent.agentId === null) return;
-    process.stdout.write(`Agent ${agent.agentId ?? '?'} enrolled with ${server}; task types: ${agent.capabilities().join(', ')}\n`);
+    process.stdout.write(`Agent ${agent.agentId} enrolled with ${server}; task types: ${agent.capabilities().join(', ')}\n`);
   } catch (err) {
     process.stderr.write(`enrollment refused: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(3);

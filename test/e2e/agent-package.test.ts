@@ -25,6 +25,8 @@ const server = serversPerTest();
 const WORK = mkdtempSync(join(tmpdir(), 'orch-agent-package-'));
 const PACKAGE = join(WORK, 'package');
 const DEVICE = join(WORK, 'device');
+/** `npm install -g` with this prefix: a laptop's global install (docs/agent.md), without touching this machine's. */
+const GLOBAL = join(WORK, 'global');
 let tarball = '';
 let packedFiles: string[] = [];
 let bin = '';
@@ -46,6 +48,7 @@ beforeAll(async () => {
   packedFiles = (packed[0]?.files ?? []).map((f) => f.path).sort();
   mkdirSync(DEVICE);
   await npm(['install', '--offline', '--prefix', DEVICE, tarball], DEVICE);
+  await npm(['install', '--global', '--offline', '--prefix', GLOBAL, tarball], WORK);
   bin = join(DEVICE, 'node_modules', '.bin', process.platform === 'win32' ? 'orchestrator-agent.cmd' : 'orchestrator-agent');
 }, 120_000);
 afterAll(() => rmSync(WORK, { recursive: true, force: true }));
@@ -100,6 +103,9 @@ describe('the standalone agent package', () => {
     const v = agent(['--version']);
     expect(await v.exited).toBe(0);
     expect(v.out()).toBe(`${VERSION}\n`);
+    // Installed globally, it is the same command on the PATH's bin folder.
+    const { stdout } = await run(join(GLOBAL, process.platform === 'win32' ? 'orchestrator-agent.cmd' : 'bin/orchestrator-agent'), ['--version']);
+    expect(stdout).toBe(`${VERSION}\n`);
     const help = agent(['--help']);
     expect(await help.exited).toBe(0);
     expect(help.out()).toMatch(/^Usage: orchestrator-agent \[options\]/);
