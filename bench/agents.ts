@@ -585,6 +585,7 @@ function writerDelta(a: Record<string, number> | null, b: Record<string, number>
     ...('statements' in b ? { statementsPerSec: per('statements') } : {}),
     writesPerCommit: commits === 0 ? 0 : Math.round((((b.writes ?? 0) - (a.writes ?? 0)) / commits) * 10) / 10,
     largestBatchEver: b.maxBatch ?? 0,
+    ...('slowCommits' in b ? { commitsOver250ms: (b.slowCommits ?? 0) - (a.slowCommits ?? 0), slowestCommitMsEver: Math.round(b.maxCommitMs ?? 0), longestQueueWaitMsEver: Math.round(b.maxWaitMs ?? 0) } : {}),
   };
 }
 

@@ -10,6 +10,7 @@ type Outcome = { ok: true; value: StepResult[] } | { ok: false; error: Error };
 
 interface Pending {
   op: WriteOp;
+  at: number;
   resolve: (v: StepResult[]) => void;
   reject: (e: Error) => void;
 }
@@ -47,7 +48,7 @@ const MAX_BULK_ROWS = 5000;
  */
 export class PgWriter {
   /** Transactions, writes, the largest batch, and the statements sent (a run over arrays counts once). */
-  readonly stats = { commits: 0, writes: 0, maxBatch: 0, statements: 0 };
+  readonly stats = { commits: 0, writes: 0, maxBatch: 0, statements: 0, maxCommitMs: 0, slowCommits: 0, maxWaitMs: 0 };
   onFailure: ((err: Error) => void) | null = null;
   private readonly connection: OwnConnection;
   private queue: Pending[] = [];
@@ -83,7 +84,7 @@ export class PgWriter {
     }
     if (this.closed) return Promise.reject(fromPgError(new Error('Client was closed and is not queryable')));
     return new Promise((resolve, reject) => {
-      this.queue.push({ op, resolve, reject });
+      this.queue.push({ op, resolve, reject, at: performance.now() });
       if (!this.running) {
         this.running = true;
         // The writes made in this turn of the event loop go together.
@@ -95,7 +96,12 @@ export class PgWriter {
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
+      const t0 = performance.now();
+      this.stats.maxWaitMs = Math.max(this.stats.maxWaitMs, t0 - (batch[0] as Pending).at);
       const outcomes = await this.commit(batch.map((p) => p.op));
+      const took = performance.now() - t0;
+      this.stats.maxCommitMs = Math.max(this.stats.maxCommitMs, took);
+      if (took > 250) this.stats.slowCommits++;
       this.stats.commits++;
       this.stats.writes += batch.length;
       this.stats.maxBatch = Math.max(this.stats.maxBatch, batch.length);
