@@ -50,7 +50,8 @@ async function runAgent(opts: AgentOptions): Promise<void> {
   }
   const stateDir = resolve(opts.stateDir);
   try {
-    mkdirSync(stateDir, { recursive: true });
+    // Private to the agent's user when the agent makes it (its credential is kept there); an existing one keeps its mode.
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     lockDir(stateDir, 'agent.lock', 'orchestrator agent');
   } catch (err) {
     process.stderr.write(

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,7 +123,7 @@ describe('the standalone agent package', () => {
 
   it('enrolls with a real orchestrator, heartbeats, runs a health_check and a handler task assigned to it, and stops cleanly on SIGTERM', async () => {
     const s = await server({ DATA_DIR: tempDir(), DEFAULT_AGENTS: '0', ENROLL_TOKEN: TOKEN, HEARTBEAT_INTERVAL: '500ms', AGENT_TIMEOUT: '3s' });
-    const stateDir = tempDir();
+    const stateDir = join(tempDir(), 'state'); // made by the agent
     const handlers = tempDir();
     writeFileSync(join(handlers, 'process_data'), "#!/usr/bin/env node\nlet s = '';\nprocess.stdin.on('data', (d) => (s += d));\nprocess.stdin.on('end', () => process.stdout.write(JSON.stringify({ sum: JSON.parse(s).data.reduce((a, b) => a + b, 0) })));\n");
     chmodSync(join(handlers, 'process_data'), 0o755);
@@ -158,6 +158,11 @@ describe('the standalone agent package', () => {
     a.child.kill('SIGTERM');
     expect(await a.exited).toBe(0);
     expect(JSON.parse(readFileSync(join(stateDir, 'identity.json'), 'utf8'))).toMatchObject({ agentId: id });
+    // The credential is the agent's user's alone: the folder it made and the file in it.
+    if (process.platform !== 'win32') {
+      expect(statSync(stateDir).mode & 0o777).toBe(0o700);
+      expect(statSync(join(stateDir, 'identity.json')).mode & 0o777).toBe(0o600);
+    }
     expect(existsSync(join(stateDir, 'agent.lock'))).toBe(false);
     expect(a.err()).not.toMatch(/"level":(50|60)/);
   });
