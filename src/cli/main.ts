@@ -1,41 +1,25 @@
 #!/usr/bin/env node
-import { Command, Option } from 'commander';
-import type { ConfigFlags } from '../config/config.js';
-import { ConfigError, loadConfig, SETTINGS } from '../config/config.js';
+import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { pino } from 'pino';
-import type { Logger as PinoLogger } from 'pino';
+import type { ConfigFlags } from '../config/config.js';
+import { loadConfig, SETTINGS } from '../config/config.js';
 import { agentCommand } from '../agent/command.js';
-import { databasePath, startServer } from '../server.js';
-import { ROLES } from '../domain/security.js';
-import type { Role } from '../domain/security.js';
-import { createApiToken } from '../security/guard.js';
-import { BackupTargetError, backupDatabase } from '../store/sqlite/backup.js';
-import { openStore as openAdapter, storeTarget } from '../store/open-store.js';
-import type { Store } from '../store/store.js';
-import { StoreOpenError } from '../store/store.js';
-import { parseScenario, simulate } from '../sim/rollout-sim.js';
+import { EXIT } from './client/errors.js';
+import { exit, report } from './client/options.js';
+import { registerAdvise } from './commands/advise.js';
+import { registerDeploy } from './commands/deploy.js';
+import { registerFleet } from './commands/fleet.js';
+import { registerStatus } from './commands/status.js';
+import { registerTasks } from './commands/tasks.js';
+import { registerTokens } from './commands/tokens.js';
+import { failStart } from './fail.js';
+import { registerLocal } from './local.js';
 
-/**
- * Ends a failed start with one line on stderr. What the operator can fix (a setting, the database
- * file) exits 2 and says what to do; anything else is a bug: exit 1, with its stack in the log.
+/*
+ * The `orchestrator` command (docs/cli.md). The server, the simulator and the store are loaded only by the
+ * commands that need them, so that a client command (`status`, `deploy watch`, …) starts in a fraction of a
+ * second and never loads the native SQLite module.
  */
-function failStart(err: unknown, log?: PinoLogger, what = 'Start-up'): never {
-  const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ');
-  if (err instanceof ConfigError) {
-    process.stderr.write(`Configuration error: ${oneLine(err.message)}\n`);
-    process.exit(2);
-  }
-  if (err instanceof StoreOpenError) {
-    process.stderr.write(`Database error: ${oneLine(err.message)}\n`);
-    process.exit(2);
-  }
-  log?.fatal({ err }, `${what.toLowerCase()} failed`);
-  log?.flush();
-  process.stderr.write(`${what} failed: ${oneLine(err instanceof Error ? err.message : String(err))}${log ? ' (the stack is in the log)' : ''}\n`);
-  process.exit(1);
-}
 
 async function serve(flags: ConfigFlags): Promise<void> {
   let config;
@@ -44,6 +28,8 @@ async function serve(flags: ConfigFlags): Promise<void> {
   } catch (err) {
     failStart(err);
   }
+  const { pino } = await import('pino');
+  const { startServer } = await import('../server.js');
   const logger = pino({ level: config.logLevel, base: { service: 'orchestrator' } }, pino.destination(2));
   let server;
   try {
@@ -74,9 +60,22 @@ async function serve(flags: ConfigFlags): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 }
 
+/** The version of this install (package.json, two folders up from src/cli or dist/cli). */
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 const program = new Command()
   .name('orchestrator')
-  .description('AWS Orchestrator: a fleet orchestrator with health-driven deployment rings');
+  .description('AWS Orchestrator: a fleet orchestrator with health-driven deployment rings (docs/cli.md)')
+  .version(version(), '-V, --version', 'print the version')
+  .showHelpAfterError('(add --help for usage)')
+  // Usage errors exit 2 (commander's own default is 1); --help and --version exit 0.
+  .exitOverride();
 
 const serveCommand = program.command('serve').description('run the orchestrator and its HTTP API');
 for (const s of SETTINGS) {
@@ -92,6 +91,13 @@ serveCommand.action(async (opts: Record<string, string | undefined>) => {
   await serve(flags);
 });
 
+registerStatus(program);
+registerFleet(program);
+registerTasks(program);
+registerDeploy(program);
+registerAdvise(program);
+registerTokens(program);
+
 program
   .command('simulate')
   .description('run a staged rollout against simulated devices on a virtual clock and report its outcome')
@@ -104,6 +110,7 @@ program
       process.stderr.write('--devices: must be an integer from 1 to 1000000\n');
       process.exit(2);
     }
+    const { parseScenario, simulate } = await import('../sim/rollout-sim.js');
     let scenario;
     try {
       scenario = parseScenario(JSON.parse(readFileSync(opts.scenario, 'utf8')));
@@ -138,121 +145,22 @@ program
     process.stdout.write(`${lines.join('\n')}\n`);
   });
 
-program.addCommand(agentCommand('agent'));
+// Its usage errors exit 2 as well (the standalone agent's do).
+program.addCommand(agentCommand('agent').exitOverride());
 
-/** The orchestrator's store (DATABASE_URL, or the SQLite file of DATA_DIR or --data-dir), for the token commands. */
-async function openStore(dataDir: string | undefined): Promise<Store> {
-  let config;
-  try {
-    config = loadConfig(process.env, dataDir === undefined ? {} : { dataDir });
-  } catch (err) {
-    failStart(err);
-  }
-  // No lock: these commands write to the database of a running orchestrator on purpose (SQLite serializes the writes).
-  try {
-    return await openAdapter(storeTarget(config));
-  } catch (err) {
-    failStart(err);
-  }
-}
-
-const tokenCommand = program
-  .command('token')
-  .description("operators' API tokens, written straight to the orchestrator's database (it may be running); see docs/security.md");
-
-tokenCommand
-  .command('create')
-  .description('create an API token and print it (it is shown this once: only its hash is kept)')
-  .requiredOption('--role <role>', ROLES.join(', '))
-  .requiredOption('--name <name>', 'who or what holds it, e.g. ci or alice')
-  .option('--data-dir <dir>', 'the orchestrator\'s data dir (env DATA_DIR, default ./data)')
-  .action(async (opts: { role: string; name: string; dataDir?: string }) => {
-    if (!(ROLES as readonly string[]).includes(opts.role)) {
-      process.stderr.write(`--role: must be one of ${ROLES.join(', ')} (got "${opts.role}")\n`);
-      process.exit(2);
-    }
-    if (!/^[A-Za-z0-9 ._@:/-]{1,100}$/.test(opts.name)) {
-      process.stderr.write('--name: 1 to 100 characters of letters, digits, space and ._@:/-\n');
-      process.exit(2);
-    }
-    const store = await openStore(opts.dataDir);
-    const { token, text } = await createApiToken(store, { name: opts.name, role: opts.role as Role, createdBy: 'cli', now: Date.now() });
-    await store.close();
-    process.stdout.write(`${text}\n`);
-    process.stderr.write(`Created ${opts.role} token ${token.id} for ${opts.name}. It is shown only now; send it as "Authorization: Bearer <token>".\n`);
-  });
-
-tokenCommand
-  .command('list')
-  .description('list API tokens (never their secrets)')
-  .option('--data-dir <dir>', 'the orchestrator\'s data dir (env DATA_DIR, default ./data)')
-  .action(async (opts: { dataDir?: string }) => {
-    const store = await openStore(opts.dataDir);
-    const tokens = await store.listApiTokens();
-    await store.close();
-    for (const t of tokens) {
-      process.stdout.write(`${t.id}  ${t.role.padEnd(8)}  ${t.name}  created ${new Date(t.createdAt).toISOString()} by ${t.createdBy}${t.revokedAt === null ? '' : `  revoked ${new Date(t.revokedAt).toISOString()}`}\n`);
-    }
-  });
-
-tokenCommand
-  .command('revoke <id>')
-  .description('revoke an API token at once (a running orchestrator refuses it from its next request)')
-  .option('--data-dir <dir>', 'the orchestrator\'s data dir (env DATA_DIR, default ./data)')
-  .action(async (id: string, opts: { dataDir?: string }) => {
-    const store = await openStore(opts.dataDir);
-    const revoked = await store.revokeApiToken(id, Date.now());
-    const known = revoked || (await store.getApiToken(id)) !== null;
-    await store.close();
-    if (!known) {
-      process.stderr.write(`no API token ${id}\n`);
-      process.exit(1);
-    }
-    process.stdout.write(revoked ? `revoked ${id}\n` : `${id} was already revoked\n`);
-  });
-
-program
-  .command('backup')
-  .description("copy the orchestrator's database to a new file, consistently, whether it runs or not (SQLite's online backup); see docs/operations.md")
-  .requiredOption('--to <file>', 'the copy to write; must not exist')
-  .option('--data-dir <dir>', 'the orchestrator\'s data dir (env DATA_DIR, default ./data)')
-  .action(async (opts: { to: string; dataDir?: string }) => {
-    let config;
-    try {
-      config = loadConfig(process.env, opts.dataDir === undefined ? {} : { dataDir: opts.dataDir });
-    } catch (err) {
-      failStart(err);
-    }
-    if (opts.to.trim() === '') {
-      process.stderr.write('--to: must not be empty\n');
-      process.exit(2);
-    }
-    if (config.databaseUrl !== '') {
-      process.stderr.write('DATABASE_URL is set: the state is in PostgreSQL, which this SQLite copy cannot read; back it up with pg_dump or base backups (docs/operations.md)\n');
-      process.exit(2);
-    }
-    const source = databasePath(config);
-    const target = resolve(opts.to);
-    let result;
-    try {
-      // No lock: a backup reads beside a running orchestrator, which is what the online backup is for.
-      result = await backupDatabase(source, target);
-    } catch (err) {
-      if (err instanceof BackupTargetError) {
-        process.stderr.write(`--to: ${err.message}\n`);
-        process.exit(2);
-      }
-      failStart(err, undefined, 'Backup');
-    }
-    process.stdout.write(`Backed up ${source} to ${target}: ${result.bytes} bytes, schema version ${result.schemaVersion}, quick_check ok\n`);
-  });
+registerLocal(program);
 
 function formatDuration(ms: number): string {
   const m = Math.floor(ms / 60_000);
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
+program.parseAsync(process.argv).catch(async (err: unknown) => {
+  if (err instanceof CommanderError) {
+    // Commander has written its message (or the help, or the version) already.
+    // --help and --version exit 0; a usage error (or a group named without its command) exits 2.
+    const done = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0;
+    await exit(done ? EXIT.ok : EXIT.usage);
+  }
+  await exit(report(err));
 });
