@@ -122,11 +122,16 @@ prepare() {
   # 4. dist/ as `npm install` builds it (the prepare script), and its CLI writing and reading a database.
   step "building dist/ with Node $version"
   (cd "$app" && "$node" node_modules/typescript/bin/tsc -p tsconfig.build.json)
-  local listed
-  listed=$(cd "$app" && "$node" dist/cli/main.js token create --role viewer --name "node-$version" --data-dir "$work/data" 2>/dev/null >/dev/null &&
-    "$node" dist/cli/main.js token list --data-dir "$work/data") || fail "dist/cli/main.js does not run on Node $version"
-  [[ $listed == *" viewer    node-$version "* ]] || fail "dist/cli/main.js on Node $version: token list shows \"$listed\""
-  step "dist/cli/main.js created and listed a token in a database on Node $version"
+  # The local commands never make a database by mistake: on a folder without one they refuse (exit 2);
+  # `token create --init` makes it on purpose.
+  local listed refused=0
+  rm -rf "$work/data"
+  (cd "$app" && "$node" dist/cli/main.js token create --role viewer --name "node-$version" --data-dir "$work/data" >/dev/null 2>&1) || refused=$?
+  [[ $refused == 2 && ! -e $work/data/orchestrator.db ]] || fail "dist/cli/main.js on Node $version: token create without a database exited $refused (not 2), or made one"
+  listed=$(cd "$app" && "$node" dist/cli/main.js token create --init --role viewer --name "node-$version" --data-dir "$work/data" 2>/dev/null >/dev/null &&
+    "$node" dist/cli/main.js token list --json --data-dir "$work/data") || fail "dist/cli/main.js does not run on Node $version"
+  [[ $listed == *'"name":"node-'"$version"'","role":"viewer"'* ]] || fail "dist/cli/main.js on Node $version: token list shows \"$listed\""
+  step "dist/cli/main.js refused a missing database, then created one with a token and listed it on Node $version"
   touch "$work/prepared"
 }
 

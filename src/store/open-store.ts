@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PostgresStore } from './postgres/postgres-store.js';
 import { SqliteStore } from './sqlite/sqlite-store.js';
@@ -41,5 +42,20 @@ export async function openStore(target: StoreTarget, options: OpenStoreOptions =
       return PostgresStore.open(target.url, target.schema === undefined ? {} : { schema: target.schema });
     case 'memory':
       return new SqliteStore(':memory:');
+  }
+}
+
+/**
+ * Whether the state of `target` exists already (the SQLite file, or the orchestrator's schema in PostgreSQL),
+ * without creating anything: the command line's local commands refuse to make a new database by mistake.
+ */
+export async function storeExists(target: StoreTarget): Promise<boolean> {
+  switch (target.adapter) {
+    case 'sqlite':
+      return existsSync(sqliteFile(target.dataDir));
+    case 'postgres':
+      return PostgresStore.exists(target.url, target.schema === undefined ? {} : { schema: target.schema });
+    case 'memory':
+      return true;
   }
 }

@@ -58,7 +58,9 @@ describe('orchestrator backup', () => {
     const dataDir = tempDir();
     const run = runCli(['backup', '--data-dir', dataDir, '--to', join(tempDir(), 'b.db')], {});
     expect(await run.exited).toBe(2);
-    expect(run.err()).toBe(`Database error: ${join(dataDir, 'orchestrator.db')} does not exist: check the folder (DATA_DIR or --data-dir)\n`);
+    expect(run.err()).toBe(
+      `Database error: no orchestrator database at ${join(dataDir, 'orchestrator.db')} (--data-dir ${dataDir}). Point this command at the orchestrator's data: --data-dir DIR or DATA_DIR for its SQLite folder, DATABASE_URL for PostgreSQL\n`,
+    );
   });
 
   it('refuses, exit 2, when the state is in PostgreSQL (DATABASE_URL), and says what to use', async () => {

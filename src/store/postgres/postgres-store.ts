@@ -80,6 +80,25 @@ export class PostgresStore implements Store, StoreConnection {
   }
 
   /** Connects, creates the schema when missing and migrates it; throws PostgresOpenError saying what is wrong. */
+  /**
+   * Whether the orchestrator's schema is in the database at `url` (in `schema`, or the URL's search_path), without
+   * creating anything: for the commands that must not make a new database by mistake.
+   */
+  static async exists(url: string, options: Pick<PostgresStoreOptions, 'schema'> = {}): Promise<boolean> {
+    const client = new pg.Client(connectionConfig(url, options).client);
+    try {
+      await client.connect();
+    } catch (err) {
+      throw new PostgresOpenError(`cannot connect to PostgreSQL at ${redactUrl(url)} (DATABASE_URL): ${(err as Error).message}`);
+    }
+    try {
+      const row = (await client.query<{ t: string | null }>("SELECT to_regclass('schema_version')::text AS t")).rows[0];
+      return row?.t !== null && row?.t !== undefined;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
   static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
     const config = connectionConfig(url, options);
     const first = new pg.Client(config.client);
