@@ -67,12 +67,13 @@ const TASKS: { task_type: string; parameters: Record<string, unknown>; priority:
 runExample(async (cleanup) => {
   // 1. Start the orchestrator: on its first start it spawns DEFAULT_AGENTS simulated agents and adds the
   //    prototype's demo asset (which gets an agent of its own). Short heartbeats make a quick example.
-  step('Starting the orchestrator');
+  step(process.env.ORCH_SERVER ? `Using the orchestrator at ${process.env.ORCH_SERVER} (ORCH_SERVER)` : 'Starting the orchestrator');
   const orch = await startOrchestrator({ allowRunning: true, env: { DEFAULT_AGENTS: '2', HEARTBEAT_INTERVAL: '500ms', AGENT_TIMEOUT: '5s' } });
   cleanup(orch.stop);
   const api = orch.api;
   if (orch.stdout() !== '') console.log(orch.stdout().trimEnd().replace(/^/gm, '  | '));
   console.log(`  API at ${api.url}${api.token !== null ? ' (every request carries an API token: Authorization: Bearer …)' : ''}`);
+  if (orch.dataDir !== null) console.log(`  data in ${orch.dataDir} (removed at the end)`);
 
   // 2. Spawn two more simulated agents. Each gets 1–3 of the five task types (types no agent offers yet go
   //    first, so the fleet can run every type) and random device metrics; it registers and heartbeats.

@@ -130,6 +130,8 @@ export interface Orchestrator {
   api: Api;
   /** The token agents enroll with (only known for an orchestrator the example started). */
   enrollToken: string | null;
+  /** The orchestrator's data folder (a temporary one, removed by `stop`); null for one already running. */
+  dataDir: string | null;
   /** What the orchestrator printed on stdout (its start-up story); empty for one already running. */
   stdout: () => string;
   stop: () => Promise<void>;
@@ -152,9 +154,15 @@ export async function startOrchestrator(options: StartOptions = {}): Promise<Orc
   const existing = process.env.ORCH_SERVER;
   if (existing !== undefined && existing !== '') {
     if (options.allowRunning !== true) throw new ExampleFailure('this example starts an orchestrator of its own, with settings it needs: unset ORCH_SERVER');
-    const api = new Api(existing.replace(/\/+$/, ''), process.env.ORCH_TOKEN ?? null);
-    await api.get('/api/v1/whoami');
-    return { api, enrollToken: null, stdout: () => '', stop: () => Promise.resolve() };
+    const token = process.env.ORCH_TOKEN;
+    const api = new Api(existing.replace(/\/+$/, ''), token !== undefined && token !== '' ? token : null);
+    try {
+      await api.get('/api/v1/whoami');
+    } catch (err) {
+      const why = err instanceof ApiError ? err.message : err instanceof Error ? `${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}` : String(err);
+      throw new ExampleFailure(`cannot use the orchestrator at ORCH_SERVER=${existing}: ${why}`);
+    }
+    return { api, enrollToken: null, dataDir: null, stdout: () => '', stop: () => Promise.resolve() };
   }
   if (!existsSync(MAIN)) throw new ExampleFailure(`${MAIN} does not exist: run "npm run build" first (npm run example:basic does)`);
 
@@ -199,7 +207,7 @@ export async function startOrchestrator(options: StartOptions = {}): Promise<Orc
   const deadline = Date.now() + 30_000;
   for (;;) {
     const m = /HTTP API running at (\S+)/.exec(out);
-    if (m?.[1]) return { api: new Api(m[1], adminToken), enrollToken, stdout: () => out, stop };
+    if (m?.[1]) return { api: new Api(m[1], adminToken), enrollToken, dataDir, stdout: () => out, stop };
     if (child.exitCode !== null || Date.now() > deadline) {
       await stop();
       throw new ExampleFailure(`the orchestrator did not start (${child.exitCode !== null ? `exit code ${child.exitCode}` : 'no address after 30 s'}):\n${out}${err}`);
