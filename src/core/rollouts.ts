@@ -210,8 +210,9 @@ export class RolloutController {
       }
     }
     for (const f of t.after) f(a);
-    for (const ev of t.events) this.events.emit('deployment.changed', { deploymentId: t.rec.id, ...ev });
+    // The gate's verdicts first: a client that stops at a final status has then read why (a halt's failing gate).
     for (const evaluation of t.evaluations) this.events.emit('deployment.gate_evaluated', { deploymentId: t.rec.id, evaluation });
+    for (const ev of t.events) this.events.emit('deployment.changed', { deploymentId: t.rec.id, ...ev });
   }
 
   // ---------------------------------------------------------------- API

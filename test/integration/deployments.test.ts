@@ -101,8 +101,16 @@ describe('staged deployments with simulated agents', () => {
   it('a release that raises CPU on each device over its own baseline halts on health, then an operator can acknowledge and resume', async () => {
     const h = await fleetOf(24);
     const stages = ['canary', 'dev', 'stage', 'prod'].map((r) => stage(r, { gate: { ...GATE, minDevices: 1, confidence: 0 } }));
+    // What a client of the event stream sees, in order: the gate's verdict comes before the halt it caused, so
+    // that a client that stops at the deployment's final status has read its reason.
+    const seen: string[] = [];
+    h.orchestrator.events.on('deployment.gate_evaluated', ({ evaluation }) => seen.push(`gate ${evaluation.verdict}`));
+    h.orchestrator.events.on('deployment.changed', (e) => {
+      if (e.status !== undefined) seen.push(`status ${e.status}`);
+    });
     const d = await h.orchestrator.deployments.create(spec('hot', { stages }), { start: true });
     await until(h, d.id, 'halted');
+    expect(seen.slice(seen.indexOf('status halted') - 1, seen.indexOf('status halted') + 1)).toEqual(['gate fail', 'status halted']);
     const view = await h.orchestrator.deployments.get(d.id);
     expect(view.deployment.haltReason).toMatch(/^halted at ring canary: 1 of 1 devices \(100%\) regressed over their own baselines, above the 10% limit; on average CPU \+[2-4]\d(\.\d+)? points/);
     const impact = await h.orchestrator.deployments.impact(d.id, 5);
