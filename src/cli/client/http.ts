@@ -209,13 +209,18 @@ export class Api {
     const retry = res.headers.get('retry-after');
     const retryText = retry !== null && /^\d+$/.test(retry) ? `; try again in ${retry} s` : '';
     if (message === null) return new ApiError(res.status, null, `${server} answered ${method} ${path} with HTTP ${res.status} and no error of the orchestrator's: is it an orchestrator?`, EXIT.failed);
-    let text = `${message} (${code ?? `HTTP ${res.status}`})`;
+    // A message that lists the problems of `errors` says only what was refused; each problem is a line of its own.
+    const at = details.length > 0 ? message.indexOf(details[0] as string) : -1;
+    const said = at > 0 ? message.slice(0, at).replace(/[:;,\s]+$/, '') : message;
+    let text = `${said} (${code ?? `HTTP ${res.status}`})`;
     if (res.status === 401) {
       text = this.config.token === null
         ? `the orchestrator at ${server} needs an API token: pass --token or set ORCH_TOKEN (ORCH_UNAUTHORIZED)`
         : `the orchestrator at ${server} refused the token: it is unknown, revoked or malformed (ORCH_UNAUTHORIZED)`;
     } else if (code === 'ORCH_NOT_FOUND') {
       text = `${server} does not serve ${method} ${path}: ${message} (is it an orchestrator of this version?)`;
+    } else if (res.status === 404) {
+      text = `${message} (${code ?? 'HTTP 404'}, ${method} ${path})`;
     }
     return new ApiError(res.status, code, `${text}${retryText}`, exitCode, details);
   }

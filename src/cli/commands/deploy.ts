@@ -180,7 +180,7 @@ function printAction(out: Output, d: DeploymentSummary): void {
     out.jsonLine(d);
     return;
   }
-  const where = d.stage === null || ENDED.has(d.status) ? '' : `, ring ${stageText(d)}`;
+  const where = d.stage === null || ENDED.has(d.status) || d.status === 'scheduled' ? '' : `, ring ${stageText(d)}`;
   out.line(`${d.id} is ${statusText(d)}${where}${d.haltReason !== null ? `: ${d.haltReason}` : ''}${d.outcome !== null ? `: ${d.outcome.summary}` : ''}`);
 }
 
@@ -230,7 +230,7 @@ function evaluationLine(e: GateEvaluation): string {
 }
 
 function statusLine(d: DeploymentDetail): string {
-  const where = d.stage === null || ENDED.has(d.status) ? '' : `, ring ${stageText(d, d.plan.stages.length)}`;
+  const where = d.stage === null || ENDED.has(d.status) || d.status === 'scheduled' ? '' : `, ring ${stageText(d, d.plan.stages.length)}`;
   return `${d.id} "${d.name}": ${statusText(d)}${where}`;
 }
 

@@ -190,7 +190,7 @@ function registerDevices(program: Command): void {
           ['Status', device.status],
           ['Ring', `${device.ring}${device.held ? ' (held by a rule: in no ring and no rollout)' : device.pin !== null ? ` (pinned by ${device.pin.source === 'manual' ? 'an operator' : 'a rule'} to ${device.pin.ring})` : ''}${device.movedAt === null ? '' : `, moved ${ago(device.movedAt, now)}`}`],
           ['Health', device.score === null ? 'not scored yet' : `${num(device.score)} of 100${device.healthy === false ? ', failing the health rule' : ''}`],
-          ['Attributes', [device.site, device.department, device.manufacturer, device.model, device.osName].map((v) => v ?? '-').join(' · ') + (device.tags.length > 0 ? `  tags ${device.tags.join(', ')}` : '')],
+          ['Attributes', attributesText(device)],
           m === null
             ? ['Metrics', 'none yet']
             : [
@@ -225,6 +225,13 @@ function registerDevices(program: Command): void {
       }
     }),
   );
+}
+
+function attributesText(d: DeviceSummary): string {
+  const pairs: [string, string | null][] = [['site', d.site], ['department', d.department], ['manufacturer', d.manufacturer], ['model', d.model], ['OS', d.osName]];
+  const set = pairs.filter(([, v]) => v !== null).map(([k, v]) => `${k} ${v ?? ''}`);
+  if (d.tags.length > 0) set.push(`tags ${d.tags.join(', ')}`);
+  return set.length === 0 ? 'none' : set.join(', ');
 }
 
 // ---------------------------------------------------------------- rings

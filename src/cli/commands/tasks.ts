@@ -272,6 +272,20 @@ export function renderTask(t: Task): string[] {
 
 const text = (v: unknown, fallback: string): string => (typeof v === 'string' ? v : fallback);
 
+/** A task's state as read, in words (at the start of a watch, or after a gap in the stream). */
+function stateWords(t: Task): string {
+  switch (t.status) {
+    case 'in_progress':
+      return `running on ${t.agentId ?? '?'} (attempt ${t.attempts})`;
+    case 'completed':
+      return `completed on ${t.agentId ?? '?'}`;
+    case 'pending':
+      return t.runAfter !== null && Date.parse(t.runAfter) > Date.now() ? `pending, not before ${t.runAfter}` : 'pending';
+    default:
+      return t.error === null ? t.status : `${t.status}: ${t.error}`;
+  }
+}
+
 /** A task event in words: `started on slave-1 (attempt 2)`. */
 function eventWords(kind: string, data: Record<string, unknown>, task: TaskEventTask): string {
   switch (kind) {
@@ -283,8 +297,10 @@ function eventWords(kind: string, data: Record<string, unknown>, task: TaskEvent
       return `completed on ${task.agentId ?? '?'}`;
     case 'task.requeued':
       return `back in the queue: ${text(data.reason, '')}`;
-    case 'task.failed':
-      return `${task.status} (${text(data.outcome, '')}): ${task.error ?? ''}`;
+    case 'task.failed': {
+      const outcome = text(data.outcome, '');
+      return `${task.status}${outcome !== '' && outcome !== task.status ? ` (${outcome.replace(/_/g, ' ')})` : ''}: ${task.error ?? ''}`;
+    }
     case 'task.cancelled':
       return `cancelled${task.error !== null ? `: ${task.error}` : ''}`;
     case 'task.expired':
@@ -336,7 +352,7 @@ export async function watchTasks(api: Api, out: Output, ids: readonly string[], 
       const t = await api.get<Task>(path('/api/v1/tasks', id));
       // An event may have told of a later state while this read was on its way.
       if (ENDED.has(states.get(id) ?? '') && !ENDED.has(t.status)) continue;
-      if (states.get(id) !== t.status) show(id, t.status, Date.now(), t.status === 'in_progress' ? `running on ${t.agentId ?? '?'} (attempt ${t.attempts})` : t.status, t.type, { kind: 'state', at: Date.now(), task: t });
+      if (states.get(id) !== t.status) show(id, t.status, Date.now(), stateWords(t), t.type, { kind: 'state', at: Date.now(), task: t });
     }
   };
 
@@ -374,9 +390,6 @@ export async function watchTasks(api: Api, out: Output, ids: readonly string[], 
     if (wanted.size === 1 && code === EXIT.ok && !out.json) {
       const t = await api.get<Task>(path('/api/v1/tasks', [...wanted][0] as string));
       out.line(`result: ${JSON.stringify(t.result)}`);
-    } else if (wanted.size === 1 && !out.json) {
-      const t = await api.get<Task>(path('/api/v1/tasks', [...wanted][0] as string));
-      if (t.error !== null) out.line(`error: ${t.error}`);
     }
     if (out.json && wanted.size > 0) out.jsonLine({ kind: 'end', tasks: Object.fromEntries(states), exitCode: code });
     else if (wanted.size > 1) out.line(`${count([...states.values()].filter((s) => s === 'completed').length)} of ${plural(wanted.size, 'task')} completed`);
