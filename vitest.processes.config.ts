@@ -28,6 +28,7 @@ export const processTests: readonly string[] = [
   'test/e2e/replicas.test.ts',
   'test/e2e/lambda.test.ts',
   'test/e2e/lambda-package.test.ts',
+  'test/e2e/agent-package.test.ts',
 ];
 
 /**
@@ -38,6 +39,8 @@ export const processTests: readonly string[] = [
 export const onePlatformTests: readonly string[] = [
   'test/e2e/failover.test.ts',
   'test/e2e/partition.test.ts',
+  'test/e2e/cli.test.ts',
+  'test/e2e/examples.test.ts',
 ];
 
 export default defineConfig({ ...base, test: { ...base.test, include: [...processTests] } });
