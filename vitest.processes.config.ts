@@ -33,7 +33,7 @@ export const processTests: readonly string[] = [
 
 /**
  * Tests that start child processes but whose subject is not the Node runtime: replicas failing over with a
- * fleet at work, a partition in network namespaces. The Node that runs `npm test` runs them; they are not run
+ * fleet at work, a partition in network namespaces, the operator's CLI against a server, the examples. The Node that runs `npm test` runs them; they are not run
  * again on every other Node (they are the longest, and would test the same thing again).
  */
 export const onePlatformTests: readonly string[] = [
