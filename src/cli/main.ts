@@ -21,6 +21,14 @@ import { registerLocal } from './local.js';
  * second and never loads the native SQLite module.
  */
 
+// A reader that stops reading (`orchestrator devices --all | head`) is not an error: stop quietly.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 async function serve(flags: ConfigFlags): Promise<void> {
   let config;
   try {

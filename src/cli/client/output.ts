@@ -11,26 +11,37 @@ export interface Column<T> {
   right?: boolean;
 }
 
+/** Where output goes: stdout, or a stand-in in tests. */
+export type OutStream = Pick<NodeJS.WriteStream, 'write' | 'isTTY' | 'columns'>;
+
 export class Output {
   /** Whether stdout is a terminal (bars redraw in place, Unicode blocks). */
   readonly tty: boolean;
 
-  constructor(readonly json: boolean, stream: NodeJS.WriteStream = process.stdout) {
+  constructor(
+    readonly json: boolean,
+    private readonly stream: OutStream = process.stdout,
+  ) {
     this.tty = stream.isTTY === true;
+  }
+
+  /** Writes text as it is. */
+  write(text: string): void {
+    this.stream.write(text);
   }
 
   /** Writes text and a line end. */
   line(text = ''): void {
-    process.stdout.write(`${text}\n`);
+    this.stream.write(`${text}\n`);
   }
 
   lines(lines: readonly string[]): void {
-    if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
+    if (lines.length > 0) this.stream.write(`${lines.join('\n')}\n`);
   }
 
   /** Writes a value as one line of JSON. */
   jsonLine(value: unknown): void {
-    process.stdout.write(`${JSON.stringify(value)}\n`);
+    this.stream.write(`${JSON.stringify(value)}\n`);
   }
 
   /** A note for people (a hint, a count): on stderr, so that stdout stays what was asked for. */
@@ -40,7 +51,7 @@ export class Output {
 
   /** The width of the terminal, or null when not a terminal. */
   get columns(): number | null {
-    return this.tty ? (process.stdout.columns ?? 100) : null;
+    return this.tty ? (this.stream.columns ?? 100) : null;
   }
 }
 
@@ -145,6 +156,11 @@ export function num(v: number | null | undefined, digits = 1): string {
   return v === null || v === undefined ? '-' : v.toFixed(digits).replace(/\.0+$/, '');
 }
 
+/** A health score to one decimal (`82.0`), or `-` before the first sample. */
+export function score(v: number | null | undefined): string {
+  return v === null || v === undefined ? '-' : v.toFixed(1);
+}
+
 /** A bar of `width` cells for a share from 0 to 1: `█████░░░░░` on a terminal, `#####.....` otherwise. */
 export function bar(share: number, width: number, unicode: boolean): string {
   const s = Math.min(1, Math.max(0, Number.isFinite(share) ? share : 0));
@@ -194,7 +210,7 @@ export class LiveBlock {
   }
 
   private clear(): void {
-    if (this.drawn > 0) process.stdout.write(`\x1b[${this.drawn}A\x1b[J`);
+    if (this.drawn > 0) this.out.write(`\x1b[${this.drawn}A\x1b[J`);
     this.drawn = 0;
   }
 

@@ -10,7 +10,7 @@ export interface PagingFlags {
 }
 
 export function pagingOptions(cmd: Command, defaultLimit: number, what: string, withCursor = true): Command {
-  cmd.option('--limit <n>', `how many ${what} to show (default ${defaultLimit})`).option('--all', `every ${what.replace(/s$/, '')}, page after page`);
+  cmd.option('--limit <n>', `how many ${what} to show (default ${defaultLimit})`).option('--all', `all of them, page after page`);
   if (withCursor) cmd.option('--cursor <cursor>', 'continue after an earlier listing (its last line says the cursor)');
   return cmd;
 }
@@ -59,12 +59,12 @@ export class JsonListWriter {
     private readonly out: Output,
     private readonly key: string,
   ) {
-    process.stdout.write(`{${JSON.stringify(key)}:[`);
+    out.write(`{${JSON.stringify(key)}:[`);
   }
 
   page(items: readonly unknown[]): void {
     if (items.length === 0) return;
-    process.stdout.write(`${this.first ? '' : ','}${items.map((i) => JSON.stringify(i)).join(',')}`);
+    this.out.write(`${this.first ? '' : ','}${items.map((i) => JSON.stringify(i)).join(',')}`);
     this.first = false;
   }
 
@@ -76,5 +76,5 @@ export class JsonListWriter {
 /** The last line of a listing cut short: how to see more. */
 export function moreHint(out: Output, shown: number, what: string, next: string | null, command: string): void {
   if (next === null) return;
-  out.note(`${shown.toLocaleString('en-US')} ${what} shown; more follow: --all for every one, or ${command} --cursor ${next}`);
+  out.note(`${shown.toLocaleString('en-US')} ${what} shown; more may follow: --all for every one, or ${command} --cursor ${next}`);
 }

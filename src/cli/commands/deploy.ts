@@ -37,7 +37,7 @@ export function registerDeploy(program: Command): void {
       .command('create <file>')
       .description('create a deployment from a JSON file (- for standard input): the body of POST /api/v1/deployments (docs/api.md); scheduled unless --start')
       .option('--start', 'start it at once')
-      .option('--watch', 'then follow it to its end (implies nothing about starting: give --start too)'),
+      .option('--watch', 'then follow it to its end (with --start; a scheduled one is followed until it is started and ends)'),
   ).action(
     action(async (file: string, opts: { start?: boolean; watch?: boolean }, cmd: Command) => {
       const { api, out } = clientOf(cmd);

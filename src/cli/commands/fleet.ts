@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { path } from '../client/http.js';
 import type { Column } from '../client/output.js';
-import { ago, count, duration, keyValues, num, percent, plural, table, TableWriter } from '../client/output.js';
+import { ago, count, duration, keyValues, num, percent, plural, score, table, TableWriter } from '../client/output.js';
 import { action, choice, clientOf, clientOptions, usage } from '../client/options.js';
 import type { PagingFlags } from '../client/paging.js';
 import { eachPage, JsonListWriter, moreHint, pagingOptions, wanted } from '../client/paging.js';
@@ -52,7 +52,8 @@ function registerAgents(program: Command): void {
         return;
       }
       if (matching.length === 0) {
-        out.note(all.length === 0 ? 'no agents' : `no agents match (of ${plural(all.length, 'agent')})`);
+        const filtered = [status, approval, opts.ring, opts.capability].some((f) => f !== undefined);
+        out.note(!filtered ? 'no agents' : all.length === 0 ? 'no agents match' : `no agents match (of ${plural(all.length, approval === undefined ? 'agent' : `${approval} agent`)})`);
         return;
       }
       const now = Date.now();
@@ -123,7 +124,7 @@ const DEVICE_COLUMNS: Column<DeviceSummary>[] = [
   { header: 'DEVICE', cell: (d) => d.id },
   { header: 'RING', cell: (d) => `${d.ring}${d.held ? ' (held)' : d.pinned ? ' (pinned)' : ''}` },
   { header: 'STATUS', cell: (d) => d.status },
-  { header: 'SCORE', cell: (d) => num(d.score), right: true },
+  { header: 'SCORE', cell: (d) => score(d.score), right: true },
   { header: 'HEALTHY', cell: (d) => (d.healthy === null ? '-' : d.healthy ? 'yes' : 'no') },
   { header: 'SITE', cell: (d) => d.site ?? '-' },
   { header: 'DEPARTMENT', cell: (d) => d.department ?? '-' },
@@ -188,8 +189,8 @@ function registerDevices(program: Command): void {
         keyValues([
           ['Device', device.id],
           ['Status', device.status],
-          ['Ring', `${device.ring}${device.held ? ' (held by a rule: in no ring and no rollout)' : device.pin !== null ? ` (pinned by ${device.pin.source === 'manual' ? 'an operator' : 'a rule'} to ${device.pin.ring})` : ''}${device.movedAt === null ? '' : `, moved ${ago(device.movedAt, now)}`}`],
-          ['Health', device.score === null ? 'not scored yet' : `${num(device.score)} of 100${device.healthy === false ? ', failing the health rule' : ''}`],
+          ['Ring', `${device.ring}${device.held ? ' (held by a rule: in no ring and no rollout)' : device.pin !== null ? ` (pinned by ${device.pin.source === 'manual' ? 'an operator' : 'a rule'} to ${device.pin.ring})` : ''}${device.movedAt === null || Date.parse(device.movedAt) <= 0 ? '' : `, moved ${ago(device.movedAt, now)}`}`],
+          ['Health', device.score === null ? 'not scored yet' : `${score(device.score)} of 100${device.healthy === false ? ', failing the health rule' : ''}`],
           ['Attributes', attributesText(device)],
           m === null
             ? ['Metrics', 'none yet']
@@ -246,9 +247,9 @@ function ringTable(r: Rings): string[] {
       { header: 'DEVICES', cell: (g) => count(g.size), right: true },
       { header: 'ONLINE', cell: (g) => count(g.online), right: true },
       { header: 'UNHEALTHY', cell: (g) => count(g.health.unhealthy), right: true },
-      { header: 'SCORE P10', cell: (g) => num(g.health.p10), right: true },
-      { header: 'P50', cell: (g) => num(g.health.p50), right: true },
-      { header: 'P90', cell: (g) => num(g.health.p90), right: true },
+      { header: 'SCORE P10', cell: (g) => score(g.health.p10), right: true },
+      { header: 'P50', cell: (g) => score(g.health.p50), right: true },
+      { header: 'P90', cell: (g) => score(g.health.p90), right: true },
       { header: 'UNHEALTHY OK', cell: (g) => (g.allowUnhealthy ? 'yes' : 'no') },
       { header: 'MIN-MAX', cell: (g) => (g.min === null && g.max === null ? '-' : `${g.min ?? 0}-${g.max ?? '∞'}`) },
     ]),

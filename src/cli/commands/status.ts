@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Output } from '../client/output.js';
-import { ago, bar, count, keyValues, num, percent, plural, table } from '../client/output.js';
+import { ago, bar, count, keyValues, percent, plural, score, table } from '../client/output.js';
 import { action, clientOf, clientOptions } from '../client/options.js';
 import type { DeploymentSummary, ExecutionCounts, Overview, Whoami } from '../client/types.js';
 
@@ -47,9 +47,9 @@ export function renderStatus(o: Overview, who: Whoami, server: string, out: Outp
       { header: 'TARGET', cell: (r) => r.target, right: true },
       { header: 'ONLINE', cell: (r) => (r.online === null ? '' : count(r.online)), right: true },
       { header: 'UNHEALTHY', cell: (r) => (r.unhealthy === null ? '' : count(r.unhealthy)), right: true },
-      { header: 'SCORE P10', cell: (r) => (r.online === null ? '' : num(r.p10)), right: true },
-      { header: 'P50', cell: (r) => (r.online === null ? '' : num(r.p50)), right: true },
-      { header: 'P90', cell: (r) => (r.online === null ? '' : num(r.p90)), right: true },
+      { header: 'SCORE P10', cell: (r) => (r.online === null ? '' : score(r.p10)), right: true },
+      { header: 'P50', cell: (r) => (r.online === null ? '' : score(r.p50)), right: true },
+      { header: 'P90', cell: (r) => (r.online === null ? '' : score(r.p90)), right: true },
     ]),
   );
   lines.push('', ...healthHistogram(d.health, out.tty));
@@ -116,7 +116,8 @@ export function statusText(d: Pick<DeploymentSummary, 'status' | 'pauseReason'>)
 export function stageText(d: Pick<DeploymentSummary, 'stage' | 'status'>, stages?: number): string {
   if (d.stage === null || d.status === 'scheduled') return '-';
   const k = stages === undefined ? '' : ` ${d.stage.index + 1}/${stages}`;
-  return `${d.stage.ring ?? '-'}${k} ${d.stage.phase}`;
+  // The phase (dispatching, soaking) means something only while it rolls out.
+  return `${d.stage.ring ?? '-'}${k}${d.status === 'in_progress' ? ` ${d.stage.phase}` : ''}`;
 }
 
 /** Executions that have an outcome (or were skipped), out of all. */
