@@ -8,7 +8,7 @@ import type { Store } from '../store/store.js';
 import type { StoreTarget } from '../store/open-store.js';
 import { redactUrl } from '../util/redact-url.js';
 import { CliError, EXIT, usage } from './client/errors.js';
-import { action, choice, cliActor } from './client/options.js';
+import { choice, cliActor, exit } from './client/options.js';
 import { ago, Output, table } from './client/output.js';
 import { failStart } from './fail.js';
 
@@ -21,6 +21,23 @@ import { failStart } from './fail.js';
  */
 
 const ROLES = ['viewer', 'operator', 'admin'] as const;
+
+/**
+ * A local command's action: its refusals are one line on stderr as they have always been (`--to: …`,
+ * `Database error: …`, without the client commands' `error: ` prefix), with their exit code.
+ */
+function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    let code: number = EXIT.ok;
+    try {
+      await fn(...args);
+    } catch (err) {
+      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+      code = err instanceof CliError ? err.exitCode : EXIT.failed;
+    }
+    await exit(code);
+  };
+}
 const DATA_DIR_HELP = "the orchestrator's data dir (env DATA_DIR, default ./data; DATABASE_URL for PostgreSQL)";
 
 /** Where the state is, in words, and where that setting came from. */
@@ -36,7 +53,7 @@ function describeTarget(target: StoreTarget, config: Config, dataDirFlag: string
  * Opens the orchestrator's existing store, or refuses (exit 2) saying where it looked and how to point the
  * command elsewhere. `init`: create it when missing (a token made before the orchestrator's first start).
  */
-async function openExisting(dataDirFlag: string | undefined, options: { init?: boolean } = {}): Promise<{ store: Store; created: boolean; where: string }> {
+async function openExisting(dataDirFlag: string | undefined, options: { init?: boolean } = {}): Promise<{ store: Store; created: boolean; where: string; what: string }> {
   let config: Config;
   try {
     config = loadConfig(process.env, dataDirFlag === undefined ? {} : { dataDir: dataDirFlag });
@@ -46,6 +63,7 @@ async function openExisting(dataDirFlag: string | undefined, options: { init?: b
   const { openStore, storeExists, storeTarget } = await import('../store/open-store.js');
   const target = storeTarget(config);
   const where = describeTarget(target, config, dataDirFlag);
+  const what = target.adapter === 'postgres' ? "orchestrator's schema" : 'database';
   let exists: boolean;
   try {
     exists = await storeExists(target);
@@ -54,14 +72,14 @@ async function openExisting(dataDirFlag: string | undefined, options: { init?: b
   }
   if (!exists && options.init !== true) {
     process.stderr.write(
-      `Database error: no orchestrator database ${where}. Point this command at the orchestrator's data: --data-dir DIR or DATA_DIR for its SQLite folder, DATABASE_URL for PostgreSQL` +
+      `Database error: no ${what === 'database' ? 'orchestrator database' : "orchestrator's schema"} ${where}. Point this command at the orchestrator's data: --data-dir DIR or DATA_DIR for its SQLite folder, DATABASE_URL for PostgreSQL` +
         `${options.init === false ? '; or add --init to make a new database, for an orchestrator that has not started yet' : ''}\n`,
     );
     process.exit(EXIT.usage);
   }
   // No lock: these commands write to the database of a running orchestrator on purpose (SQLite serializes the writes).
   try {
-    return { store: await openStore(target), created: !exists, where };
+    return { store: await openStore(target), created: !exists, where, what };
   } catch (err) {
     failStart(err);
   }
@@ -91,10 +109,10 @@ export function registerLocal(program: Command): void {
       action(async (opts: { role: string; name: string; dataDir?: string; init?: boolean; json?: boolean }) => {
         const role = choice('--role', opts.role, ROLES) as Role;
         if (!/^[A-Za-z0-9 ._@:/-]{1,100}$/.test(opts.name)) throw usage('--name: 1 to 100 characters of letters, digits, space and ._@:/-');
-        const { store, created, where } = await openExisting(opts.dataDir, { init: opts.init === true });
+        const { store, created, where, what } = await openExisting(opts.dataDir, { init: opts.init === true });
         const { createApiToken } = await import('../security/guard.js');
         try {
-          if (created) process.stderr.write(`Created a new database ${where}.\n`);
+          if (created) process.stderr.write(`Created a new ${what} ${where}.\n`);
           const { token: made, text } = await createApiToken(store, { name: opts.name, role, createdBy: cliActor(), now: Date.now() });
           await audit(store, { action: 'CLI token create', target: made.id, status: 201 });
           const out = new Output(opts.json === true);

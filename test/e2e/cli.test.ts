@@ -3,9 +3,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScriptRun, ServerProcess } from '../support/server-process.js';
 import { ROOT, runCli, startServerProcess, waitFor } from '../support/server-process.js';
+import { dropTestSchemas, TEST_DATABASE_URL, testSchema } from '../support/postgres.js';
 import { cleanupTempDirs, tempDir } from '../support/tmp.js';
 
 /*
@@ -111,6 +113,7 @@ afterAll(async () => {
     server.child.kill('SIGTERM');
     await server.exited;
   }
+  await dropTestSchemas();
   cleanupTempDirs();
 });
 
@@ -586,7 +589,7 @@ describe.concurrent('security through the API, and the local commands', () => {
     expect(listed.out).toMatch(new RegExp(`\\n${id}  from-cli +operator +(just now|\\d+s ago) +${USER} +-\\n`));
     expectAligned(listed.out.trimEnd().split('\n'), ['ID', 'NAME', 'ROLE', 'CREATED', 'BY', 'REVOKED']);
     expect(await cli(['token', 'revoke', id, '--data-dir', dataDir])).toEqual({ code: 0, out: `revoked ${id}\n`, err: '' });
-    expect(await cli(['token', 'revoke', 'nosuchtoken1', '--data-dir', dataDir])).toEqual({ code: 3, out: '', err: 'error: no API token nosuchtoken1\n' });
+    expect(await cli(['token', 'revoke', 'nosuchtoken1', '--data-dir', dataDir])).toEqual({ code: 3, out: '', err: 'no API token nosuchtoken1\n' });
     expect((await cli(['whoami', '--token', token])).code).toBe(4);
     const backupFile = join(tempDir(), 'backup.db');
     const backup = await cli(['backup', '--data-dir', dataDir, '--to', backupFile]);
@@ -609,6 +612,34 @@ describe.concurrent('security through the API, and the local commands', () => {
     expect(existsSync(join(fresh, 'orchestrator.db'))).toBe(true);
   });
 
+  it('on PostgreSQL (DATABASE_URL) too: no schema is made by mistake; --init makes it; the actions are audited there', async ({ expect }) => {
+    const schema = testSchema('cli');
+    const url = `${TEST_DATABASE_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    const shown = url.replace(/^postgres:\/\/[^@]*@/, 'postgres://postgres@');
+    const refused = await cli(['token', 'create', '--role', 'admin', '--name', 'pg'], { DATABASE_URL: url });
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/^Database error: no orchestrator's schema in the PostgreSQL database at postgres:\/\/\S+ \(DATABASE_URL\)\. Point this command /);
+    expect(refused.err).toContain(schema);
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      const schemas = async (): Promise<number> => Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM information_schema.schemata WHERE schema_name = $1', [schema])).rows[0]?.n);
+      expect(await schemas()).toBe(0);
+      const made = await cli(['token', 'create', '--init', '--role', 'admin', '--name', 'pg', '--json'], { DATABASE_URL: url });
+      expect(made.code).toBe(0);
+      expect(made.err).toBe(`Created a new orchestrator's schema in the PostgreSQL database at ${shown} (DATABASE_URL).\n`);
+      const id = (JSON.parse(made.out) as { id: string }).id;
+      expect(await schemas()).toBe(1);
+      expect(await cli(['token', 'revoke', id], { DATABASE_URL: url })).toEqual({ code: 0, out: `revoked ${id}\n`, err: '' });
+      const audit = await client.query<{ actor: string; action: string; target: string; status: number }>(`SELECT actor, action, target, status FROM ${pg.escapeIdentifier(schema)}.audit_log ORDER BY id`);
+      expect(audit.rows).toEqual([
+        { actor: USER, action: 'CLI token create', target: id, status: 201 },
+        { actor: USER, action: 'CLI token revoke', target: id, status: 200 },
+      ]);
+    } finally {
+      await client.end();
+    }
+  });
 });
 
 // Last, once everything else has ended: it changes the fleet.
