@@ -549,6 +549,39 @@ describe.concurrent('deployments', () => {
   });
 });
 
+describe.concurrent('a watch across a restart', () => {
+  it('deploy watch outlives its orchestrator\'s restart: it reconnects, reads the deployment again and follows it to its halt', async ({ expect }) => {
+    // An orchestrator of its own (the shared one keeps serving the other tests), open on loopback, restarted on its port.
+    const port = await closedPort();
+    const env = { PORT: String(port), DATA_DIR: tempDir(), DEFAULT_AGENTS: '1', HEARTBEAT_INTERVAL: '250ms', AGENT_TIMEOUT: '3s' };
+    let own = await startServerProcess(env);
+    const local = { ORCH_SERVER: own.url, ORCH_TOKEN: '' };
+    try {
+      await expect.poll(async () => (await cli(['devices', '--ring', 'prod', '--json'], local)).out, { timeout: 10_000, interval: 200 }).toMatch(/"ring":"prod"/);
+      const file = planFile('across a restart', [{ ring: 'prod', rate: { maxPerMinute: 6000 }, soakMs: 600_000, gate: { minDevices: 1, minJudged: 0 } }]);
+      const id = json<{ id: string }>(await cli(['deploy', 'create', file, '--start', '--json'], local)).id;
+      const watch = start(['deploy', 'watch', id], local);
+      await expect.poll(() => watch.out(), { timeout: 10_000 }).toMatch(/ {2}prod {2}1\/1 /);
+      own.child.kill('SIGTERM');
+      expect(await own.exited).toBe(0);
+      // Down for longer than the watch's reads are apart (5 s when not on a terminal): some of them fail meanwhile.
+      await new Promise((r) => setTimeout(r, 6000));
+      own = await startServerProcess(env);
+      expect(own.url).toBe(local.ORCH_SERVER);
+      // Once it is back, a halt reaches the watch.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect((await cli(['deploy', 'halt', id, '--reason', 'after a restart'], local)).code).toBe(0);
+      expect(await watch.exited).toBe(1);
+      expect(watch.err()).toBe('');
+      expect(watch.out()).toMatch(new RegExp(`\\d\\d:\\d\\d:\\d\\d  ${id} "across a restart": halted: halted at ring prod by an operator: after a restart\\n`));
+      expect(watch.out().trimEnd().split('\n').at(-2)).toBe('halted: halted at ring prod by an operator: after a restart');
+    } finally {
+      own.child.kill('SIGKILL');
+      await own.exited;
+    }
+  });
+});
+
 describe.concurrent('security through the API, and the local commands', () => {
   it('enrollment-tokens create, list, revoke; audit', async ({ expect }) => {
     const made = await cli(['enrollment-tokens', 'create', '--name', 'berlin-laptops', '--max-uses', '2', '--expires-in', '1h', '--require-approval']);

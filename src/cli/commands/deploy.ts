@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { EXIT, usage } from '../client/errors.js';
+import { ApiError, EXIT, usage } from '../client/errors.js';
 import { EventFollower } from '../client/events.js';
 import type { Api } from '../client/http.js';
 import { path } from '../client/http.js';
@@ -322,6 +322,8 @@ export async function watchDeployment(api: Api, out: Output, id: string, opts: {
   let timer: NodeJS.Timeout | null = null;
   let running = false;
   let again = false;
+  /** Since when reads have failed for want of a server (a restart, a failover): tolerated for a minute. */
+  let failingSince: number | null = null;
   const refresh = async (): Promise<void> => {
     if (running) {
       again = true;
@@ -332,9 +334,14 @@ export async function watchDeployment(api: Api, out: Output, id: string, opts: {
       do {
         again = false;
         await refreshOnce();
+        failingSince = null;
       } while (again);
     } catch (err) {
-      fail(err);
+      // An answer that says no (the deployment is gone, the token was revoked) ends the watch; a server that
+      // cannot be reached, or fails, may come back (the stream reconnects meanwhile): the next tick reads again.
+      const lasting = err instanceof ApiError && err.status < 500;
+      failingSince ??= Date.now();
+      if (lasting || Date.now() - failingSince > 60_000) fail(err);
     } finally {
       running = false;
     }
