@@ -217,7 +217,8 @@ export function deviceDetail(reg: DeviceRegistry, i: number): DeviceDetail {
       : null,
     pin: reg.pinSource[i] === PIN_NONE ? null : { ring: reg.ringName(reg.pinRing[i] as number), source: reg.pinSource[i] === PIN_MANUAL ? 'manual' : 'rule' },
     inflightExecutions: reg.inflight[i] as number,
-    movedAt: reg.ring[i] === NO_RING && (reg.movedAt[i] as number) === 0 ? null : (reg.movedAt[i] as number),
+    // 0: never moved between two rings (a first placement, or none yet), as the planner's dwell reads it.
+    movedAt: (reg.movedAt[i] as number) === 0 ? null : (reg.movedAt[i] as number),
   };
 }
 

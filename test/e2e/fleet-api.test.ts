@@ -77,6 +77,8 @@ describe('/api/v1/devices and /api/v1/rings over HTTP', () => {
     expect(health.score).toBeCloseTo(100 + health.factors.reduce((a, f) => a + f.contribution, 0), 0);
     expect(res.body).toMatchObject({ id: 'dev-00020', site: 'tokyo', department: 'IT', status: 'offline', healthy: false });
     expect(['canary', 'dev']).toContain(res.body.ring);
+    // Placed in its ring by the rebalance, never moved between two rings: no move to show (it was 1970).
+    expect(res.body.movedAt).toBeNull();
     const missing = await call('GET', '/api/v1/devices/nope');
     expect(missing).toEqual({ status: 404, body: { error: 'device nope not found', code: 'ORCH_DEVICE_NOT_FOUND' } });
   });
