@@ -9,7 +9,7 @@ import type { StoreTarget } from '../store/open-store.js';
 import { redactUrl } from '../util/redact-url.js';
 import { CliError, EXIT, usage } from './client/errors.js';
 import { choice, cliActor, exit } from './client/options.js';
-import { ago, Output, table } from './client/output.js';
+import { apiTokenTable, Output } from './client/output.js';
 import { failStart } from './fail.js';
 
 /*
@@ -151,16 +151,7 @@ export function registerLocal(program: Command): void {
           return;
         }
         const now = Date.now();
-        out.lines(
-          table(tokens, [
-            { header: 'ID', cell: (t) => t.id },
-            { header: 'NAME', cell: (t) => t.name },
-            { header: 'ROLE', cell: (t) => t.role },
-            { header: 'CREATED', cell: (t) => ago(t.createdAt, now) },
-            { header: 'BY', cell: (t) => t.createdBy },
-            { header: 'REVOKED', cell: (t) => ago(t.revokedAt, now) },
-          ]),
-        );
+        out.lines(apiTokenTable(tokens, now));
       }),
     );
 

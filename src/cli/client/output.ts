@@ -225,3 +225,15 @@ export class LiveBlock {
     return cols !== null && text.length >= cols ? `${text.slice(0, cols - 2)}…` : text;
   }
 }
+
+/** API tokens as `tokens list` (through the API) and the local `token list` show them: never their secrets. */
+export function apiTokenTable(list: readonly { id: string; name: string; role: string; createdAt: number | string; createdBy: string; revokedAt: number | string | null }[], now: number): string[] {
+  return table(list, [
+    { header: 'ID', cell: (t) => t.id },
+    { header: 'NAME', cell: (t) => t.name },
+    { header: 'ROLE', cell: (t) => t.role },
+    { header: 'CREATED', cell: (t) => ago(t.createdAt, now) },
+    { header: 'BY', cell: (t) => t.createdBy },
+    { header: 'REVOKED', cell: (t) => ago(t.revokedAt, now) },
+  ]);
+}

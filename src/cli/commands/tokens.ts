@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { usage } from '../client/errors.js';
 import { path } from '../client/http.js';
-import { ago, count, table, TableWriter } from '../client/output.js';
+import { ago, apiTokenTable, count, table, TableWriter } from '../client/output.js';
 import { action, choice, clientOf, clientOptions, durationOption, intOption } from '../client/options.js';
 import type { PagingFlags } from '../client/paging.js';
 import { eachPage, JsonListWriter, moreHint, pagingOptions, wanted } from '../client/paging.js';
@@ -93,16 +93,7 @@ function registerApiTokens(program: Command): void {
         return;
       }
       const now = Date.now();
-      out.lines(
-        table(list, [
-          { header: 'ID', cell: (t) => t.id },
-          { header: 'NAME', cell: (t) => t.name },
-          { header: 'ROLE', cell: (t) => t.role },
-          { header: 'CREATED', cell: (t) => ago(t.createdAt, now) },
-          { header: 'BY', cell: (t) => t.createdBy },
-          { header: 'REVOKED', cell: (t) => ago(t.revokedAt, now) },
-        ]),
-      );
+      out.lines(apiTokenTable(list, now));
     }),
   );
 
