@@ -72,7 +72,9 @@ function agent(args: string[]): AgentRun {
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  // 'close', not 'exit': 'exit' can come before the last of its output has been read (node's docs say so; the
+  // CLI test saw a usage error's line missing under load), and what it wrote is what tests read next.
+  const exited = new Promise<number | string>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal ?? -1)));
   return { child, out: () => out, err: () => err, exited };
 }
 

@@ -13,7 +13,7 @@ export interface ServerProcess {
   url: string;
   stdout: () => string;
   stderr: () => string;
-  /** Resolves with the exit code (or signal name) once the process has ended. */
+  /** Resolves with the exit code (or signal name) once the process has ended and its output has all been read. */
   exited: Promise<number | string>;
 }
 
@@ -58,7 +58,9 @@ export function runScript(script: string, args: string[], env: Record<string, st
   let err = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  // 'close', not 'exit': 'exit' can come before the last of its output has been read (node's docs say so; the
+  // CLI test saw a usage error's line missing under load), and what it wrote is what tests read next.
+  const exited = new Promise<number | string>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal ?? -1)));
   return { child, out: () => out, err: () => err, exited };
 }
 
