@@ -81,8 +81,11 @@ export function taskV1Json(task: Task, attempts?: TaskAttempt[]) {
 
 /** A device's metrics as the deployment views show them: the reading and the battery drain. */
 export function metricsJson(m: DeviceMetrics | null) {
-  return m === null ? null : { battery: m.battery, charging: m.charging, cpu: m.cpu, memory: m.memory, disk: m.disk, drain: m.drain };
+  // To a tenth, as the device view shows them: the fleet keeps readings as float32 (7.4 is 7.400000095367432).
+  return m === null ? null : { battery: m.battery === null ? null : tenth(m.battery), charging: m.charging, cpu: tenth(m.cpu), memory: tenth(m.memory), disk: tenth(m.disk), drain: tenth(m.drain) };
 }
+
+const tenth = (x: number): number => Math.round(x * 10) / 10;
 
 /** A device report in the seed's names, with the seed's rule. */
 export function deviceJson(d: DeviceInfo | null) {

@@ -80,6 +80,8 @@ describe('/api/v1/deployments over HTTP', () => {
       const b = e.baseline as Record<string, unknown>;
       expect(Object.keys(b).sort()).toEqual(['battery', 'charging', 'cpu', 'disk', 'drain', 'memory']);
       expect(Object.entries(b).map(([k, v]) => [k, typeof v])).toEqual(Object.keys(b).map((k) => [k, k === 'charging' ? 'boolean' : 'number']));
+      // To a tenth, as the device view shows them: not the float32 they are kept in (7.400000095367432 for 7.4).
+      for (const v of Object.values(b)) if (typeof v === 'number') expect(Math.round(v * 10) / 10).toBe(v);
     }
     // Each ring ends with what let the rollout past it: a pass on evidence, an empty ring skipped, or an operator's override of a pause.
     for (const r of progress.rings) {
