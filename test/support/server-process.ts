@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach } from 'vitest';
-import { cleanupTempDirs } from './tmp.js';
+import { cleanupTempDirs, tempDir } from './tmp.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -64,8 +64,13 @@ export function runScript(script: string, args: string[], env: Record<string, st
   return { child, out: () => out, err: () => err, exited };
 }
 
+/**
+ * `orchestrator serve` from the sources with `env`; on SQLite in a temporary data folder of its own unless `env`
+ * names one (DATA_DIR) or a database (DATABASE_URL): never in the repository's ./data.
+ */
 export async function startServerProcess(env: Record<string, string>, timeoutMs = 20_000): Promise<ServerProcess> {
-  const run = runCli(['serve'], { PORT: '0', ...env });
+  const store: Record<string, string> = env.DATA_DIR === undefined && env.DATABASE_URL === undefined ? { DATA_DIR: tempDir() } : {};
+  const run = runCli(['serve'], { PORT: '0', ...store, ...env });
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const m = /HTTP API running at (http:\/\/\S+)/.exec(run.out());
