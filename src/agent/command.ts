@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
@@ -23,7 +23,8 @@ export function agentCommand(name: string): Command {
   return new Command(name)
     .description('run an agent on this machine: enroll with an orchestrator, report real metrics, run tasks')
     .requiredOption('--server <urls>', 'the orchestrator, e.g. http://10.0.0.5:8000; replicas as URL,URL (the agent moves to the next when one fails)')
-    .requiredOption('--enroll-token <token>', 'the enrollment token the orchestrator printed at start')
+    // From the environment too: a command line is readable by every user of the machine (ps), the environment is not.
+    .addOption(new Option('--enroll-token <token>', 'the enrollment token the orchestrator printed at start, or a stored one').env('ORCH_ENROLL_TOKEN').makeOptionMandatory())
     .option('--handlers <dir>', 'folder of task handler executables (one file per task type)', './handlers')
     .option('--state-dir <dir>', 'folder for the agent identity and undelivered results', './agent-state')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')

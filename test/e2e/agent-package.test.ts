@@ -65,8 +65,8 @@ afterEach(() => {
 });
 
 /** The installed command, run as a user runs it: by its bin link (its `#!/usr/bin/env node` line picks node). */
-function agent(args: string[]): AgentRun {
-  const child = spawn(bin, args, { cwd: DEVICE, env: { ...process.env, PATH: `${join(process.execPath, '..')}:${process.env.PATH ?? ''}` }, stdio: ['ignore', 'pipe', 'pipe'] });
+function agent(args: string[], env: Record<string, string> = {}): AgentRun {
+  const child = spawn(bin, args, { cwd: DEVICE, env: { ...process.env, PATH: `${join(process.execPath, '..')}:${process.env.PATH ?? ''}`, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   agents.push(child);
   let out = '';
   let err = '';
@@ -118,6 +118,10 @@ describe('the standalone agent package', () => {
     const badUrl = agent(['--server', 'ftp://127.0.0.1:8000', '--enroll-token', TOKEN, '--state-dir', tempDir()]);
     expect(await badUrl.exited).toBe(2);
     expect(badUrl.err()).toBe('--server: must be an http(s) URL, or several separated by commas (got "ftp://127.0.0.1:8000")\n');
+    // No token, neither as the option nor in the environment (where `ps` does not show it).
+    const noToken = agent(['--server', 'http://127.0.0.1:8000', '--state-dir', tempDir()]);
+    expect(await noToken.exited).toBe(2);
+    expect(noToken.err()).toBe("error: required option '--enroll-token <token>' not specified\n");
     const unknown = agent(['--server', 'http://127.0.0.1:8000', '--enroll-token', TOKEN, '--no-such-flag']);
     expect(await unknown.exited).toBe(2);
     expect(unknown.err()).toBe("error: unknown option '--no-such-flag'\n");
@@ -172,7 +176,9 @@ describe('the standalone agent package', () => {
   it('with its server unreachable it retries with backoff, saying why, enrolls once the server is up, and stops on SIGTERM while it waits', async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const a = agent(['--server', url, '--enroll-token', TOKEN, '--handlers', tempDir(), '--state-dir', tempDir(), '--log-level', 'warn']);
+    // Its token from the environment: not on its command line, where any user of the machine can read it.
+    const a = agent(['--server', url, '--handlers', tempDir(), '--state-dir', tempDir(), '--log-level', 'warn'], { ORCH_ENROLL_TOKEN: TOKEN });
+    expect(readFileSync(`/proc/${a.child.pid}/cmdline`, 'utf8')).not.toContain(TOKEN);
     const waiting = agent(['--server', `http://127.0.0.1:${await freePort()}`, '--enroll-token', TOKEN, '--handlers', tempDir(), '--state-dir', tempDir(), '--log-level', 'warn']);
     // Two tries at least (the first backoff is about half a second), each logged with its reason.
     await expect.poll(() => a.err().match(/"msg":"enrollment failed; retrying"/g)?.length ?? 0, { timeout: 10_000, interval: 100 }).toBeGreaterThanOrEqual(2);
