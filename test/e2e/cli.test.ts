@@ -579,7 +579,9 @@ describe.concurrent('a watch across a restart', () => {
       own.child.kill('SIGKILL');
       await own.exited;
     }
-  });
+    // Two starts of a server, 7.5 s of waiting on purpose and a watch: more than the default 30 s on a loaded
+    // machine (CI ran it out once, two test files at a time).
+  }, 90_000);
 });
 
 describe.concurrent('security through the API, and the local commands', () => {
