@@ -4,7 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// Its tests run concurrently, each starting several CLI processes at once against one server: with another
+// test file beside it on two cores they ran past the default 30 s in CI (twice in four runs), though each
+// finishes well within it alone.
+vi.setConfig({ testTimeout: 90_000 });
 import type { ScriptRun, ServerProcess } from '../support/server-process.js';
 import { ROOT, runCli, startServerProcess, waitFor } from '../support/server-process.js';
 import { dropTestSchemas, TEST_DATABASE_URL, testSchema } from '../support/postgres.js';
