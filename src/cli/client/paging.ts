@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { intOption, usage } from './options.js';
-import type { Output } from './output.js';
+import type { Column, Output } from './output.js';
+import { TableWriter } from './output.js';
 
 /** `--limit N` and `--all` of a listing command. */
 export interface PagingFlags {
@@ -27,7 +28,7 @@ export function wanted(flags: PagingFlags, defaultLimit: number): number {
  * most `pageMax`; hands each page on as it arrives (a fleet of any size is never held whole). Returns the
  * cursor after the last item shown (null: nothing more).
  */
-export async function eachPage<T>(
+async function eachPage<T>(
   fetchPage: (cursor: string | undefined, limit: number) => Promise<{ items: T[]; next: string | null }>,
   want: number,
   pageMax: number,
@@ -52,7 +53,7 @@ export async function eachPage<T>(
  * Prints a listing as JSON page by page (`{"<key>": [...], "nextCursor": ...}`), so that `--all` over a large
  * fleet streams instead of holding everything.
  */
-export class JsonListWriter {
+class JsonListWriter {
   private first = true;
 
   constructor(
@@ -74,7 +75,41 @@ export class JsonListWriter {
 }
 
 /** The last line of a listing cut short: how to see more. */
-export function moreHint(out: Output, shown: number, what: string, next: string | null, command: string): void {
+function moreHint(out: Output, shown: number, what: string, next: string | null, command: string): void {
   if (next === null) return;
   out.note(`${shown.toLocaleString('en-US')} ${what} shown; more may follow: --all for every one, or ${command} --cursor ${next}`);
+}
+
+/** What a listing command prints, and how (see printListing). */
+export interface Listing<T> {
+  /** One page of the API's listing from `cursor`, at most `limit` items. */
+  fetchPage: (cursor: string | undefined, limit: number) => Promise<{ items: T[]; next: string | null }>;
+  /** How many to show (`wanted`), pages of at most `pageMax`, from `cursor` (`--cursor`). */
+  want: number;
+  pageMax: number;
+  cursor: string | undefined;
+  /** The JSON answer's key for the items (`--json`). */
+  key: string;
+  /** The table's columns. */
+  columns: readonly Column<T>[];
+  /** The note when nothing matched, the items' name, and the command that shows more. */
+  none: string;
+  what: string;
+  again: string;
+}
+
+/**
+ * A listing page by page: as JSON (`{"<key>": [...], "nextCursor"}`) or as a table, then, when cut short, how to
+ * see more.
+ */
+export async function printListing<T>(out: Output, l: Listing<T>): Promise<void> {
+  if (out.json) {
+    const writer = new JsonListWriter(out, l.key);
+    writer.end(await eachPage(l.fetchPage, l.want, l.pageMax, (items) => writer.page(items), l.cursor));
+    return;
+  }
+  const writer = new TableWriter<T>(out, l.columns);
+  const next = await eachPage(l.fetchPage, l.want, l.pageMax, (items) => writer.page(items), l.cursor);
+  if (writer.rows === 0) out.note(l.none);
+  moreHint(out, writer.rows, l.what, next, l.again);
 }

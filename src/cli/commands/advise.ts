@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { usage } from '../client/errors.js';
 import { path } from '../client/http.js';
-import { ago, keyValues, percent, table, TableWriter } from '../client/output.js';
+import { ago, keyValues, percent, table } from '../client/output.js';
 import { action, choice, clientOf, clientOptions } from '../client/options.js';
 import type { PagingFlags } from '../client/paging.js';
-import { eachPage, JsonListWriter, moreHint, pagingOptions, wanted } from '../client/paging.js';
+import { pagingOptions, printListing, wanted } from '../client/paging.js';
 import type { Advice } from '../client/types.js';
 
 /** Advice may wait for a model up to ADVISOR_TIMEOUT (at most 10 minutes), then the analyser's stands. */
@@ -57,27 +57,29 @@ export function registerAdvise(program: Command): void {
         const page = await api.get<{ advice: Advice[]; nextCursor: string | null }>('/api/v1/advice', { subject: opts.subject, trigger, limit, cursor });
         return { items: page.advice, next: page.nextCursor };
       };
-      if (out.json) {
-        const writer = new JsonListWriter(out, 'advice');
-        writer.end(await eachPage(fetchPage, want, 200, (items) => writer.page(items), opts.cursor));
-        return;
-      }
       const now = Date.now();
-      const writer = new TableWriter<Advice>(out, [
-        { header: 'ADVICE', cell: (a) => a.id },
-        { header: 'SUBJECT', cell: (a) => subjectText(a.subject) },
-        { header: 'TRIGGER', cell: (a) => a.trigger },
-        { header: 'DECISION', cell: (a) => a.decision ?? '-' },
-        { header: 'RISK', cell: (a) => a.risk },
-        { header: 'CONFIDENCE', cell: (a) => percent(a.confidence), right: true },
-        { header: 'BY', cell: (a) => a.provider.name },
-        { header: 'WHEN', cell: (a) => ago(a.createdAt, now) },
-        { header: 'APPLIED', cell: (a) => (a.applied === null ? '-' : `by ${a.applied.by}`) },
-        { header: 'SUMMARY', cell: (a) => (a.summary.length > 80 ? `${a.summary.slice(0, 79)}…` : a.summary) },
-      ]);
-      const next = await eachPage(fetchPage, want, 200, (items) => writer.page(items), opts.cursor);
-      if (writer.rows === 0) out.note('no advice yet');
-      moreHint(out, writer.rows, 'pieces of advice', next, 'orchestrator advise list');
+      await printListing<Advice>(out, {
+        fetchPage,
+        want,
+        pageMax: 200,
+        cursor: opts.cursor,
+        key: 'advice',
+        columns: [
+          { header: 'ADVICE', cell: (a) => a.id },
+          { header: 'SUBJECT', cell: (a) => subjectText(a.subject) },
+          { header: 'TRIGGER', cell: (a) => a.trigger },
+          { header: 'DECISION', cell: (a) => a.decision ?? '-' },
+          { header: 'RISK', cell: (a) => a.risk },
+          { header: 'CONFIDENCE', cell: (a) => percent(a.confidence), right: true },
+          { header: 'BY', cell: (a) => a.provider.name },
+          { header: 'WHEN', cell: (a) => ago(a.createdAt, now) },
+          { header: 'APPLIED', cell: (a) => (a.applied === null ? '-' : `by ${a.applied.by}`) },
+          { header: 'SUMMARY', cell: (a) => (a.summary.length > 80 ? `${a.summary.slice(0, 79)}…` : a.summary) },
+        ],
+        none: 'no advice yet',
+        what: 'pieces of advice',
+        again: 'orchestrator advise list',
+      });
     }),
   );
 

@@ -4,10 +4,10 @@ import { EventFollower } from '../client/events.js';
 import type { Api } from '../client/http.js';
 import { path } from '../client/http.js';
 import type { Output } from '../client/output.js';
-import { ago, bar, count, duration, keyValues, LiveBlock, percent, plural, table, TableWriter } from '../client/output.js';
+import { ago, bar, count, duration, keyValues, LiveBlock, percent, plural, table } from '../client/output.js';
 import { action, choice, clientOf, clientOptions, durationOption, intOption } from '../client/options.js';
 import type { PagingFlags } from '../client/paging.js';
-import { eachPage, JsonListWriter, moreHint, pagingOptions, wanted } from '../client/paging.js';
+import { pagingOptions, printListing, wanted } from '../client/paging.js';
 import type { DeploymentDetail, DeploymentSummary, ExecutionCounts, GateEvaluation } from '../client/types.js';
 import { readJsonFile } from './fleet.js';
 import { settled, stageText, statusText } from './status.js';
@@ -67,12 +67,13 @@ export function registerDeploy(program: Command): void {
         return { items: page.deployments.filter((d) => status === undefined || d.status === status), next: page.nextCursor };
       };
       const now = Date.now();
-      if (out.json) {
-        const writer = new JsonListWriter(out, 'deployments');
-        writer.end(await eachPage(fetchPage, want, 500, (items) => writer.page(items), opts.cursor));
-        return;
-      }
-      const writer = new TableWriter<DeploymentSummary>(out, [
+      await printListing<DeploymentSummary>(out, {
+        fetchPage,
+        want,
+        pageMax: 500,
+        cursor: opts.cursor,
+        key: 'deployments',
+        columns: [
         { header: 'DEPLOYMENT', cell: (d) => d.id },
         { header: 'NAME', cell: (d) => d.name },
         { header: 'KIND', cell: (d) => d.kind },
@@ -81,10 +82,11 @@ export function registerDeploy(program: Command): void {
         { header: 'CREATED', cell: (d) => ago(d.createdAt, now) },
         { header: 'ENDED', cell: (d) => ago(d.endedAt, now) },
         { header: 'OUTCOME', cell: (d) => d.outcome?.summary ?? d.haltReason ?? '' },
-      ]);
-      const next = await eachPage(fetchPage, want, 500, (items) => writer.page(items), opts.cursor);
-      if (writer.rows === 0) out.note('no deployments');
-      moreHint(out, writer.rows, 'deployments', next, 'orchestrator deploy list');
+        ],
+        none: 'no deployments',
+        what: 'deployments',
+        again: 'orchestrator deploy list',
+      });
     }),
   );
 

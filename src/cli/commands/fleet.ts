@@ -2,10 +2,10 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { path } from '../client/http.js';
 import type { Column } from '../client/output.js';
-import { ago, count, duration, keyValues, num, percent, plural, score, table, TableWriter } from '../client/output.js';
+import { ago, count, duration, keyValues, num, percent, plural, score, table } from '../client/output.js';
 import { action, choice, clientOf, clientOptions, usage } from '../client/options.js';
 import type { PagingFlags } from '../client/paging.js';
-import { eachPage, JsonListWriter, moreHint, pagingOptions, wanted } from '../client/paging.js';
+import { pagingOptions, printListing, wanted } from '../client/paging.js';
 import type { Agent, DeviceDetail, DeviceSummary, RingMove, Rings } from '../client/types.js';
 
 /** `agents`, `devices`, `device ID`, `rings`: the fleet. */
@@ -161,16 +161,7 @@ function registerDevices(program: Command): void {
         const page = await api.get<{ devices: DeviceSummary[]; nextCursor: string | null }>('/api/v1/devices', { ...query, limit, cursor });
         return { items: page.devices, next: page.nextCursor };
       };
-      if (out.json) {
-        const writer = new JsonListWriter(out, 'devices');
-        const next = await eachPage(fetchPage, want, 1000, (items) => writer.page(items), opts.cursor);
-        writer.end(next);
-        return;
-      }
-      const writer = new TableWriter(out, DEVICE_COLUMNS);
-      const next = await eachPage(fetchPage, want, 1000, (items) => writer.page(items), opts.cursor);
-      if (writer.rows === 0) out.note('no devices match');
-      moreHint(out, writer.rows, 'devices', next, 'orchestrator devices (same filters)');
+      await printListing(out, { fetchPage, want, pageMax: 1000, cursor: opts.cursor, key: 'devices', columns: DEVICE_COLUMNS, none: 'no devices match', what: 'devices', again: 'orchestrator devices (same filters)' });
     }),
   );
 

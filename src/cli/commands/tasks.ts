@@ -5,10 +5,10 @@ import { EventFollower } from '../client/events.js';
 import type { Api } from '../client/http.js';
 import { path } from '../client/http.js';
 import type { Column, Output } from '../client/output.js';
-import { ago, bar, count, duration, keyValues, LiveBlock, plural, table, TableWriter } from '../client/output.js';
+import { ago, bar, count, duration, keyValues, LiveBlock, plural, table } from '../client/output.js';
 import { action, choice, clientOf, clientOptions, durationOption, intOption } from '../client/options.js';
 import type { PagingFlags } from '../client/paging.js';
-import { eachPage, JsonListWriter, moreHint, pagingOptions, wanted } from '../client/paging.js';
+import { pagingOptions, printListing, wanted } from '../client/paging.js';
 import type { Task, TaskEventTask } from '../client/types.js';
 
 const TASK_TYPES = ['process_data', 'health_check', 'deploy', 'analyze_risk', 'monitor'] as const;
@@ -107,16 +107,7 @@ export function registerTasks(program: Command): void {
         const page = await api.get<{ tasks: Task[]; nextCursor: string | null }>('/api/v1/tasks', { status, type: opts.type, agentId: opts.agent, limit, cursor });
         return { items: page.tasks, next: page.nextCursor };
       };
-      if (out.json) {
-        const writer = new JsonListWriter(out, 'tasks');
-        writer.end(await eachPage(fetchPage, want, 500, (items) => writer.page(items), opts.cursor));
-        return;
-      }
-      const now = Date.now();
-      const writer = new TableWriter<Task>(out, taskColumns(now));
-      const next = await eachPage(fetchPage, want, 500, (items) => writer.page(items), opts.cursor);
-      if (writer.rows === 0) out.note('no tasks match');
-      moreHint(out, writer.rows, 'tasks', next, 'orchestrator tasks list (same filters)');
+      await printListing(out, { fetchPage, want, pageMax: 500, cursor: opts.cursor, key: 'tasks', columns: taskColumns(Date.now()), none: 'no tasks match', what: 'tasks', again: 'orchestrator tasks list (same filters)' });
     }),
   );
 

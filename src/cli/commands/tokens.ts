@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { usage } from '../client/errors.js';
 import { path } from '../client/http.js';
-import { ago, apiTokenTable, count, table, TableWriter } from '../client/output.js';
+import { ago, apiTokenTable, count, table } from '../client/output.js';
 import { action, choice, clientOf, clientOptions, durationOption, intOption } from '../client/options.js';
 import type { PagingFlags } from '../client/paging.js';
-import { eachPage, JsonListWriter, moreHint, pagingOptions, wanted } from '../client/paging.js';
+import { pagingOptions, printListing, wanted } from '../client/paging.js';
 import type { ApiToken, AuditEntry, EnrollmentToken, Whoami } from '../client/types.js';
 
 const ROLES = ['viewer', 'operator', 'admin'] as const;
@@ -49,13 +49,14 @@ export function registerTokens(program: Command): void {
         const page = await api.get<{ entries: AuditEntry[]; nextCursor: string | null }>('/api/v1/audit', { actor: opts.actor, action: opts.action, since, limit, cursor });
         return { items: page.entries, next: page.nextCursor };
       };
-      if (out.json) {
-        const writer = new JsonListWriter(out, 'entries');
-        writer.end(await eachPage(fetchPage, want, 1000, (items) => writer.page(items), opts.cursor));
-        return;
-      }
       const now = Date.now();
-      const writer = new TableWriter<AuditEntry>(out, [
+      await printListing<AuditEntry>(out, {
+        fetchPage,
+        want,
+        pageMax: 1000,
+        cursor: opts.cursor,
+        key: 'entries',
+        columns: [
         { header: 'WHEN', cell: (e) => ago(e.at, now) },
         { header: 'ACTOR', cell: (e) => e.actor },
         { header: 'ROLE', cell: (e) => e.role ?? '-' },
@@ -63,10 +64,11 @@ export function registerTokens(program: Command): void {
         { header: 'TARGET', cell: (e) => e.target ?? '-' },
         { header: 'OUTCOME', cell: (e) => `${e.outcome} ${e.status}` },
         { header: 'FROM', cell: (e) => e.address ?? '-' },
-      ]);
-      const next = await eachPage(fetchPage, want, 1000, (items) => writer.page(items), opts.cursor);
-      if (writer.rows === 0) out.note('no entries match');
-      moreHint(out, writer.rows, 'entries', next, 'orchestrator audit (same filters)');
+        ],
+        none: 'no entries match',
+        what: 'entries',
+        again: 'orchestrator audit (same filters)',
+      });
     }),
   );
 }
