@@ -1,4 +1,4 @@
-import { isHealthy } from '../domain/health.js';
+import { isHealthy, round1 } from '../domain/health.js';
 import type { DeviceMetrics } from '../domain/metrics.js';
 import type { Asset, DeviceInfo, Task, TaskStatus } from '../domain/types.js';
 import type { AgentView } from '../core/agents.js';
@@ -82,10 +82,8 @@ export function taskV1Json(task: Task, attempts?: TaskAttempt[]) {
 /** A device's metrics as the deployment views show them: the reading and the battery drain. */
 export function metricsJson(m: DeviceMetrics | null) {
   // To a tenth, as the device view shows them: the fleet keeps readings as float32 (7.4 is 7.400000095367432).
-  return m === null ? null : { battery: m.battery === null ? null : tenth(m.battery), charging: m.charging, cpu: tenth(m.cpu), memory: tenth(m.memory), disk: tenth(m.disk), drain: tenth(m.drain) };
+  return m === null ? null : { battery: m.battery === null ? null : round1(m.battery), charging: m.charging, cpu: round1(m.cpu), memory: round1(m.memory), disk: round1(m.disk), drain: round1(m.drain) };
 }
-
-const tenth = (x: number): number => Math.round(x * 10) / 10;
 
 /** A device report in the seed's names, with the seed's rule. */
 export function deviceJson(d: DeviceInfo | null) {
