@@ -1,4 +1,5 @@
 import { OrchestratorError } from '../domain/errors.js';
+import { round1 } from '../domain/health.js';
 import type { HealthScore } from '../domain/health-score.js';
 import { explainHealth } from '../domain/health-score.js';
 import type { Reading } from '../domain/metrics.js';
@@ -198,19 +199,18 @@ export function deviceSummary(reg: DeviceRegistry, i: number): DeviceSummary {
 export function deviceDetail(reg: DeviceRegistry, i: number): DeviceDetail {
   const known = (reg.scoreBin[i] as number) >= 0;
   const inputs = reg.healthInputs(i);
-  const r1 = (x: number): number => Math.round(x * 10) / 10;
   return {
     ...deviceSummary(reg, i),
     health: known ? { ...explainHealth(inputs, reg.healthConfig), healthy: reg.unhealthy[i] === 0 } : null,
     metrics: known
       ? {
-          battery: inputs.battery === null ? null : r1(inputs.battery),
+          battery: inputs.battery === null ? null : round1(inputs.battery),
           charging: inputs.charging,
-          cpu: r1(inputs.cpu),
-          memory: r1(inputs.memory),
-          disk: r1(inputs.disk),
-          batteryDrainPerHour: r1(inputs.drain),
-          cpuTrendPerHour: r1(inputs.cpuTrend),
+          cpu: round1(inputs.cpu),
+          memory: round1(inputs.memory),
+          disk: round1(inputs.disk),
+          batteryDrainPerHour: round1(inputs.drain),
+          cpuTrendPerHour: round1(inputs.cpuTrend),
           deploymentImpact: Math.round(inputs.impact * 100) / 100,
           sampledAt: reg.sampledAt[i] as number,
         }
